@@ -1,0 +1,76 @@
+"""Frozen option objects that travel with the work to worker processes.
+
+The CLI builds them from its flags; the library never reads globals, because
+worker processes (loky, Dask) never see globals set in the parent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Optional
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How readers interpret their inputs.
+
+    Parameters
+    ----------
+    on_tilt:
+        DICOM gantry tilt: ``"resample"`` onto an orthogonal grid (default) or
+        ``"error"`` to refuse the series.
+    on_uneven:
+        Uneven slice spacing or missing slices: ``"resample"`` onto a regular grid
+        (default) or ``"error"``.
+    include_2d:
+        Convert single 2D images (and lone slices) as one-slice volumes instead of
+        excluding them.
+    kind:
+        Force every volume to be ``"intensity"`` or ``"label"``; ``None`` lets the
+        reader decide (file-name patterns, content).
+    label_patterns:
+        Glob patterns (matched against the path relative to the dataset root) that
+        mark label masks; ``None`` means the documented defaults.
+    tiff_spacing:
+        Spacing (mm) to use for TIFF files that carry none.
+    rgb_to_gray:
+        Convert RGB images to one grey channel instead of keeping channels.
+    extra:
+        Options for third-party readers, by reader name.
+    """
+
+    on_tilt: Literal["resample", "error"] = "resample"
+    on_uneven: Literal["resample", "error"] = "resample"
+    include_2d: bool = False
+    kind: Optional[Literal["intensity", "label"]] = None
+    label_patterns: Optional[tuple[str, ...]] = None
+    tiff_spacing: Optional[tuple[float, float, float]] = None
+    rgb_to_gray: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How writers write.
+
+    Parameters
+    ----------
+    compression_level:
+        gzip level for ``.nii.gz`` and the zip level for compressed ``.npz``
+        (0-9). docs/benchmarks.md records how the default compares with
+        dcm2niix's output size and speed.
+    threads:
+        Threads used for gzip compression of one file (0: as many as cores).
+    sidecar:
+        Also write ``<output>.json`` with the meta, geometry and history.
+    overwrite:
+        Replace an existing output instead of raising ``OutputExistsError``.
+    npz_compressed:
+        Deflate the arrays inside ``.npz`` files.
+    """
+
+    compression_level: int = 1
+    threads: int = 0
+    sidecar: bool = True
+    overwrite: bool = False
+    npz_compressed: bool = True

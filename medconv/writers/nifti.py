@@ -1,0 +1,105 @@
+"""NIfTI output (``.nii`` and ``.nii.gz``).
+
+* sform and qform are both set, code 1 (scanner anatomical), from the Volume's
+  RAS affine; units are mm and seconds.
+* The dtype is kept (int16 CT stays int16); bool becomes uint8 and float16
+  float32, the nearest types NIfTI-1 readers all support. Nothing is rescaled.
+* Label volumes carry intent ``NIFTI_INTENT_LABEL``.
+* NIfTI-2 is written only when a dimension exceeds NIfTI-1's limit of 32767.
+* ``.nii.gz`` is compressed with ISA-L's threaded gzip (standard gzip format),
+  straight from the array's memory in NIfTI's order, slab by slab.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .._version import __version__
+from ..atomic import atomic_output
+from ..options import WriteOptions
+from ..registry import matching_suffix
+from ..volume import Volume
+from .sidecar import sidecar_path, write_sidecar
+
+_CHUNK_BYTES = 8 << 20
+_NIFTI1_MAX_DIM = 32767
+_WRITE_CASTS = {np.dtype(bool): np.dtype(np.uint8), np.dtype(np.float16): np.dtype(np.float32)}
+
+
+def isal_level(compression_level: int) -> int:
+    """Map a gzip-style level 0-9 onto ISA-L's 0-3."""
+    if compression_level <= 0:
+        return 0
+    return min(3, 1 + (compression_level - 1) // 3)
+
+
+def nifti_header(volume: Volume, dtype: np.dtype):
+    """A nibabel header (NIfTI-1, or NIfTI-2 for very large dimensions) describing ``volume``."""
+    import nibabel as nib
+
+    shape = volume.shape
+    header_class = nib.Nifti2Header if max(shape) > _NIFTI1_MAX_DIM else nib.Nifti1Header
+    header = header_class()
+    header.set_data_dtype(dtype)
+    header.set_data_shape(shape)
+    affine = volume.affine_ras
+    header.set_sform(affine, code=1)
+    header.set_qform(affine, code=1)
+    header.set_xyzt_units("mm", "sec")
+    header["descrip"] = f"medconv {__version__}".encode()[:79]
+    if volume.kind == "label":
+        header.set_intent("label")
+    header.set_slope_inter(np.nan, np.nan)
+    header["vox_offset"] = header.single_vox_offset  # header + 4-byte extension flag: data follows directly
+    return header
+
+
+class NiftiWriter:
+    """Writes ``.nii`` and ``.nii.gz`` files (and the JSON sidecar on request)."""
+
+    name = "nifti"
+    suffixes = (".nii", ".nii.gz")
+
+    def write(self, volume: Volume, dest: str | os.PathLike, options: WriteOptions = WriteOptions()) -> list[str]:
+        dest = os.fspath(dest)
+        suffix = matching_suffix(dest, self.suffixes) or ".nii"
+        array = volume.array
+        dtype = _WRITE_CASTS.get(array.dtype, array.dtype).newbyteorder("<")
+        header = nifti_header(volume, dtype)
+        with atomic_output(dest, overwrite=options.overwrite) as temp:
+            with _open_output(temp, suffix, options) as stream:
+                header.write_to(stream)  # ends with the 4-byte "no extensions" flag, at vox_offset
+                write_fortran_order(stream, array, dtype)
+        written = [dest]
+        if options.sidecar:
+            written.append(write_sidecar(volume, sidecar_path(dest, suffix), overwrite=True))
+        return written
+
+
+def _open_output(path: str, suffix: str, options: WriteOptions):
+    if suffix.endswith(".gz"):
+        from isal import igzip_threaded
+
+        threads = options.threads if options.threads > 0 else (os.cpu_count() or 1)
+        return igzip_threaded.open(path, "wb", compresslevel=isal_level(options.compression_level), threads=threads)
+    return open(path, "wb", buffering=_CHUNK_BYTES)
+
+
+def write_fortran_order(stream, array: np.ndarray, dtype: np.dtype) -> None:
+    """Write ``array``'s bytes in Fortran (NIfTI) order as ``dtype``, without copying the whole array.
+
+    An array that is the transposed view of a C-ordered buffer (what readers
+    produce) is written straight from memory; anything else slab by slab.
+    """
+    reversed_view = array.T  # C order of the reversed axes == Fortran order of array
+    if reversed_view.flags.c_contiguous and reversed_view.dtype == dtype:
+        data = memoryview(reversed_view.reshape(-1)).cast("B")
+        for start in range(0, len(data), _CHUNK_BYTES):
+            stream.write(data[start : start + _CHUNK_BYTES])
+        return
+    # one slab per index of the slowest axes, each converted on its own
+    for index in np.ndindex(*reversed_view.shape[: max(reversed_view.ndim - 2, 0)]):
+        slab = np.ascontiguousarray(reversed_view[index], dtype=dtype)
+        stream.write(memoryview(slab.reshape(-1)).cast("B"))
