@@ -1,0 +1,1 @@
+"""The ``medconv`` command line: thin click commands over the library."""

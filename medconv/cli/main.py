@@ -1,0 +1,102 @@
+"""The ``medconv`` click group, its lazy command table, and the error-to-exit-code boundary.
+
+Exit codes (also owned by a batch ``Report``): 0 all converted or skipped, 1 some
+units failed, 2 usage error, 3 nothing found. A MedconvError prints as one line;
+anything else is a bug and prints one line plus where the traceback was logged.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import tempfile
+import traceback
+
+import click
+
+from .._version import __version__
+from ..errors import MedconvError, NothingFoundError, UsageError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING = 0, 1, 2, 3
+
+#: command name -> "module:function", imported only when the command runs or help lists it.
+COMMANDS = {
+    "info": "medconv.cli.info:info",
+    "convert": "medconv.cli.convert:convert",
+    "tcia2nii": "medconv.cli.datasets:tcia2nii",
+    "mhd2nii": "medconv.cli.datasets:mhd2nii",
+    "scan": "medconv.cli.scan:scan",
+    "sample": "medconv.cli.sample:sample",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported on first use (fast ``--help`` and start-up)."""
+
+    def list_commands(self, ctx):
+        return [name for name, target in COMMANDS.items() if importlib.util.find_spec(target.split(":")[0])]
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, _, attribute = target.partition(":")
+        if importlib.util.find_spec(module_name) is None:
+            return None
+        return getattr(importlib.import_module(module_name), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", "-V", prog_name="medconv")
+def cli():
+    """Convert and preprocess medical-imaging datasets into NIfTI or npz.
+
+    \b
+    medconv tcia2nii ./LIDC-IDRI ./out    every DICOM series of a TCIA download
+    medconv mhd2nii  ./LUNA16    ./out    every MetaImage volume (images and masks)
+    medconv convert  SRC DST              one file, or every image under a folder
+    medconv info     PATH                 what an image holds: geometry, dtype, range
+    """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns (and, as a console script, exits with) the exit code."""
+    try:
+        result = cli.main(args=argv, prog_name="medconv", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("medconv: interrupted", err=True)
+        code = 130
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        code = EXIT_USAGE
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except NothingFoundError as exc:
+        click.echo(f"medconv: {exc.one_line()}", err=True)
+        code = EXIT_NOTHING
+    except UsageError as exc:
+        click.echo(f"medconv: {exc.one_line()}", err=True)
+        code = EXIT_USAGE
+    except MedconvError as exc:
+        click.echo(f"medconv: {exc.one_line()}", err=True)
+        code = EXIT_FAILED
+    except KeyboardInterrupt:
+        click.echo("medconv: interrupted", err=True)
+        code = 130
+    except Exception as exc:  # a bug: one line for the user, the traceback in a log file
+        log = os.path.join(tempfile.gettempdir(), f"medconv-crash-{os.getpid()}.log")
+        with open(log, "w", encoding="utf-8") as handle:
+            traceback.print_exc(file=handle)
+        click.echo(f"medconv: internal error: {type(exc).__name__}: {exc} (a bug; traceback in {log})", err=True)
+        code = EXIT_FAILED
+    else:
+        code = result if isinstance(result, int) else EXIT_OK
+    if __name__ == "__main__" or argv is None:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()
