@@ -62,7 +62,7 @@ def apply_rescale(stored: np.ndarray, slope: float, intercept: float, out: np.nd
         stored_range = (0.0, 0.0)
     dtype = rescaled_dtype(stored.dtype, stored_range, slope, intercept)
     if out is None:
-        out = np.empty(stored.shape, dtype=dtype, order="K")
+        out = np.empty_like(stored, dtype=dtype)  # keeps C or Fortran layout
     if dtype.kind in "iu":
         np.copyto(out, stored, casting="unsafe")
         if slope != 1:

@@ -119,6 +119,10 @@ class Volume:
         set_(self, "meta", types.MappingProxyType(dict(self.meta)))
         set_(self, "history", tuple(self.history))
 
+    def __reduce__(self):  # MappingProxyType does not pickle; workers receive and send Volumes
+        return (Volume, (self.array, self.spacing, self.origin, self.direction, self.kind, dict(self.meta),
+                         self.history))
+
     # -- geometry -------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import GeometryError, InvalidVolumeError, NotMyFormat, UnreadableFileError
+from ..errors import GeometryError, InvalidVolumeError, UnreadableFileError, UnsupportedFormatError
 from ..geometry import LPS_TO_RAS, geometry_from_affine
 from ..options import ReadOptions
 from ..pixels import apply_rescale
@@ -55,34 +55,18 @@ class NiftiReader:
             yield Source(id=file_source_id(path, root, suffix), reader=self.name, paths=(path,), root=root)
 
     def read(self, source: Source, options: ReadOptions = ReadOptions()) -> Volume:
-        import nibabel as nib
-
         path = source.path
         if path.lower().endswith((".img", ".img.gz")):
             path = path[: -len(".img")] + ".hdr" if path.lower().endswith(".img") else path[:-7] + ".hdr.gz"
-        try:
-            image = nib.load(path)
-        except FileNotFoundError as exc:
-            raise UnreadableFileError("the file, or the data file it names, does not exist", path) from exc
-        except Exception as exc:
-            raise UnreadableFileError(f"not a readable NIfTI/Analyze file ({exc})", path) from exc
-        if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image, nib.AnalyzeImage)):
-            raise NotMyFormat(path)
+        image = _load(path)
         header = image.header
         warnings: list[str] = []
-        affine_ras, affine_kind = _choose_affine(image, warnings)
-        try:
-            spacing, origin, direction = geometry_from_affine(LPS_TO_RAS @ affine_ras)
-        except InvalidVolumeError as exc:
-            alternative = _qform_if_set(image)
-            if alternative is None:
-                raise GeometryError(f"the {affine_kind} has shear, which medconv cannot represent", path,
-                                    "resample the image onto an orthogonal grid first") from exc
-            warnings.append(f"the sform has shear; used the qform instead")
-            spacing, origin, direction = geometry_from_affine(LPS_TO_RAS @ alternative)
-            affine_kind = "qform"
+        spacing, origin, direction, affine_kind = _geometry(image, path, warnings)
         try:
             array = _read_array(image)
+        except FileNotFoundError as exc:
+            raise UnreadableFileError(f"the data file {os.path.basename(exc.filename or '')!r} does not exist", path,
+                                      "a .hdr needs its .img beside it") from exc
         except (OSError, ValueError, EOFError) as exc:
             raise UnreadableFileError(f"the voxel data cannot be read ({exc})", path,
                                       "the file is probably truncated; download it again") from exc
@@ -106,6 +90,45 @@ class NiftiReader:
         if array.ndim == 4:
             meta["axis4"] = "time" if header.get_xyzt_units()[1] != "unknown" else "volume"
         return Volume(array=array, spacing=spacing, origin=origin, direction=direction, kind=kind, meta=meta)
+
+
+    def header_summary(self, path: str) -> dict:
+        """Shape, dtype and geometry from the header alone (for ``info`` when the voxels are unreadable)."""
+        image = _load(path)
+        spacing, origin, direction, affine_kind = _geometry(image, path, [])
+        return {"shape": list(image.shape), "dtype": str(image.get_data_dtype()), "spacing": spacing,
+                "origin": origin, "direction": direction, "affine_from": affine_kind}
+
+
+def _load(path: str):
+    import nibabel as nib
+
+    try:
+        image = nib.load(path)
+    except FileNotFoundError as exc:
+        raise UnreadableFileError("the file does not exist", path) from exc
+    except Exception as exc:
+        raise UnreadableFileError(f"not a readable NIfTI/Analyze file ({exc})", path) from exc
+    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image, nib.AnalyzeImage)):
+        raise UnsupportedFormatError(f"{type(image).__name__} is not a volume image", path,
+                                     "CIFTI and other non-volume NIfTI variants are not converted")
+    return image
+
+
+def _geometry(image, path: str, warnings: list[str]):
+    """``(spacing, origin, direction, affine_kind)`` in LPS, following the documented sform/qform choice."""
+    affine_ras, affine_kind = _choose_affine(image, warnings)
+    try:
+        spacing, origin, direction = geometry_from_affine(LPS_TO_RAS @ affine_ras)
+    except InvalidVolumeError as exc:
+        alternative = _qform_if_set(image)
+        if alternative is None or affine_kind != "sform":
+            raise GeometryError(f"the {affine_kind} has shear, which medconv cannot represent", path,
+                                "resample the image onto an orthogonal grid first") from exc
+        warnings.append("the sform has shear; used the qform instead")
+        spacing, origin, direction = geometry_from_affine(LPS_TO_RAS @ alternative)
+        affine_kind = "qform"
+    return spacing, origin, direction, affine_kind
 
 
 def _choose_affine(image, warnings: list[str]) -> tuple[np.ndarray, str]:
