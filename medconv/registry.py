@@ -42,6 +42,7 @@ BUILTIN_READERS: tuple[PluginSpec, ...] = (
     PluginSpec("dicom", "medconv.readers.dicom:DicomReader"),
     PluginSpec("metaimage", "medconv.readers.metaimage:MetaImageReader"),
     PluginSpec("tiff", "medconv.readers.tiff:TiffReader", extra="tiff"),
+    PluginSpec("npz", "medconv.readers.npz:NpzReader"),
 )
 
 BUILTIN_WRITERS: tuple[PluginSpec, ...] = (
@@ -62,7 +63,9 @@ def _entry_point_specs(group: str) -> list[PluginSpec]:
 def _load(spec: PluginSpec) -> Any:
     module_name, _, attribute = spec.target.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        plugin = importlib.import_module(module_name)
+        for part in attribute.split(".") if attribute else ():
+            plugin = getattr(plugin, part)  # may import lazily, and so fail like an import
     except ImportError as exc:
         missing = getattr(exc, "name", None) or str(exc)
         if spec.extra:
@@ -72,9 +75,6 @@ def _load(spec: PluginSpec) -> Any:
         raise MissingDependencyError(
             f"the {spec.name} format needs {missing!r}, which is not installed", hint=hint
         ) from exc
-    plugin = module
-    for part in attribute.split(".") if attribute else ():
-        plugin = getattr(plugin, part)
     if isinstance(plugin, type):
         plugin = plugin()
     return plugin
