@@ -1,0 +1,97 @@
+"""Output checks for scripts/benchmark.py: a fast wrong result must not pass.
+
+Every image a tool wrote is compared with a reference tool's image of the same
+unit *in world space*: both are brought to the closest RAS orientation with
+nibabel (no interpolation), then shapes, affines (0.01 mm) and the voxels of the
+first, middle and last slices must agree exactly (scaling applied, so dcm2niix's
+stored values + ``scl_inter`` equal medconv's Hounsfield units).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def canonical_slab(path: Path, fraction: float = 0.5, width: int = 1):
+    """(affine, a slab of ``width`` slices around ``fraction`` of the last axis) in closest-RAS orientation."""
+    import nibabel as nib
+    import numpy as np
+
+    image = nib.as_closest_canonical(nib.load(str(path)))
+    k = min(int(round(fraction * (image.shape[2] - 1))), image.shape[2] - width)
+    slab = np.asarray(image.dataobj[:, :, k : k + width], dtype=np.float64)
+    return image.affine, image.shape[:3], slab
+
+
+def same_in_world(ours: Path, reference: Path) -> str | None:
+    """None if ``ours`` and ``reference`` hold the same voxels at the same RAS positions (3 slabs)."""
+    import numpy as np
+
+    for fraction in (0.0, 0.5, 1.0):
+        affine_a, shape_a, slab_a = canonical_slab(ours, fraction)
+        affine_b, shape_b, slab_b = canonical_slab(reference, fraction)
+        if shape_a != shape_b:
+            return f"shape {shape_a} != {shape_b}"
+        if not np.allclose(affine_a, affine_b, atol=0.01):
+            return f"affine differs:\n{np.round(affine_a, 3)}\nvs\n{np.round(affine_b, 3)}"
+        if not np.array_equal(slab_a, slab_b):
+            return f"voxels differ at {fraction:.0%} of the slices (max |diff| {np.abs(slab_a - slab_b).max():g})"
+    return None
+
+
+def images_in(out: Path) -> list[Path]:
+    return sorted(p for p in out.rglob("*.nii*") if p.is_file() and not p.name.startswith("."))
+
+
+def match_by_geometry(ours: list[Path], theirs: list[Path]) -> list[tuple[Path, Path | None]]:
+    """Pair each of ``ours`` with the reference image of the same shape and RAS origin."""
+    import nibabel as nib
+    import numpy as np
+
+    def key(path):
+        image = nib.as_closest_canonical(nib.load(str(path)))
+        return image.shape[:3], np.round(image.affine[:3, 3], 1).tolist()
+
+    reference = {json.dumps(key(p)): p for p in theirs}
+    return [(p, reference.get(json.dumps(key(p)))) for p in ours]
+
+
+def check_outputs(workload: str, outs: dict[str, Path], expected_units: int) -> list[str]:
+    """Problems found in the last repetition's outputs (empty list: all agree)."""
+    problems = []
+    if workload == "ct":
+        reference = images_in(outs["dcm2niix -z y"])
+        if len(reference) != 1:
+            return [f"dcm2niix -z y wrote {len(reference)} images, expected 1"]
+        for name, out in outs.items():
+            if name == "dcm2niix -z y":
+                continue
+            found = images_in(out)
+            if len(found) != 1:
+                problems.append(f"{name}: wrote {len(found)} images, expected 1")
+                continue
+            issue = same_in_world(found[0], reference[0])
+            if issue:
+                problems.append(f"{name} vs dcm2niix -z y: {issue}")
+    elif workload in ("tree", "luna"):
+        ref_name = "dcm2niix -z y" if workload == "tree" else "SimpleITK"
+        reference = images_in(outs[ref_name])
+        if len(reference) != expected_units:
+            problems.append(f"{ref_name}: wrote {len(reference)} images, expected {expected_units}")
+        for name, out in outs.items():
+            if name == ref_name:
+                continue
+            found = images_in(out)
+            if len(found) != expected_units:
+                problems.append(f"{name}: wrote {len(found)} images, expected {expected_units}")
+            pairs = match_by_geometry(found, reference)
+            unmatched = [p.name for p, q in pairs if q is None]
+            if unmatched:
+                problems.append(f"{name}: no reference image with the same shape and origin for {unmatched[:3]}")
+            checked = [(p, q) for p, q in pairs if q is not None][:2]  # voxels of two pairs: cheap enough
+            for ours, theirs in checked:
+                issue = same_in_world(ours, theirs)
+                if issue:
+                    problems.append(f"{name} {ours.name} vs {ref_name} {theirs.name}: {issue}")
+    return problems

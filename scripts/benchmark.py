@@ -1,0 +1,426 @@
+#!/usr/bin/env python
+"""medconv against dcm2niix, dicom2nifti and SimpleITK, side by side, in one run (issue 7).
+
+Usage (from the repository root)::
+
+    .venv/bin/python scripts/benchmark.py --quick              # < 2 minutes, small workloads
+    .venv/bin/python scripts/benchmark.py --json bench.json    # the full benchmark (~15 minutes)
+
+What it does, per workload (see scripts/bench_workloads.py):
+
+* generates the input once in the work folder (default ``./bench-work``; reused
+  while its parameters match) and reads every input file once, so that every
+  run sees a warm page cache;
+* runs every tool once untimed (warm-up), then ``--reps`` timed repetitions,
+  interleaved: each repetition runs every tool once, the tool order rotated by
+  one each repetition, each run a fresh subprocess writing into an empty folder;
+* measures wall time, CPU time (user + sys of the process tree, from wait4),
+  peak RSS of the whole process tree (psutil, summed over the process and all
+  its descendants every 20 ms, and never below wait4's ``ru_maxrss``) and the
+  size of the image files written;
+* checks that the outputs agree (same voxels at the same RAS positions as
+  dcm2niix's / SimpleITK's output on a few slices), so a fast wrong result
+  cannot pass;
+* prints a Markdown table of medians, medconv's ratio to every peer and
+  PASS/FAIL for every target of issue 7; ``--json PATH`` keeps everything.
+
+Peak RSS summed over processes counts shared pages (libraries, the page of
+numpy each worker maps) once per process, so it slightly overstates
+multi-process tools; it is exact for single-process ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(HERE))
+from bench_measure import Run, Tool, measure, slug  # noqa: E402  (scripts/ is not a package)
+
+# --------------------------------------------------------------------------------------------
+# workloads
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Workload sizes for one mode."""
+
+    ct: dict
+    tree: dict
+    luna: dict
+    scan: dict
+    reps: int
+
+
+FULL = Sizes(
+    ct=dict(slices=300, size=512, seed=0),
+    tree=dict(n_series=20, size=512, low=100, high=300, seed=100),
+    luna=dict(n_images=10, size=512, low=100, high=300, seed=200),
+    scan=dict(n_files=30000, size=64, slices_per_series=300, seed=300),
+    reps=5,
+)
+QUICK = Sizes(
+    ct=dict(slices=100, size=256, seed=0),
+    tree=dict(n_series=20, size=128, low=20, high=40, seed=100),
+    luna=dict(n_images=4, size=128, low=30, high=60, seed=200),
+    scan=dict(n_files=3000, size=64, slices_per_series=300, seed=300),
+    reps=3,
+)
+
+
+def make_workloads(work: Path, sizes: Sizes, which: list[str]) -> dict[str, Path]:
+    """Generate (or reuse) the input folders; returns name -> folder.
+
+    Generation runs in a child process so that this (measuring) process never
+    loads numpy or pydicom and stays small (see bench_measure).
+    """
+    folders = {}
+    for name in which:
+        params = {"kind": name, **getattr(sizes, name)}
+        started = time.perf_counter()
+        folders[name] = work / "inputs" / name
+        subprocess.run([sys.executable, str(HERE / "bench_workloads.py"), str(folders[name]), json.dumps(params)],
+                       check=True)
+        log(f"workload {name}: {folders[name]} ready ({time.perf_counter() - started:.1f} s)")
+    return folders
+
+
+def input_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def warm_page_cache(folder: Path) -> int:
+    """Read every file under ``folder`` once; returns the bytes read."""
+    total = 0
+    for path in input_files(folder):
+        with open(path, "rb") as stream:
+            while chunk := stream.read(1 << 22):
+                total += len(chunk)
+    return total
+
+
+# --------------------------------------------------------------------------------------------
+# tools
+
+
+def dcm2niix(*flags: str):
+    binary = str(VENV_BIN / "dcm2niix")
+    return lambda src, out: [binary, *flags, "-o", str(out), str(src)]
+
+
+def peer(kind: str):
+    """A Python peer (scripts/bench_peers.py) run in a fresh interpreter."""
+    return lambda src, out: [sys.executable, str(HERE / "bench_peers.py"), kind, str(src), str(out)]
+
+
+def medconv(command: str, *flags: str):
+    binary = str(VENV_BIN / "medconv")
+    return lambda src, out: [binary, command, str(src), str(out), *flags]
+
+
+def medconv_available(command: str) -> bool:
+    """True if ``medconv COMMAND --help`` works (the command has landed)."""
+    try:
+        done = subprocess.run([str(VENV_BIN / "medconv"), command, "--help"], capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def tools_for(workload: str) -> list[Tool]:
+    if workload == "ct":
+        if medconv_available("tcia2nii"):
+            mc_gz = medconv("tcia2nii", "--jobs", "1", "--format", "nii.gz")
+            mc_nii = medconv("tcia2nii", "--jobs", "1", "--format", "nii")
+        else:  # before the command lands: the library path, in a child process
+            log("medconv tcia2nii is not available: timing medconv.read + medconv.write instead")
+            mc_gz, mc_nii = peer("medconv-lib-gz"), peer("medconv-lib-nii")
+        return [
+            Tool("medconv .nii.gz", mc_gz, is_medconv=True),
+            Tool("medconv .nii", mc_nii, is_medconv=True),
+            Tool("dcm2niix -z y", dcm2niix("-z", "y")),
+            Tool("dcm2niix -z y -1", dcm2niix("-z", "y", "-1")),
+            Tool("dcm2niix -z n", dcm2niix("-z", "n")),
+            Tool("dicom2nifti", peer("dicom2nifti")),
+            Tool("SimpleITK", peer("sitk-series")),
+        ]
+    if workload == "tree":
+        return [
+            Tool("medconv --jobs 1", medconv("tcia2nii", "--jobs", "1", "--format", "nii.gz"), is_medconv=True),
+            Tool("medconv --jobs 2", medconv("tcia2nii", "--jobs", "2", "--format", "nii.gz"), is_medconv=True),
+            Tool("dcm2niix -z y", dcm2niix("-z", "y")),
+        ]
+    if workload == "luna":
+        return [
+            Tool("medconv mhd2nii --jobs 1", medconv("mhd2nii", "--jobs", "1", "--format", "nii.gz"), is_medconv=True),
+            Tool("medconv mhd2nii --jobs 2", medconv("mhd2nii", "--jobs", "2", "--format", "nii.gz"), is_medconv=True),
+            Tool("SimpleITK", peer("sitk-files")),
+        ]
+    if workload == "scan":
+        return [Tool("medconv scan", lambda src, out: [str(VENV_BIN / "medconv"), "scan", str(src)], is_medconv=True,
+                     outputs=())]
+    raise ValueError(workload)
+
+
+# --------------------------------------------------------------------------------------------
+# targets of issue 7
+
+
+@dataclass(frozen=True)
+class Target:
+    workload: str
+    text: str
+    tool: str
+    metric: str  # wall_s | peak_rss_mb | output_mb
+    reference: str | None  # another tool, or None for an absolute bound
+    bound: float  # ratio (or absolute value) that must not be exceeded; negative: must be at least -bound
+
+    def evaluate(self, medians: dict[str, dict], context: dict) -> tuple[float | None, bool | None]:
+        if self.tool not in medians or medians[self.tool].get("failed"):
+            return None, None
+        value = medians[self.tool][self.metric]
+        if self.reference == "files_per_s":
+            rate = context["scan_files"] / value
+            return rate, rate >= -self.bound
+        if self.reference == "volume_mb":
+            ratio = value / context["ct_volume_mb"]
+            return ratio, ratio <= self.bound
+        if self.reference not in medians or medians[self.reference].get("failed"):
+            return None, None
+        ratio = value / medians[self.reference][self.metric]
+        if self.bound < 0:  # speed-up: reference / tool must be at least -bound
+            speedup = 1 / ratio
+            return speedup, speedup >= -self.bound
+        return ratio, ratio <= self.bound
+
+
+TARGETS = [
+    Target("ct", "CT .nii.gz wall ≤ 1.0× dcm2niix -z y -1", "medconv .nii.gz", "wall_s", "dcm2niix -z y -1", 1.0),
+    Target("ct", "CT .nii.gz wall ≤ 0.5× dcm2niix -z y (default)", "medconv .nii.gz", "wall_s", "dcm2niix -z y", 0.5),
+    Target("ct", "CT .nii.gz wall ≤ 0.25× dicom2nifti", "medconv .nii.gz", "wall_s", "dicom2nifti", 0.25),
+    Target("ct", "CT .nii.gz wall ≤ 0.5× SimpleITK", "medconv .nii.gz", "wall_s", "SimpleITK", 0.5),
+    Target("ct", "CT .nii.gz size ≤ 1.05× dcm2niix -z y", "medconv .nii.gz", "output_mb", "dcm2niix -z y", 1.05),
+    Target("ct", "CT .nii wall ≤ 3× dcm2niix -z n", "medconv .nii", "wall_s", "dcm2niix -z n", 3.0),
+    Target("ct", "CT .nii.gz peak RSS ≤ 2× the int16 volume", "medconv .nii.gz", "peak_rss_mb", "volume_mb", 2.0),
+    Target("tree", "tree: --jobs 2 ≥ 1.8× faster than --jobs 1", "medconv --jobs 2", "wall_s", "medconv --jobs 1", -1.8),
+    Target("tree", "tree: --jobs 2 ≥ 2× faster than dcm2niix -z y", "medconv --jobs 2", "wall_s", "dcm2niix -z y", -2.0),
+    Target("luna", "MetaImage tree wall ≤ 0.5× SimpleITK (medconv --jobs 1)", "medconv mhd2nii --jobs 1", "wall_s",
+           "SimpleITK", 0.5),
+    Target("scan", "scan ≥ 1,500 files/s (warm cache)", "medconv scan", "wall_s", "files_per_s", -1500),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# the run
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def medians_of(runs: list[Run]) -> dict[str, dict]:
+    by_tool: dict[str, list[Run]] = {}
+    for run in runs:
+        by_tool.setdefault(run.tool, []).append(run)
+    result = {}
+    for tool, rows in by_tool.items():
+        ok = [r for r in rows if r.returncode == 0]
+        if not ok:
+            result[tool] = {"failed": True, "n": 0}
+            continue
+        result[tool] = {
+            "n": len(ok),
+            "wall_s": statistics.median(r.wall_s for r in ok),
+            "wall_min_s": min(r.wall_s for r in ok),
+            "wall_max_s": max(r.wall_s for r in ok),
+            "cpu_s": statistics.median(r.cpu_s for r in ok),
+            "peak_rss_mb": statistics.median(r.peak_rss_mb for r in ok),
+            "output_mb": statistics.median(r.output_mb for r in ok),
+            "failed_runs": len(rows) - len(ok),
+        }
+    return result
+
+
+def run_workload(name: str, src: Path, work: Path, reps: int, warmup: bool) -> dict:
+    tools = tools_for(name)
+    bytes_read = warm_page_cache(src)
+    log(f"{name}: {len(input_files(src))} input files, {bytes_read / 2**20:.0f} MB read to warm the page cache")
+    out_root = work / "out" / name
+    log_dir = work / "logs" / name
+    log_dir.mkdir(parents=True, exist_ok=True)
+    if warmup:
+        for tool in tools:
+            run = measure(tool, src, out_root / slug(tool.name), 0, log_dir)
+            log(f"{name}: warm-up {tool.name}: {run.wall_s:.2f} s (rc {run.returncode})")
+    runs = []
+    for rep in range(1, reps + 1):
+        shift = (rep - 1) % len(tools)
+        for tool in tools[shift:] + tools[:shift]:
+            run = measure(tool, src, out_root / slug(tool.name), rep, log_dir)
+            runs.append(run)
+            log(f"{name} rep {rep}: {tool.name:26s} {run.wall_s:7.2f} s  cpu {run.cpu_s:6.2f} s  "
+                f"rss {run.peak_rss_mb:6.0f} MB  out {run.output_mb:7.1f} MB  rc {run.returncode}  load {run.load1:.2f}")
+            if run.returncode:
+                log(f"  {tool.name} failed: {run.stderr_tail.strip()[-300:]}")
+    return {"tools": [t.name for t in tools], "runs": [asdict(r) for r in runs], "medians": medians_of(runs),
+            "outputs": {t.name: out_root / slug(t.name) for t in tools}}
+
+
+def markdown(results: dict, context: dict) -> str:
+    lines = []
+    titles = {
+        "ct": f"One CT series ({context.get('ct_desc', '')})",
+        "tree": f"LIDC-style tree ({context.get('tree_desc', '')})",
+        "luna": f"LUNA16-style MetaImage tree ({context.get('luna_desc', '')})",
+        "scan": f"Header pass ({context.get('scan_desc', '')})",
+    }
+    for name, result in results.items():
+        medians = result["medians"]
+        lines += [f"### {titles[name]}", "",
+                  "| tool | wall s (median) | min–max s | CPU s | peak RSS MB | output MB | runs |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for tool in result["tools"]:
+            m = medians.get(tool, {})
+            if m.get("failed") or not m:
+                lines.append(f"| {tool} | FAILED | | | | | 0 |")
+                continue
+            lines.append(f"| {tool} | {m['wall_s']:.2f} | {m['wall_min_s']:.2f}–{m['wall_max_s']:.2f} | {m['cpu_s']:.2f} "
+                         f"| {m['peak_rss_mb']:.0f} | {m['output_mb']:.1f} | {m['n']} |")
+        ours = [t for t in result["tools"] if t in medians and not medians[t].get("failed") and t.startswith("medconv")]
+        peers = [t for t in result["tools"] if t in medians and not medians[t].get("failed") and not t.startswith("medconv")]
+        if ours and peers:
+            lines += ["", "medconv's ratio to each peer (wall / peak RSS / output size; < 1 means medconv is lower):", "",
+                      "| medconv | peer | wall | RSS | size |", "|---|---|---:|---:|---:|"]
+            for a in ours:
+                for b in peers:
+                    ma, mb = medians[a], medians[b]
+                    size = f"{ma['output_mb'] / mb['output_mb']:.2f}" if mb["output_mb"] and ma["output_mb"] else "–"
+                    lines.append(f"| {a} | {b} | {ma['wall_s'] / mb['wall_s']:.2f} | "
+                                 f"{ma['peak_rss_mb'] / mb['peak_rss_mb']:.2f} | {size} |")
+        if name == "scan" and "medconv scan" in medians and not medians["medconv scan"].get("failed"):
+            lines += ["", f"{context['scan_files'] / medians['medconv scan']['wall_s']:.0f} files/s "
+                          f"({context['scan_files']} files, whole process including start-up)."]
+        if result.get("problems"):
+            lines += ["", "**Output check FAILED:**", ""] + [f"- {p}" for p in result["problems"]]
+        else:
+            lines += ["", "Output check: all outputs agree (same voxels at the same RAS positions as the reference)."
+                      if name != "scan" else "Output check: not applicable (no images written)."]
+        lines.append("")
+    lines += ["### Targets (issue 7)", "", "| target | measured | result |", "|---|---:|---|"]
+    for target in TARGETS:
+        if target.workload not in results:
+            continue
+        value, ok = target.evaluate(results[target.workload]["medians"], context)
+        if results[target.workload].get("problems"):
+            ok = False if ok is not None else ok
+        unit = " files/s" if target.reference == "files_per_s" else "×"
+        digits = 3 if target.metric == "output_mb" else 2
+        shown = "–" if value is None else f"{value:.{digits}f}{unit}" if unit == "×" else f"{value:.0f}{unit}"
+        verdict = "n/a (tool failed or missing)" if ok is None else "PASS" if ok else "FAIL"
+        lines.append(f"| {target.text} | {shown} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def tool_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    try:
+        first = subprocess.run([str(VENV_BIN / "dcm2niix"), "-v"], capture_output=True, text=True).stdout.splitlines()
+        versions["dcm2niix"] = next((l for l in first if l.startswith("v")), first[-1] if first else "?").strip()
+    except OSError:
+        versions["dcm2niix"] = "missing"
+    from importlib import metadata
+
+    for package in ("medconv", "dicom2nifti", "SimpleITK", "pydicom", "nibabel", "numpy", "isal", "psutil"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "missing"
+    return versions
+
+
+def machine() -> dict:
+    cpu = "?"
+    with open("/proc/cpuinfo") as stream:
+        for line in stream:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    import psutil
+
+    return {"nproc": os.cpu_count(), "cpu": cpu, "mem_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "kernel": platform.release()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small workloads, 3 repetitions (< 2 minutes)")
+    parser.add_argument("--work", type=Path, default=Path("bench-work"), help="work folder (default ./bench-work)")
+    parser.add_argument("--reps", type=int, help="timed repetitions per tool (default 5, quick 3)")
+    parser.add_argument("--only", default="ct,tree,luna,scan", help="comma-separated workloads: ct,tree,luna,scan")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up run of each tool")
+    parser.add_argument("--json", type=Path, help="also write every run, the medians and the verdicts here")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    reps = args.reps or sizes.reps
+    which = [w.strip() for w in args.only.split(",") if w.strip()]
+    work = args.work.resolve()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    load_before = os.getloadavg()
+    folders = make_workloads(work, sizes, which)
+    context = {
+        "ct_volume_mb": sizes.ct["slices"] * sizes.ct["size"] ** 2 * 2 / 2**20,
+        "scan_files": sizes.scan["n_files"],
+        "ct_desc": f"{sizes.ct['size']}×{sizes.ct['size']}×{sizes.ct['slices']} int16, "
+                   f"{sizes.ct['slices'] * sizes.ct['size'] ** 2 * 2 / 2**20:.0f} MB of voxels",
+        "tree_desc": f"{sizes.tree['n_series']} series of {sizes.tree['low']}–{sizes.tree['high']} slices of "
+                     f"{sizes.tree['size']}×{sizes.tree['size']}",
+        "luna_desc": f"{sizes.luna['n_images']} images of {sizes.luna['size']}×{sizes.luna['size']}×"
+                     f"{sizes.luna['low']}–{sizes.luna['high']}",
+        "scan_desc": f"{sizes.scan['n_files']} files of {sizes.scan['size']}×{sizes.scan['size']}",
+    }
+    expected = {"tree": sizes.tree["n_series"], "luna": sizes.luna["n_images"]}
+    results = {name: run_workload(name, folders[name], work, reps, warmup=not args.no_warmup) for name in which}
+    load_after = os.getloadavg()
+    from bench_checks import check_outputs  # nibabel and numpy: only once all timing is done
+
+    for name, result in results.items():
+        result["problems"] = check_outputs(name, result["outputs"], expected.get(name, 1))
+        for problem in result["problems"]:
+            log(f"{name}: OUTPUT CHECK FAILED: {problem}")
+    header = (f"medconv benchmark, {started:%Y-%m-%d %H:%M} UTC, {'quick' if args.quick else 'full'} mode, "
+              f"{reps} timed repetitions per tool (medians), warm page cache, one untimed warm-up run per tool"
+              f"{' (skipped)' if args.no_warmup else ''}; load average {load_before[0]:.2f} before, "
+              f"{load_after[0]:.2f} after.\n")
+    report = header + "\n" + markdown(results, context)
+    print(report)
+    if args.json:
+        payload = {"started": started.isoformat(), "mode": "quick" if args.quick else "full", "reps": reps,
+                   "command": " ".join([sys.executable] + sys.argv), "machine": machine(), "versions": tool_versions(),
+                   "load_before": load_before, "load_after": load_after, "context": context,
+                   "sizes": asdict(sizes), "results": {
+                       n: {k: (v if k != "outputs" else {t: str(p) for t, p in v.items()}) for k, v in r.items()}
+                       for n, r in results.items()},
+                   "targets": [{"text": t.text, "value": t.evaluate(results[t.workload]["medians"], context)[0],
+                                "pass": t.evaluate(results[t.workload]["medians"], context)[1]}
+                               for t in TARGETS if t.workload in results],
+                   "markdown": report}
+        args.json.write_text(json.dumps(payload, indent=1, default=str))
+        log(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
