@@ -1,0 +1,295 @@
+"""Group scanned DICOM headers into series, split them into stacks, and classify them.
+
+Rules (docs/dicom.md has the full table):
+
+1. Files group by SeriesInstanceUID; files repeating a SOPInstanceUID (copies, re-encodings)
+   go to separate units (``copy 2 ...``), never dropped.
+2. Non-image objects (RTSTRUCT, SEG, SR, PR, KO, RT dose/plan, raw, documents, no
+   pixel data) are set apart, one :class:`SeriesGroup` per series, ``excluded`` set.
+3. Image files of one UID are split (``split`` records why) when SeriesNumber,
+   orientation (|ΔIOP| > 1e-3), matrix size, samples per pixel or layout differ.
+4. Within a stack, slices at the same position are told apart by echo (split into
+   one stack per echo), then by temporal position / trigger time / acquisition
+   number: when every index value holds the same set of positions the stack becomes
+   4D (``axis4 = "time"``), otherwise it is split by that index. Duplicates that
+   nothing tells apart stay in the stack and make reading fail (never dropped).
+5. Classification of image stacks: ImageType LOCALIZER/SCOUT, or a stack of one or
+   two slices at another orientation than the main stack of its series, is a
+   localizer; secondary captures and colour (RGB) images are excluded; single 2D
+   images are excluded unless ``include_2d``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from .headers import DicomHeader
+
+#: Non-image SOP classes and what to call them (prefix match on the UID).
+NON_IMAGE_SOP_CLASSES = (
+    ("1.2.840.10008.5.1.4.1.1.481.3", "RTSTRUCT (structure set: contours, not an image; convert it as a mask)"),
+    ("1.2.840.10008.5.1.4.1.1.481.2", "RTDOSE (dose grid, not an image series)"),
+    ("1.2.840.10008.5.1.4.1.1.481.", "RT object (plan, record or image), not an image series"),
+    ("1.2.840.10008.5.1.4.1.1.66.4", "SEG (segmentation object, not an image series)"),
+    ("1.2.840.10008.5.1.4.1.1.66", "raw data / registration / fiducials, not an image"),
+    ("1.2.840.10008.5.1.4.1.1.88.59", "KO (key object selection, not an image)"),
+    ("1.2.840.10008.5.1.4.1.1.88.", "SR (structured report, not an image)"),
+    ("1.2.840.10008.5.1.4.1.1.11.", "PR (presentation state, not an image)"),
+    ("1.2.840.10008.5.1.4.1.1.104.", "encapsulated document, not an image"),
+    ("1.2.840.10008.5.1.4.1.1.9.", "waveform, not an image"),
+)
+NON_IMAGE_MODALITIES = {
+    "RTSTRUCT": "RTSTRUCT (structure set: contours, not an image; convert it as a mask)",
+    "SEG": "SEG (segmentation object, not an image series)",
+    "SR": "SR (structured report, not an image)",
+    "PR": "PR (presentation state, not an image)",
+    "KO": "KO (key object selection, not an image)",
+    "RTPLAN": "RT plan, not an image",
+    "RTDOSE": "RTDOSE (dose grid, not an image series)",
+    "REG": "registration object, not an image",
+    "DOC": "encapsulated document, not an image",
+}
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+IOP_TOLERANCE = 1e-3
+POSITION_BIN_MM = 0.01
+
+
+@dataclass
+class SeriesGroup:
+    """One unit found by discovery: an image stack, or a set-aside object with its reason."""
+
+    headers: list[DicomHeader]
+    split: list[str] = field(default_factory=list)
+    excluded: str | None = None
+    layout: str = "single"
+    axis4: str | None = None
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def first(self) -> DicomHeader:
+        return self.headers[0]
+
+
+def non_image_reason(header: DicomHeader) -> str | None:
+    """Why a file is not part of an image volume, or ``None`` if it is an image."""
+    for prefix, reason in NON_IMAGE_SOP_CLASSES:
+        if header.sop_class_uid.startswith(prefix):
+            return reason
+    if header.modality in NON_IMAGE_MODALITIES:
+        return NON_IMAGE_MODALITIES[header.modality]
+    if not header.has_pixels:
+        return f"no pixel data (SOP class {header.sop_class_uid or 'unknown'})"
+    return None
+
+
+def layout_of(header: DicomHeader) -> str:
+    """``"mosaic"``, ``"multiframe"`` or ``"single"``."""
+    if header.is_mosaic:
+        return "mosaic"
+    if header.is_multiframe:
+        return "multiframe"
+    return "single"
+
+
+def group_headers(headers: Iterable[DicomHeader]) -> list[SeriesGroup]:
+    """Group, split and classify scanned headers into discovery units (see module doc)."""
+    by_uid: dict[str, list[DicomHeader]] = defaultdict(list)
+    for header in headers:
+        by_uid[header.series_uid or f"no-series-uid:{header.path}"].append(header)
+    groups: list[SeriesGroup] = []
+    for uid, members in by_uid.items():
+        copies = _split_same_instance(members)
+        for copy_index, part in enumerate(copies, start=1):
+            for group in _group_one_uid(part):
+                if len(copies) > 1:
+                    group.split.append(f"copy {copy_index} of the same SOPInstanceUIDs")
+                groups.append(group)
+    return groups
+
+
+def _group_one_uid(members: list[DicomHeader]) -> list[SeriesGroup]:
+    groups: list[SeriesGroup] = []
+    non_image: dict[str, list[DicomHeader]] = defaultdict(list)
+    images: list[DicomHeader] = []
+    for header in members:
+        reason = non_image_reason(header)
+        if reason:
+            non_image[reason].append(header)
+        else:
+            images.append(header)
+    for reason, files in non_image.items():
+        groups.append(SeriesGroup(files, excluded=reason, layout="object"))
+    if images:
+        stacks = _split_series(images)
+        _classify(stacks)
+        groups.extend(stacks)
+    return groups
+
+
+def _split_same_instance(members: list[DicomHeader]) -> list[list[DicomHeader]]:
+    """Files repeating a SOPInstanceUID are different files of one instance (copies,
+    re-encodings): each repetition goes to a unit of its own, never dropped or stacked."""
+    seen: dict[str, int] = defaultdict(int)
+    parts: list[list[DicomHeader]] = [[]]
+    for header in members:
+        index = 0
+        if header.sop_instance_uid:
+            index = seen[header.sop_instance_uid]
+            seen[header.sop_instance_uid] += 1
+        while len(parts) <= index:
+            parts.append([])
+        parts[index].append(header)
+    return parts
+
+
+def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
+    """Split one SeriesInstanceUID's image files into stacks (reasons in ``split``)."""
+    # an enhanced / multi-frame file is a unit of its own (its frames are the stack);
+    # mosaic files (one per time point) and single-frame slices are bucketed below
+    stacks: list[SeriesGroup] = []
+    singles = []
+    for header in images:
+        if layout_of(header) == "multiframe":
+            stacks.append(SeriesGroup([header], layout="multiframe"))
+        else:
+            singles.append(header)
+    if len(stacks) > 1 or (stacks and singles):
+        for stack in stacks:
+            stack.split.append("multiframe file")
+
+    buckets: list[tuple[tuple, list[DicomHeader], list[str]]] = []
+    for header in singles:
+        iop = np.asarray(header.iop) if header.iop else None
+        key = (header.series_number, header.rows, header.columns, header.samples_per_pixel, layout_of(header))
+        for bucket_key, bucket, _ in buckets:
+            if bucket_key[0] != key:
+                continue
+            other = bucket_key[1]
+            if (iop is None) == (other is None) and (iop is None or np.max(np.abs(iop - other)) <= IOP_TOLERANCE):
+                bucket.append(header)
+                break
+        else:
+            buckets.append(((key, iop), [header], []))
+    if len(buckets) > 1:
+        keys = [bucket_key for bucket_key, _, _ in buckets]
+        for bucket_key, _, reasons in buckets:
+            (number, rows, columns, samples, layout), iop = bucket_key
+            if len({k[0][0] for k in keys}) > 1:
+                reasons.append(f"SeriesNumber {number}")
+            if len({(k[0][1], k[0][2]) for k in keys}) > 1:
+                reasons.append(f"matrix {columns}x{rows}")
+            if len({k[0][3] for k in keys}) > 1:
+                reasons.append(f"{samples} samples/pixel")
+            if len({k[0][4] for k in keys}) > 1:
+                reasons.append(layout)
+            if not reasons:
+                reasons.append("orientation")
+    for bucket_key, bucket, reasons in buckets:
+        if bucket_key[0][4] == "mosaic":  # every mosaic file holds all slices: files are time points
+            stacks.append(SeriesGroup(bucket, split=reasons, layout="mosaic", axis4="time" if len(bucket) > 1 else None))
+            continue
+        for stack in _split_duplicates(bucket):
+            stack.split = reasons + stack.split
+            stacks.append(stack)
+    return stacks
+
+
+def _normal(header: DicomHeader) -> np.ndarray | None:
+    if not header.iop or not header.ipp:
+        return None
+    iop = np.asarray(header.iop, dtype=float)
+    normal = np.cross(iop[:3], iop[3:])
+    norm = np.linalg.norm(normal)
+    return normal / norm if norm > 0 else None
+
+
+def _position_keys(headers: list[DicomHeader]) -> list[int] | None:
+    normal = _normal(headers[0])
+    if normal is None:
+        return None
+    return [int(round(float(np.dot(h.ipp, normal)) / POSITION_BIN_MM)) if h.ipp else 0 for h in headers]
+
+
+def _has_duplicates(headers: list[DicomHeader]) -> bool:
+    keys = _position_keys(headers)
+    return keys is not None and len(set(keys)) < len(keys)
+
+
+_ECHO_FIELDS = (("echo_number", "echo"), ("echo_time", "echo time"))
+_TIME_FIELDS = (("temporal_position", "temporal position"), ("trigger_time", "trigger time"),
+                ("acquisition_number", "acquisition number"))
+
+
+def _split_duplicates(headers: list[DicomHeader]) -> list[SeriesGroup]:
+    """One stack, or several (per echo / index), or one 4D stack, for slices sharing positions."""
+    if len(headers) < 2 or not _has_duplicates(headers):
+        return [SeriesGroup(headers)]
+    for attribute, label in _ECHO_FIELDS:
+        values = {getattr(h, attribute) for h in headers}
+        if len(values) > 1 and None not in values:
+            parts = defaultdict(list)
+            for h in headers:
+                parts[getattr(h, attribute)].append(h)
+            result = []
+            for value in sorted(parts):
+                for stack in _split_duplicates(parts[value]):
+                    stack.split.insert(0, f"{label} {value:g}")
+                    result.append(stack)
+            return result
+    for attribute, label in _TIME_FIELDS:
+        values = {getattr(h, attribute) for h in headers}
+        if len(values) < 2 or None in values:
+            continue
+        parts = defaultdict(list)
+        for h in headers:
+            parts[getattr(h, attribute)].append(h)
+        position_sets = [sorted(_position_keys(part)) for part in parts.values()]
+        distinct = all(len(set(p)) == len(p) for p in position_sets)
+        if distinct and all(p == position_sets[0] for p in position_sets):
+            ordered = [h for value in sorted(parts) for h in parts[value]]
+            group = SeriesGroup(ordered, axis4="time")
+            group.flags.append(f"4D over {label} ({len(parts)} volumes)")
+            return [group]
+        if distinct:
+            result = []
+            for value in sorted(parts):
+                stack = SeriesGroup(parts[value], split=[f"{label} {value:g}"])
+                result.append(stack)
+            return result
+    group = SeriesGroup(headers)
+    group.flags.append("duplicate")
+    return [group]
+
+
+def _classify(stacks: list[SeriesGroup]) -> None:
+    """Mark localizers, secondary captures, colour images and lone 2D images as excluded."""
+    image_stacks = [s for s in stacks if s.excluded is None]
+    main = max(image_stacks, key=lambda s: len(s.headers), default=None)
+    for stack in image_stacks:
+        first = stack.first
+        if "LOCALIZER" in first.image_type or "SCOUT" in first.image_type:
+            stack.excluded = "localizer (ImageType LOCALIZER)"
+        elif first.sop_class_uid.startswith(SECONDARY_CAPTURE_PREFIX):
+            stack.excluded = "secondary capture (screenshot or derived picture, not an acquired volume)"
+        elif first.samples_per_pixel > 1 or first.photometric.startswith(("RGB", "YBR", "PALETTE")):
+            stack.excluded = f"colour image ({first.photometric or 'RGB'}), not a greyscale volume"
+        elif (stack.layout == "single" and len(stack.headers) <= 2 and main is not None and stack is not main
+              and len(main.headers) > 2 and _orientation_differs(stack, main)):
+            stack.excluded = "localizer (a lone slice at another orientation than the main stack)"
+        elif stack.layout == "single" and len(stack.headers) == 1 and stack.axis4 is None:
+            if first.iop is None or first.ipp is None:
+                stack.excluded = "2D image without patient geometry (projection radiograph or similar)"
+            else:
+                stack.excluded = "single 2D slice"
+            stack.flags.append("2d")
+
+
+def _orientation_differs(stack: SeriesGroup, main: SeriesGroup) -> bool:
+    a, b = stack.first.iop, main.first.iop
+    if a is None or b is None:
+        return True
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) > IOP_TOLERANCE

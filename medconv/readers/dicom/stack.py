@@ -1,0 +1,399 @@
+"""Slice geometry of a DICOM stack: sort, measure, check, and regularise.
+
+Every DICOM image series (single-frame files, mosaic tiles, the frames of an
+enhanced multi-frame object) ends up as a stack of 2D slices, each with an
+ImagePositionPatient (IPP), one shared ImageOrientationPatient (IOP) and one
+PixelSpacing. This module turns those into the Volume geometry of DESIGN.md:
+
+* slices are sorted by their position projected on the normal
+  ``n = cross(IOP[0:3], IOP[3:6])`` (never by InstanceNumber or file name);
+* axis ``i`` has direction ``IOP[0:3]`` and step ``PixelSpacing[1]``, axis ``j``
+  direction ``IOP[3:6]`` and step ``PixelSpacing[0]``, axis ``k`` direction ``n``;
+* the origin is the IPP of the first sorted slice;
+* the slice step is measured from the positions.
+
+Checks and tolerances (see docs/dicom.md):
+
+* **duplicate positions**: two slices closer than :data:`DUPLICATE_TOLERANCE_MM`
+  along ``n`` are an error here (a 4D axis must be split off before, by grouping);
+* **gantry tilt / shear**: each slice's in-plane displacement from the first slice
+  is fitted as ``shear * distance along n``; a total displacement over the stack
+  above :data:`SHEAR_TOLERANCE_PX` of a pixel is a tilt. In-plane jumps that are not
+  a linear shear are refused (:class:`GeometryError`);
+* **uneven spacing**: the slice positions along ``n`` are compared with the
+  regular grid through the first and last slice; any deviation above
+  ``max(SPACING_ABS_TOLERANCE_MM, SPACING_REL_TOLERANCE * step)`` makes the stack
+  uneven. Steps that are near-integer multiples of the smallest step are reported
+  as missing slices (``gap``).
+
+Policies ``ReadOptions.on_tilt`` / ``ReadOptions.on_uneven``: ``"resample"``
+regularises the stack in :func:`volume_from_stack`, ``"error"`` makes
+:func:`plan_stack` raise :class:`GeometryError`. Resampling (see
+:func:`regularise_stack`) is per slice: an in-plane shift undoes the tilt (the
+same repair as dcm2niix's ``_Tilt`` output) and a blend of the two neighbouring
+acquired slices fills each regular slice position. Intensities are interpolated
+linearly (integers rounded back to their dtype), labels by nearest neighbour;
+voxels outside the acquired data get the stack's minimum (labels: 0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+
+from ...errors import GeometryError
+from ...geometry import orthonormalize
+from ...options import ReadOptions
+from ...volume import Volume
+
+#: Slices closer than this along the normal (mm) are at the same position.
+DUPLICATE_TOLERANCE_MM = 0.01
+#: A shear whose total in-plane displacement over the stack exceeds this fraction
+#: of the smaller pixel spacing is a tilt; below it, it is rounding noise.
+SHEAR_TOLERANCE_PX = 0.05
+#: In-plane scatter (residual of the linear shear fit) above this fraction of a
+#: pixel means the slices do not form one stack.
+SCATTER_TOLERANCE_PX = 0.25
+#: Slice positions within ``max(abs, rel * step)`` of the regular grid are even.
+SPACING_ABS_TOLERANCE_MM = 0.01
+SPACING_REL_TOLERANCE = 0.05
+#: IOP row and column vectors must be orthogonal to this (|cos| of their angle).
+IOP_ORTHOGONALITY_TOLERANCE = 1e-3
+
+
+@dataclass
+class StackPlan:
+    """How the slices of one stack become a regular volume.
+
+    Attributes
+    ----------
+    order:
+        Indices that sort the input slices along the normal (ascending).
+    positions:
+        The sorted slice positions (n, 3), LPS mm.
+    spacing:
+        ``(PixelSpacing[1], PixelSpacing[0], slice step)`` of the output grid, mm.
+    origin:
+        LPS position of voxel (0, 0, 0) of the output grid.
+    direction:
+        3x3 orthonormal; columns IOP row, IOP column, normal.
+    shape_kji:
+        Output ``(k, rows, cols)`` once regularised (the input shape if no resample).
+    flags:
+        Findings: ``"tilt"``, ``"uneven"``, ``"gap"``, ``"single-slice"``.
+    warnings:
+        One line per decision, for ``meta["warnings"]``.
+    needs_resample:
+        True when :func:`volume_from_stack` must regularise (tilt or uneven).
+    distances:
+        Sorted slice positions along the normal, relative to the first (mm).
+    offsets_px:
+        Per sorted slice, in-plane displacement ``(di, dj)`` in pixels relative to
+        the first slice (non-zero only for a tilt).
+    tilt_degrees:
+        The tilt angle measured from the positions (0 when none).
+    """
+
+    order: np.ndarray
+    positions: np.ndarray
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: np.ndarray
+    shape_kji: tuple[int, int, int]
+    flags: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    needs_resample: bool = False
+    distances: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    offsets_px: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    tilt_degrees: float = 0.0
+
+
+def plan_stack(
+    positions: np.ndarray,
+    iop: Sequence[float],
+    pixel_spacing: Sequence[float],
+    options: ReadOptions = ReadOptions(),
+    gantry_tilt: float | None = None,
+    path: str | None = None,
+    *,
+    rows: int | None = None,
+    columns: int | None = None,
+    slice_thickness: float | None = None,
+) -> StackPlan:
+    """Sort slices along the normal, measure the step and check the stack.
+
+    Parameters
+    ----------
+    positions:
+        ``(n, 3)`` ImagePositionPatient of each slice, LPS mm, in any order.
+    iop:
+        ImageOrientationPatient (6 values), shared by every slice.
+    pixel_spacing:
+        PixelSpacing ``(row spacing, column spacing)`` in mm (DICOM order).
+    options:
+        ``on_tilt`` and ``on_uneven`` decide between resampling and refusing.
+    gantry_tilt:
+        GantryDetectorTilt (degrees) from the header, if any; compared with the
+        tilt the positions show.
+    path:
+        A file of the series, for error messages.
+    rows, columns:
+        Slice matrix size; needed only to size the output grid of a tilted stack
+        (the default assumes the caller passes them whenever a tilt is possible).
+    slice_thickness:
+        Used as the slice step of a single-slice stack.
+
+    Returns
+    -------
+    StackPlan
+        Apply ``plan.order`` to the slices, then call :func:`volume_from_stack`.
+
+    Raises
+    ------
+    GeometryError
+        Bad IOP, duplicate positions, in-plane scatter, or a tilt / uneven spacing
+        when the matching policy is ``"error"``.
+    """
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    count = len(positions)
+    if count == 0:
+        raise GeometryError("a stack needs at least one slice", path)
+    iop_arr = np.asarray(iop, dtype=np.float64).reshape(6)
+    row_dir, col_dir = iop_arr[:3], iop_arr[3:]
+    if not (np.all(np.isfinite(iop_arr)) and np.linalg.norm(row_dir) > 0.5 and np.linalg.norm(col_dir) > 0.5):
+        raise GeometryError(f"ImageOrientationPatient {list(iop_arr)} is not two unit vectors", path)
+    row_dir = row_dir / np.linalg.norm(row_dir)
+    col_dir = col_dir / np.linalg.norm(col_dir)
+    if abs(float(row_dir @ col_dir)) > IOP_ORTHOGONALITY_TOLERANCE:
+        raise GeometryError(f"ImageOrientationPatient row and column are not orthogonal ({list(iop_arr)})", path,
+                            "the header is corrupt; medconv cannot build a geometry from it")
+    direction = orthonormalize(np.column_stack([row_dir, col_dir, np.cross(row_dir, col_dir)]))
+    row_dir, col_dir, normal = direction[:, 0], direction[:, 1], direction[:, 2]
+    ps_row, ps_col = (float(v) for v in pixel_spacing)
+    if not (ps_row > 0 and ps_col > 0):
+        raise GeometryError(f"PixelSpacing {list(pixel_spacing)} is not positive", path)
+
+    along = positions @ normal
+    order = np.argsort(along, kind="stable")
+    sorted_positions = positions[order]
+    distances = along[order] - along[order[0]]
+    flags: list[str] = []
+    warnings: list[str] = []
+
+    if count == 1:
+        step = float(slice_thickness) if slice_thickness and slice_thickness > 0 else 1.0
+        flags.append("single-slice")
+        warnings.append(f"single slice: slice step set to {'SliceThickness' if slice_thickness else '1 mm'} ({step:g} mm)")
+        shape = (1, int(rows or 0), int(columns or 0))
+        return StackPlan(order, sorted_positions, (ps_col, ps_row, step), tuple(sorted_positions[0]), direction,
+                         shape, flags, warnings, False, distances, np.zeros((1, 2)), 0.0)
+
+    steps = np.diff(distances)
+    duplicates = np.flatnonzero(steps < DUPLICATE_TOLERANCE_MM)
+    if len(duplicates):
+        first = int(duplicates[0])
+        raise GeometryError(
+            f"{len(duplicates)} slice(s) repeat a position already in the stack (e.g. at {distances[first]:.3f} mm "
+            "along the normal) and no temporal/echo index tells them apart", path,
+            "the series holds several volumes or duplicated files; remove the duplicates or split the series")
+
+    # in-plane displacement of each slice from the first, in pixels
+    relative = sorted_positions - sorted_positions[0]
+    inplane = relative - np.outer(distances, normal)
+    offsets_px = np.column_stack([inplane @ row_dir / ps_col, inplane @ col_dir / ps_row])
+    shear_px = (distances @ offsets_px) / float(distances @ distances)  # pixels per mm along n
+    scatter = float(np.max(np.abs(offsets_px - np.outer(distances, shear_px))))
+    if scatter > SCATTER_TOLERANCE_PX:
+        raise GeometryError(
+            f"slice positions jump in-plane by up to {scatter:.2f} pixels: not one straight stack", path,
+            "the series may mix acquisitions; check it in a viewer")
+    total_shift_px = float(np.max(np.abs(shear_px * distances[-1])))
+    shear_mm = np.hypot(shear_px[0] * ps_col, shear_px[1] * ps_row)
+    tilt_degrees = math.degrees(math.atan(shear_mm))
+    tilted = total_shift_px > SHEAR_TOLERANCE_PX
+    if tilted:
+        flags.append("tilt")
+        header = f" (GantryDetectorTilt {gantry_tilt:g} deg)" if gantry_tilt else " (GantryDetectorTilt not set)"
+        if options.on_tilt == "error":
+            raise GeometryError(
+                f"gantry tilt of {tilt_degrees:.2f} deg{header}: slices are sheared by {total_shift_px:.1f} pixels",
+                path, "use on_tilt='resample' (--on-tilt resample) to resample onto an orthogonal grid")
+        offsets_px = np.outer(distances, shear_px)
+        warnings.append(f"gantry tilt {tilt_degrees:.2f} deg{header}: resampled onto an orthogonal grid "
+                        "(per-slice in-plane shift, linear interpolation)")
+    else:
+        offsets_px = np.zeros_like(offsets_px)
+        if gantry_tilt and abs(gantry_tilt) > 0.01:
+            warnings.append(f"GantryDetectorTilt is {gantry_tilt:g} deg but the slice positions are not sheared: "
+                            "no tilt correction needed")
+
+    # spacing along the normal
+    regular_step = distances[-1] / (count - 1)
+    tolerance = max(SPACING_ABS_TOLERANCE_MM, SPACING_REL_TOLERANCE * regular_step)
+    deviation = float(np.max(np.abs(distances - regular_step * np.arange(count))))
+    uneven = deviation > tolerance
+    step = regular_step
+    out_count = count
+    if uneven:
+        min_step = float(steps.min())
+        multiples = steps / min_step
+        is_gap = bool(np.all(np.abs(multiples - np.round(multiples)) < SPACING_REL_TOLERANCE * 2)) and multiples.max() > 1.5
+        if is_gap:
+            missing = int(np.round(multiples).sum() - len(steps))
+            flags.append("gap")
+            what = f"{missing} missing slice(s) (steps are multiples of {min_step:.3f} mm)"
+        else:
+            flags.append("uneven")
+            what = f"uneven slice spacing ({steps.min():.3f} to {steps.max():.3f} mm)"
+        if options.on_uneven == "error":
+            raise GeometryError(f"{what}", path,
+                                "use on_uneven='resample' (--on-uneven resample) to interpolate onto a regular grid")
+        out_count = int(round(distances[-1] / min_step)) + 1
+        step = distances[-1] / (out_count - 1)
+        warnings.append(f"{what}: resampled onto a regular {step:.3f} mm grid ({count} -> {out_count} slices, "
+                        "linear interpolation between neighbouring slices)")
+
+    # output grid: covers every acquired slice, shifted in-plane for a tilt
+    rows_out, cols_out = int(rows or 0), int(columns or 0)
+    origin = sorted_positions[0].copy()
+    if tilted:
+        low = np.floor(offsets_px.min(axis=0) + 1e-6)
+        high = np.ceil(offsets_px.max(axis=0) - 1e-6)
+        origin = origin + low[0] * ps_col * row_dir + low[1] * ps_row * col_dir
+        cols_out += int(high[0] - low[0])
+        rows_out += int(high[1] - low[1])
+        offsets_px = offsets_px - low  # offsets relative to the output grid's corner
+    return StackPlan(
+        order=order,
+        positions=sorted_positions,
+        spacing=(ps_col, ps_row, float(step)),
+        origin=tuple(float(v) for v in origin),
+        direction=direction,
+        shape_kji=(out_count, rows_out, cols_out),
+        flags=flags,
+        warnings=warnings,
+        needs_resample=bool(tilted or uneven),
+        distances=distances,
+        offsets_px=offsets_px,
+        tilt_degrees=tilt_degrees if tilted else 0.0,
+    )
+
+
+def volume_from_stack(
+    array_kji: np.ndarray,
+    plan: StackPlan,
+    meta: dict,
+    kind: Literal["intensity", "label"] = "intensity",
+    options: ReadOptions = ReadOptions(),
+) -> Volume:
+    """Build the Volume of a planned stack, regularising it when the plan says so.
+
+    Parameters
+    ----------
+    array_kji:
+        Pixel data ``(k, rows, cols)`` (or ``(t, k, rows, cols)`` for 4D), C-ordered,
+        slices already in ``plan.order``.
+    plan:
+        From :func:`plan_stack`.
+    meta:
+        Volume meta; ``plan.warnings`` are appended to ``meta["warnings"]``.
+    kind:
+        ``"label"`` makes the regularising resample nearest-neighbour.
+    options:
+        Read options (the policies were already applied by :func:`plan_stack`).
+
+    Returns
+    -------
+    Volume
+        ``array`` is the transposed view ``array_kji.T`` (axes i, j, k[, t]) of
+        the given buffer (or of the resampled buffer), never a copy.
+    """
+    if array_kji.ndim not in (3, 4):
+        raise GeometryError(f"a stack needs 3 or 4 dimensions (k, rows, cols), got {array_kji.shape}")
+    if plan.needs_resample:
+        if array_kji.ndim == 4:
+            array_kji = np.stack([regularise_stack(volume, plan, kind) for volume in array_kji])
+        else:
+            array_kji = regularise_stack(array_kji, plan, kind)
+    meta = dict(meta)
+    meta["warnings"] = list(meta.get("warnings", ())) + list(plan.warnings)
+    if plan.flags:
+        meta["geometry_flags"] = list(plan.flags)
+    history = ("regularised slice stack: " + ", ".join(plan.flags),) if plan.needs_resample else ()
+    return Volume(array=array_kji.T, spacing=plan.spacing, origin=plan.origin, direction=plan.direction,
+                  kind=kind, meta=meta, history=history)
+
+
+def regularise_stack(array_kji: np.ndarray, plan: StackPlan, kind: str = "intensity") -> np.ndarray:
+    """Resample a sorted, possibly tilted and unevenly spaced stack onto the plan's regular grid.
+
+    Each output slice lies at a regular distance ``d`` along the normal. It is
+    made from the two acquired slices around ``d``, each shifted in-plane by its
+    tilt offset (bilinear), blended by distance (linear). Labels use the nearest
+    slice and whole-pixel shifts. Integer intensities are rounded back to their
+    dtype; voxels outside the acquired data get the stack minimum (labels 0).
+    """
+    count_out, rows_out, cols_out = plan.shape_kji
+    rows, cols = array_kji.shape[1:]
+    rows_out, cols_out = max(rows_out, rows), max(cols_out, cols)
+    label = kind == "label"
+    fill = 0 if label else array_kji.min()
+    out = np.empty((count_out, rows_out, cols_out), dtype=array_kji.dtype)
+    targets = np.arange(count_out) * plan.spacing[2]
+    distances = plan.distances
+    upper = np.clip(np.searchsorted(distances, targets - 1e-6), 1, len(distances) - 1)
+    lower = upper - 1
+    span = distances[upper] - distances[lower]
+    weight = np.clip((targets - distances[lower]) / span, 0.0, 1.0)
+    canvas = np.empty((rows_out + 2, cols_out + 2), dtype=np.float32)
+    for k in range(count_out):
+        if label:
+            source = int(lower[k] if weight[k] < 0.5 else upper[k])
+            out[k] = _shifted(array_kji[source], plan.offsets_px[source], rows_out, cols_out, fill, nearest=True,
+                              canvas=canvas)
+            continue
+        w = float(weight[k])
+        if w < 1e-6 or w > 1 - 1e-6:
+            source = int(lower[k] if w < 0.5 else upper[k])
+            slice_ = _shifted(array_kji[source], plan.offsets_px[source], rows_out, cols_out, fill, canvas=canvas)
+        else:
+            slice_ = (1 - w) * _shifted(array_kji[lower[k]], plan.offsets_px[lower[k]], rows_out, cols_out, fill,
+                                        canvas=canvas)
+            slice_ += w * _shifted(array_kji[upper[k]], plan.offsets_px[upper[k]], rows_out, cols_out, fill,
+                                   canvas=canvas)
+        if out.dtype.kind in "iu":
+            np.rint(slice_, out=slice_)
+        out[k] = slice_
+    return out
+
+
+def _shifted(slice_: np.ndarray, offset_px: np.ndarray, rows_out: int, cols_out: int, fill, nearest: bool = False,
+             canvas: np.ndarray | None = None) -> np.ndarray:
+    """``slice_`` (rows, cols) placed on a (rows_out, cols_out) grid at ``offset_px`` = (di, dj) pixels.
+
+    Bilinear for fractional offsets (float32 result), whole pixels when ``nearest``.
+    """
+    di, dj = float(offset_px[0]), float(offset_px[1])
+    rows, cols = slice_.shape
+    if nearest:
+        out = np.full((rows_out, cols_out), fill, dtype=slice_.dtype)
+        oi, oj = int(round(di)), int(round(dj))
+        out[oj:oj + rows, oi:oi + cols] = slice_[: rows_out - oj, : cols_out - oi]
+        return out
+    fi, fj = math.floor(di), math.floor(dj)
+    ri, rj = di - fi, dj - fj
+    if canvas is None or canvas.shape != (rows_out + 2, cols_out + 2):
+        canvas = np.empty((rows_out + 2, cols_out + 2), dtype=np.float32)
+    canvas.fill(fill)
+    # canvas[J + 1, I + 1] holds input (J - fj, I - fi)
+    canvas[fj + 1: fj + 1 + rows, fi + 1: fi + 1 + cols] = slice_[: rows_out + 1 - fj, : cols_out + 1 - fi]
+    if ri < 1e-6 and rj < 1e-6:
+        return canvas[1:-1, 1:-1].copy()
+    out = (1 - ri) * (1 - rj) * canvas[1:-1, 1:-1]
+    out += ri * (1 - rj) * canvas[1:-1, :-2]
+    out += (1 - ri) * rj * canvas[:-2, 1:-1]
+    out += ri * rj * canvas[:-2, :-2]
+    return out
