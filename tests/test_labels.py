@@ -1,0 +1,101 @@
+"""Label-mask recognition: documented name patterns per dataset family, content, options, compaction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medconv.labels import compact_labels, decide_kind, distinct_values, is_label_path, looks_like_labels
+from medconv.options import ReadOptions
+
+
+@pytest.mark.parametrize("relpath, expected", [
+    pytest.param("seg-lungs-LUNA16/1.3.6.1.4.1.14519.5.2.1.6279.6001.105756658031515062000744821260.mhd", True,
+                 id="luna16-lung-mask"),
+    pytest.param("subset0/1.3.6.1.4.1.14519.5.2.1.6279.6001.105756658031515062000744821260.mhd", False,
+                 id="luna16-image"),
+    pytest.param("liver-seg001.mhd", True, id="sliver07-mask"),
+    pytest.param("liver-orig001.mhd", False, id="sliver07-image"),
+    pytest.param("masks/LNDb-0001_rad1.mhd", True, id="lndb-mask"),
+    pytest.param("data0/LNDb-0001.mhd", False, id="lndb-image"),
+    pytest.param("VESSEL12_01-20_Lungmasks/VESSEL12_01.mhd", True, id="vessel12-lung-mask"),
+    pytest.param("VESSEL12_01-05/VESSEL12_01.mhd", False, id="vessel12-image"),
+    pytest.param("Task06_Lung/labelsTr/lung_001.nii.gz", True, id="msd-label"),
+    pytest.param("Task06_Lung/imagesTr/lung_001.nii.gz", False, id="msd-image"),
+    pytest.param("volume-0.nii", False, id="lits-image"),
+    pytest.param("segmentation-0.nii", True, id="lits-mask"),
+    pytest.param("case_00000/segmentation.nii.gz", True, id="kits-mask"),
+    pytest.param("case_00000/imaging.nii.gz", False, id="kits-image"),
+    pytest.param("brain_label.tif", True, id="label-name"),
+    pytest.param("liver_gt.nii.gz", True, id="ground-truth-suffix"),
+    pytest.param("gtx/ct.mhd", False, id="gt-inside-a-word"),
+])
+def test_default_patterns_cover_dataset_families(relpath, expected):
+    assert is_label_path(relpath) is expected
+
+
+def test_patterns_are_case_insensitive_and_configurable():
+    assert is_label_path("SEG-LUNGS-luna16/x.mhd")
+    assert not is_label_path("masks/a.mhd", patterns=("annotations",))
+    assert is_label_path("annotations/a.mhd", patterns=("annotations",))
+    assert is_label_path("study/masks/a_rad2.mhd", patterns=("*/masks/*_rad?.mhd",))  # with "/": the whole path
+    assert not is_label_path("other/a_rad2.mhd", patterns=("*/masks/*_rad?.mhd",))
+    assert is_label_path("a\\b\\liver-seg1.mhd")  # Windows separators
+
+
+@pytest.mark.parametrize("array, expected", [
+    pytest.param(np.array([0, 3, 4, 5, 3], np.uint8), True, id="luna-values"),
+    pytest.param(np.array([0, 1], bool), True, id="boolean"),
+    pytest.param(np.array([-1, 0, 2], np.int16), True, id="signed-few-values"),
+    pytest.param(np.arange(17, dtype=np.uint8), False, id="seventeen-values"),
+    pytest.param(np.array([1, 2, 3], np.uint8), False, id="no-background"),
+    pytest.param(np.array([0.0, 1.0]), False, id="float-never-by-content"),
+    pytest.param(np.array([0, 70000], np.int32), True, id="sparse-wide-range"),
+])
+def test_looks_like_labels(array, expected):
+    assert looks_like_labels(array) is expected
+
+
+def test_content_check_refutes_ct_from_a_sample_and_counts_masks_exactly():
+    rng = np.random.default_rng(0)
+    ct = rng.integers(-1024, 2000, size=(64, 64, 40), dtype=np.int16)
+    assert distinct_values(ct) is None
+    mask = np.zeros((64, 64, 40), np.uint16)
+    mask[10, 10, 10] = 9  # one voxel the strided sample misses: the full count finds it
+    mask[20:30, 20:30, 5:9] = 2
+    np.testing.assert_array_equal(distinct_values(mask.T), [0, 2, 9])
+
+
+def test_decide_kind_order_option_then_name_then_content():
+    mask = np.zeros((4, 4, 4), np.uint8)
+    ct = np.random.default_rng(1).integers(-1000, 1000, (4, 4, 4)).astype(np.int16)
+    assert decide_kind("liver-seg001.mhd", ct, ReadOptions(kind="intensity"))[0] == "intensity"
+    assert decide_kind("liver-orig001.mhd", mask, ReadOptions(kind="label"))[0] == "label"
+    kind, reason = decide_kind("liver-seg001.mhd", ct)
+    assert kind == "label" and "*-seg*" in reason
+    assert decide_kind("liver-orig001.mhd", mask)[0] == "label"  # by content
+    assert decide_kind("liver-orig001.mhd", ct)[0] == "intensity"
+    assert decide_kind("seg/prob.nii", np.array([0.0, 0.25]))[0] == "intensity"  # name says label, values do not
+    assert decide_kind("liver-seg001.mhd", None)[0] == "label"  # discovery: name only
+
+
+@pytest.mark.parametrize("values, dtype, expected", [
+    pytest.param([0, 3, 4], np.int16, np.uint8, id="int16-to-uint8"),
+    pytest.param([0, 300], np.int32, np.uint16, id="int32-to-uint16"),
+    pytest.param([-1, 0, 5], np.int32, np.int8, id="negative-to-int8"),
+    pytest.param([0.0, 2.0], np.float32, np.uint8, id="integral-float-to-uint8"),
+    pytest.param([0.0, 0.5], np.float32, np.float32, id="fractional-float-kept"),
+    pytest.param([0, 1], np.uint8, np.uint8, id="already-compact"),
+    pytest.param([False, True], bool, np.uint8, id="bool-to-uint8"),
+])
+def test_compact_labels(values, dtype, expected):
+    array = np.array(values, dtype=dtype)
+    compact = compact_labels(array)
+    assert compact.dtype == expected
+    np.testing.assert_array_equal(compact.astype(np.float64), array.astype(np.float64))
+
+
+def test_compact_labels_keeps_the_transposed_layout():
+    buffer = np.zeros((5, 6, 7), np.int16)
+    compact = compact_labels(buffer.T)
+    assert compact.dtype == np.uint8 and compact.shape == (7, 6, 5) and compact.flags.f_contiguous
