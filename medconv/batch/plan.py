@@ -1,0 +1,209 @@
+"""Planning a batch: every unit of a dataset and the output path it will be written to.
+
+Planning reads headers only (through the readers' ``discover``), never pixels, and
+knows no format: it asks the registry for Sources and :mod:`medconv.layout` for
+names. It guarantees that no two units write the same path and that no output
+lands on an input file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from ..errors import NothingFoundError, OutputCollisionError, UsageError
+from ..layout import id_fragment, output_stem, uid_fragment
+from ..registry import writer_for_format
+from ..source import Source
+
+
+@dataclass(frozen=True)
+class PlannedUnit:
+    """One unit of work: a Source and where its output goes.
+
+    Parameters
+    ----------
+    source:
+        The unit found by a reader (picklable; travels to the worker).
+    output:
+        The output file's path.
+    relative:
+        ``output`` relative to the destination folder, with ``/`` (manifest and preview names).
+    sidecar:
+        The JSON sidecar's path, or ``None`` when no sidecar is written.
+    excluded:
+        Why the reader already knows this unit is not to be converted (``Source.info["excluded"]``),
+        else ``None``.
+    """
+
+    source: Source
+    output: str
+    relative: str
+    sidecar: str | None = None
+    excluded: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.source.id
+
+    def is_complete(self) -> bool:
+        """True when the output (and its sidecar, if one is written) exists under its final name.
+
+        Writers rename a file to its final name only when it is complete
+        (:mod:`medconv.atomic`) and write the sidecar after the image, so both
+        existing means the unit finished.
+        """
+        return os.path.isfile(self.output) and (self.sidecar is None or os.path.isfile(self.sidecar))
+
+
+@dataclass
+class Plan:
+    """The units of one batch, in discovery order, and what planning had to decide."""
+
+    root: str
+    dest: str
+    fmt: str
+    suffix: str
+    units: list[PlannedUnit] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+
+def source_location(source: Source) -> str:
+    """Where a unit comes from, for people: its file, or the common folder of its files."""
+    if len(source.paths) == 1:
+        return source.paths[0]
+    try:
+        return os.path.commonpath(source.paths)
+    except ValueError:
+        return source.paths[0]
+
+
+def discover_sources(root: str, reader_names: Sequence[str] | None, dest: str | None = None) -> list[Source]:
+    """Every unit under ``root`` (or the single file ``root``), minus medconv's own outputs under ``dest``.
+
+    A file claimed by several readers is kept once (the first reader in registry
+    order).
+    """
+    from ..api import discover
+
+    root = os.fspath(root)
+    if not os.path.exists(root):
+        raise UsageError("no such file or folder", root)
+    dest_real = os.path.realpath(dest) if dest else None
+    root_real = os.path.realpath(root)
+    skip_dest = dest_real is not None and dest_real != root_real and _inside(dest_real, root_real)
+    sources: list[Source] = []
+    seen_paths: set[tuple[str, ...]] = set()
+    for source in discover(root, reader_names):
+        if skip_dest and all(_inside(os.path.realpath(p), dest_real) for p in source.paths):
+            continue  # an earlier output of ours inside the dataset folder
+        key = tuple(sorted(source.paths))
+        if key in seen_paths:
+            continue
+        seen_paths.add(key)
+        sources.append(source)
+    return sources
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def make_plan(sources: Iterable[Source], dest: str | os.PathLike, *, fmt: str = "nii.gz",
+              template: str | None = None, sidecar: bool = True, root: str = "") -> Plan:
+    """Name the outputs of ``sources`` under ``dest`` and check that they cannot clash.
+
+    Parameters
+    ----------
+    sources:
+        The units, e.g. from :func:`discover_sources`.
+    dest:
+        The destination folder.
+    fmt:
+        Output format (``nii.gz``, ``nii``, ``npz`` or a plugin writer's suffix).
+    template:
+        Naming template (:mod:`medconv.layout`); ``None`` for the default policy.
+    sidecar:
+        Whether a JSON sidecar is written beside each output.
+    root:
+        The dataset folder, for the record.
+
+    Raises
+    ------
+    NothingFoundError
+        No units.
+    OutputCollisionError
+        Two non-DICOM units would write the same path, or an output would replace an input.
+    """
+    _, suffix = writer_for_format(fmt)
+    dest = os.fspath(dest)
+    sources = list(sources)
+    if not sources:
+        raise NothingFoundError("no convertible image found", root or dest,
+                                "check the folder, or run 'medconv scan' on it to see what is there")
+    stems = {index: output_stem(source, template) for index, source in enumerate(sources)}
+    notes: list[str] = []
+    stems = _resolve_collisions(sources, stems, notes)
+    sources = _unique_ids(sources)
+    plan = Plan(root=os.fspath(root), dest=dest, fmt=fmt, suffix=suffix, notes=notes)
+    inputs = {os.path.realpath(path) for source in sources for path in source.paths}
+    for index, source in enumerate(sources):
+        relative = stems[index] + suffix
+        output = os.path.join(dest, *relative.split("/"))
+        side = os.path.join(dest, *(stems[index] + ".json").split("/")) if sidecar else None
+        for path in (output, side):
+            if path and os.path.realpath(path) in inputs:
+                raise OutputCollisionError("an output would replace an input file", path,
+                                           "choose a destination folder outside the dataset, or another --format")
+        excluded = source.info.get("excluded")
+        plan.units.append(PlannedUnit(source, output, relative, side, str(excluded) if excluded else None))
+    return plan
+
+
+def _resolve_collisions(sources: list[Source], stems: dict[int, str], notes: list[str]) -> dict[int, str]:
+    """Give DICOM units that share a name a UID fragment (then an id hash); refuse other clashes."""
+    for make_fragment in (uid_fragment, id_fragment):
+        groups = _clashes(stems)
+        if not groups:
+            return stems
+        for indices in groups:
+            if not all(sources[i].info.get("series_uid") for i in indices):
+                names = ", ".join(sources[i].id for i in indices[:4])
+                raise OutputCollisionError(
+                    f"{len(indices)} units would be written to the same output {stems[indices[0]]!r}: {names}",
+                    hint="rename the inputs, or pass --name with a field that tells them apart (e.g. '{id}_{reader}')")
+            for i in indices:
+                fragment = make_fragment(sources[i])
+                notes.append(f"{sources[i].id}: name {stems[i]!r} is shared by {len(indices)} series; added {fragment!r}")
+                stems[i] = f"{stems[i]}_{fragment}"
+    groups = _clashes(stems)
+    if groups:
+        names = ", ".join(sources[i].id for i in groups[0][:4])
+        raise OutputCollisionError(f"units would be written to the same output: {names}",
+                                   hint="pass --name with a field that tells them apart, e.g. '{id}'")
+    return stems
+
+
+def _unique_ids(sources: list[Source]) -> list[Source]:
+    """Sources whose ids repeat (same stem, other reader or suffix) get ``#2``, ``#3`` ... for the manifest."""
+    seen: dict[str, int] = {}
+    unique = []
+    for source in sources:
+        seen[source.id] = seen.get(source.id, 0) + 1
+        if seen[source.id] > 1:
+            source = Source(f"{source.id}#{seen[source.id]}", source.reader, source.paths, source.root,
+                            dict(source.info))
+        unique.append(source)
+    return unique
+
+
+def _clashes(stems: dict[int, str]) -> list[list[int]]:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, stem in stems.items():
+        groups[stem.casefold()].append(index)  # case-insensitive file systems (macOS, Windows)
+    return [indices for indices in groups.values() if len(indices) > 1]

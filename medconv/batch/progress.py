@@ -1,0 +1,50 @@
+"""Progress on a terminal: units done/total, failures so far, throughput, ETA.
+
+Silent when the console is not a terminal (a log file, a pipe, a cluster job) or
+when asked to be quiet; the manifest and the summary say what happened either way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BatchProgress:
+    """A rich progress bar fed with manifest rows; a no-op when disabled."""
+
+    def __init__(self, console, total: int, enabled: bool):
+        self.enabled = enabled and total > 0
+        self.failed = 0
+        self._progress = None
+        if not self.enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+            TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[red]{task.fields[failed]} failed"), TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=console, transient=False,
+        )
+        self._task = self._progress.add_task("converting", total=total, failed=0, rate="")
+
+    def __enter__(self) -> "BatchProgress":
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def advance(self, row: dict[str, Any]) -> None:
+        """Count one finished unit."""
+        if row.get("status") == "failed":
+            self.failed += 1
+        if self._progress is None:
+            return
+        task = self._progress.tasks[0]
+        elapsed = task.elapsed or 0.0
+        rate = f"{(task.completed + 1) / elapsed:.2f} units/s" if elapsed > 0 else ""
+        self._progress.update(self._task, advance=1, failed=self.failed, rate=rate)
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -1,0 +1,119 @@
+"""The Report of a batch: counts, first reasons, the one-screen summary, and the exit code.
+
+Exit codes (the same as the CLI's): 0 every unit converted, skipped or excluded;
+1 some failed; 2 usage error (raised before a Report exists); 3 nothing found;
+130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+#: How many reasons per status the summary shows.
+SHOWN_REASONS = 5
+
+
+@dataclass
+class Report:
+    """What happened to the units of one run."""
+
+    total: int = 0
+    counts: Counter = field(default_factory=Counter)
+    reasons: dict[str, list[str]] = field(default_factory=dict)
+    internal_errors: int = 0
+    interrupted: bool = False
+    manifest_paths: tuple[str, ...] = ()
+    log_path: str | None = None
+    preview_index: str | None = None
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Count one manifest row."""
+        status = row["status"]
+        self.counts[status] += 1
+        if row.get("error_type") == "internal":
+            self.internal_errors += 1
+        if status != "converted" and row.get("reason"):
+            self.reasons.setdefault(status, [])
+            if len(self.reasons[status]) < SHOWN_REASONS:
+                self.reasons[status].append(f"{row['unit_id']}: {row['reason']}")
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        if self.total == 0:
+            return EXIT_NOTHING
+        if self.counts["failed"]:
+            return EXIT_FAILED
+        return EXIT_OK
+
+    def as_dict(self) -> dict[str, Any]:
+        """A machine-readable summary (written as ``medconv-summary.json`` beside the manifest)."""
+        return {
+            "total": self.total,
+            "converted": self.counts["converted"],
+            "skipped": self.counts["skipped"],
+            "failed": self.counts["failed"],
+            "excluded": self.counts["excluded"],
+            "internal_errors": self.internal_errors,
+            "interrupted": self.interrupted,
+            "not_run": self.total - self.done,
+            "exit_code": self.exit_code,
+            "seconds": round((self.finished or time.time()) - self.started, 3),
+            "manifest": list(self.manifest_paths),
+            "log": self.log_path,
+            "preview_index": self.preview_index,
+        }
+
+    def write_json(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(self.as_dict(), handle, indent=2)
+            handle.write("\n")
+
+    def render(self, console) -> None:
+        """Print the one-screen summary on a rich console."""
+        from rich.table import Table
+
+        seconds = (self.finished or time.time()) - self.started
+        table = Table(show_header=False, box=None, pad_edge=False)
+        styles = {"converted": "green", "skipped": "cyan", "failed": "red", "excluded": "yellow"}
+        for status in ("converted", "skipped", "failed", "excluded"):
+            table.add_row(f"[{styles[status]}]{status}[/]", str(self.counts[status]))
+        if self.total - self.done:
+            table.add_row("not run", str(self.total - self.done))
+        console.print(table)
+        if self.counts["skipped"]:
+            console.print(f"skipped {self.counts['skipped']} unit(s) whose output exists (resume; --overwrite redoes them)",
+                          highlight=False)
+        for status in ("failed", "excluded"):
+            shown = self.reasons.get(status, [])
+            if shown:
+                more = self.counts[status] - len(shown)
+                console.print(f"[bold]{status}:[/]")
+                for reason in shown:
+                    console.print(f"  {reason}", markup=False, highlight=False)
+                if more > 0:
+                    console.print(f"  ... and {more} more (see the manifest)")
+        if self.internal_errors:
+            console.print(f"[bold red]{self.internal_errors} INTERNAL ERROR(S): a bug in medconv; tracebacks in "
+                          f"{self.log_path}. Please report them.[/]")
+        if self.interrupted:
+            console.print("[bold yellow]interrupted[/]: rerun the same command to finish (finished units are kept)")
+        for path in self.manifest_paths[:1]:
+            console.print(f"manifest: {os.path.relpath(path) if not os.path.isabs(path) else path}", highlight=False)
+        if self.preview_index:
+            console.print(f"preview: {self.preview_index}", highlight=False)
+        console.print(f"{self.done}/{self.total} units in {seconds:.1f} s", highlight=False)

@@ -1,0 +1,159 @@
+"""Output naming: where each unit of a dataset is written, with names safe to use as paths.
+
+Two policies, chosen per unit:
+
+* **DICOM series** (a Source whose ``info`` carries a ``series_uid``) are named by
+  :data:`DICOM_TEMPLATE`, ``{patient_id}/{study_date}_{series_number}_{modality}_{series_description}``:
+  readable, grouped by patient. When two series of a plan would get the same name,
+  the planner appends a fragment of the SeriesInstanceUID (see :func:`uid_fragment`).
+* **Files** (NIfTI, MetaImage, TIFF ...) keep their relative folder and their stem,
+  ``{id}``: ``subset0/1.3.6.1.4.1.14519....mhd`` becomes
+  ``subset0/1.3.6.1.4.1.14519....nii.gz`` (LUNA16 names are SeriesInstanceUIDs and
+  are kept as they are).
+
+A ``--name`` template replaces both. It is a Python format string whose fields are
+the keys of ``Source.info`` plus:
+
+=============  ===============================================================
+``{id}``       the unit id (for files: the relative path without suffix)
+``{stem}``     the last part of the id
+``{parent}``   the folder part of the id ('' at the top)
+``{reader}``   the reader name (dicom, nifti, metaimage, tiff, ...)
+=============  ===============================================================
+
+Header values are sanitised before they reach a path: path separators, ``..``,
+control characters and anything outside letters, digits, ``._+-`` become ``_``;
+runs of ``_`` collapse; each path component is cut to :data:`MAX_COMPONENT`
+characters; an empty or missing value becomes :data:`MISSING`. Only the template's
+own ``/`` (and the ``/`` inside ``{id}`` and ``{parent}``) separate folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+from typing import Any, Mapping
+
+from .errors import UsageError
+from .source import Source
+
+#: The default name of a DICOM series' output (without suffix).
+DICOM_TEMPLATE = "{patient_id}/{study_date}_{series_number}_{modality}_{series_description}"
+#: The default name of a file unit's output: its relative path without the format suffix.
+FILE_TEMPLATE = "{id}"
+#: What a missing or empty field becomes.
+MISSING = "unknown"
+#: Longest path component written (bytes are limited to 255 by most file systems; a suffix follows).
+MAX_COMPONENT = 120
+
+_UNSAFE = re.compile(r"[^\w.+\-]+", re.UNICODE)
+_UNDERSCORES = re.compile(r"_{2,}")
+_PATH_FIELDS = ("id", "parent")
+
+
+def sanitize_component(value: Any) -> str:
+    """``value`` as one safe path component (no separators, no leading dots, bounded length)."""
+    text = "" if value is None else str(value)
+    text = "".join(ch if ch.isprintable() else "_" for ch in text)
+    text = _UNSAFE.sub("_", text)
+    text = re.sub(r"\.{2,}", "_", text)  # no '..' anywhere
+    text = _UNDERSCORES.sub("_", text).strip("_. ")  # no hidden names
+    if len(text) > MAX_COMPONENT:
+        digest = hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()[:8]
+        text = text[: MAX_COMPONENT - 9].rstrip("._") + "_" + digest
+    return text or MISSING
+
+
+def sanitize_relative_path(value: Any) -> str:
+    """``value`` (with ``/`` or ``\\`` separators) as a safe relative path: every component sanitised."""
+    parts = [part for part in re.split(r"[/\\]+", "" if value is None else str(value)) if part not in ("", ".")]
+    return "/".join(sanitize_component(part) for part in parts)
+
+
+def template_fields(source: Source) -> dict[str, Any]:
+    """The values a naming template can use for ``source``."""
+    fields: dict[str, Any] = {key: value for key, value in source.info.items() if isinstance(key, str)}
+    identifier = source.id.replace("\\", "/")
+    fields.update(id=identifier, stem=identifier.rsplit("/", 1)[-1],
+                  parent=identifier.rsplit("/", 1)[0] if "/" in identifier else "", reader=source.reader)
+    return fields
+
+
+def default_template(source: Source) -> str:
+    """:data:`DICOM_TEMPLATE` for a DICOM-like unit (one with a ``series_uid``), else :data:`FILE_TEMPLATE`."""
+    return DICOM_TEMPLATE if source.info.get("series_uid") else FILE_TEMPLATE
+
+
+class _SafeFields(dict):
+    """Format mapping that sanitises every value and fills missing keys."""
+
+    def __missing__(self, key):
+        return MISSING
+
+
+def check_template(template: str) -> None:
+    """Raise :class:`UsageError` if ``template`` is not a usable naming template."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise UsageError(f"bad --name template {template!r}: {exc}") from None
+    if not any(field for _, field, _, _ in parsed):
+        raise UsageError(f"the --name template {template!r} has no {{field}}",
+                         hint="every output would get the same name; use e.g. '{id}' or '{patient_id}/{series_uid}'")
+    for literal, field, spec, conversion in parsed:
+        if field and not re.fullmatch(r"\w+", field):
+            raise UsageError(f"bad field {{{field}}} in the --name template", hint="fields are plain names such as {patient_id}")
+        if ".." in literal.split("/") or literal.startswith("/"):
+            raise UsageError(f"the --name template {template!r} may not contain '..' or start with '/'")
+
+
+def output_stem(source: Source, template: str | None = None) -> str:
+    """The relative output path of ``source`` without suffix, with ``/`` between folders.
+
+    Parameters
+    ----------
+    source:
+        The unit to name.
+    template:
+        A naming template (see the module docstring); ``None`` for the default policy.
+    """
+    template = template or default_template(source)
+    fields = template_fields(source)
+    safe = _SafeFields()
+    for key, value in fields.items():
+        if key in _PATH_FIELDS:
+            safe[key] = sanitize_relative_path(value) or MISSING
+        elif value is None or value == "":
+            safe[key] = MISSING
+        else:
+            safe[key] = sanitize_component(value)
+    try:
+        formatted = template.format_map(safe)
+    except (ValueError, IndexError, KeyError, AttributeError) as exc:
+        raise UsageError(f"bad --name template {template!r}: {exc}") from None
+    stem = sanitize_relative_path(formatted)
+    return stem or sanitize_component(source.id)
+
+
+def uid_fragment(source: Source, length: int = 8) -> str:
+    """A short piece that tells this unit apart from others with the same name.
+
+    The last ``length`` digits of the SeriesInstanceUID (its most specific part),
+    else a hash of the unit id.
+    """
+    uid = str(source.info.get("series_uid") or "")
+    digits = re.sub(r"[^0-9A-Za-z]", "", uid)
+    if digits:
+        return digits[-length:]
+    return hashlib.sha1(source.id.encode("utf-8", "replace")).hexdigest()[:length]
+
+
+def id_fragment(source: Source, length: int = 8) -> str:
+    """A hash of the unit id: unique per unit even when two units share a series UID."""
+    return hashlib.sha1(source.id.encode("utf-8", "replace")).hexdigest()[:length]
+
+
+def describe_fields(info: Mapping[str, Any]) -> str:
+    """The template fields available for one unit, for help and error messages."""
+    return ", ".join("{" + key + "}" for key in sorted(set(info) | {"id", "stem", "parent", "reader"}))
