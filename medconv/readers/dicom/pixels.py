@@ -338,7 +338,9 @@ def combined_rescale_dtype(
     if low is None:
         return stored
     if integral:
-        dtype = smallest_integer_dtype(low, high, prefer_signed=low < 0 or stored.kind == "i")
+        # Signed when the rescale can make values negative (CT HU), even if these slices' values are not.
+        signed = low < 0 or stored.kind == "i" or any(b < 0 for b in intercepts) or any(a < 0 for a in slopes)
+        dtype = smallest_integer_dtype(low, high, prefer_signed=signed)
         if dtype is not None:
             return dtype
     largest_stored = max((max(abs(lo), abs(hi)) for lo, hi in ranges), default=0)
