@@ -98,12 +98,12 @@ class Preprocessing:
             raise UsageError(f"choose one of --window, --clip and --normalize, got {' and '.join(intensity)}")
         if self.scale not in SCALES:
             raise UsageError(f"unknown scale {self.scale!r}", hint="use none, unit or uint8")
+        if self.normalize == "zscore" and self.scale != "none":
+            raise UsageError("--normalize zscore gives z-scores; it takes no --scale")
         if self.scale != "none" and not (self.window or self.window_name or self.clip
                                          or self.normalize == "percentile"):
             raise UsageError(f"--scale {self.scale} needs a value range to scale",
                              hint="add --window, --clip or --normalize percentile")
-        if self.normalize == "zscore" and self.scale != "none":
-            raise UsageError("--normalize zscore gives z-scores; it takes no --scale")
         if self.dtype is not None:
             object.__setattr__(self, "dtype", validate_dtype(self.dtype).name)
 

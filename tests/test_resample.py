@@ -1,0 +1,279 @@
+"""Resampling: an analytic phantom, SimpleITK's own resampling, and nibabel/SimpleITK reloads as references.
+
+The phantom ``f(p) = A sin(x/a) cos(y/b) + c z`` (``p = (x, y, z)`` in LPS mm) is
+sampled on an oblique, anisotropic grid. Linear interpolation of a function
+whose second directional derivatives are bounded by ``C`` errs by at most
+``sum_n C h_n**2 / 8`` (``h_n`` the input spacings), and the anti-aliasing blur
+(sigma ``s_n``) adds at most ``sum_n C s_n**2 / 2``. For the phantom
+``C <= A (1/a**2 + 1/b**2)``; the tests assert that bound.
+"""
+
+from __future__ import annotations
+
+import math
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from scipy.spatial.transform import Rotation
+
+import medconv
+from medconv.errors import UsageError
+from medconv.transforms import Grid, resample
+from medconv.transforms.resample import antialias_sigmas, grid_for_spacing
+from medconv.volume import Volume
+
+A, a, b, c = 100.0, 18.0, 25.0, 0.5
+CURVATURE = A * (1 / a**2 + 1 / b**2)
+OBLIQUE = Rotation.from_euler("zyx", [25, -15, 10], degrees=True).as_matrix()
+SPACING = (0.6, 0.9, 2.5)
+SHAPE = (70, 50, 22)
+ORIGIN = (-20.0, -25.0, -30.0)
+
+
+def phantom(points: np.ndarray) -> np.ndarray:
+    x, y, z = points[..., 0], points[..., 1], points[..., 2]
+    return A * np.sin(x / a) * np.cos(y / b) + c * z
+
+
+def world_points(volume: Volume) -> np.ndarray:
+    """LPS world position of every voxel, shape spatial_shape + (3,)."""
+    index = np.stack(np.meshgrid(*[np.arange(n) for n in volume.spatial_shape], indexing="ij"), axis=-1)
+    return index @ volume.affine_lps[:3, :3].T + volume.affine_lps[:3, 3]
+
+
+def phantom_volume(dtype=np.float32, **meta) -> Volume:
+    grid = Volume(array=np.zeros(SHAPE, dtype=np.uint8), spacing=SPACING, origin=ORIGIN, direction=OBLIQUE)
+    values = phantom(world_points(grid)).astype(dtype)
+    return grid.replace(array=values, meta=meta)
+
+
+def interior(volume_in: Volume, volume_out: Volume, margin: float = 1.0) -> np.ndarray:
+    """Mask of output voxels at least ``margin`` input voxels inside the input grid."""
+    continuous = world_points(volume_out) @ np.linalg.inv(volume_in.affine_lps)[:3, :3].T \
+        + np.linalg.inv(volume_in.affine_lps)[:3, 3]
+    upper = np.asarray(volume_in.spatial_shape) - 1 - margin
+    return np.all((continuous >= margin) & (continuous <= upper), axis=-1)
+
+
+def centred_reference(volume: Volume, shape, spacing, direction, shift=(0.0, 0.0, 0.0)) -> Volume:
+    """A grid around the centre of ``volume`` (moved by ``shift`` mm)."""
+    centre = volume.affine_lps[:3, :3] @ ((np.asarray(volume.spatial_shape) - 1) / 2) + volume.affine_lps[:3, 3]
+    origin = centre + np.asarray(shift) - np.asarray(direction) @ (np.asarray(spacing) * (np.asarray(shape) - 1) / 2)
+    return Volume(array=np.zeros(shape, dtype=np.int16), spacing=spacing, origin=tuple(origin), direction=direction)
+
+
+def error_bound(volume: Volume, sigmas=(0.0, 0.0, 0.0)) -> float:
+    return CURVATURE * (sum(h * h for h in volume.spacing) / 8 + sum(s * s for s in sigmas) / 2)
+
+
+def test_phantom_resampled_to_1mm_matches_its_analytic_values():
+    volume = phantom_volume()
+    out = resample(volume, 1.0)
+    assert out.spacing == (1.0, 1.0, 1.0)
+    np.testing.assert_allclose(out.direction, OBLIQUE, atol=1e-12)
+    sigmas = antialias_sigmas(volume, Grid.of(out))
+    assert sigmas[0] > 0 and sigmas[1] > 0 and sigmas[2] == 0  # 0.6 and 0.9 mm are downsampled, 2.5 is not
+    mask = interior(volume, out, margin=3)  # the blur reaches ~3 voxels
+    assert mask.sum() > 0.5 * mask.size
+    errors = np.abs(out.array - phantom(world_points(out)))[mask]
+    bound = error_bound(volume, sigmas)
+    assert bound < 0.01 * A  # the test is meaningful: under 1 % of the amplitude
+    assert errors.max() <= bound, (errors.max(), bound)
+
+
+def test_phantom_resampled_onto_reference_grid_like():
+    volume = phantom_volume()
+    reference = centred_reference(volume, shape=(30, 30, 70), spacing=(1.0, 1.2, 1.0),
+                                  direction=np.diag([1.0, -1.0, 1.0]))  # 70 mm along z: reaches outside
+    out = resample(volume, like=reference, antialias=False)
+    assert out.shape == reference.shape
+    np.testing.assert_allclose(out.affine_lps, reference.affine_lps, atol=1e-12)
+    mask = interior(volume, out)
+    assert mask.sum() > 1000
+    errors = np.abs(out.array - phantom(world_points(out)))[mask]
+    assert errors.max() <= error_bound(volume), errors.max()
+    # outside the input: the fill value (MR/unknown modality: 0)
+    outside = ~interior(volume, out, margin=-1.0)
+    assert outside.any() and np.all(out.array[outside] == 0)
+
+
+def test_like_accepts_a_path_and_a_grid(tmp_path):
+    volume = phantom_volume()
+    reference = Volume(array=np.zeros((20, 21, 22), dtype=np.uint8), spacing=(1.5, 1.5, 1.5),
+                       origin=(0.0, 0.0, 0.0), direction=np.eye(3))
+    path = tmp_path / "reference.nii.gz"
+    medconv.write(reference, path)
+    by_path = resample(volume, like=path)
+    by_volume = resample(volume, like=reference)
+    np.testing.assert_allclose(by_path.affine_lps, reference.affine_lps, atol=1e-5)
+    np.testing.assert_allclose(by_path.array, by_volume.array, atol=1e-3)
+    assert str(path) in by_path.history[-1]
+
+
+def test_output_grid_rounding_and_centre():
+    volume = Volume(array=np.zeros((5, 7, 3), dtype=np.int16), spacing=(0.5, 0.7, 2.5), origin=(1, 2, 3),
+                    direction=OBLIQUE)
+    grid = grid_for_spacing(volume, (1.0, 1.0, None))
+    # 5*0.5/1 = 2.5 -> 3 (half up), 7*0.7/1 = 4.9 -> 5; the kept axis stays as it is
+    assert grid.shape == (3, 5, 3)
+    assert grid.spacing == (1.0, 1.0, 2.5)
+    centre_in = volume.affine_lps @ np.array([2.0, 3.0, 1.0, 1.0])
+    out_affine = Volume(array=np.zeros(grid.shape), spacing=grid.spacing, origin=grid.origin,
+                        direction=grid.direction_matrix).affine_lps
+    centre_out = out_affine @ np.array([1.0, 2.0, 1.0, 1.0])
+    np.testing.assert_allclose(centre_out, centre_in, atol=1e-12)
+    # the kept axis: same positions along k
+    np.testing.assert_allclose(np.asarray(grid.direction_matrix)[:, 2] @ (np.asarray(grid.origin) - volume.origin), 0,
+                               atol=1e-12)
+    assert grid_for_spacing(volume, (10.0, 10.0, 10.0)).shape == (1, 1, 1)  # never empty
+
+
+def _sitk_image(volume: Volume) -> sitk.Image:
+    """The volume built directly with SimpleITK's API (not through medconv.sitk_bridge)."""
+    image = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(np.asarray(volume.array), (2, 1, 0))))
+    image.SetSpacing(volume.spacing)
+    image.SetOrigin(volume.origin)
+    image.SetDirection(tuple(np.asarray(volume.direction).ravel()))
+    return image
+
+
+def _sitk_resample(volume: Volume, out: Volume, interpolator, fill: float, pixel) -> np.ndarray:
+    f = sitk.ResampleImageFilter()
+    f.SetSize(out.spatial_shape)
+    f.SetOutputSpacing(out.spacing)
+    f.SetOutputOrigin(out.origin)
+    f.SetOutputDirection(tuple(np.asarray(out.direction).ravel()))
+    f.SetInterpolator(interpolator)
+    f.SetDefaultPixelValue(fill)
+    f.SetOutputPixelType(pixel)
+    return np.transpose(sitk.GetArrayFromImage(f.Execute(_sitk_image(volume))), (2, 1, 0))
+
+
+def label_volume() -> Volume:
+    points = world_points(Volume(array=np.zeros(SHAPE, dtype=np.uint8), spacing=SPACING, origin=ORIGIN,
+                                 direction=OBLIQUE))
+    labels = np.zeros(SHAPE, dtype=np.uint8)
+    for value, centre, radius in ((1, (0, 0, 0), 12), (2, (8, 6, -3), 6), (5, (-12, 5, 8), 5), (200, (5, -8, 6), 4)):
+        labels[np.linalg.norm(points - centre, axis=-1) <= radius] = value
+    return Volume(array=labels, spacing=SPACING, origin=ORIGIN, direction=OBLIQUE, kind="label",
+                  meta={"modality": "CT"})
+
+
+@pytest.mark.parametrize("asked", [pytest.param(None, id="default"), pytest.param("linear", id="linear-asked"),
+                                   pytest.param("bspline", id="bspline-asked")])
+def test_label_map_keeps_its_label_set_and_matches_simpleitk_nearest(asked):
+    labels = label_volume()
+    out = resample(labels, 1.0, interpolation=asked)
+    assert out.kind == "label" and out.array.dtype == np.uint8
+    assert set(np.unique(out.array)) == set(np.unique(labels.array)) == {0, 1, 2, 5, 200}
+    expected = _sitk_resample(labels, out, sitk.sitkNearestNeighbor, 0.0, sitk.sitkUInt8)
+    np.testing.assert_array_equal(out.array, expected)
+    assert "nearest (label)" in out.history[-1] and "fill 0" in out.history[-1]  # CT label: fill 0, not -1024
+
+
+def test_intensity_agrees_with_simpleitk_resampling_and_reloads_identically(tmp_path):
+    volume = phantom_volume()
+    out = resample(volume, (1.0, 1.25, 1.0), antialias=False)
+    expected = _sitk_resample(volume, out, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    np.testing.assert_allclose(out.array, expected, rtol=0, atol=1e-4)
+    path = tmp_path / "resampled.nii.gz"
+    medconv.write(out, path)
+    loaded = nib.load(path)
+    np.testing.assert_allclose(loaded.affine, out.affine_ras, atol=1e-4)
+    np.testing.assert_array_equal(np.asanyarray(loaded.dataobj), out.array)
+    image = sitk.ReadImage(str(path))
+    np.testing.assert_allclose(image.GetSpacing(), out.spacing, atol=1e-5)
+    np.testing.assert_allclose(image.GetOrigin(), out.origin, atol=1e-4)
+    np.testing.assert_allclose(image.GetDirection(), np.asarray(out.direction).ravel(), atol=1e-5)
+    np.testing.assert_array_equal(np.transpose(sitk.GetArrayFromImage(image), (2, 1, 0)), out.array)
+
+
+def test_ct_integers_round_back_to_int16_and_fill_with_air():
+    volume = phantom_volume(dtype=np.int16, modality="CT")
+    out = resample(volume, like=centred_reference(volume, (40, 40, 40), (1.0, 1.0, 1.0), np.eye(3), (0, 0, 20)),
+                   antialias=False)
+    assert out.array.dtype == np.int16
+    reference = _sitk_resample(volume, out, sitk.sitkLinear, -1024.0, sitk.sitkFloat32)
+    expected = np.trunc(reference + np.copysign(0.5, reference)).astype(np.int16)
+    np.testing.assert_array_equal(out.array, expected)
+    outside = ~interior(volume, out, margin=-1.0)
+    assert outside.any() and np.all(out.array[outside] == -1024)
+    as_float = resample(volume, like=Grid.of(out), antialias=False, dtype="float32")
+    assert as_float.array.dtype == np.float32
+    np.testing.assert_allclose(as_float.array, reference, atol=1e-3)
+
+
+def test_explicit_fill_and_fill_that_does_not_fit():
+    volume = phantom_volume(dtype=np.int16)
+    reference = Volume(array=np.zeros((10, 10, 10)), spacing=(1, 1, 1), origin=(500.0, 500.0, 500.0))
+    assert np.all(resample(volume, like=reference, fill=-7).array == -7)
+    unsigned = volume.replace(array=np.abs(np.asarray(volume.array)).astype(np.uint16))
+    with pytest.raises(UsageError, match="does not fit"):
+        resample(unsigned, like=reference, fill=-1)
+
+
+def test_bspline_and_nearest_interpolation():
+    volume = phantom_volume()
+    bspline = resample(volume, 1.0, interpolation="bspline", antialias=False)
+    expected = _sitk_resample(volume, bspline, sitk.sitkBSpline, 0.0, sitk.sitkFloat32)
+    np.testing.assert_allclose(bspline.array, expected, atol=1e-3)
+    nearest = resample(volume, 1.0, interpolation="nearest")
+    assert "anti-aliased" not in nearest.history[-1]  # nearest copies values: no smoothing
+    assert set(np.unique(nearest.array)) <= set(np.unique(volume.array))
+
+
+def test_antialiasing_suppresses_aliasing_when_downsampling():
+    # a wave of period 1.25 mm: resolved at 0.5 mm, far above the Nyquist limit of a 2 mm grid (4 mm)
+    x = np.arange(128) * 0.5
+    stripes = np.broadcast_to((100 * np.cos(2 * np.pi * x / 1.25))[:, None, None], (128, 4, 4)).astype(np.float32)
+    volume = Volume(array=stripes, spacing=(0.5, 1, 1))
+    plain = resample(volume, (2.0, None, None), antialias=False)
+    smooth = resample(volume, (2.0, None, None))
+    inner = slice(2, -2)
+    assert plain.array[inner].std() > 15  # aliasing: a slow false wave of high contrast
+    assert smooth.array[inner].std() < 0.02 * plain.array[inner].std()
+    sigma = math.sqrt(2.0**2 - 0.5**2) / (2 * math.sqrt(2 * math.log(2)))
+    assert f"sigma {sigma:.3g}, 0, 0 mm" in smooth.history[-1]
+
+
+def test_4d_volume_resampled_per_volume():
+    volume = phantom_volume()
+    four = volume.replace(array=np.stack([volume.array, 2 * volume.array], axis=3))
+    out = resample(four, 1.5)
+    single = resample(volume, 1.5)
+    assert out.shape == single.shape + (2,)
+    np.testing.assert_allclose(out.array[..., 0], single.array, atol=1e-4)
+    np.testing.assert_allclose(out.array[..., 1], 2 * single.array, atol=2e-4)
+
+
+@pytest.mark.parametrize("kwargs", [pytest.param({}, id="nothing"),
+                                    pytest.param({"spacing": 1, "like": Grid((1, 1, 1), (1, 1, 1), (0, 0, 0),
+                                                                             tuple(np.eye(3).ravel()))}, id="both"),
+                                    pytest.param({"spacing": (1, 2)}, id="two-values"),
+                                    pytest.param({"spacing": -1}, id="negative"),
+                                    pytest.param({"spacing": 1, "interpolation": "cubicspline"}, id="bad-method")])
+def test_bad_requests_are_usage_errors(kwargs):
+    with pytest.raises(UsageError):
+        resample(phantom_volume(), **kwargs)
+
+
+def test_real_lidc_series_resampled_to_1mm_agrees_with_simpleitk(tmp_path):
+    from conftest import corpus_path
+
+    root = corpus_path("lidc")
+    folders = sorted({p.parent for p in root.rglob("*.dcm")})
+    if not folders:
+        pytest.skip("no DICOM files in the LIDC corpus")
+    reader = sitk.ImageSeriesReader()
+    files = reader.GetGDCMSeriesFileNames(str(folders[0]))
+    reader.SetFileNames(files)
+    image = reader.Execute()
+    volume = Volume(array=np.transpose(sitk.GetArrayFromImage(image), (2, 1, 0)), spacing=image.GetSpacing(),
+                    origin=image.GetOrigin(), direction=np.reshape(image.GetDirection(), (3, 3)),
+                    meta={"modality": "CT", "units": "HU"})
+    out = resample(volume, 1.0, antialias=False, dtype="float32")
+    expected = _sitk_resample(volume, out, sitk.sitkLinear, -1024.0, sitk.sitkFloat32)
+    np.testing.assert_allclose(out.array, expected, atol=1e-2)
+    assert out.spacing == (1.0, 1.0, 1.0)
