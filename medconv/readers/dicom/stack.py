@@ -240,7 +240,9 @@ def plan_stack(
     if uneven:
         min_step = float(steps.min())
         multiples = steps / min_step
-        is_gap = bool(np.all(np.abs(multiples - np.round(multiples)) < SPACING_REL_TOLERANCE * 2)) and multiples.max() > 1.5
+        # missing slices: every step a whole multiple of the smallest, and most steps the smallest
+        is_gap = bool(np.all(np.abs(multiples - np.round(multiples)) < SPACING_REL_TOLERANCE * 2)
+                      and np.median(np.round(multiples)) == 1 and multiples.max() > 1.5)
         if is_gap:
             missing = int(np.round(multiples).sum() - len(steps))
             flags.append("gap")

@@ -1,0 +1,195 @@
+"""Synthetic DICOM series with known geometry, for tests.
+
+Every stored pixel value is :func:`phantom` of the voxel centre's LPS world position
+(rounded to an integer), so a test can check any output voxel by computing the
+function at that voxel's world position. ``phantom`` is linear, so linear
+interpolation (tilt / uneven-spacing repair) reproduces it up to rounding.
+
+Written with pydicom only (no medconv code): the test data stay an independent
+reference. Helper modules of other tests may import :func:`write_series`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
+EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
+
+
+def phantom(points: np.ndarray) -> np.ndarray:
+    """The analytic image: a linear function of LPS position ``(..., 3)`` in mm."""
+    points = np.asarray(points, dtype=np.float64)
+    return 3.0 * points[..., 0] - 2.0 * points[..., 1] + 5.0 * points[..., 2] - 1000.0
+
+
+@dataclass
+class SyntheticSeries:
+    """What was written: files (in slice order along the given positions) and the geometry."""
+
+    folder: Path
+    paths: list[Path]
+    positions: np.ndarray
+    iop: tuple[float, ...]
+    pixel_spacing: tuple[float, float]
+    rows: int
+    columns: int
+    series_uid: str
+    intercept: float = -1024.0
+    extra: dict = field(default_factory=dict)
+
+    def world(self, k: int, j: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """LPS position of pixel (row j, column i) of acquired slice ``k``."""
+        row, col = np.asarray(self.iop[:3]), np.asarray(self.iop[3:])
+        return (self.positions[k] + np.multiply.outer(i * self.pixel_spacing[1], row)
+                + np.multiply.outer(j * self.pixel_spacing[0], col))
+
+
+def _uid(rng: random.Random) -> str:
+    return "2.25." + str(rng.getrandbits(100))
+
+
+def axial(n: int, step: float = 2.0, origin=(-40.0, -30.0, 10.0)) -> tuple[tuple, np.ndarray]:
+    """IOP and positions of a plain axial stack."""
+    iop = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    positions = np.array([np.add(origin, (0, 0, k * step)) for k in range(n)], dtype=float)
+    return iop, positions
+
+
+def oriented(iop: Sequence[float], distances: Sequence[float], origin=(-20.0, 15.0, 30.0),
+             inplane_shift_per_mm=(0.0, 0.0)) -> np.ndarray:
+    """Positions at ``distances`` along the normal of ``iop``; a shear adds ``shift * d`` in-plane (tilt)."""
+    iop = np.asarray(iop, dtype=float)
+    row, col = iop[:3], iop[3:]
+    normal = np.cross(row, col)
+    return np.array([np.asarray(origin) + d * normal + d * inplane_shift_per_mm[0] * row
+                     + d * inplane_shift_per_mm[1] * col for d in distances])
+
+
+def write_series(folder: os.PathLike, positions: np.ndarray, iop: Sequence[float], *, rows: int = 12,
+                 columns: int = 10, pixel_spacing=(0.8, 0.6), series_uid: str | None = None,
+                 series_number: int = 2, modality: str = "CT", description: str = "synthetic",
+                 patient_id: str = "SYNTH-001", study_uid: str | None = None, names: str = "ordered",
+                 instance_numbers: str = "spatial", image_type=("ORIGINAL", "PRIMARY", "AXIAL"),
+                 gantry_tilt: float | None = None, function: Callable = phantom, seed: int = 0,
+                 prefix: str = "", extra: dict | None = None) -> SyntheticSeries:
+    """Write one single-frame CT-like series whose pixels are ``function(world)``.
+
+    ``names``: ``"ordered"``, ``"shuffled"`` (random names) or ``"none"`` (no suffix).
+    ``instance_numbers``: ``"spatial"``, ``"reversed"`` or ``"random"``.
+    """
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+
+    rng = random.Random(seed)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    series_uid = series_uid or _uid(rng)
+    study_uid = study_uid or "2.25.1234567"
+    count = len(positions)
+    numbers = list(range(1, count + 1))
+    if instance_numbers == "reversed":
+        numbers.reverse()
+    elif instance_numbers == "random":
+        rng.shuffle(numbers)
+    series = SyntheticSeries(folder, [], np.asarray(positions, float), tuple(iop), tuple(pixel_spacing), rows,
+                             columns, series_uid)
+    jj, ii = np.meshgrid(np.arange(rows), np.arange(columns), indexing="ij")
+    for k in range(count):
+        values = np.rint(function(series.world(k, jj, ii)) - series.intercept).astype(np.int16)
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+        meta.MediaStorageSOPInstanceUID = _uid(rng)
+        meta.TransferSyntaxUID = EXPLICIT_VR_LE
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID = CT_IMAGE_STORAGE
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.PatientID = patient_id
+        ds.PatientName = "Synthetic^Phantom"
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series_uid
+        ds.FrameOfReferenceUID = study_uid + ".1"
+        ds.StudyDate = "20000101"
+        ds.Modality = modality
+        ds.Manufacturer = "medconv-tests"
+        ds.SeriesDescription = description
+        ds.SeriesNumber = series_number
+        ds.InstanceNumber = numbers[k]
+        ds.ImageType = list(image_type)
+        ds.ImageOrientationPatient = [f"{v:.6f}" for v in iop]
+        ds.ImagePositionPatient = [f"{v:.6f}" for v in positions[k]]
+        ds.PixelSpacing = [f"{v:g}" for v in pixel_spacing]
+        ds.SliceThickness = "1.0"
+        if gantry_tilt is not None:
+            ds.GantryDetectorTilt = f"{gantry_tilt:g}"
+        ds.Rows, ds.Columns = rows, columns
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated = ds.BitsStored = 16
+        ds.HighBit = 15
+        ds.PixelRepresentation = 1
+        ds.RescaleIntercept = f"{series.intercept:g}"
+        ds.RescaleSlope = "1"
+        for keyword, value in (extra or {}).items():
+            setattr(ds, keyword, value)
+        ds.PixelData = values.tobytes()
+        if names == "shuffled":
+            name = f"{prefix}{rng.getrandbits(40):x}.dcm"
+        elif names == "none":
+            name = f"{prefix}IM{k:04d}"
+        else:
+            name = f"{prefix}{k + 1:04d}.dcm"
+        path = folder / name
+        pydicom.dcmwrite(path, ds, enforce_file_format=True)
+        series.paths.append(path)
+    return series
+
+
+def write_rtstruct(path: os.PathLike, referenced: SyntheticSeries) -> Path:
+    """A minimal RTSTRUCT-like object (no pixel data) referencing a series."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+
+    rng = random.Random(7)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = RTSTRUCT_STORAGE
+    meta.MediaStorageSOPInstanceUID = _uid(rng)
+    meta.TransferSyntaxUID = EXPLICIT_VR_LE
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = RTSTRUCT_STORAGE
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "RTSTRUCT"
+    ds.PatientID = "SYNTH-001"
+    ds.StudyInstanceUID = "2.25.1234567"
+    ds.SeriesInstanceUID = _uid(rng)
+    ds.SeriesNumber = 99
+    ds.StructureSetLabel = "contours"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    return path
+
+
+def write_junk(folder: os.PathLike) -> list[Path]:
+    """Files that are not DICOM: a text note, random bytes, a DICOMDIR-named file."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "notes.txt").write_text("not an image\n")
+    (folder / "blob").write_bytes(bytes(range(256)) * 2)
+    (folder / "DICOMDIR").write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 64)
+    return [folder / "notes.txt", folder / "blob", folder / "DICOMDIR"]
+
+
+def truncate(path: os.PathLike, keep: int = 300) -> None:
+    """Cut a file after ``keep`` bytes (a broken download)."""
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[:keep])

@@ -1,0 +1,173 @@
+"""Slice geometry of synthetic DICOM series, checked voxel by voxel against the analytic phantom.
+
+Each series stores ``phantom(world position)``; every output voxel must hold the
+phantom at the world position its index maps to through the volume's affine.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dicom_synth import axial, oriented, phantom, write_series
+from medconv.errors import GeometryError
+from medconv.options import ReadOptions
+from medconv.readers.dicom import DicomReader
+from medconv.readers.dicom.stack import plan_stack
+
+OBLIQUE_IOP = (math.cos(0.3), math.sin(0.3), 0.0, -math.sin(0.3) * math.cos(0.4), math.cos(0.3) * math.cos(0.4),
+               math.sin(0.4))
+
+
+def read_only_volume(folder, options=ReadOptions()):
+    reader = DicomReader(jobs=1)
+    sources = [s for s in reader.discover(str(folder)) if not s.info.get("excluded")]
+    assert len(sources) == 1, [s.id for s in sources]
+    return sources[0], reader.read(sources[0], options)
+
+
+def voxel_world(volume) -> np.ndarray:
+    """LPS position of every voxel, shape (i, j, k, 3)."""
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in volume.shape[:3]], indexing="ij"), axis=-1).astype(float)
+    return grid @ volume.affine_lps[:3, :3].T + volume.affine_lps[:3, 3]
+
+
+def inside_acquired(series, world: np.ndarray) -> np.ndarray:
+    """Voxels whose world position lies between two acquired slices and, seen from both, inside them."""
+    row, col = np.asarray(series.iop[:3]), np.asarray(series.iop[3:])
+    normal = np.cross(row, col)
+    d = (series.positions - series.positions[0]) @ normal
+    dist = (world - series.positions[0]) @ normal
+    ok = (dist >= d.min() - 1e-6) & (dist <= d.max() + 1e-6)
+    upper = np.clip(np.searchsorted(d, dist - 1e-6), 1, len(d) - 1)
+    for k in (upper - 1, upper):
+        rel = world - series.positions[k]
+        i = rel @ row / series.pixel_spacing[1]
+        j = rel @ col / series.pixel_spacing[0]
+        ok &= (i >= -1e-6) & (i <= series.columns - 1 + 1e-6) & (j >= -1e-6) & (j <= series.rows - 1 + 1e-6)
+    return ok
+
+
+def assert_phantom(volume, tolerance=0.5 + 1e-6, mask=None):
+    world = voxel_world(volume)
+    expected = phantom(world)
+    diff = np.abs(np.asarray(volume.array, dtype=np.float64) - expected)
+    if mask is not None:
+        assert mask.mean() > 0.5, "the comparison region is too small"
+        diff = diff[mask]
+    assert diff.max() <= tolerance, f"voxel differs from the phantom by {diff.max():.3f}"
+
+
+@pytest.mark.parametrize("iop, names, numbers", [
+    pytest.param((1, 0, 0, 0, 1, 0), "ordered", "spatial", id="axial"),
+    pytest.param((1, 0, 0, 0, 0, -1), "shuffled", "random", id="coronal-shuffled-names-random-instance"),
+    pytest.param((0, 1, 0, 0, 0, -1), "none", "reversed", id="sagittal-no-suffix-reversed-instance"),
+    pytest.param(OBLIQUE_IOP, "shuffled", "reversed", id="oblique-double-angle"),
+    pytest.param((-1, 0, 0, 0, 1, 0), "ordered", "spatial", id="axial-flipped-rows"),
+])
+def test_every_voxel_matches_the_phantom(tmp_path, iop, names, numbers):
+    positions = oriented(iop, [0, 1.5, 3.0, 4.5, 6.0, 7.5])
+    write_series(tmp_path, positions, iop, names=names, instance_numbers=numbers)
+    source, volume = read_only_volume(tmp_path)
+    assert volume.shape == (10, 12, 6)
+    assert volume.spacing == pytest.approx((0.6, 0.8, 1.5))
+    assert volume.array.dtype == np.int16
+    assert volume.warnings == ()
+    np.testing.assert_allclose(volume.direction[:, 0], iop[:3], atol=1e-6)
+    np.testing.assert_allclose(volume.direction[:, 1], iop[3:], atol=1e-6)
+    assert_phantom(volume)
+    assert source.info["shape"] == [10, 12, 6]
+
+
+def test_array_is_a_transposed_view_of_one_c_ordered_buffer(tmp_path):
+    iop, positions = axial(5)
+    write_series(tmp_path, positions, iop)
+    _, volume = read_only_volume(tmp_path)
+    assert volume.array.flags["F_CONTIGUOUS"]
+    assert volume.array.T.flags["C_CONTIGUOUS"]
+
+
+@pytest.mark.parametrize("distances, flag", [
+    pytest.param([0, 2, 4, 8, 10, 12], "gap", id="one-missing-slice"),
+    pytest.param([0, 1, 2.5, 3.0, 5.0, 6.0], "uneven", id="uneven-spacing"),
+])
+def test_gap_and_uneven_spacing_are_resampled_onto_a_regular_grid(tmp_path, distances, flag):
+    iop = (1, 0, 0, 0, 1, 0)
+    series = write_series(tmp_path, oriented(iop, distances), iop, names="shuffled")
+    _, volume = read_only_volume(tmp_path)
+    steps = np.diff(distances)
+    assert volume.spacing[2] == pytest.approx(min(steps), rel=0.05)
+    assert volume.shape[2] == round(distances[-1] / volume.spacing[2]) + 1
+    assert any(flag in w or "missing" in w for w in volume.warnings)
+    assert flag in volume.meta["geometry_flags"]
+    # linear interpolation of a linear phantom: exact up to the rounding of stored and output values
+    assert_phantom(volume, tolerance=1.0 + 1e-6, mask=inside_acquired(series, voxel_world(volume)))
+
+
+@pytest.mark.parametrize("iop, shift", [
+    pytest.param((1, 0, 0, 0, 1, 0), (0.0, math.tan(math.radians(15))), id="axial-15deg"),
+    pytest.param((1, 0, 0, 0, math.cos(0.3), -math.sin(0.3)), (0.0, -math.tan(math.radians(20))),
+                 id="rotated-minus-20deg"),
+])
+def test_tilt_is_resampled_onto_an_orthogonal_grid(tmp_path, iop, shift):
+    series = write_series(tmp_path, oriented(iop, [0, 2, 4, 6, 8, 10, 12], inplane_shift_per_mm=shift), iop,
+                          gantry_tilt=15.0, names="shuffled")
+    _, volume = read_only_volume(tmp_path)
+    assert "tilt" in volume.meta["geometry_flags"]
+    assert any("gantry tilt" in w for w in volume.warnings)
+    assert np.allclose(volume.direction.T @ volume.direction, np.eye(3), atol=1e-6)
+    assert volume.shape[1] > 12  # the grid grows to hold the sheared slab
+    assert_phantom(volume, tolerance=1.0 + 1e-6, mask=inside_acquired(series, voxel_world(volume)))
+
+
+def test_tilt_and_gap_together(tmp_path):
+    iop = (1, 0, 0, 0, 1, 0)
+    series = write_series(tmp_path, oriented(iop, [0, 2, 4, 8, 10], inplane_shift_per_mm=(0.2, 0.1)), iop,
+                          rows=24, columns=20)
+    _, volume = read_only_volume(tmp_path)
+    assert {"tilt", "gap"} <= set(volume.meta["geometry_flags"])
+    assert_phantom(volume, tolerance=1.0 + 1e-6, mask=inside_acquired(series, voxel_world(volume)))
+
+
+@pytest.mark.parametrize("distances, shift, options, match", [
+    pytest.param([0, 2, 4, 6], (0.0, 0.3), ReadOptions(on_tilt="error"), "gantry tilt", id="tilt-refused"),
+    pytest.param([0, 2, 4, 8], (0.0, 0.0), ReadOptions(on_uneven="error"), "missing slice", id="gap-refused"),
+    pytest.param([0, 1, 3.5, 4], (0.0, 0.0), ReadOptions(on_uneven="error"), "uneven", id="uneven-refused"),
+])
+def test_error_policies_refuse_with_a_reason(tmp_path, distances, shift, options, match):
+    iop = (1, 0, 0, 0, 1, 0)
+    write_series(tmp_path, oriented(iop, distances, inplane_shift_per_mm=shift), iop)
+    reader = DicomReader(jobs=1)
+    (source,) = list(reader.discover(str(tmp_path)))
+    with pytest.raises(GeometryError, match=match) as info:
+        reader.read(source, options)
+    assert info.value.path and info.value.hint
+
+
+def test_duplicate_positions_without_an_index_are_an_error(tmp_path):
+    iop = (1, 0, 0, 0, 1, 0)
+    write_series(tmp_path, oriented(iop, [0, 2, 2, 4]), iop)
+    reader = DicomReader(jobs=1)
+    (source,) = list(reader.discover(str(tmp_path)))
+    assert "duplicate" in source.info["flags"]
+    with pytest.raises(GeometryError, match="repeat a position"):
+        reader.read(source)
+
+
+def test_plan_stack_sorts_by_position_not_by_input_order():
+    iop = (1, 0, 0, 0, 1, 0)
+    positions = np.array([[0, 0, 4.0], [0, 0, -2.0], [0, 0, 1.0], [0, 0, 7.0]])
+    plan = plan_stack(positions, iop, (0.5, 0.5), rows=4, columns=4)
+    assert list(plan.order) == [1, 2, 0, 3]
+    assert plan.spacing[2] == pytest.approx(3.0)
+    assert plan.origin == pytest.approx((0, 0, -2.0))
+    assert not plan.needs_resample and plan.flags == []
+
+
+def test_header_tilt_without_sheared_positions_is_only_noted():
+    iop = (1, 0, 0, 0, 1, 0)
+    plan = plan_stack(oriented(iop, [0, 1, 2]), iop, (1, 1), gantry_tilt=12.0, rows=4, columns=4)
+    assert not plan.needs_resample
+    assert any("not sheared" in w for w in plan.warnings)
