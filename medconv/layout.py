@@ -24,7 +24,9 @@ the keys of ``Source.info`` plus:
 Header values are sanitised before they reach a path: path separators, ``..``,
 control characters and anything outside letters, digits, ``._+-`` become ``_``;
 runs of ``_`` collapse; each path component is cut to :data:`MAX_COMPONENT`
-characters; an empty or missing value becomes :data:`MISSING`. Only the template's
+characters; an empty or missing field is left out together with the ``_`` beside
+it (``20000101_3_CT`` when the description is empty), and a path component left
+empty becomes :data:`MISSING`. Only the template's
 own ``/`` (and the ``/`` inside ``{id}`` and ``{parent}``) separate folders.
 """
 
@@ -89,7 +91,7 @@ class _SafeFields(dict):
     """Format mapping that sanitises every value and fills missing keys."""
 
     def __missing__(self, key):
-        return MISSING
+        return ""
 
 
 def check_template(template: str) -> None:
@@ -125,15 +127,22 @@ def output_stem(source: Source, template: str | None = None) -> str:
         if key in _PATH_FIELDS:
             safe[key] = sanitize_relative_path(value) or MISSING
         elif value is None or value == "":
-            safe[key] = MISSING
+            safe[key] = ""  # dropped, with its separator, when the path is cleaned up
         else:
             safe[key] = sanitize_component(value)
-    try:
-        formatted = template.format_map(safe)
-    except (ValueError, IndexError, KeyError, AttributeError) as exc:
-        raise UsageError(f"bad --name template {template!r}: {exc}") from None
-    stem = sanitize_relative_path(formatted)
-    return stem or sanitize_component(source.id)
+    parts = []
+    for segment in template.split("/"):  # the template's own folders
+        try:
+            formatted = segment.format_map(safe)
+        except (ValueError, IndexError, KeyError, AttributeError) as exc:
+            raise UsageError(f"bad --name template {template!r}: {exc}") from None
+        cleaned = sanitize_relative_path(formatted)
+        fields = {field for _, field, _, _ in string.Formatter().parse(segment) if field}
+        if cleaned:
+            parts.append(cleaned)
+        elif segment and not fields <= set(_PATH_FIELDS):  # a folder named by a missing header value
+            parts.append(MISSING)
+    return "/".join(parts) or sanitize_component(source.id)
 
 
 def uid_fragment(source: Source, length: int = 8) -> str:

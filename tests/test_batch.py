@@ -176,7 +176,8 @@ def test_absurdly_long_header_values_are_cut():
 def test_name_template_uses_header_facts_and_never_escapes_the_destination():
     source = _dicom_like("1.2.3", series_description="../../evil")
     assert output_stem(source, "{patient_id}/{series_description}") == "LIDC-IDRI-0001/evil"
-    assert output_stem(source, "{missing_key}_{modality}") == "unknown_CT"
+    assert output_stem(source, "{missing_key}_{modality}") == "CT"
+    assert output_stem(source, "{missing_key}/{modality}") == "unknown/CT"
     file_source = Source(id="subset0/1.3.6.1.4.1.14519.5.2.1.6279.6001.1055", reader="metaimage", paths=("x.mhd",))
     assert output_stem(file_source) == "subset0/1.3.6.1.4.1.14519.5.2.1.6279.6001.1055"
 
@@ -197,6 +198,8 @@ class FakeReader:
                 yield Source(id=name[:-5], reader=self.name, paths=(os.path.join(root, name),), root=root, info=info)
 
     def read(self, source, options):
+        if source.info.get("excluded"):
+            raise NotAVolumeError(source.info["excluded"], source.path)
         if source.id.startswith("localizer"):
             raise NotAVolumeError("a localizer, not a volume", source.path)
         if source.id.startswith("bug"):
@@ -221,7 +224,8 @@ def test_excluded_units_and_internal_errors_are_recorded_and_the_batch_goes_on(t
     rows = {row["unit_id"]: row for row in read_manifest(str(tmp_path / "out" / "medconv-manifest.jsonl"))}
     assert {k: r["status"] for k, r in rows.items()} == {
         "ok1": "converted", "ok2": "converted", "rtstruct": "excluded", "localizer": "excluded", "bug": "failed"}
-    assert rows["rtstruct"]["reason"] == "RTSTRUCT: not an image"
+    assert "RTSTRUCT: not an image" in rows["rtstruct"]["reason"]
+    assert plan.units[[u.id for u in plan.units].index("rtstruct")].excluded == "RTSTRUCT: not an image"
     assert "localizer" in rows["localizer"]["reason"]
     assert rows["bug"]["error_type"] == "internal" and "KeyError" in rows["bug"]["traceback"]
     log = Path(report.log_path).read_text()

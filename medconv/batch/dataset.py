@@ -28,7 +28,10 @@ def convert_dataset(src: str | os.PathLike, dest: str | os.PathLike, *, reader_n
     """
     from rich.console import Console
 
-    console = console or Console(stderr=True)
+    if console is None:
+        console = Console(stderr=True)
+        if not console.is_terminal:  # a log file: long lines rather than wrapped ones
+            console = Console(stderr=True, width=max(console.width, 160))
     if template:
         check_template(template)
     src, dest = os.fspath(src), os.fspath(dest)
@@ -40,7 +43,10 @@ def convert_dataset(src: str | os.PathLike, dest: str | os.PathLike, *, reader_n
         return EXIT_OK
     report: Report = run_plan(plan, job, options, console=console)
     if options.summary:
-        for note in report.notes:
+        if plan.notes:
+            console.print(f"note: {len(plan.notes)} output name(s) got a UID fragment to stay unique "
+                          "(--dry-run lists them)", highlight=False)
+        for note in report.notes[len(plan.notes):]:
             console.print(f"note: {note}", highlight=False, markup=False)
         report.render(console)
     elif report.counts["failed"] or report.internal_errors:

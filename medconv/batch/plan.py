@@ -34,8 +34,10 @@ class PlannedUnit:
     sidecar:
         The JSON sidecar's path, or ``None`` when no sidecar is written.
     excluded:
-        Why the reader already knows this unit is not to be converted (``Source.info["excluded"]``),
-        else ``None``.
+        The reader's note that this unit is probably not an image volume
+        (``Source.info["excluded"]``), shown by ``--dry-run``; ``None`` otherwise. The
+        reader still decides when the unit runs (an option such as ``--include-2d``
+        may make it convertible), so excluded units cost one quick task each.
     """
 
     source: Source

@@ -126,12 +126,6 @@ def _skipped_row(unit: PlannedUnit, previous: dict[str, Any] | None) -> dict[str
     return row
 
 
-def _excluded_row(unit: PlannedUnit) -> dict[str, Any]:
-    row = base_row(unit)
-    row.update(status="excluded", reason=unit.excluded, error_type="not-a-volume", seconds=0.0)
-    return row
-
-
 def execute(units: list[PlannedUnit], job: UnitJob, jobs: int, backend: str = "local",
             scheduler: str | None = None) -> Iterator[dict[str, Any]]:
     """Convert ``units``, yielding each result row as soon as its unit finishes (any order)."""
@@ -205,9 +199,7 @@ def run_plan(plan: Plan, job: UnitJob = UnitJob(), options: RunOptions = RunOpti
     todo: list[PlannedUnit] = []
     with ManifestWriter(csv_path, jsonl_path) as manifest:
         for unit in plan.units:
-            if unit.excluded:
-                row = _excluded_row(unit)
-            elif not options.overwrite and unit.is_complete():
+            if not options.overwrite and unit.is_complete():
                 row = _skipped_row(unit, previous.get(unit.id))
             else:
                 todo.append(unit)
@@ -259,7 +251,7 @@ def print_plan(plan: Plan, console, limit: int | None = None) -> None:
         if limit is not None and index >= limit:
             table.add_row("...", "", "", f"{len(plan.units) - limit} more", "")
             break
-        status = f"excluded: {unit.excluded}" if unit.excluded else ("exists" if unit.is_complete() else "to do")
+        status = f"probably excluded: {unit.excluded}" if unit.excluded else ("exists" if unit.is_complete() else "to do")
         table.add_row(unit.id, unit.source.reader, str(len(unit.source.paths)), unit.relative, status)
     console.print(table)
     for note in plan.notes:
