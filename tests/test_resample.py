@@ -128,6 +128,9 @@ def test_output_grid_rounding_and_centre():
     np.testing.assert_allclose(np.asarray(grid.direction_matrix)[:, 2] @ (np.asarray(grid.origin) - volume.origin), 0,
                                atol=1e-12)
     assert grid_for_spacing(volume, (10.0, 10.0, 10.0)).shape == (1, 1, 1)  # never empty
+    one_slice = volume.replace(array=np.zeros((5, 7, 1)))
+    assert grid_for_spacing(one_slice, (0.25, 0.25, 0.25)).spacing == (0.25, 0.25, 2.5)  # a 2D image stays 2D
+    assert grid_for_spacing(one_slice, (0.25, 0.25, 0.25)).shape == (10, 20, 1)  # 2.5 -> 10, 4.9 / 0.25 = 19.6 -> 20
 
 
 def _sitk_image(volume: Volume) -> sitk.Image:

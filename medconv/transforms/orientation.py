@@ -85,7 +85,7 @@ def reorient(volume: Volume, codes: str) -> Volume:
     affine = volume.affine_lps
     origin = affine[:3, :3] @ first + affine[:3, 3]
     signs = np.where(flips, -1.0, 1.0)
-    direction = np.asarray(volume.direction)[:, list(permutation)] * signs[np.newaxis, :]
+    direction = np.asarray(volume.direction)[:, list(permutation)] * signs[np.newaxis, :] + 0.0  # no -0.0
     spacing = tuple(volume.spacing[old] for old in permutation)
     names = "ijk"
     moved = ", ".join(f"{'-' if flips[n] else ''}{names[old]}" for n, old in enumerate(permutation))

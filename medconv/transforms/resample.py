@@ -7,7 +7,8 @@ Rules (docs/preprocessing.md explains them with examples):
   output grid is *centred* on the input grid: the centre of the covered box
   (voxel edges included) stays where it was, so the new extent differs from the
   old by less than one output voxel, split evenly between both ends. An axis
-  whose target is ``None`` ("keep") keeps its size, spacing and origin exactly.
+  whose target is ``None`` ("keep"), and an axis of a single voxel (a 2D
+  image's slice axis), keeps its size, spacing and position exactly.
 * **Grid of a reference** (``like=``): the output takes the reference's shape,
   spacing, origin and direction exactly, so an image and its mask line up
   voxel for voxel.
@@ -117,6 +118,8 @@ def grid_for_spacing(volume: Volume, spacing: Sequence[float | None]) -> Grid:
         raise UsageError(f"a target spacing needs 3 values (or None to keep an axis), got {spacing!r}")
     old_spacing = np.asarray(volume.spacing, dtype=float)
     old_shape = np.asarray(volume.spatial_shape)
+    # an axis of one voxel (a 2D image) has nothing to interpolate along: it is kept
+    spacing = tuple(None if n == 1 else s for n, s in zip(old_shape, spacing))
     new_spacing = np.array([old if new is None else float(new) for old, new in zip(old_spacing, spacing)])
     if not np.all(np.isfinite(new_spacing)) or np.any(new_spacing <= 0):
         raise UsageError(f"spacing must be positive, got {spacing!r}")
