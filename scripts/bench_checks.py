@@ -94,4 +94,14 @@ def check_outputs(workload: str, outs: dict[str, Path], expected_units: int) -> 
                 issue = same_in_world(ours, theirs)
                 if issue:
                     problems.append(f"{name} {ours.name} vs {ref_name} {theirs.name}: {issue}")
+    elif workload == "scan":
+        import csv
+
+        table = outs["medconv scan"] / "scan.csv"
+        if not table.exists():
+            return [f"medconv scan wrote no {table.name}"]
+        with open(table, newline="") as stream:
+            rows = list(csv.DictReader(stream))
+        if len(rows) != expected_units:
+            problems.append(f"medconv scan listed {len(rows)} units, expected {expected_units} series")
     return problems

@@ -18,6 +18,10 @@ import os
 import sys
 from pathlib import Path
 
+# The repository first on the path: the venv's editable install of medconv may
+# resolve "medconv" as a namespace package when run from outside the repository.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 
 
 def run_peer(kind: str, src: str, out: str) -> None:

@@ -1,0 +1,134 @@
+#!/usr/bin/env python
+"""Which ``WriteOptions.compression_level`` (and how many threads) for medconv's ``.nii.gz``?
+
+Reads the benchmark's 300-slice CT with pydicom (not with medconv's reader: this
+measures the writer alone), builds a :class:`medconv.Volume` the way readers do
+(the transposed view of a C-ordered ``(k, j, i)`` int16 buffer of Hounsfield
+units) and times ``NiftiWriter().write`` for every compression level and for 1
+and 2 threads, best of ``--reps``. For comparison it runs dcm2niix ``-z y``
+(its default, pigz level 6) and ``-z y -1`` on the same series, and prints the
+sizes of zlib levels 1 and 6 of the same bytes (what Python's gzip would give).
+
+Usage::
+
+    .venv/bin/python scripts/bench_compression.py [--ct bench-work/inputs/ct] [--reps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+# The repository first on the path: the venv's editable install of medconv may
+# resolve "medconv" as a namespace package when run from outside the repository.
+sys.path.insert(0, str(HERE.parent))
+FULL_CT = {"kind": "ct", "slices": 300, "size": 512, "seed": 0}
+
+
+def load_ct(folder: Path):
+    """The series as a medconv Volume built from pydicom's pixel data (HU, int16)."""
+    import pydicom
+
+    from medconv import Volume
+
+    files = sorted(folder.glob("*.dcm"))
+    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    order = np.argsort([float(h.ImagePositionPatient[2]) for h in headers])
+    first = headers[order[0]]
+    buffer = np.empty((len(files), int(first.Rows), int(first.Columns)), dtype=np.int16)
+    for k, index in enumerate(order):
+        pixels = pydicom.dcmread(files[index]).pixel_array
+        np.add(pixels, np.int16(round(float(first.RescaleIntercept))), out=buffer[k], casting="unsafe")
+    positions = np.array([[float(v) for v in headers[i].ImagePositionPatient] for i in order])
+    step = float(np.median(np.diff(positions[:, 2])))
+    row_mm, col_mm = (float(v) for v in first.PixelSpacing)
+    return Volume(buffer.transpose(2, 1, 0), spacing=(col_mm, row_mm, abs(step)), origin=tuple(positions[0]),
+                  direction=np.diag([1.0, 1.0, 1.0 if step > 0 else -1.0]))
+
+
+def time_write(volume, path: Path, level: int, threads: int, reps: int) -> tuple[float, int]:
+    """(best wall seconds, bytes) of NiftiWriter().write at ``level`` with ``threads``."""
+    from medconv.options import WriteOptions
+    from medconv.writers.nifti import NiftiWriter
+
+    best = float("inf")
+    options = WriteOptions(compression_level=level, threads=threads, sidecar=False, overwrite=True)
+    for _ in range(reps):
+        started = time.perf_counter()
+        NiftiWriter().write(volume, path, options)
+        best = min(best, time.perf_counter() - started)
+    return best, path.stat().st_size
+
+
+def dcm2niix_size(folder: Path, out: Path, *flags: str) -> tuple[float, int]:
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*"):
+        old.unlink()
+    started = time.perf_counter()
+    subprocess.run([str(Path(sys.executable).parent / "dcm2niix"), *flags, "-b", "n", "-o", str(out), str(folder)],
+                   check=True, capture_output=True)
+    wall = time.perf_counter() - started
+    return wall, sum(p.stat().st_size for p in out.glob("*.nii*"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ct", type=Path, default=Path("bench-work/inputs/ct"))
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--levels", default="0,1,4,7", help="medconv levels (0-9); isal_level maps 1-3, 4-6, 7-9 onto ISA-L 1, 2, 3")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    subprocess.run([sys.executable, str(HERE / "bench_workloads.py"), str(args.ct), json.dumps(FULL_CT)], check=True)
+    volume = load_ct(args.ct)
+    raw_mb = volume.array.nbytes / 2**20
+    from medconv.writers.nifti import isal_level
+
+    rows = []
+    with tempfile.TemporaryDirectory(dir=args.ct.parent) as tmp:
+        tmp = Path(tmp)
+        ref_wall, ref_bytes = dcm2niix_size(args.ct, tmp / "d_default", "-z", "y")
+        fast_wall, fast_bytes = dcm2niix_size(args.ct, tmp / "d_fast", "-z", "y", "-1")
+        data = np.ascontiguousarray(volume.array.T).tobytes()
+        zlib_sizes = {lvl: len(zlib.compress(data, lvl)) for lvl in (1, 6)}
+        for level in (int(v) for v in args.levels.split(",")):
+            for threads in (1, 2):
+                wall, size = time_write(volume, tmp / f"l{level}.nii.gz", level, threads, args.reps)
+                rows.append({"level": level, "isal_level": isal_level(level), "threads": threads, "wall_s": wall,
+                             "mb": size / 2**20, "ratio_to_dcm2niix_default": size / ref_bytes})
+        stored = volume.replace(array=(np.asarray(volume.array.T) + np.int16(1024)).T)  # what dcm2niix stores
+        stored_rows = []
+        for level in (1, 4, 7):
+            wall, size = time_write(stored, tmp / f"s{level}.nii.gz", level, 2, 1)
+            stored_rows.append({"level": level, "mb": size / 2**20, "ratio_to_dcm2niix_default": size / ref_bytes})
+    print(f"volume {volume.shape} int16, {raw_mb:.1f} MiB of voxels; load average {os.getloadavg()[0]:.2f}; "
+          f"best of {args.reps}\n")
+    print(f"dcm2niix -z y (default): {ref_bytes / 2**20:.1f} MiB in {ref_wall:.2f} s (whole conversion); "
+          f"-z y -1: {fast_bytes / 2**20:.1f} MiB in {fast_wall:.2f} s")
+    print(f"zlib level 1: {zlib_sizes[1] / 2**20:.1f} MiB; zlib level 6: {zlib_sizes[6] / 2**20:.1f} MiB "
+          f"(raw deflate of the same bytes)\n")
+    print("| compression_level | ISA-L level | threads | write s (best) | MiB/s in | size MiB | × dcm2niix default |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['level']} | {r['isal_level']} | {r['threads']} | {r['wall_s']:.3f} | {raw_mb / r['wall_s']:.0f} "
+              f"| {r['mb']:.1f} | {r['ratio_to_dcm2niix_default']:.3f} |")
+    print("\nSame volume as stored values (HU + 1024, what dcm2niix writes with scl_inter = -1024), 2 threads:\n")
+    for r in stored_rows:
+        print(f"- compression_level {r['level']}: {r['mb']:.1f} MiB, {r['ratio_to_dcm2niix_default']:.3f}× dcm2niix default")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "stored_rows": stored_rows, "dcm2niix_default_bytes": ref_bytes,
+                                         "dcm2niix_fast_bytes": fast_bytes, "zlib": zlib_sizes}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
