@@ -282,8 +282,8 @@ def scan_one(path: str) -> tuple[str, DicomHeader | str, str]:
         return ("bad", path, f"unreadable DICOM header ({type(exc).__name__}: {exc})")
     if header.sop_class_uid == DICOMDIR_SOP_CLASS:
         return ("skip", path, "DICOMDIR (a media index, not an image)")
-    if not header.series_uid and not header.sop_class_uid:
-        return ("skip", path, "not DICOM (no SOP class or series UID)")
+    if not header.series_uid:
+        return ("bad", path, "DICOM file without SeriesInstanceUID (truncated, or not a usable object)")
     return ("ok", header, "")
 
 

@@ -1,0 +1,155 @@
+"""Discovery, grouping and classification of DICOM trees the tests write themselves."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+
+from dicom_synth import axial, oriented, phantom, truncate, write_junk, write_rtstruct, write_series
+from medconv.errors import NotAVolumeError, UnreadableFileError
+from medconv.options import ReadOptions
+from medconv.readers.dicom import DicomReader
+from medconv.registry import readers
+
+
+def discover(folder):
+    reader = DicomReader(jobs=1)
+    return reader, list(reader.discover(str(folder)))
+
+
+def test_mixed_folder_two_series_localizer_rtstruct_junk_and_truncated(tmp_path):
+    iop, positions = axial(6, step=2.5)
+    chest = write_series(tmp_path, positions, iop, series_number=2, description="chest", names="shuffled", seed=1)
+    coronal_iop = (1, 0, 0, 0, 0, -1)
+    write_series(tmp_path, oriented(coronal_iop, [0, 1, 2, 3]), coronal_iop, series_number=3,
+                 description="coronal", names="shuffled", seed=2)
+    write_series(tmp_path, oriented((0, 1, 0, 0, 0, -1), [0]), (0, 1, 0, 0, 0, -1), series_number=1,
+                 description="scout", image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"), prefix="loc", seed=3)
+    write_rtstruct(tmp_path / "rtstruct.dcm", chest)
+    junk = write_junk(tmp_path)
+    broken = write_series(tmp_path / "broken", oriented(iop, [0]), iop, series_number=9, seed=4).paths[0]
+    truncate(broken, keep=200)
+
+    reader, sources = discover(tmp_path)
+    images = [s for s in sources if not s.info.get("excluded") and not s.info.get("unreadable")]
+    assert sorted(s.info["series_description"] for s in images) == ["chest", "coronal"]
+    excluded = {s.info["series_number"]: s.info["excluded"] for s in sources if s.info.get("excluded")}
+    assert "localizer" in excluded[1]
+    assert "RTSTRUCT" in excluded[99]
+    unreadable = [s for s in sources if s.info.get("unreadable")]
+    assert [s.path for s in unreadable] == [str(broken)]
+    with pytest.raises(UnreadableFileError) as info:
+        reader.read(unreadable[0])
+    assert str(broken) in str(info.value)
+    assert {path for path, _ in reader.skipped} == {str(p) for p in junk}
+    for source in sources:
+        if source.info.get("excluded"):
+            with pytest.raises(NotAVolumeError):
+                reader.read(source)
+    chest_source = next(s for s in images if s.info["series_description"] == "chest")
+    volume = reader.read(chest_source)
+    assert volume.shape == (10, 12, 6)
+    assert volume.meta["series_number"] == 2
+    assert volume.meta["dicom"]["source_file_count"] == 6
+    assert volume.meta["units"] == "HU"
+
+
+def test_pixel_data_cut_short_fails_with_the_file_named(tmp_path):
+    iop, positions = axial(4)
+    series = write_series(tmp_path, positions, iop)
+    size = series.paths[2].stat().st_size
+    truncate(series.paths[2], keep=size - 50)
+    reader, (source,) = discover(tmp_path)
+    with pytest.raises(UnreadableFileError) as info:
+        reader.read(source)
+    assert str(series.paths[2]) in str(info.value)
+
+
+def test_one_series_uid_reused_across_series_numbers_is_split(tmp_path):
+    iop, positions = axial(3)
+    write_series(tmp_path, positions, iop, series_uid="2.25.42", series_number=5, prefix="a", seed=1)
+    write_series(tmp_path, positions, iop, series_uid="2.25.42", series_number=6, prefix="b", seed=2)
+    _, sources = discover(tmp_path)
+    assert len(sources) == 2
+    assert sorted(s.info["split"][0] for s in sources) == ["SeriesNumber 5", "SeriesNumber 6"]
+    assert len({s.id for s in sources}) == 2
+
+
+def test_same_positions_with_temporal_index_become_a_4d_volume(tmp_path):
+    iop, positions = axial(4)
+    for t in (1, 2, 3):
+        write_series(tmp_path, positions, iop, series_uid="2.25.77", prefix=f"t{t}_", seed=t,
+                     extra={"TemporalPositionIdentifier": t},
+                     function=lambda p, t=t: phantom(p) + 10 * t)
+    reader, (source,) = discover(tmp_path)
+    assert source.info["axis4"] == "time"
+    assert source.info["shape"] == [10, 12, 4, 3]
+    volume = reader.read(source)
+    assert volume.shape == (10, 12, 4, 3)
+    assert volume.meta["axis4"] == "time"
+    diffs = np.diff(np.asarray(volume.array, dtype=np.int32), axis=3)
+    assert np.all(diffs == 10)
+
+
+def test_same_positions_with_echo_numbers_split_per_echo(tmp_path):
+    iop, positions = axial(3)
+    for echo in (1, 2):
+        write_series(tmp_path, positions, iop, series_uid="2.25.78", prefix=f"e{echo}_", seed=echo,
+                     extra={"EchoNumbers": echo})
+    _, sources = discover(tmp_path)
+    assert sorted(s.info["split"][0] for s in sources) == ["echo 1", "echo 2"]
+    assert all(s.info["shape"] == [10, 12, 3] for s in sources)
+
+
+def test_lone_2d_slice_is_excluded_unless_include_2d(tmp_path):
+    iop = (1, 0, 0, 0, 1, 0)
+    write_series(tmp_path, oriented(iop, [0]), iop)
+    reader, (source,) = discover(tmp_path)
+    assert source.info["excluded"] == "single 2D slice" and source.info["is_2d"]
+    with pytest.raises(NotAVolumeError):
+        reader.read(source)
+    volume = reader.read(source, ReadOptions(include_2d=True))
+    assert volume.shape == (10, 12, 1)
+    assert any("single slice" in w for w in volume.warnings)
+
+
+def test_gzipped_and_suffixless_files(tmp_path):
+    iop, positions = axial(4)
+    series = write_series(tmp_path, positions, iop, names="none")
+    for path in series.paths[:2]:
+        with open(path, "rb") as raw, gzip.open(f"{path}.dcm.gz", "wb") as packed:
+            shutil.copyfileobj(raw, packed)
+        path.unlink()
+    reader, (source,) = discover(tmp_path)
+    assert source.info["n_files"] == 4
+    assert sum(p.endswith(".dcm.gz") for p in source.paths) == 2
+    volume = reader.read(source)
+    assert volume.shape == (10, 12, 4)
+
+
+def test_registry_finds_the_reader_and_sniff_never_raises(tmp_path):
+    reader = readers.get("dicom")
+    assert reader.name == "dicom"
+    iop, positions = axial(1)
+    series = write_series(tmp_path, positions, iop)
+    assert reader.sniff(str(series.paths[0]))
+    assert not reader.sniff(str(tmp_path / "missing.dcm"))
+    (tmp_path / "text.dcm").write_text("hello")
+    assert not reader.sniff(str(tmp_path / "text.dcm"))
+
+
+def test_source_ids_are_unique_readable_and_pickle(tmp_path):
+    import pickle
+
+    iop, positions = axial(3)
+    for number in (1, 2):
+        write_series(tmp_path / f"s{number}", positions, iop, series_number=number, description="Chest / CT",
+                     seed=number)
+    _, sources = discover(tmp_path)
+    ids = [s.id for s in sources]
+    assert len(set(ids)) == 2
+    assert all("/" not in i and "SYNTH-001" in i for i in ids)
+    assert pickle.loads(pickle.dumps(sources[0])) == sources[0]
