@@ -131,6 +131,8 @@ def test_imagej_hyperstack_spacing_and_channels(tmp_path):
     np.testing.assert_allclose(volume.spacing, (0.0003, 0.0004, 0.0015), rtol=1e-6)
     assert volume.shape == (7, 6, 5, 2) and volume.meta["axis4"] == "channel"
     np.testing.assert_array_equal(volume.array, data.transpose(3, 2, 0, 1))
+    (source,) = TiffReader().discover(str(tmp_path))
+    assert source.info["shape"] == [7, 6, 5, 2] and source.info["4d"]  # the header's facts, in volume order
     out = tmp_path / "hyper.nii.gz"
     medconv.write(volume, out, options=WriteOptions(sidecar=False))
     np.testing.assert_allclose(nib.load(out).header.get_zooms()[:3], (0.0003, 0.0004, 0.0015), rtol=1e-5)

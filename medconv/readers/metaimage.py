@@ -163,6 +163,9 @@ def header_info(header: MetaHeader, relpath: str, options: ReadOptions = ReadOpt
         "axes": axis_codes(direction),
         "kind_guess": kind,
         "kind_reason": reason,
+        "4d": header.ndim == 4 or header.channels > 1,
+        **({"modality": _MODALITIES[header.get("Modality").upper()]}
+           if _MODALITIES.get((header.get("Modality") or "").upper()) else {}),
     }
 
 

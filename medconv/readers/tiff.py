@@ -290,8 +290,14 @@ def _file_info(path: str) -> dict[str, Any]:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             stated, spacing_from = file_spacing(tif)
-            return {"shape": list(series.shape), "axes": series.axes, "dtype": str(series.dtype),
-                    "series": len(tif.series), "spacing_mm": stated, "spacing_from": spacing_from}
+            page = series.pages[0] if series.pages else tif.pages.first
+            placeholder = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), series.shape, (0,) * len(series.shape))
+            shape, axis4, _ = volume_axes(placeholder, series.axes, path)  # (i, j, k[, 4th]) without decoding
+            return {"shape": list(shape.shape), "tiff_shape": list(series.shape), "axes": series.axes,
+                    "dtype": str(series.dtype), "series": len(tif.series), "spacing_mm": stated,
+                    "spacing_from": spacing_from, "rgb": getattr(page.photometric, "name", "") == "RGB",
+                    "4d": axis4 is not None and shape.shape[2] > 1,
+                    "kind_guess": decide_kind(os.path.basename(path), None)[0]}
     except Exception as exc:  # a broken file is reported when it is read
         return {"error": f"not a readable TIFF file ({exc})"}
 
