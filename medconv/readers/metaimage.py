@@ -118,7 +118,7 @@ def read_metaimage(path: str | os.PathLike, options: ReadOptions = ReadOptions()
         size = os.path.getsize(header.data_files[0])
         if header.compressed and header.compressed_size and size != header.compressed_size:
             warnings.append(f"CompressedDataSize = {header.compressed_size} but the data file has {size} bytes: "
-                            "inflated the whole file (ITK stops at CompressedDataSize and zero-fills the rest)")
+                            "inflated the whole file (ITK stops at CompressedDataSize and leaves the last voxels undefined)")
         if not header.compressed and header.header_size == 0 and size > header.nbytes:
             warnings.append(f"the data file has {size - header.nbytes} bytes more than the header describes; "
                             "read the first ones (as ITK does)")

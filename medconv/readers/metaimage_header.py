@@ -296,7 +296,7 @@ def _read_raw(path: str, header: MetaHeader, start: int, nbytes: int, header_siz
         have = max(0, size - max(offset, start))
         raise UnreadableFileError(
             f"the data file {os.path.basename(path)!r} is too short: {have} bytes, the header needs {nbytes}",
-            header.path, "the download is probably truncated (or DimSize/ElementType are wrong); download it again")
+            header.path, "the download is probably truncated, or DimSize/ElementType are wrong; download it again")
     with open(path, "rb") as handle:
         handle.seek(offset)
         got = handle.readinto(memoryview(out))

@@ -248,11 +248,16 @@ class TiffReader:
             by_folder[os.path.dirname(path)].append((path, suffix))
         is_dir = os.path.isdir(root)
         for folder, files in by_folder.items():
-            if is_dir and _is_slice_folder([path for path, _ in files]):
+            slice_shape = _slice_folder_shape([path for path, _ in files]) if is_dir else None
+            if slice_shape is not None:
                 relative = os.path.relpath(folder, root)
                 source_id = os.path.basename(os.path.abspath(root)) if relative == "." else relative.replace(os.sep, "/")
+                rows, columns = slice_shape[:2]
+                info = {"layout": "slice folder", "slices": len(files),
+                        "shape": [columns, rows, len(files)] + list(slice_shape[2:]),
+                        "kind_guess": decide_kind(relative, None)[0]}
                 yield Source(id=source_id, reader=self.name, paths=tuple(path for path, _ in files), root=root,
-                             info={"layout": "slice folder", "slices": len(files)})
+                             info=info)
                 continue
             for path, suffix in files:
                 yield Source(id=file_source_id(path, root, suffix), reader=self.name, paths=(path,),
@@ -315,14 +320,15 @@ def _single_2d_page(path: str) -> Optional[tuple]:
         return None
 
 
-def _is_slice_folder(paths: list[str]) -> bool:
+def _slice_folder_shape(paths: list[str]) -> Optional[tuple]:
+    """The slice shape (tifffile's, e.g. ``(Y, X)``) when these files form a slice folder, else ``None``."""
     if len(paths) < 2:
-        return False
+        return None
     patterns = {re.sub(r"\d+", "#", os.path.basename(path).lower()) for path in paths}
     if len(patterns) != 1 or "#" not in next(iter(patterns)):
-        return False
+        return None
     first, last = _single_2d_page(paths[0]), _single_2d_page(paths[-1])
-    return first is not None and first == last
+    return first[0] if first is not None and first == last else None
 
 
 def _read_slice_folder(paths: tuple[str, ...], warnings: list[str]) -> tuple[np.ndarray, str, dict[str, Any]]:
