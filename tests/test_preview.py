@@ -1,0 +1,94 @@
+"""Preview pictures: the same anatomy gives the same picture whatever the storage order, in radiological display."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medconv.preview import display_panels, pair_key, write_unit_preview
+from medconv.volume import Volume
+
+SHAPE = (8, 6, 5)  # x (towards L), y (towards P), z (towards S)
+SPACING = (0.5, 0.75, 2.0)
+ORIGIN = (-10.0, 20.0, 5.0)
+
+
+def world_grid() -> np.ndarray:
+    """LPS position of every voxel of the canonical LPS-stored volume, shape SHAPE + (3,)."""
+    axes = [ORIGIN[n] + SPACING[n] * np.arange(SHAPE[n]) for n in range(3)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+
+
+def stored(values: np.ndarray, flips=(False, False, False), order=(0, 1, 2)) -> Volume:
+    """The same world image stored with some axes flipped and permuted (geometry adjusted to match)."""
+    direction = np.eye(3)
+    origin = np.array(ORIGIN)
+    array = values
+    for axis, flip in enumerate(flips):
+        if flip:
+            array = np.flip(array, axis)
+            origin[axis] += SPACING[axis] * (SHAPE[axis] - 1)
+            direction[:, axis] *= -1
+    array = np.ascontiguousarray(array.transpose(order))
+    return Volume(array, spacing=tuple(SPACING[n] for n in order), origin=tuple(origin),
+                  direction=direction[:, list(order)])
+
+
+STORAGES = [
+    pytest.param((False, False, False), (0, 1, 2), id="LPS"),
+    pytest.param((True, True, False), (0, 1, 2), id="RAS"),
+    pytest.param((False, True, True), (2, 0, 1), id="permuted-and-flipped"),
+    pytest.param((True, False, True), (1, 2, 0), id="other-permutation"),
+]
+
+
+@pytest.mark.parametrize("flips, order", STORAGES)
+def test_the_picture_does_not_depend_on_storage_order(flips, order):
+    values = np.arange(np.prod(SHAPE), dtype=np.int32).reshape(SHAPE)
+    reference, reference_sizes = display_panels(stored(values))
+    panels, sizes = display_panels(stored(values, flips, order))
+    for got, expected in zip(panels, reference):
+        np.testing.assert_array_equal(got, expected)
+    np.testing.assert_allclose(sizes, reference_sizes)
+
+
+@pytest.mark.parametrize("flips, order", STORAGES)
+def test_radiological_display_directions(flips, order):
+    grid = world_grid()
+    left = display_panels(stored(grid[..., 0], flips, order))[0]  # value grows towards the patient's left
+    posterior = display_panels(stored(grid[..., 1], flips, order))[0]
+    superior = display_panels(stored(grid[..., 2], flips, order))[0]
+    axial, coronal, sagittal = 0, 1, 2
+    # axial and coronal: the patient's left is on the picture's right
+    assert np.all(np.diff(left[axial], axis=1) > 0) and np.all(np.diff(left[coronal], axis=1) > 0)
+    # axial: anterior at the top; sagittal: anterior on the left
+    assert np.all(np.diff(posterior[axial], axis=0) > 0) and np.all(np.diff(posterior[sagittal], axis=1) > 0)
+    # coronal and sagittal: superior at the top
+    assert np.all(np.diff(superior[coronal], axis=0) < 0) and np.all(np.diff(superior[sagittal], axis=0) < 0)
+
+
+def test_panel_pixel_sizes_keep_the_physical_aspect():
+    _, sizes = display_panels(stored(world_grid()[..., 0], (False, False, True), (2, 0, 1)))
+    assert sizes == [(0.75, 0.5), (2.0, 0.5), (2.0, 0.75)]
+
+
+def test_ct_picture_is_written_with_a_soft_tissue_window(tmp_path):
+    from PIL import Image
+
+    values = np.full(SHAPE, -1000, np.int16)
+    values[2:6, 1:5, :] = 40  # soft tissue: mid-grey in a 40/400 window
+    volume = Volume(values, spacing=SPACING, meta={"modality": "CT"})
+    png = write_unit_preview(volume, str(tmp_path / "case.nii.gz"))
+    picture = np.asarray(Image.open(png).convert("L"))
+    assert png.endswith("case.png") and picture.max() >= 120 and 100 < np.median(picture[picture > 60]) < 160
+
+
+@pytest.mark.parametrize("image, label", [
+    pytest.param("subset0/1.3.6.1.4.1.14519.5.2.1.6279.6001.1055", "seg-lungs-LUNA16/1.3.6.1.4.1.14519.5.2.1.6279.6001.1055",
+                 id="luna16"),
+    pytest.param("liver-orig001", "liver-seg001", id="sliver07"),
+    pytest.param("imagesTr/la_003", "labelsTr/la_003", id="decathlon"),
+])
+def test_images_and_label_maps_pair_by_name(image, label):
+    assert pair_key(image) == pair_key(label)
+    assert pair_key("liver-orig001") != pair_key("liver-orig002")
