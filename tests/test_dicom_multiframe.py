@@ -1,0 +1,216 @@
+"""Enhanced multi-frame DICOM (and fragmented JPEG frames) against dcm2niix, nibabel, SimpleITK and a phantom."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import corpus_path
+from references import assert_same_in_world, run_dcm2niix
+
+from medconv.errors import NotAVolumeError
+from medconv.geometry import LPS_TO_RAS
+from medconv.readers.dicom.multiframe import frame_groups, read_multiframe
+from medconv.source import Source
+
+
+def _nifti(volume) -> nib.Nifti1Image:
+    return nib.Nifti1Image(np.asarray(volume.array), volume.affine_ras)
+
+
+def _read(paths, **info):
+    return read_multiframe(Source("mf", "dicom", tuple(str(p) for p in paths), info=info))
+
+
+@pytest.fixture(scope="module")
+def philips_dcm2niix(tmp_path_factory):
+    """dcm2niix run at test time; ``-p n``: the DICOM RescaleSlope/Intercept, as medconv applies them."""
+    source = corpus_path("dcm_qa_enh", "In", "Philips", "IM_0027_fMAP.dcm")
+    folder = tmp_path_factory.mktemp("philips")
+    (folder / "in").mkdir()
+    shutil.copy(source, folder / "in")
+    outputs = run_dcm2niix(folder / "in", folder / "out", "-p", "n", "-f", "%v_%p_%s")
+    return source, {path.name: path for path in outputs}
+
+
+@pytest.mark.parametrize("group, reference", [
+    pytest.param("T1-M-MAGNITUDE", "Philips_WIP_B0_NS_801_e1.nii", id="magnitude"),
+    pytest.param("T1-FIELD_MAP-REAL", "Philips_WIP_B0_NS_801_e2_fieldmaphz.nii", id="field-map-hz"),
+])
+def test_philips_field_map_groups_match_dcm2niix(philips_dcm2niix, group, reference):
+    source, outputs = philips_dcm2niix
+    assert frame_groups([source]) == ["T1-M-MAGNITUDE", "T1-FIELD_MAP-REAL"]
+    volume = _read([source], frame_group=group)
+    assert volume.shape == (64, 64, 32) and volume.array.dtype == np.float32
+    assert_same_in_world(_nifti(volume), nib.load(outputs[reference]), value_atol=1e-3)
+    # the upstream Ref/ (made with Philips "precise" scaling) agrees on geometry
+    stored = nib.load(corpus_path("dcm_qa_enh", "Ref", reference))
+    np.testing.assert_allclose(nib.as_closest_canonical(stored).affine,
+                               nib.as_closest_canonical(_nifti(volume)).affine, atol=0.01)
+
+
+def test_philips_without_group_reads_first_and_says_what_was_left(philips_dcm2niix):
+    source, _ = philips_dcm2niix
+    volume = _read([source])
+    assert volume.meta["dicom"]["FrameGroup"] == "T1-M-MAGNITUDE"
+    assert any("T1-FIELD_MAP-REAL" in w and "not converted" in w for w in volume.warnings)
+
+
+def test_siemens_xa_files_pool_into_4d(tmp_path):
+    folder = corpus_path("dcm_qa_enh", "In", "Siemens", "XA10")
+    files = sorted(folder.glob("*.dcm"))
+    volume = _read(reversed(files))
+    assert volume.shape == (64, 64, 6, 4)
+    assert volume.meta["axis4"] == "time"
+    (fresh,) = run_dcm2niix(folder, tmp_path / "out", "-f", "%v_%p_%s")
+    assert_same_in_world(_nifti(volume), nib.load(fresh))
+    assert_same_in_world(_nifti(volume), nib.load(corpus_path("dcm_qa_enh", "Ref", "Siemens_REST1_w_SMS_PF7-8_6.nii")))
+
+
+def test_fragmented_jpeg_frames_match_dcm2niix(tmp_path):
+    """dcm_qa_frag: JPEG lossless frames split over several fragments, read through the DICOM reader."""
+    import pydicom
+
+    import medconv
+
+    folder = corpus_path("dcm_qa_frag", "In", "5001_anat-T1w_acq-tfl")
+    volume = medconv.read(folder)
+    assert volume.shape == (128, 128, 96)
+    # dcm2niix measures a 2.000107 mm slice step where the IPPs say 190.0001 mm / 95 = 2.000001 mm:
+    # its far end drifts by 0.0101 mm, just over the usual 0.01 mm, hence 0.02 mm here ...
+    (fresh,) = run_dcm2niix(folder, tmp_path / "out", "-f", "%p_%s")
+    assert_same_in_world(_nifti(volume), nib.load(fresh), atol_mm=0.02)
+    assert_same_in_world(_nifti(volume), nib.load(corpus_path("dcm_qa_frag", "Ref", "anat-T1w_acq-tfl_5001.nii")),
+                         atol_mm=0.02)
+    # ... and the first and last slice centres are exactly where the files' ImagePositionPatient say.
+    positions = np.array([pydicom.dcmread(path, stop_before_pixels=True).ImagePositionPatient
+                          for path in sorted(folder.glob("*.dcm"))], dtype=float)
+    ends = volume.affine_lps @ np.array([[0, 0, 0, 1], [0, 0, 95, 1]], dtype=float).T
+    for end in ends[:3].T:
+        assert np.min(np.linalg.norm(positions - end, axis=1)) < 1e-4
+
+
+def test_nibabel_philips_enhanced_geometry():
+    import pydicom
+
+    path = corpus_path("nibabel_data", "nibabel", "nicom", "tests", "data", "philips_mprage.dcm.gz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        from nibabel.nicom import dicomwrappers
+
+        with gzip.open(path) as handle:
+            wrapper = dicomwrappers.wrapper_from_data(pydicom.dcmread(handle))
+        reference = nib.Nifti1Image(wrapper.get_data(), LPS_TO_RAS @ wrapper.affine)
+    volume = _read([path])
+    assert volume.shape == (256, 256, 176)
+    assert_same_in_world(_nifti(volume), reference, value_atol=1e-3)
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param("rtdose.dcm", id="explicit-little"),
+    pytest.param("rtdose_expb.dcm", id="explicit-big"),
+    pytest.param("rtdose_rle.dcm", id="rle"),
+])
+def test_rt_dose_matches_simpleitk_times_dose_grid_scaling(name):
+    import pydicom
+    import SimpleITK as sitk
+
+    path = corpus_path("pydicom_test_files", name)
+    volume = _read([path])
+    reference = sitk.ReadImage(str(corpus_path("pydicom_test_files", "rtdose.dcm")))
+    scaling = float(pydicom.dcmread(path, stop_before_pixels=True).DoseGridScaling)
+    assert volume.spacing == pytest.approx(reference.GetSpacing())
+    assert volume.origin == pytest.approx(reference.GetOrigin())
+    np.testing.assert_allclose(volume.direction.T.ravel(), reference.GetDirection(), atol=1e-9)
+    expected = sitk.GetArrayFromImage(reference).astype(np.float64) * scaling
+    np.testing.assert_allclose(np.asarray(volume.array).T, expected, rtol=1e-6)
+    assert volume.meta["units"] == "RELATIVE"
+
+
+def test_cine_without_positions_is_not_a_volume():
+    with pytest.raises(NotAVolumeError, match="without per-frame geometry"):
+        _read([corpus_path("pydicom_test_files", "examples_ybr_color.dcm")])
+
+
+# -- synthetic enhanced MR: shuffled frames, 2 time points, per-frame rescale ----------------------------
+
+IOP = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)  # sagittal: rows along A, columns down S
+SPACING = (1.5, 2.0)  # row spacing, column spacing
+ORIGIN = np.array([-20.0, -30.0, 40.0])
+NORMAL = np.cross(IOP[:3], IOP[3:])
+STEP = 3.0
+
+
+def phantom(world: np.ndarray, t: int) -> np.ndarray:
+    """Analytic intensity at LPS positions ``(..., 3)`` and time point ``t``."""
+    return 100 * t + 2 * world[..., 0] + 3 * world[..., 1] - world[..., 2] + 500
+
+
+def write_enhanced(path: Path, slices: int = 4, rows: int = 5, cols: int = 6, seed: int = 0) -> None:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    rng = np.random.default_rng(seed)
+    frames = [(t, k) for t in range(2) for k in range(slices)]
+    rng.shuffle(frames)
+    row_dir, col_dir = np.array(IOP[:3]), np.array(IOP[3:])
+    jj, ii = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    pixels, groups = [], []
+    for number, (t, k) in enumerate(frames):
+        corner = ORIGIN + k * STEP * NORMAL
+        world = corner + ii[..., None] * SPACING[1] * row_dir + jj[..., None] * SPACING[0] * col_dir
+        slope, intercept = 0.5 + 0.25 * number, -7.0 * number
+        pixels.append(np.round((phantom(world, t) - intercept) / slope).astype(np.uint16))
+        item = Dataset()
+        position, content, transform = Dataset(), Dataset(), Dataset()
+        position.ImagePositionPatient = [float(v) for v in corner]
+        content.TemporalPositionIndex = t + 1
+        content.InStackPositionNumber = k + 1
+        transform.RescaleSlope, transform.RescaleIntercept, transform.RescaleType = slope, intercept, "US"
+        item.PlanePositionSequence = Sequence([position])
+        item.FrameContentSequence = Sequence([content])
+        item.PixelValueTransformationSequence = Sequence([transform])
+        groups.append(item)
+    shared, orientation, measures = Dataset(), Dataset(), Dataset()
+    orientation.ImageOrientationPatient = list(IOP)
+    measures.PixelSpacing = list(SPACING)
+    measures.SliceThickness = STEP
+    shared.PlaneOrientationSequence = Sequence([orientation])
+    shared.PixelMeasuresSequence = Sequence([measures])
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.Modality = "MR"
+    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, cols, len(frames)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    ds.PerFrameFunctionalGroupsSequence = Sequence(groups)
+    ds.PixelData = np.stack(pixels).astype("<u2").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_synthetic_enhanced_shuffled_frames_follow_the_phantom(tmp_path):
+    path = tmp_path / "enhanced.dcm"
+    write_enhanced(path)
+    volume = _read([path])
+    assert volume.shape == (6, 5, 4, 2)
+    assert volume.meta["axis4"] == "time"
+    assert volume.array.dtype == np.float32
+    affine = volume.affine_lps
+    ii, jj, kk = np.meshgrid(*(np.arange(n) for n in volume.shape[:3]), indexing="ij")
+    world = (np.stack([ii, jj, kk, np.ones_like(ii)], axis=-1) @ affine.T)[..., :3]
+    for t in range(2):
+        expected = phantom(world, t)
+        # stored values were rounded to the slope's step: the error is at most half a step (slope <= 2.25)
+        np.testing.assert_allclose(np.asarray(volume.array[..., t]), expected, atol=1.2)
+    np.testing.assert_allclose(volume.spacing, (SPACING[1], SPACING[0], STEP))
