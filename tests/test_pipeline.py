@@ -127,11 +127,11 @@ def test_cast_out_of_range_is_an_error_unless_clipping():
     assert clipped_first.array.ravel().tolist() == [0, 0, 255]
 
 
-def test_cast_refuses_nan_to_integer_and_labels_to_float():
+def test_cast_refuses_nan_to_integer_and_keeps_labels_integer():
     with pytest.raises(UsageError, match="NaN"):
         cast(_values([np.nan, 1.0], np.float32), "int16")
-    with pytest.raises(UsageError, match="label map"):
-        cast(_values([0, 1], np.uint8, kind="label"), "float32")
+    label = cast(_values([0, 1], np.uint8, kind="label"), "float32")
+    assert label.array.dtype == np.uint8 and any("label maps keep" in w for w in label.warnings)
     assert cast(_values([0, 1, 300], np.uint16, kind="label"), "int16").array.dtype == np.int16
 
 

@@ -5,8 +5,9 @@
   ``clip=True`` (then values are clipped into the range; NaN is still an error).
 * To a float dtype: values beyond the float's range are an error; integers that
   float32 cannot hold exactly (beyond 2**24) add a warning.
-* Labels: casting to a float dtype is refused (label values are identifiers);
-  integer casts follow the rules above.
+* Labels: a cast to a float dtype is skipped with a warning (label values are
+  identifiers; a dataset of images and masks shares one ``--dtype``); integer
+  casts follow the rules above.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def cast(volume: Volume, dtype: str | np.dtype, *, clip: bool = False) -> Volume
         return volume
     source = (volume.meta.get("source_files") or [None])[0]
     if volume.kind == "label" and target.kind == "f":
-        raise UsageError(f"a label map is not cast to {target}", source, hint="choose an integer --dtype for labels")
+        # label values are identifiers: keep them integer (a dataset of images and masks shares one --dtype)
+        return volume.with_warning(f"cast to {target} skipped: label maps keep their integer dtype") \
+            .with_step(f"cast {array.dtype} -> {target}: skipped (label)")
     floating = array.dtype.kind == "f"
     if floating and not np.all(np.isfinite(array)):
         if target.kind != "f":
