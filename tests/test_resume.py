@@ -73,3 +73,26 @@ def test_a_killed_run_resumes_to_completion(tmp_path):
         image = nib.load(str(dest / f"group{index % 3}" / f"case{index:03d}.nii.gz"))
         np.testing.assert_array_equal(np.asarray(image.dataobj), unit_array(index, (48, 40, 32)))
         np.testing.assert_allclose(image.affine, affine_for(index), atol=1e-5)
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(tmp_path):
+    n_units = 20
+    write_nifti_tree(tmp_path / "src", n_good=n_units, bad=False)
+    dest = tmp_path / "out"
+    process = _start(tmp_path / "src", dest, seconds=0.25)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(_rows(dest)) < 3:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    process.wait(timeout=30)
+    assert process.returncode == 130
+    done = _rows(dest)
+    assert 3 <= len(done) < n_units and temporaries(dest) == []
+    assert {row["status"] for row in done.values()} == {"converted"}
+    summary = (dest / "medconv-summary.json").read_text()
+    assert '"interrupted": true' in summary
+    rerun = _start(tmp_path / "src", dest, seconds=0.0)
+    rerun.communicate(timeout=120)
+    assert rerun.returncode == 0
+    statuses = [row["status"] for row in _rows(dest).values()]
+    assert statuses.count("skipped") == len(done) and statuses.count("converted") == n_units - len(done)
