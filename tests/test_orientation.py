@@ -12,8 +12,8 @@ import itertools
 import nibabel as nib
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
-from scipy.spatial.transform import Rotation
 
 from medconv.errors import UsageError
 from medconv.geometry import direction_from_axis_codes
@@ -28,7 +28,8 @@ ALL_CODES = sorted(
 )
 assert len(ALL_CODES) == 48 and len(set(ALL_CODES)) == 48
 
-SLIGHTLY_OBLIQUE = Rotation.from_euler("xyz", [8, -5, 12], degrees=True).as_matrix() @ direction_from_axis_codes("LAI")
+SLIGHTLY_OBLIQUE = np.reshape(sitk.Euler3DTransform((0, 0, 0), 0.14, -0.09, 0.21).GetMatrix(), (3, 3)) \
+    @ direction_from_axis_codes("LAI")  # 8, -5, 12 degrees off LAI
 
 
 def _volume(direction, shape=(4, 5, 6), extra=()) -> Volume:

@@ -16,7 +16,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from scipy.spatial.transform import Rotation
 
 import medconv
 from medconv.errors import UsageError
@@ -26,7 +25,7 @@ from medconv.volume import Volume
 
 A, a, b, c = 100.0, 18.0, 25.0, 0.5
 CURVATURE = A * (1 / a**2 + 1 / b**2)
-OBLIQUE = Rotation.from_euler("zyx", [25, -15, 10], degrees=True).as_matrix()
+OBLIQUE = np.reshape(sitk.Euler3DTransform((0, 0, 0), 0.17, -0.26, 0.44).GetMatrix(), (3, 3))  # radians
 SPACING = (0.6, 0.9, 2.5)
 SHAPE = (70, 50, 22)
 ORIGIN = (-20.0, -25.0, -30.0)

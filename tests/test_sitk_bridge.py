@@ -11,14 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from scipy.spatial.transform import Rotation
 
 from medconv.sitk_bridge import from_sitk, to_sitk
 from medconv.volume import Volume
 
 from conftest import corpus_path
 
-OBLIQUE = Rotation.from_euler("xyz", [20, -35, 50], degrees=True).as_matrix()
+OBLIQUE = np.reshape(sitk.Euler3DTransform((0, 0, 0), 0.35, -0.61, 0.87).GetMatrix(), (3, 3))  # radians
 FLIPPED = np.array([[-1.0, 0, 0], [0, 0, 1], [0, -1, 0]])  # a left-handed axis permutation
 
 
