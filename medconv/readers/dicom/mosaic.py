@@ -19,7 +19,7 @@ the time axis of a 4D volume, ordered by AcquisitionNumber, then InstanceNumber.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +28,8 @@ from medconv.options import ReadOptions
 from medconv.source import Source
 from medconv.volume import Volume
 
-from .pixels import decode_into, finish_stack, open_dicom, pixel_header
+from .decode import decode_into, open_dicom, pixel_header
+from .pixels import finish_stack
 from .series_meta import meta_from_dataset
 
 MOSAIC_IMAGES_TAG = 0x0019100A

@@ -39,7 +39,8 @@ from medconv.options import ReadOptions
 from medconv.source import Source
 from medconv.volume import Volume
 
-from .pixels import PixelHeader, decode_into, invert_monochrome1, open_dicom, pixel_header, rescale_frames
+from .decode import PixelHeader, decode_into, open_dicom, pixel_header
+from .pixels import invert_monochrome1, rescale_frames
 from .series_meta import meta_from_dataset
 
 
