@@ -197,7 +197,7 @@ def parse_header(path: str | os.PathLike) -> MetaHeader:
         raise UnsupportedFormatError(f"ObjectType = {object_type} is not an image", path,
                                      "only MetaImage images (ObjectType = Image) can be converted")
     ndims = _numbers(path, "NDims", lookup.get("ndims"), 1, int)
-    if ndims is None or not 1 <= ndims[0] <= 4:
+    if ndims is None or not 2 <= ndims[0] <= 4:
         raise UnreadableFileError(f"NDims = {lookup.get('ndims')!r}: need 2, 3 or 4", path)
     ndim = ndims[0]
     shape = _numbers(path, "DimSize", lookup.get("dimsize"), ndim, int)
@@ -231,7 +231,7 @@ def parse_header(path: str | os.PathLike) -> MetaHeader:
     compressed = _flag(lookup.get("compresseddata"))
     compressed_size = _numbers(path, "CompressedDataSize", lookup.get("compresseddatasize"), 1, int)
     data_value = lookup["elementdatafile"]
-    data_files, slice_ndim = _data_files(path, data_value, trailing, ndim)
+    data_files, slice_ndim = _data_files(path, data_value, trailing, ndim, warnings)
     return MetaHeader(
         path=path, fields=fields, shape=tuple(shape), dtype=dtype, channels=channels[0],
         spacing=tuple(float(s) for s in spacing), offset=tuple(float(o) for o in offset), matrix=matrix,
@@ -241,11 +241,26 @@ def parse_header(path: str | os.PathLike) -> MetaHeader:
     )
 
 
-def _data_files(path: str, value: str, trailing: list[str], ndim: int) -> tuple[tuple[str, ...], Optional[int]]:
+def _data_files(path: str, value: str, trailing: list[str], ndim: int,
+                warnings: list[str]) -> tuple[tuple[str, ...], Optional[int]]:
     folder = os.path.dirname(path)
+    listing: dict[str, str] | None = None
 
     def resolve(name: str) -> str:
-        return name if os.path.isabs(name) else os.path.join(folder, name)
+        nonlocal listing
+        resolved = name if os.path.isabs(name) else os.path.join(folder, name)
+        if os.path.exists(resolved) or os.path.isabs(name) or os.path.dirname(name):
+            return resolved
+        if listing is None:  # headers written on Windows may name 'CASE.RAW' for 'case.raw'
+            try:
+                listing = {entry.lower(): entry for entry in os.listdir(folder or ".")}
+            except OSError:
+                listing = {}
+        actual = listing.get(name.lower())
+        if actual is None:
+            return resolved
+        warnings.append(f"ElementDataFile names {name!r}; used {actual!r} (the names differ in case)")
+        return os.path.join(folder, actual)
 
     if value.upper() == "LOCAL":
         return (), None

@@ -202,8 +202,8 @@ def _decode(series: "tifffile.TiffPageSeries", path: str) -> np.ndarray:
         raise UnreadableFileError(f"the pixel data cannot be decoded ({exc})", path, hint) from exc
 
 
-def _read_file(path: str, warnings: list[str]) -> tuple[np.ndarray, str, "tifffile.TiffFile", dict[str, Any]]:
-    """``(array, axes, tif, header)`` of the first series of one file (the file is closed)."""
+def _read_file(path: str, warnings: list[str]) -> tuple[np.ndarray, str, dict[str, Any]]:
+    """``(array, axes, header)`` of the first series of one file."""
     with _open(path) as tif:
         if not tif.series:
             raise UnreadableFileError("the TIFF holds no image", path)
@@ -225,7 +225,7 @@ def _read_file(path: str, warnings: list[str]) -> tuple[np.ndarray, str, "tifffi
         stated, spacing_from = file_spacing(tif)
         header["spacing_from"] = spacing_from
         header["stated_spacing_mm"] = stated
-    return array, series.axes, tif, header
+    return array, series.axes, header
 
 
 class TiffReader:
@@ -268,7 +268,7 @@ class TiffReader:
         if len(source.paths) > 1:
             array, axes, header = _read_slice_folder(source.paths, warnings)
         else:
-            array, axes, _, header = _read_file(source.path, warnings)
+            array, axes, header = _read_file(source.path, warnings)
         view, axis4, letter = volume_axes(array, axes, source.path)
         if axis4 == "channel" and options.rgb_to_gray:
             if letter == "S" and view.shape[3] in (3, 4):
@@ -334,12 +334,12 @@ def _slice_folder_shape(paths: list[str]) -> Optional[tuple]:
 def _read_slice_folder(paths: tuple[str, ...], warnings: list[str]) -> tuple[np.ndarray, str, dict[str, Any]]:
     """Stack single-page files (natural order) into one ``(Z, Y, X[, S])`` array."""
     ordered = sorted(paths, key=lambda p: natural_key(os.path.basename(p)))
-    first, axes, _, header = _read_file(ordered[0], warnings)
+    first, axes, header = _read_file(ordered[0], warnings)
     stack = np.empty((len(ordered),) + first.shape, dtype=first.dtype)
     stack[0] = first
     for index, path in enumerate(ordered[1:], start=1):
         slice_warnings: list[str] = []
-        array, slice_axes, _, _ = _read_file(path, slice_warnings)
+        array, slice_axes, _ = _read_file(path, slice_warnings)
         if array.shape != first.shape or array.dtype != first.dtype or slice_axes != axes:
             raise UnreadableFileError(
                 f"slice {index + 1} of {len(ordered)} is {array.shape} {array.dtype}, the first slice "
