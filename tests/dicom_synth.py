@@ -193,3 +193,31 @@ def truncate(path: os.PathLike, keep: int = 300) -> None:
     """Cut a file after ``keep`` bytes (a broken download)."""
     data = Path(path).read_bytes()
     Path(path).write_bytes(data[:keep])
+
+
+def sample_acquired_slices(paths, world_lps):
+    """The acquired slices sampled at LPS points: bilinear in-plane at each slice's own IPP, linear across."""
+    import pydicom
+    from scipy.ndimage import map_coordinates
+
+    datasets = [pydicom.dcmread(p) for p in paths]
+    iop = np.array(datasets[0].ImageOrientationPatient, dtype=float)
+    row, col = iop[:3], iop[3:]
+    normal = np.cross(row, col)
+    positions = np.array([ds.ImagePositionPatient for ds in datasets], dtype=float)
+    order = np.argsort(positions @ normal)
+    positions = positions[order]
+    data = np.stack([datasets[i].pixel_array * float(datasets[i].RescaleSlope) + float(datasets[i].RescaleIntercept)
+                     for i in order]).astype(np.float32)
+    ps_row, ps_col = (float(v) for v in datasets[0].PixelSpacing)
+    along = (positions - positions[0]) @ normal
+    dist = (world_lps - positions[0]) @ normal
+    lower = np.clip(np.searchsorted(along, dist) - 1, 0, len(along) - 2)
+    weight = (dist - along[lower]) / (along[lower + 1] - along[lower])
+    values, valid = [], (weight >= -1e-6) & (weight <= 1 + 1e-6)
+    for k in (lower, lower + 1):
+        rel = world_lps - positions[k]
+        i, j = rel @ row / ps_col, rel @ col / ps_row
+        valid &= (i >= 0) & (i <= data.shape[2] - 1) & (j >= 0) & (j <= data.shape[1] - 1)
+        values.append(map_coordinates(data, np.vstack([k, j, i]).astype(float), order=1))
+    return (1 - weight) * values[0] + weight * values[1], valid

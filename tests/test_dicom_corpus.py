@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from conftest import corpus_path
+from dicom_synth import sample_acquired_slices
 from medconv.errors import GeometryError
 from medconv.options import ReadOptions
 from medconv.readers.dicom import DicomReader
@@ -73,34 +74,6 @@ def test_dcm_qa_ct_discovery_sets_apart_non_volumes(ct_sources):
     assert len(tilted) == 3
 
 
-def _raw_reference_sample(paths, world_lps):
-    """The acquired slices sampled at LPS points: bilinear in-plane at each slice's own IPP, linear across."""
-    import pydicom
-    from scipy.ndimage import map_coordinates
-
-    datasets = [pydicom.dcmread(p) for p in paths]
-    iop = np.array(datasets[0].ImageOrientationPatient, dtype=float)
-    row, col = iop[:3], iop[3:]
-    normal = np.cross(row, col)
-    positions = np.array([ds.ImagePositionPatient for ds in datasets], dtype=float)
-    order = np.argsort(positions @ normal)
-    positions = positions[order]
-    data = np.stack([datasets[i].pixel_array * float(datasets[i].RescaleSlope) + float(datasets[i].RescaleIntercept)
-                     for i in order]).astype(np.float32)
-    ps_row, ps_col = (float(v) for v in datasets[0].PixelSpacing)
-    along = (positions - positions[0]) @ normal
-    dist = (world_lps - positions[0]) @ normal
-    lower = np.clip(np.searchsorted(along, dist) - 1, 0, len(along) - 2)
-    weight = (dist - along[lower]) / (along[lower + 1] - along[lower])
-    values, valid = [], (weight >= -1e-6) & (weight <= 1 + 1e-6)
-    for k in (lower, lower + 1):
-        rel = world_lps - positions[k]
-        i, j = rel @ row / ps_col, rel @ col / ps_row
-        valid &= (i >= 0) & (i <= data.shape[2] - 1) & (j >= 0) & (j <= data.shape[1] - 1)
-        values.append(map_coordinates(data, np.vstack([k, j, i]).astype(float), order=1))
-    return (1 - weight) * values[0] + weight * values[1], valid
-
-
 @pytest.mark.parametrize("fragment", [
     pytest.param("_S201_", id="philips-minus-18.5deg"),
     pytest.param("_S301_", id="philips-plus-16.5deg"),
@@ -115,7 +88,7 @@ def test_tilted_series_resampled_onto_an_orthogonal_grid(ct_sources, fragment):
     rng = np.random.default_rng(0)
     index = np.column_stack([rng.integers(0, n, 20000) for n in volume.shape]).astype(float)
     world = index @ volume.affine_lps[:3, :3].T + volume.affine_lps[:3, 3]
-    expected, valid = _raw_reference_sample(source.paths, world)
+    expected, valid = sample_acquired_slices(source.paths, world)
     ours = np.asarray(volume.array)[tuple(index.astype(int).T)]
     assert valid.mean() > 0.5
     # integer output of a linear blend: within rounding (0.5 HU) of the float64 reference, plus 0.01 HU
