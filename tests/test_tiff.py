@@ -138,6 +138,22 @@ def test_imagej_hyperstack_spacing_and_channels(tmp_path):
     np.testing.assert_allclose(nib.load(out).header.get_zooms()[:3], (0.0003, 0.0004, 0.0015), rtol=1e-5)
 
 
+@pytest.mark.parametrize("axes, shape, expected_shape, axis4", [
+    pytest.param("TZYX", (3, 4, 5, 6), (6, 5, 4, 3), "time", id="frames-and-slices"),
+    pytest.param("TYX", (3, 5, 6), (6, 5, 1, 3), "time", id="frames-only"),
+    pytest.param("CYX", (2, 5, 6), (6, 5, 1, 2), "channel", id="channels-only"),
+    pytest.param("ZYX", (4, 5, 6), (6, 5, 4), None, id="slices-only"),
+])
+def test_imagej_hyperstack_axes(tmp_path, axes, shape, expected_shape, axis4):
+    data = np.arange(np.prod(shape), dtype=np.uint16).reshape(shape)
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, data, imagej=True, metadata={"axes": axes})
+    volume = medconv.read(path)
+    assert volume.shape == expected_shape and volume.meta.get("axis4") == axis4
+    order = [axes.index("X"), axes.index("Y")] + [axes.index(a) for a in "ZTC" if a in axes]
+    np.testing.assert_array_equal(volume.array.reshape(data.transpose(order).shape), data.transpose(order))
+
+
 def test_imagej_time_and_channels_is_too_many_axes(tmp_path):
     path = tmp_path / "tzc.tif"
     tifffile.imwrite(path, np.zeros((3, 4, 2, 5, 6), np.uint8), imagej=True, metadata={"axes": "TZCYX"})
