@@ -195,7 +195,7 @@ def test_lidc_series_orient_resample_window_agrees_with_simpleitk_in_world_space
     folder = sorted({p.parent for p in corpus_path("lidc").rglob("*.dcm")})[0]
     prep = Preprocessing.from_options(orient="RAS", spacing="1", window="lung", scale="unit", antialias=False)
     ours = prep(medconv.read(folder))
-    path = tmp_path / "ours.nii.gz"
+    path = tmp_path / "ours.nii"
     medconv.write(ours, path)
 
     # the reference: SimpleITK reads and resamples; the grid follows the documented rule

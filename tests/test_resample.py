@@ -279,3 +279,8 @@ def test_real_lidc_series_resampled_to_1mm_agrees_with_simpleitk(tmp_path):
     expected = _sitk_resample(volume, out, sitk.sitkLinear, -1024.0, sitk.sitkFloat32)
     np.testing.assert_allclose(out.array, expected, atol=1e-2)
     assert out.spacing == (1.0, 1.0, 1.0)
+
+
+def test_thread_count_does_not_change_the_result():
+    volume = phantom_volume(dtype=np.int16, modality="CT")
+    np.testing.assert_array_equal(resample(volume, 1.0, threads=1).array, resample(volume, 1.0).array)

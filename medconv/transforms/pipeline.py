@@ -68,6 +68,10 @@ class Preprocessing:
     dtype:
         Final dtype name or ``None``; ``cast_clip`` clips out-of-range values
         instead of failing.
+    threads:
+        Threads SimpleITK may use per resampling (0: all cores). Not a choice about
+        the result: a batch sets it (``dataclasses.replace``) to share cores between
+        workers; it is left out of :meth:`describe`.
     """
 
     orient: Optional[str] = None
@@ -84,6 +88,7 @@ class Preprocessing:
     scale: str = "none"
     dtype: Optional[str] = None
     cast_clip: bool = False
+    threads: int = 0
 
     def __post_init__(self):
         if self.orient is not None:
@@ -149,7 +154,8 @@ class Preprocessing:
             grid = self.like if self.like is not None else grid_for_spacing(volume, self.spacing)
             # keep interpolated floats when the next steps rescale anyway (no double rounding)
             volume = resample_to_grid(volume, grid, interpolation=self.interpolation, fill=self.fill,
-                                      antialias=self.antialias, dtype="float32" if self._intensity_floats else None)
+                                      antialias=self.antialias, dtype="float32" if self._intensity_floats else None,
+                                      threads=self.threads)
         if self.window is not None or self.window_name is not None:
             if self.window_name:  # a preset or "dicom"
                 volume = window(volume, preset=self.window_name, scale=self.scale)

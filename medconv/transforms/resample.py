@@ -155,7 +155,8 @@ def _sitk_interpolator(sitk, name: str):
 
 def resample(volume: Volume, spacing: Sequence[float | None] | float | None = None, *,
              like: Union[Grid, Volume, str, os.PathLike, None] = None, interpolation: Interpolation | None = None,
-             fill: float | None = None, antialias: bool = True, dtype: str | None = None) -> Volume:
+             fill: float | None = None, antialias: bool = True, dtype: str | None = None,
+             threads: int = 0) -> Volume:
     """Resample ``volume`` to a target spacing or onto the grid of a reference.
 
     Parameters
@@ -178,6 +179,9 @@ def resample(volume: Volume, spacing: Sequence[float | None] | float | None = No
     dtype:
         ``None`` (integers stay integers, rounded) or ``"float32"`` to keep the
         interpolated float values of an intensity volume.
+    threads:
+        Threads SimpleITK may use; 0 is its default (all cores). A batch running
+        several workers gives each a share.
 
     Returns
     -------
@@ -192,11 +196,13 @@ def resample(volume: Volume, spacing: Sequence[float | None] | float | None = No
         if isinstance(spacing, (int, float)):
             spacing = (float(spacing),) * 3
         grid = grid_for_spacing(volume, tuple(spacing))
-    return resample_to_grid(volume, grid, interpolation=interpolation, fill=fill, antialias=antialias, dtype=dtype)
+    return resample_to_grid(volume, grid, interpolation=interpolation, fill=fill, antialias=antialias, dtype=dtype,
+                            threads=threads)
 
 
 def resample_to_grid(volume: Volume, grid: Grid, *, interpolation: Interpolation | None = None,
-                     fill: float | None = None, antialias: bool = True, dtype: str | None = None) -> Volume:
+                     fill: float | None = None, antialias: bool = True, dtype: str | None = None,
+                     threads: int = 0) -> Volume:
     """Resample ``volume`` onto ``grid`` (see :func:`resample` for the parameters)."""
     if interpolation is not None and interpolation not in INTERPOLATIONS:
         raise UsageError(f"unknown interpolation {interpolation!r}", hint=f"use one of {', '.join(INTERPOLATIONS)}")
@@ -223,11 +229,11 @@ def resample_to_grid(volume: Volume, grid: Grid, *, interpolation: Interpolation
 
     array = volume.array if volume.array.ndim != 2 else volume.array[:, :, np.newaxis]
     if array.ndim == 4:
-        parts = [_resample_3d(volume.replace(array=array[..., t]), grid, method, fill_value, sigmas, work_dtype)
-                 for t in range(array.shape[3])]
+        parts = [_resample_3d(volume.replace(array=array[..., t]), grid, method, fill_value, sigmas, work_dtype,
+                              threads) for t in range(array.shape[3])]
         result = np.stack(parts, axis=3)
     else:
-        result = _resample_3d(volume.replace(array=array), grid, method, fill_value, sigmas, work_dtype)
+        result = _resample_3d(volume.replace(array=array), grid, method, fill_value, sigmas, work_dtype, threads)
 
     rounded = ""
     if result.dtype != out_dtype:
@@ -258,7 +264,8 @@ def _check_fill(fill: float, dtype: np.dtype) -> None:
                              hint=f"choose --fill between {info.min} and {info.max}, or resample to float32")
 
 
-def _resample_3d(volume: Volume, grid: Grid, method: str, fill: float, sigmas, work_dtype) -> np.ndarray:
+def _resample_3d(volume: Volume, grid: Grid, method: str, fill: float, sigmas, work_dtype,
+                 threads: int = 0) -> np.ndarray:
     """One 3D resampling with SimpleITK; returns the (i, j, k) array."""
     sitk = import_sitk()
     image = to_sitk(volume)
@@ -267,7 +274,22 @@ def _resample_3d(volume: Volume, grid: Grid, method: str, fill: float, sigmas, w
         pixel_type = sitk.sitkFloat64 if work_dtype == np.float64 else sitk.sitkFloat32
         image = sitk.Cast(image, pixel_type)
         if any(sigmas):
-            image = sitk.DiscreteGaussian(image, [s * s for s in sigmas], 128, 0.01, True)
-    resampled = sitk.Resample(image, [int(n) for n in grid.shape], sitk.Transform(), _sitk_interpolator(sitk, method),
-                              grid.origin, grid.spacing, grid.direction, float(fill), pixel_type)
-    return from_sitk(resampled).array
+            smoother = sitk.DiscreteGaussianImageFilter()
+            smoother.SetVariance([s * s for s in sigmas])  # mm**2: spacing is taken into account
+            smoother.SetMaximumKernelWidth(128)
+            smoother.SetMaximumError(0.01)
+            smoother.SetUseImageSpacing(True)
+            if threads:
+                smoother.SetNumberOfThreads(threads)
+            image = smoother.Execute(image)
+    resampler = sitk.ResampleImageFilter()
+    resampler.SetSize([int(n) for n in grid.shape])
+    resampler.SetOutputOrigin(grid.origin)
+    resampler.SetOutputSpacing(grid.spacing)
+    resampler.SetOutputDirection(grid.direction)
+    resampler.SetInterpolator(_sitk_interpolator(sitk, method))
+    resampler.SetDefaultPixelValue(float(fill))
+    resampler.SetOutputPixelType(pixel_type)
+    if threads:
+        resampler.SetNumberOfThreads(threads)
+    return from_sitk(resampler.Execute(image)).array
