@@ -231,3 +231,23 @@ def test_excluded_units_and_internal_errors_are_recorded_and_the_batch_goes_on(t
     log = Path(report.log_path).read_text()
     assert "unit bug" in log and "KeyError: 'a bug in a reader'" in log
     assert report.internal_errors == 1 and report.exit_code == EXIT_FAILED
+
+
+def test_progress_shows_done_total_and_failures_on_a_terminal(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    write_nifti_tree(tmp_path / "src", n_good=3)
+    plan = make_plan(discover_sources(str(tmp_path / "src"), ["nifti"]), str(tmp_path / "out"))
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=150)
+    report = run_plan(plan, UnitJob(), RunOptions(jobs=1, progress=True), console=terminal)
+    report.render(terminal)
+    text = screen.getvalue()
+    assert "5/5" in text and "2 failed" in text and "units/s" in text
+    assert "broken/garbage" in text and "medconv-manifest.csv" in text
+
+    quiet = io.StringIO()
+    run_plan(plan, UnitJob(), RunOptions(jobs=1, progress=True), console=Console(file=quiet))  # not a terminal
+    assert quiet.getvalue() == ""

@@ -35,11 +35,14 @@ def convert_dataset(src: str | os.PathLike, dest: str | os.PathLike, *, reader_n
     if template:
         check_template(template)
     src, dest = os.fspath(src), os.fspath(dest)
+    if options.backend == "dask":  # workers elsewhere resolve paths against their own working folder
+        src, dest = os.path.abspath(src), os.path.abspath(dest)
     sources = discover_sources(src, reader_names, dest)
     plan = make_plan(sources, dest, fmt=job.fmt, template=template, sidecar=job.write_options.sidecar,
                      root=src if os.path.isdir(src) else os.path.dirname(src))
     if dry_run:
-        print_plan(plan, Console(), limit=None)
+        screen = Console()
+        print_plan(plan, screen if screen.is_terminal else Console(width=200), limit=None)
         return EXIT_OK
     report: Report = run_plan(plan, job, options, console=console)
     if options.summary:

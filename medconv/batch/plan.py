@@ -76,8 +76,13 @@ class Plan:
 
 
 def source_location(source: Source) -> str:
-    """Where a unit comes from, for people: its file, or the common folder of its files."""
-    if len(source.paths) == 1:
+    """Where a unit comes from, for people: its file, or the common folder of its files.
+
+    A unit named after its first file (a NIfTI file, a ``.mhd`` header with its
+    ``.raw``) is that file; a unit of many files (a DICOM series) is their folder.
+    """
+    stem = source.id.replace("\\", "/").rsplit("/", 1)[-1]
+    if len(source.paths) == 1 or os.path.basename(source.paths[0]).startswith(stem + "."):
         return source.paths[0]
     try:
         return os.path.commonpath(source.paths)

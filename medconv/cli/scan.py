@@ -111,7 +111,7 @@ def scan(src: str, csv_path: str | None, reader_names: tuple[str, ...], quiet: b
         for row in rows:
             table.add_row(*(row[column] for column in shown))
         console.print(table)
-        flagged = sum(1 for row in rows if row["flags"] or row["note"])
-        console.print(f"{len(rows)} unit(s), {flagged} flagged" + (f"; CSV: {csv_path}" if csv_path else ""),
+        flagged = sum(1 for row in rows if row["note"] or set(row["flags"].split(",")) - {"", "label"})
+        console.print(f"{len(rows)} unit(s), {flagged} with geometry flags or notes" + (f"; CSV: {csv_path}" if csv_path else ""),
                       highlight=False)
     return 0
