@@ -5,7 +5,8 @@ and by hand (:func:`write_mhd_by_hand`) for what it cannot produce on request:
 ``ElementDataFile = LIST`` and file patterns, big-endian data, ``HeaderSize``,
 a chosen ``TransformMatrix`` text, broken files.
 
-``write_luna_tree(dest, n_images, size)`` is also what the benchmark script uses.
+``write_luna_tree(dest, n_images, size)`` is meant for the benchmark helper too
+(``scripts/bench_workloads.py`` currently has its own, simpler generator).
 """
 
 from __future__ import annotations
