@@ -198,6 +198,7 @@ def _decode_error(header: PixelHeader, exc: Exception) -> Exception:
     name = UID(header.transfer_syntax).name
     package = DECODER_PACKAGES.get(header.transfer_syntax)
     text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+    text = text.replace(":; ", ": ")
     if "missing" in str(exc).lower() and "dependenc" in str(exc).lower() or "no pixel data decoders" in str(exc).lower():
         return MissingDependencyError(
             f"cannot decode transfer syntax {name} ({header.transfer_syntax}): {text}",
