@@ -284,3 +284,12 @@ def test_real_lidc_series_resampled_to_1mm_agrees_with_simpleitk(tmp_path):
 def test_thread_count_does_not_change_the_result():
     volume = phantom_volume(dtype=np.int16, modality="CT")
     np.testing.assert_array_equal(resample(volume, 1.0, threads=1).array, resample(volume, 1.0).array)
+
+
+def test_volume_already_on_the_grid_is_left_unchanged():
+    volume = phantom_volume(dtype=np.int16)
+    out = resample(volume, SPACING)
+    assert out.array is volume.array or np.shares_memory(out.array, volume.array)
+    assert out.history[-1].startswith("resample: already on spacing (0.6, 0.9, 2.5) mm")
+    same = resample(volume, like=volume)
+    assert np.shares_memory(same.array, volume.array)

@@ -42,6 +42,7 @@ from typing import Literal, Sequence, Union
 import numpy as np
 
 from ..errors import UsageError
+from ..geometry import affine_from_geometry
 from ..sitk_bridge import from_sitk, import_sitk, to_sitk
 from ..volume import Volume
 
@@ -208,6 +209,11 @@ def resample_to_grid(volume: Volume, grid: Grid, *, interpolation: Interpolation
         raise UsageError(f"unknown interpolation {interpolation!r}", hint=f"use one of {', '.join(INTERPOLATIONS)}")
     if dtype not in (None, "float32"):
         raise UsageError(f"resample dtype must be None or 'float32', got {dtype!r}")
+    spacing_text = ", ".join(f"{s:g}" for s in grid.spacing)
+    target = grid.describe() if grid.source else f"spacing ({spacing_text}) mm, shape {tuple(grid.shape)}"
+    if _on_grid(volume, grid):  # nothing to interpolate: keep the voxels as they are
+        return volume.with_step(f"resample: already on {target}, unchanged")
+
     label = volume.kind == "label"
     method = "nearest" if label else (interpolation or "linear")
     fill_value = 0.0 if label else (default_fill(volume) if fill is None else float(fill))
@@ -244,16 +250,22 @@ def resample_to_grid(volume: Volume, grid: Grid, *, interpolation: Interpolation
             rounded = f", rounded to {out_dtype}"
         else:
             result = result.astype(out_dtype)
-    spacing_text = ", ".join(f"{s:g}" for s in grid.spacing)
     smoothing = ""
     if any(sigmas):
         smoothing = ", anti-aliased (Gaussian sigma " + ", ".join(f"{s:.3g}" for s in sigmas) + " mm)"
     how = f"{method}{' (label)' if label else ''}"
-    target = grid.describe() if grid.source else f"spacing ({spacing_text}) mm, shape {tuple(grid.shape)}"
     step = f"resample {tuple(round(s, 4) for s in volume.spacing)} mm -> {target}; {how}, fill {fill_value:g}" \
            f"{smoothing}{rounded}"
     return volume.with_step(step, array=result, spacing=grid.spacing, origin=grid.origin,
                             direction=grid.direction_matrix)
+
+
+def _on_grid(volume: Volume, grid: Grid, tolerance_mm: float = 1e-6) -> bool:
+    """True when every voxel of ``volume`` already sits on ``grid`` (same shape and affine)."""
+    if tuple(volume.spatial_shape) != tuple(grid.shape):
+        return False
+    grid_affine = affine_from_geometry(grid.spacing, grid.origin, grid.direction_matrix)
+    return bool(np.allclose(volume.affine_lps, grid_affine, atol=tolerance_mm, rtol=0))
 
 
 def _check_fill(fill: float, dtype: np.dtype) -> None:
