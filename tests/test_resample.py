@@ -293,3 +293,14 @@ def test_volume_already_on_the_grid_is_left_unchanged():
     assert out.history[-1].startswith("resample: already on spacing (0.6, 0.9, 2.5) mm")
     same = resample(volume, like=volume)
     assert np.shares_memory(same.array, volume.array)
+
+
+def test_a_label_lost_by_downsampling_is_named_in_a_warning():
+    labels = np.zeros((40, 40, 40), dtype=np.int16)
+    labels[5:30, 5:30, 5:30] = 1
+    labels[33, 33, 33] = 9  # one 0.5 mm voxel: falls between the 4 mm samples
+    volume = Volume(array=labels, spacing=(0.5, 0.5, 0.5), kind="label")
+    out = resample(volume, 4.0)
+    assert set(np.unique(out.array)) == {0, 1}
+    assert any("label(s) 9 vanished" in warning for warning in out.warnings)
+    assert not resample(volume.replace(array=np.where(labels == 9, 0, labels)), 4.0).warnings

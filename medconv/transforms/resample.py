@@ -14,7 +14,10 @@ Rules (docs/preprocessing.md explains them with examples):
   voxel for voxel.
 * **Interpolation**: intensities default to ``linear`` (``bspline`` = cubic
   B-spline, ``nearest`` are available); labels are *always* resampled with
-  nearest neighbour, whatever was asked, so the label set never changes.
+  nearest neighbour, whatever was asked, so no new label value appears. A label
+  whose structures all fall between the new voxels (strong downsampling) can
+  vanish: that adds a warning naming it.
+* A volume already on the target grid is returned unchanged (history says so).
 * **Anti-aliasing**: when an intensity volume is downsampled along an axis
   (and the interpolation is not ``nearest``), it is first smoothed along that
   axis by a Gaussian whose sigma (mm) is ``sqrt(new**2 - old**2) / (2*sqrt(2*ln 2))``:
@@ -256,8 +259,25 @@ def resample_to_grid(volume: Volume, grid: Grid, *, interpolation: Interpolation
     how = f"{method}{' (label)' if label else ''}"
     step = f"resample {tuple(round(s, 4) for s in volume.spacing)} mm -> {target}; {how}, fill {fill_value:g}" \
            f"{smoothing}{rounded}"
-    return volume.with_step(step, array=result, spacing=grid.spacing, origin=grid.origin,
-                            direction=grid.direction_matrix)
+    out = volume.with_step(step, array=result, spacing=grid.spacing, origin=grid.origin,
+                           direction=grid.direction_matrix)
+    if label:
+        lost = sorted(_label_set(volume.array) - _label_set(result))
+        if lost:
+            shown = ", ".join(str(v) for v in lost[:10]) + (" ..." if len(lost) > 10 else "")
+            out = out.with_warning(f"resample: label(s) {shown} vanished (structures smaller than the new voxels, "
+                                   f"or outside the new grid)")
+    return out
+
+
+def _label_set(array: np.ndarray) -> set:
+    """The distinct values of a label array (a counting pass for small integer ranges, else a sort)."""
+    if array.dtype.kind in "iub" and array.size:
+        low, high = int(array.min()), int(array.max())
+        if high - low < 1 << 20:
+            counts = np.bincount((np.asarray(array, dtype=np.int64) - low).ravel(), minlength=high - low + 1)
+            return {int(v) + low for v in np.flatnonzero(counts)}
+    return {v.item() for v in np.unique(array)}
 
 
 def _on_grid(volume: Volume, grid: Grid, tolerance_mm: float = 1e-6) -> bool:
