@@ -213,3 +213,21 @@ def test_nifti_pair_and_analyze_round_trip(tmp_path):
     analyze = medconv.read(tmp_path / "an.hdr")
     np.testing.assert_allclose(analyze.affine_ras, nib.load(tmp_path / "an.hdr").affine)
     assert any("Analyze" in w for w in analyze.warnings)
+
+
+@pytest.mark.parametrize("relpath, values, expected", [
+    pytest.param("labelsTr/liver_001.nii.gz", [0, 1, 2], "label", id="msd-labels-folder"),
+    pytest.param("imagesTr/liver_001.nii.gz", [0, 1, 2], "label", id="few-integer-values"),
+    pytest.param("imagesTr/liver_001.nii.gz", list(range(-1024, -1000)), "intensity", id="many-values"),
+])
+def test_label_masks_are_recognised_and_compacted(tmp_path, relpath, values, expected):
+    data = np.resize(np.array(values, dtype=np.int32), (8, 8, 8))
+    path = tmp_path / relpath
+    path.parent.mkdir(parents=True)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    (source,) = medconv.discover(tmp_path, ["nifti"])
+    volume = medconv.read(source)
+    assert volume.kind == expected
+    if expected == "label":
+        assert volume.array.dtype == np.uint8
+        np.testing.assert_array_equal(volume.array, data)

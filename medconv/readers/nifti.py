@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import GeometryError, InvalidVolumeError, UnreadableFileError, UnsupportedFormatError
 from ..geometry import LPS_TO_RAS, geometry_from_affine
+from ..labels import compact_labels, decide_kind
 from ..options import ReadOptions
 from ..pixels import apply_rescale
 from ..source import Source
@@ -75,7 +76,12 @@ class NiftiReader:
         if array.ndim > 4:
             raise InvalidVolumeError(f"{array.ndim}-dimensional images are not supported (shape {array.shape})")
         intent = int(header["intent_code"]) if "intent_code" in header else 0
-        kind = options.kind or ("label" if intent == _LABEL_INTENT else "intensity")
+        if intent == _LABEL_INTENT and options.kind is None:
+            kind, kind_reason = "label", "NIfTI intent is label"
+        else:
+            kind, kind_reason = decide_kind(source.relative_path, array, options)
+        if kind == "label":
+            array = compact_labels(array)
         meta = {
             "source_format": self.name,
             "source_files": list(source.paths),
@@ -84,6 +90,7 @@ class NiftiReader:
                 "affine_from": affine_kind,
                 "descrip": _text(header.get("descrip")),
                 "intent_code": intent,
+                "kind_reason": kind_reason,
                 "xyzt_units": list(header.get_xyzt_units()) if hasattr(header, "get_xyzt_units") else None,
             },
         }
