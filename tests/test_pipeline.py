@@ -219,3 +219,13 @@ def test_lidc_series_orient_resample_window_agrees_with_simpleitk_in_world_space
 
     assert_same_in_world(nib.load(path), reference, atol_mm=1e-3, value_atol=1e-5)
     assert "".join(nib.aff2axcodes(nib.load(path).affine)) == "RAS"
+
+
+def test_direct_construction_normalises_values():
+    prep = Preprocessing(spacing=1, clip=[-1000, 400], scale="unit", fill="-1000")
+    assert prep.spacing == (1.0, 1.0, 1.0) and prep.clip == (-1000.0, 400.0) and prep.fill == -1000.0
+    assert prep == Preprocessing.from_options(spacing="1", clip="-1000,400", scale="unit", fill=-1000)
+    with pytest.raises(UsageError):
+        Preprocessing(window=(40, 0))
+    with pytest.raises(UsageError, match="must be a Grid"):
+        Preprocessing(like="ref.nii.gz")

@@ -91,12 +91,26 @@ class Preprocessing:
     threads: int = 0
 
     def __post_init__(self):
+        set_ = object.__setattr__  # normalise values given directly (Preprocessing(spacing=1, clip=(0, 1)))
         if self.orient is not None:
-            object.__setattr__(self, "orient", validate_axis_codes(self.orient))
+            set_(self, "orient", validate_axis_codes(self.orient))
+        if self.spacing is not None:
+            set_(self, "spacing", parse_spacing(self.spacing))
+        if self.like is not None and not isinstance(self.like, Grid):
+            raise UsageError("like= must be a Grid here; Preprocessing.from_options reads a path or Volume")
+        if self.fill is not None:
+            set_(self, "fill", parse_number(self.fill, "fill"))
+        if self.window is not None:
+            set_(self, "window", tuple(parse_number(v, "window") for v in self.window))
+            if len(self.window) != 2 or self.window[1] <= 0:
+                raise UsageError(f"window needs (level, width) with a positive width, got {self.window}")
+        if self.clip is not None:
+            set_(self, "clip", parse_range(self.clip))
+        set_(self, "percentiles", tuple(float(p) for p in self.percentiles))
         if self.spacing is not None and self.like is not None:
             raise UsageError("give a target spacing or a reference grid (--like), not both")
         if self.interpolation is not None:
-            object.__setattr__(self, "interpolation", parse_interpolation(self.interpolation))
+            set_(self, "interpolation", parse_interpolation(self.interpolation))
         intensity = [name for name, value in (("window", self.window or self.window_name), ("clip", self.clip),
                                               ("normalize", self.normalize)) if value]
         if len(intensity) > 1:
@@ -110,7 +124,7 @@ class Preprocessing:
             raise UsageError(f"--scale {self.scale} needs a value range to scale",
                              hint="add --window, --clip or --normalize percentile")
         if self.dtype is not None:
-            object.__setattr__(self, "dtype", validate_dtype(self.dtype).name)
+            set_(self, "dtype", validate_dtype(self.dtype).name)
 
     # -- construction -----------------------------------------------------------------
     @classmethod
