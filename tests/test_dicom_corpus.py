@@ -124,3 +124,50 @@ def test_tilted_series_refused_with_a_reason(ct_sources, fragment, options, matc
     reader, sources = ct_sources
     with pytest.raises(GeometryError, match=match):
         reader.read(_find(sources, fragment), options)
+
+
+@pytest.mark.parametrize("parts", [
+    pytest.param(("lidc",), id="lidc"),
+    pytest.param(("dcm_qa_ct", "In"), id="dcm_qa_ct-suffixless-philips-and-ge"),
+    pytest.param(("pydicom_test_files", "MR_small_bigendian.dcm"), id="big-endian"),
+    pytest.param(("pydicom_test_files", "MR_small_implicit.dcm"), id="implicit-vr"),
+    pytest.param(("pydicom_test_files", "CT_small.dcm"), id="ct-small"),
+])
+def test_fast_header_scan_equals_pydicom_full_parse(parts):
+    """The scan decodes raw bytes itself; every field must equal pydicom's own conversion."""
+    import pydicom
+
+    from medconv.readers.dicom.headers import FIELDS, scan_files
+
+    root = corpus_path(*parts)
+    paths = [str(p) for p in root.rglob("*") if p.is_file()] if root.is_dir() else [str(root)]
+    headers = scan_files(paths, jobs=1).headers
+    assert headers
+    for header in headers:
+        ds = pydicom.dcmread(header.path, stop_before_pixels=True)
+        for keyword, attribute, kind in FIELDS:
+            value = ds.get(keyword)
+            if attribute.startswith("window_"):
+                if value is not None and header.window is not None:
+                    first = value[0] if isinstance(value, pydicom.multival.MultiValue) else value
+                    assert header.window[attribute == "window_width"] == pytest.approx(float(first))
+                continue
+            ours = getattr(header, attribute)
+            if value is None or value == "":
+                continue
+            if kind in ("int", "us"):
+                first = value[0] if isinstance(value, pydicom.multival.MultiValue) else value
+                assert ours == int(first), (header.path, keyword)
+            elif kind == "float":
+                first = value[0] if isinstance(value, pydicom.multival.MultiValue) else value
+                assert ours == pytest.approx(float(first)), (header.path, keyword)
+            elif kind.startswith("floats"):
+                assert ours == pytest.approx(tuple(float(v) for v in value)), (header.path, keyword)
+            elif kind == "multi":
+                values = [value] if isinstance(value, str) else list(value)
+                assert ours == tuple(str(v).strip().upper() for v in values), (header.path, keyword)
+            elif kind == "upper":
+                assert ours == str(value).strip().upper(), (header.path, keyword)
+            else:
+                expected = "\\".join(str(v) for v in value) if isinstance(value, pydicom.multival.MultiValue) else str(value)
+                assert ours == expected.strip(), (header.path, keyword)
