@@ -100,6 +100,8 @@ def test_pickles_and_runs_in_a_worker_process(tmp_path):
     pytest.param({"dtype": "complex64"}, "unsupported dtype", id="bad-dtype"),
     pytest.param({"spacing": "1,2"}, "one or three", id="spacing-two-values"),
     pytest.param({"normalize": "percentile:99,1"}, "MIN must be below MAX", id="percentiles-reversed"),
+    pytest.param({"interpolation": "bspline"}, "only apply to resampling", id="interpolation-without-resampling"),
+    pytest.param({"fill": "0"}, "only apply to resampling", id="fill-without-resampling"),
 ])
 def test_options_that_do_not_fit_are_usage_errors(options, message):
     with pytest.raises(UsageError, match=message):
@@ -158,6 +160,9 @@ def _command(**kwargs):
                   "window": {"name": "lung", "level": -600.0, "width": 1500.0}, "scale": "unit"}, id="done-when"),
     pytest.param(["--clip", "-1000,400", "--dtype", "int16"],
                  {"clip": [-1000.0, 400.0], "scale": "none", "dtype": "int16", "cast_clip": False}, id="negative-clip"),
+    pytest.param(["--spacing", "0.8,0.8,keep", "--fill", "-1000", "--interpolation", "bspline", "--no-antialias"],
+                 {"spacing": [0.8, 0.8, "keep"], "interpolation": "bspline", "fill": -1000.0, "antialias": False},
+                 id="resampling-options"),
     pytest.param(["--normalize", "percentile:2,98"], {"normalize": "percentile", "percentiles": [2.0, 98.0],
                                                       "scale": "unit"}, id="percentile"),
 ])
@@ -176,6 +181,10 @@ def test_cli_options_build_the_preprocessing(args, expected):
     pytest.param(["--scale", "unit"], "--scale", id="scale-without-window"),
     pytest.param(["--window", "lung", "--normalize", "zscore"], "--window", id="window-and-normalize"),
     pytest.param(["--dtype", "float16"], "--dtype", id="bad-dtype"),
+    pytest.param(["--spacing", "1", "--fill", "air"], "--fill", id="fill-not-a-number"),
+    pytest.param(["--fill", "0"], "--fill", id="fill-without-resampling"),
+    pytest.param(["--clip", "400,-1000"], "--clip", id="clip-reversed"),
+    pytest.param(["--normalize", "zscore:1,2"], "--normalize", id="zscore-with-parameters"),
 ])
 def test_cli_bad_values_are_bad_parameters(args, option):
     result = CliRunner().invoke(_command, args)
@@ -222,7 +231,7 @@ def test_lidc_series_orient_resample_window_agrees_with_simpleitk_in_world_space
 
 
 def test_direct_construction_normalises_values():
-    prep = Preprocessing(spacing=1, clip=[-1000, 400], scale="unit", fill="-1000")
+    prep = Preprocessing(spacing=1, clip=[-1000, 400], scale="unit", fill="-1000")  # noqa: strings on purpose
     assert prep.spacing == (1.0, 1.0, 1.0) and prep.clip == (-1000.0, 400.0) and prep.fill == -1000.0
     assert prep == Preprocessing.from_options(spacing="1", clip="-1000,400", scale="unit", fill=-1000)
     with pytest.raises(UsageError):

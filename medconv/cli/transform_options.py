@@ -40,11 +40,11 @@ def _checked(parser: Callable[[str], Any]) -> Callable:
     return callback
 
 
-def _parse(name: str) -> Callable[[str], Any]:
+def _parse(name: str, *extra: Any) -> Callable[[str], Any]:
     def run(value: str):
         from ..transforms import parse  # lazy: keeps --help fast
 
-        return getattr(parse, name)(value)
+        return getattr(parse, name)(value, *extra)
 
     return run
 
@@ -69,7 +69,7 @@ _OPTIONS = (
                       "images line up voxel for voxel. Not with --spacing."),
     click.option("--interpolation", metavar="linear|bspline|nearest", callback=_checked(_parse("parse_interpolation")),
                  help="Interpolation for intensity images [default: linear]. Label maps always use nearest."),
-    click.option("--fill", metavar="VALUE", callback=_checked(lambda v: _parse("parse_number")(v)),
+    click.option("--fill", metavar="VALUE", callback=_checked(_parse("parse_number", "fill")),
                  help="Value for voxels outside the input when resampling [default: -1024 for CT, else 0; "
                       "labels 0]."),
     click.option("--antialias/--no-antialias", default=True, show_default=True,
@@ -77,7 +77,7 @@ _OPTIONS = (
     click.option("--window", metavar="PRESET|L,W|dicom", callback=_checked(_parse("parse_window")),
                  help=f"Clip to a window [L-W/2, L+W/2] (HU): a preset ({_PRESETS}), LEVEL,WIDTH, or 'dicom' "
                       "for the series' own WindowCenter/Width. Labels are never windowed."),
-    click.option("--clip", metavar="MIN,MAX", callback=_checked(lambda v: _parse("parse_range")(v)),
+    click.option("--clip", metavar="MIN,MAX", callback=_checked(_parse("parse_range", "clip")),
                  help="Clip values to [MIN, MAX], e.g. -1000,400 (then --scale). Not with --window or --normalize."),
     click.option("--scale", type=click.Choice(SCALES, case_sensitive=False), default=None,
                  help="Output of --window/--clip/--normalize percentile: none keeps clipped values (HU), unit "

@@ -111,6 +111,9 @@ class Preprocessing:
             raise UsageError("give a target spacing or a reference grid (--like), not both")
         if self.interpolation is not None:
             set_(self, "interpolation", parse_interpolation(self.interpolation))
+        resampling_only = [f"--{name}" for name in ("interpolation", "fill") if getattr(self, name) is not None]
+        if resampling_only and self.spacing is None and self.like is None:
+            raise UsageError(f"{' and '.join(resampling_only)} only apply to resampling", hint="add --spacing or --like")
         intensity = [name for name, value in (("window", self.window or self.window_name), ("clip", self.clip),
                                               ("normalize", self.normalize)) if value]
         if len(intensity) > 1:
