@@ -95,6 +95,8 @@ class StackPlan:
         the first slice (non-zero only for a tilt).
     tilt_degrees:
         The tilt angle measured from the positions (0 when none).
+    grow_px:
+        ``(rows, columns)`` the regular grid adds to each slice to hold a sheared stack.
     """
 
     order: np.ndarray
@@ -109,6 +111,7 @@ class StackPlan:
     distances: np.ndarray = field(default_factory=lambda: np.zeros(0))
     offsets_px: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     tilt_degrees: float = 0.0
+    grow_px: tuple[int, int] = (0, 0)
 
 
 def plan_stack(
@@ -141,8 +144,8 @@ def plan_stack(
     path:
         A file of the series, for error messages.
     rows, columns:
-        Slice matrix size; needed only to size the output grid of a tilted stack
-        (the default assumes the caller passes them whenever a tilt is possible).
+        Slice matrix size, for ``plan.shape_kji`` (the resample itself sizes its
+        grid from the array it gets).
     slice_thickness:
         Used as the slice step of a single-slice stack.
 
@@ -265,9 +268,11 @@ def plan_stack(
         low = np.floor(offsets_px.min(axis=0) + 1e-6)
         high = np.ceil(offsets_px.max(axis=0) - 1e-6)
         origin = origin + low[0] * ps_col * row_dir + low[1] * ps_row * col_dir
-        cols_out += int(high[0] - low[0])
-        rows_out += int(high[1] - low[1])
+        grow = (int(high[1] - low[1]), int(high[0] - low[0]))
+        rows_out, cols_out = rows_out + grow[0], cols_out + grow[1]
         offsets_px = offsets_px - low  # offsets relative to the output grid's corner
+    else:
+        grow = (0, 0)
     return StackPlan(
         order=order,
         positions=sorted_positions,
@@ -281,6 +286,7 @@ def plan_stack(
         distances=distances,
         offsets_px=offsets_px,
         tilt_degrees=tilt_degrees if tilted else 0.0,
+        grow_px=grow,
     )
 
 
@@ -338,9 +344,9 @@ def regularise_stack(array_kji: np.ndarray, plan: StackPlan, kind: str = "intens
     slice and whole-pixel shifts. Integer intensities are rounded back to their
     dtype; voxels outside the acquired data get the stack minimum (labels 0).
     """
-    count_out, rows_out, cols_out = plan.shape_kji
+    count_out = plan.shape_kji[0]
     rows, cols = array_kji.shape[1:]
-    rows_out, cols_out = max(rows_out, rows), max(cols_out, cols)
+    rows_out, cols_out = rows + plan.grow_px[0], cols + plan.grow_px[1]
     label = kind == "label"
     fill = 0 if label else array_kji.min()
     out = np.empty((count_out, rows_out, cols_out), dtype=array_kji.dtype)
