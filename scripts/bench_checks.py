@@ -13,30 +13,34 @@ import json
 from pathlib import Path
 
 
-def canonical_slab(path: Path, fraction: float = 0.5, width: int = 1):
-    """(affine, a slab of ``width`` slices around ``fraction`` of the last axis) in closest-RAS orientation."""
+def canonical_slabs(path: Path, fractions=(0.0, 0.5, 1.0)):
+    """(shape, affine, one slice at each fraction of the last axis), all in closest-RAS orientation.
+
+    The image is decompressed once; reorientation flips/permutes without interpolation.
+    """
     import nibabel as nib
     import numpy as np
 
     image = nib.as_closest_canonical(nib.load(str(path)))
-    k = min(int(round(fraction * (image.shape[2] - 1))), image.shape[2] - width)
-    slab = np.asarray(image.dataobj[:, :, k : k + width], dtype=np.float64)
-    return image.affine, image.shape[:3], slab
+    data = np.asanyarray(image.dataobj)  # applies scl_slope / scl_inter
+    n = image.shape[2]
+    slabs = [np.asarray(data[:, :, int(round(f * (n - 1)))], dtype=np.float64) for f in fractions]
+    return image.shape[:3], image.affine, slabs
 
 
 def same_in_world(ours: Path, reference: Path) -> str | None:
-    """None if ``ours`` and ``reference`` hold the same voxels at the same RAS positions (3 slabs)."""
+    """None if ``ours`` and ``reference`` hold the same voxels at the same RAS positions (3 slices)."""
     import numpy as np
 
-    for fraction in (0.0, 0.5, 1.0):
-        affine_a, shape_a, slab_a = canonical_slab(ours, fraction)
-        affine_b, shape_b, slab_b = canonical_slab(reference, fraction)
-        if shape_a != shape_b:
-            return f"shape {shape_a} != {shape_b}"
-        if not np.allclose(affine_a, affine_b, atol=0.01):
-            return f"affine differs:\n{np.round(affine_a, 3)}\nvs\n{np.round(affine_b, 3)}"
-        if not np.array_equal(slab_a, slab_b):
-            return f"voxels differ at {fraction:.0%} of the slices (max |diff| {np.abs(slab_a - slab_b).max():g})"
+    shape_a, affine_a, slabs_a = canonical_slabs(ours)
+    shape_b, affine_b, slabs_b = canonical_slabs(reference)
+    if shape_a != shape_b:
+        return f"shape {shape_a} != {shape_b}"
+    if not np.allclose(affine_a, affine_b, atol=0.01):
+        return f"affine differs:\n{np.round(affine_a, 3)}\nvs\n{np.round(affine_b, 3)}"
+    for fraction, a, b in zip((0.0, 0.5, 1.0), slabs_a, slabs_b):
+        if not np.array_equal(a, b):
+            return f"voxels differ at {fraction:.0%} of the slices (max |diff| {np.abs(a - b).max():g})"
     return None
 
 
@@ -50,8 +54,13 @@ def match_by_geometry(ours: list[Path], theirs: list[Path]) -> list[tuple[Path, 
     import numpy as np
 
     def key(path):
-        image = nib.as_closest_canonical(nib.load(str(path)))
-        return image.shape[:3], np.round(image.affine[:3, 3], 1).tolist()
+        """Orientation-independent: sorted shape and the RAS bounding box of the voxel centres (0.1 mm)."""
+        image = nib.load(str(path))
+        shape = image.shape[:3]
+        corners = np.array([[i, j, k, 1] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1)
+                            for k in (0, shape[2] - 1)], dtype=float)
+        world = (image.affine @ corners.T)[:3]
+        return sorted(shape), np.round(world.min(axis=1), 1).tolist(), np.round(world.max(axis=1), 1).tolist()
 
     reference = {json.dumps(key(p)): p for p in theirs}
     return [(p, reference.get(json.dumps(key(p)))) for p in ours]
