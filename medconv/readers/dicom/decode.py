@@ -14,7 +14,7 @@ from __future__ import annotations
 import gzip
 import struct
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Sequence
 
 import numpy as np
 
@@ -142,16 +142,32 @@ def pixel_header(ds: Any, path: str) -> PixelHeader:
     )
 
 
-def read_header(path: str) -> tuple[PixelHeader, Any]:
-    """Parse the header of one file (no pixel data): its :class:`PixelHeader` and dataset."""
+def parse_header(fp: IO[bytes], path: str) -> Any:
+    """``dcmread(fp, stop_before_pixels=True)``, leaving ``fp`` at the Pixel Data element; typed errors."""
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
     try:
-        with open_dicom(path) as fp:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError, struct.error) as exc:
-        raise UnreadableFileError(f"cannot parse the DICOM header ({exc})", path=path) from exc
+        return pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+    except Exception as exc:  # pydicom raises many types on a corrupt header
+        raise UnreadableFileError(f"cannot parse the DICOM header ({type(exc).__name__}: {exc})", path=path,
+                                  hint="the file is truncated or corrupt") from exc
+
+
+def read_datasets(paths: Sequence[str]) -> list[Any]:
+    """The header datasets (no pixel data) of ``paths``, in order; ``.gz`` files are read too."""
+    datasets = []
+    for path in paths:
+        try:
+            with open_dicom(path) as fp:
+                datasets.append(parse_header(fp, path))
+        except OSError as exc:
+            raise UnreadableFileError(f"cannot read the file ({exc})", path=path) from exc
+    return datasets
+
+
+def read_header(path: str) -> tuple[PixelHeader, Any]:
+    """Parse the header of one file (no pixel data): its :class:`PixelHeader` and dataset."""
+    (ds,) = read_datasets([path])
     return pixel_header(ds, path), ds
 
 
@@ -224,10 +240,7 @@ def decode_into(path: str, header: PixelHeader, out: np.ndarray, fp: IO[bytes] |
 
     if fp is None:
         with open_dicom(path) as own:
-            try:
-                pydicom.dcmread(own, stop_before_pixels=True, force=True)
-            except Exception as exc:  # pydicom raises many types on a corrupt header
-                raise UnreadableFileError(f"cannot parse the DICOM header ({exc})", path=path) from exc
+            parse_header(own, path)
             decode_into(path, header, out, own)
         return
     direct = (

@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from medconv.errors import GeometryError, UnreadableFileError, UnsupportedFormatError
+from medconv.errors import GeometryError, UnsupportedFormatError
 from medconv.options import ReadOptions
 from medconv.source import Source
 from medconv.volume import Volume
 
-from .decode import decode_into, open_dicom, pixel_header
+from .decode import decode_into, pixel_header, read_datasets
 from .pixels import finish_stack
 from .series_meta import meta_from_dataset
 
@@ -159,18 +159,9 @@ def read_mosaic_series(source: Source, options: ReadOptions = ReadOptions()) -> 
     UnreadableFileError
         A file cannot be parsed or decoded.
     """
-    import pydicom
-
     from .stack import plan_stack, volume_from_stack
 
-    entries = []
-    for path in source.paths:
-        try:
-            with open_dicom(path) as fp:
-                ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-        except Exception as exc:  # pydicom raises many types on a corrupt header
-            raise UnreadableFileError(f"cannot parse the DICOM header ({exc})", path=path) from exc
-        entries.append((_time_key(ds, path), path, ds))
+    entries = [(_time_key(ds, path), path, ds) for path, ds in zip(source.paths, read_datasets(source.paths))]
     entries.sort(key=lambda entry: entry[0])
     _, first_path, first_ds = entries[0]
     csa = _csa_image_header(first_ds)

@@ -34,12 +34,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from medconv.errors import GeometryError, NotAVolumeError, UnreadableFileError, UnsupportedFormatError
+from medconv.errors import GeometryError, NotAVolumeError, UnsupportedFormatError
 from medconv.options import ReadOptions
 from medconv.source import Source
 from medconv.volume import Volume
 
-from .decode import PixelHeader, decode_into, open_dicom, pixel_header
+from .decode import PixelHeader, decode_into, pixel_header, read_datasets
 from .pixels import invert_monochrome1, rescale_frames
 from .series_meta import meta_from_dataset
 
@@ -184,19 +184,6 @@ def _classic_frames(ds: Any, file_index: int, path: str) -> list[Frame]:
     ]
 
 
-def _read_headers(paths: Sequence[str]) -> list[Any]:
-    import pydicom
-
-    datasets = []
-    for path in paths:
-        try:
-            with open_dicom(path) as fp:
-                datasets.append(pydicom.dcmread(fp, stop_before_pixels=True, force=True))
-        except Exception as exc:  # pydicom raises many types on a corrupt header
-            raise UnreadableFileError(f"cannot parse the DICOM header ({exc})", path=path) from exc
-    return datasets
-
-
 def _frames_of(datasets: Sequence[Any], paths: Sequence[str]) -> list[Frame]:
     frames: list[Frame] = []
     for file_index, (ds, path) in enumerate(zip(datasets, paths)):
@@ -237,7 +224,7 @@ def frame_groups(paths: Sequence[str]) -> list[str]:
     Discovery can make one Source per group, with ``info["frame_group"]`` set to
     the label; a single group is labelled ``""``.
     """
-    frames = _frames_of(_read_headers(paths), paths)
+    frames = _frames_of(read_datasets(paths), paths)
     return list(_group_labels(frames).values())
 
 
@@ -283,7 +270,7 @@ def read_multiframe(source: Source, options: ReadOptions = ReadOptions()) -> Vol
     from .stack import plan_stack, volume_from_stack
 
     paths = list(source.paths)
-    datasets = _read_headers(paths)
+    datasets = read_datasets(paths)
     frames = _frames_of(datasets, paths)
     labels = _group_labels(frames)
     groups = list(labels.values())

@@ -37,7 +37,9 @@ from .decode import (  # noqa: F401  (re-exported: the decoding API lives in .de
     decode_into,
     mask_stored_bits,
     open_dicom,
+    parse_header,
     pixel_header,
+    read_datasets,
     read_header,
 )
 
@@ -171,8 +173,6 @@ def read_pixel_stack(paths: Sequence[str]) -> PixelStack:
     UnsupportedFormatError
         The slices disagree on size or sample layout, or a file holds several frames.
     """
-    import pydicom
-
     if not paths:
         raise UnsupportedFormatError("no files to read")
     headers: list[PixelHeader] = []
@@ -180,10 +180,7 @@ def read_pixel_stack(paths: Sequence[str]) -> PixelStack:
     for index, path in enumerate(os.fspath(p) for p in paths):
         try:
             with open_dicom(path) as fp:
-                try:
-                    ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-                except Exception as exc:  # pydicom raises many types on a corrupt header
-                    raise UnreadableFileError(f"cannot parse the DICOM header ({exc})", path=path) from exc
+                ds = parse_header(fp, path)
                 header = pixel_header(ds, path)
                 _check_same(header, headers[0] if headers else header)
                 if stored is None:

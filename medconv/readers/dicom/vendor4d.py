@@ -37,12 +37,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from medconv.errors import GeometryError, UnreadableFileError
+from medconv.errors import GeometryError
 from medconv.options import ReadOptions
 from medconv.source import Source
 from medconv.volume import Volume
 
-from .decode import open_dicom
+from .decode import read_datasets
 from .series_meta import meta_from_dataset
 
 _GRADIENT_TAGS = {
@@ -134,18 +134,10 @@ def read_vendor_4d(source: Source, options: ReadOptions = ReadOptions()) -> Volu
     UnreadableFileError
         A file cannot be parsed or decoded.
     """
-    import pydicom
-
     from .pixels import read_pixel_stack
     from .stack import plan_stack, volume_from_stack
 
-    datasets = []
-    for path in source.paths:
-        try:
-            with open_dicom(path) as fp:
-                datasets.append(pydicom.dcmread(fp, stop_before_pixels=True, force=True))
-        except Exception as exc:  # pydicom raises many types on a corrupt header
-            raise UnreadableFileError(f"cannot parse the DICOM header ({exc})", path=path) from exc
+    datasets = read_datasets(source.paths)
     volumes: dict[tuple, list[int]] = {}
     for index, ds in enumerate(datasets):
         key = diffusion_key(ds)
