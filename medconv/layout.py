@@ -19,6 +19,8 @@ the keys of ``Source.info`` plus:
 ``{stem}``     the last part of the id
 ``{parent}``   the folder part of the id ('' at the top)
 ``{reader}``   the reader name (dicom, nifti, metaimage, tiff, ...)
+``{ext}``      the input file's extension(s) after the stem (``nii.gz``, ``hdr.gz``, ``mhd``;
+               '' for DICOM series)
 =============  ===============================================================
 
 Header values are sanitised before they reach a path: path separators, ``..``,
@@ -33,6 +35,7 @@ own ``/`` (and the ``/`` inside ``{id}`` and ``{parent}``) separate folders.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import string
 from typing import Any, Mapping
@@ -77,8 +80,10 @@ def template_fields(source: Source) -> dict[str, Any]:
     """The values a naming template can use for ``source``."""
     fields: dict[str, Any] = {key: value for key, value in source.info.items() if isinstance(key, str)}
     identifier = source.id.replace("\\", "/")
-    fields.update(id=identifier, stem=identifier.rsplit("/", 1)[-1],
-                  parent=identifier.rsplit("/", 1)[0] if "/" in identifier else "", reader=source.reader)
+    stem = identifier.rsplit("/", 1)[-1]
+    first = os.path.basename(source.paths[0]) if source.paths else ""
+    fields.update(id=identifier, stem=stem, parent=identifier.rsplit("/", 1)[0] if "/" in identifier else "",
+                  reader=source.reader, ext=first[len(stem) + 1:] if first.startswith(stem + ".") else "")
     return fields
 
 
@@ -165,4 +170,4 @@ def id_fragment(source: Source, length: int = 8) -> str:
 
 def describe_fields(info: Mapping[str, Any]) -> str:
     """The template fields available for one unit, for help and error messages."""
-    return ", ".join("{" + key + "}" for key in sorted(set(info) | {"id", "stem", "parent", "reader"}))
+    return ", ".join("{" + key + "}" for key in sorted(set(info) | {"id", "stem", "parent", "reader", "ext"}))

@@ -123,8 +123,11 @@ def test_two_files_with_one_output_name_are_refused_at_plan_time(tmp_path):
     write_nifti_tree(tmp_path / "src", n_good=1, bad=False)
     image = nib.load(str(tmp_path / "src" / "group0" / "case000.nii.gz"))
     nib.save(image, str(tmp_path / "src" / "group0" / "case000.nii"))  # same stem, other suffix
-    with pytest.raises(OutputCollisionError, match="same output"):
+    with pytest.raises(OutputCollisionError, match="same output") as error:
         make_plan(discover_sources(str(tmp_path / "src"), ["nifti"]), str(tmp_path / "out"))
+    assert "{id}_{ext}" in error.value.hint
+    plan = make_plan(discover_sources(str(tmp_path / "src"), ["nifti"]), str(tmp_path / "out"), template="{id}_{ext}")
+    assert sorted(u.relative for u in plan.units) == ["group0/case000_nii.gz.nii.gz", "group0/case000_nii.nii.gz"]
 
 
 def test_an_output_never_replaces_an_input(tmp_path):

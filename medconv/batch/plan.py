@@ -180,10 +180,11 @@ def _resolve_collisions(sources: list[Source], stems: dict[int, str], notes: lis
             return stems
         for indices in groups:
             if not all(sources[i].info.get("series_uid") for i in indices):
-                names = ", ".join(sources[i].id for i in indices[:4])
+                names = ", ".join(source_location(sources[i]) for i in indices[:4])
+                field = "{reader}" if len({sources[i].reader for i in indices}) > 1 else "{ext}"
                 raise OutputCollisionError(
                     f"{len(indices)} units would be written to the same output {stems[indices[0]]!r}: {names}",
-                    hint="rename the inputs, or pass --name with a field that tells them apart (e.g. '{id}_{reader}')")
+                    hint=f"rename the inputs, or pass --name with a field that tells them apart, e.g. '{{id}}_{field}'")
             for i in indices:
                 fragment = make_fragment(sources[i])
                 notes.append(f"{sources[i].id}: name {stems[i]!r} is shared by {len(indices)} series; added {fragment!r}")

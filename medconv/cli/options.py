@@ -59,7 +59,7 @@ scheduler = click.option("--scheduler", envvar="MEDCONV_SCHEDULER", default=None
                               "[env: MEDCONV_SCHEDULER]. Workers must see SRC and DST under the same paths.")
 name = click.option("--name", "name", default=None, metavar="TEMPLATE",
                     help="Output name template, e.g. '{patient_id}/{series_number}_{modality}'. Fields: the unit's "
-                         "header facts plus {id} {stem} {parent} {reader}. Default: DICOM "
+                         "header facts plus {id} {stem} {parent} {reader} {ext}. Default: DICOM "
                          "'{patient_id}/{study_date}_{series_number}_{modality}_{series_description}', files '{id}'.")
 sidecar = click.option("--sidecar/--no-sidecar", default=True, show_default=True,
                        help="Write a JSON sidecar (geometry, header facts, warnings) beside each output.")
