@@ -79,7 +79,7 @@ def write_series(folder: os.PathLike, positions: np.ndarray, iop: Sequence[float
                  patient_id: str = "SYNTH-001", study_uid: str | None = None, names: str = "ordered",
                  instance_numbers: str = "spatial", image_type=("ORIGINAL", "PRIMARY", "AXIAL"),
                  gantry_tilt: float | None = None, function: Callable = phantom, seed: int = 0,
-                 prefix: str = "", extra: dict | None = None) -> SyntheticSeries:
+                 prefix: str = "", extra: dict | None = None, intercept: float = -1024.0) -> SyntheticSeries:
     """Write one single-frame CT-like series whose pixels are ``function(world)``.
 
     ``names``: ``"ordered"``, ``"shuffled"`` (random names) or ``"none"`` (no suffix).
@@ -100,7 +100,7 @@ def write_series(folder: os.PathLike, positions: np.ndarray, iop: Sequence[float
     elif instance_numbers == "random":
         rng.shuffle(numbers)
     series = SyntheticSeries(folder, [], np.asarray(positions, float), tuple(iop), tuple(pixel_spacing), rows,
-                             columns, series_uid)
+                             columns, series_uid, intercept=intercept)
     jj, ii = np.meshgrid(np.arange(rows), np.arange(columns), indexing="ij")
     for k in range(count):
         values = np.rint(function(series.world(k, jj, ii)) - series.intercept).astype(np.int16)

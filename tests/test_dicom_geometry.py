@@ -171,3 +171,29 @@ def test_header_tilt_without_sheared_positions_is_only_noted():
     plan = plan_stack(oriented(iop, [0, 1, 2]), iop, (1, 1), gantry_tilt=12.0, rows=4, columns=4)
     assert not plan.needs_resample
     assert any("not sheared" in w for w in plan.warnings)
+
+
+def test_labels_are_resampled_by_nearest_neighbour(tmp_path):
+    iop = (1, 0, 0, 0, 1, 0)
+    labels = lambda p: 1.0 + (np.floor(p[..., 0] / 2.0) % 3) + 3 * (np.floor(p[..., 2] / 3.0) % 2)  # noqa: E731
+    write_series(tmp_path, oriented(iop, [0, 2, 4, 8, 10], inplane_shift_per_mm=(0.13, 0.0)), iop,
+                 function=labels, rows=16, columns=16, intercept=0.0)
+    reader = DicomReader(jobs=1)
+    (source,) = list(reader.discover(str(tmp_path)))
+    volume = reader.read(source, ReadOptions(kind="label"))
+    assert volume.kind == "label"
+    assert {"tilt", "gap"} <= set(volume.meta["geometry_flags"])
+    # nearest neighbour invents no value: every output is a label that was stored, or the 0 fill
+    values = set(np.unique(volume.array).tolist())
+    assert values <= {0, 1, 2, 3, 4, 5, 6} and len(values - {0}) == 6
+
+
+def test_lone_slice_at_another_orientation_in_a_series_is_a_localizer(tmp_path):
+    iop = (1, 0, 0, 0, 1, 0)
+    write_series(tmp_path, oriented(iop, [0, 2, 4, 6]), iop, series_uid="2.25.9", seed=1)
+    write_series(tmp_path, oriented((0, 1, 0, 0, 0, -1), [0]), (0, 1, 0, 0, 0, -1), series_uid="2.25.9", seed=2,
+                 prefix="z")
+    reader = DicomReader(jobs=1)
+    sources = list(reader.discover(str(tmp_path)))
+    reasons = sorted(str(s.info.get("excluded")) for s in sources)
+    assert reasons == ["None", "localizer (a lone slice at another orientation than the main stack)"]
