@@ -105,6 +105,22 @@ def test_rescale_differs_per_slice(tmp_path, rescales, expected_dtype):
     assert any("vary between slices" in w for w in stack.warnings)
 
 
+def test_pet_slices_with_fractional_slopes_are_float32_in_their_units(tmp_path):
+    import pydicom
+
+    stored = [ramp(start=k, dtype=np.uint16) * 3 for k in range(2)]
+    paths = [write_slice(tmp_path / f"{k}.dcm", s, slope=0.0123 * (k + 1), intercept=0, modality="PT")
+             for k, s in enumerate(stored)]
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.Units = "BQML"
+        ds.save_as(path, enforce_file_format=True)
+    stack = read_pixel_stack(paths)
+    assert stack.array.dtype == np.float32 and stack.units == "BQML"
+    expected = np.stack([s * np.float32(0.0123 * (k + 1)) for k, s in enumerate(stored)])
+    np.testing.assert_allclose(stack.array, expected, rtol=1e-6)
+
+
 def test_no_rescale_keeps_stored_dtype(tmp_path):
     stored = ramp(dtype=np.uint8)
     stack = read_pixel_stack([write_slice(tmp_path / "a.dcm", stored, modality="MR")])

@@ -62,6 +62,7 @@ class PixelHeader:
     modality: str
     rescale_type: str
     planar_configuration: int = 0
+    pet_units: str = ""
 
     @property
     def stored_dtype(self) -> np.dtype:
@@ -139,6 +140,7 @@ def pixel_header(ds: Any, path: str) -> PixelHeader:
         modality=str(ds.get("Modality", "")).upper(),
         rescale_type=str(ds.get("RescaleType", "") or "").upper(),
         planar_configuration=int(ds.get("PlanarConfiguration", 0) or 0),
+        pet_units=str(ds.get("Units", "") or "").strip().upper(),
     )
 
 

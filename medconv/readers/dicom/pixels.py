@@ -139,10 +139,12 @@ def rescale_frames(stored: np.ndarray, slopes: Sequence[float], intercepts: Sequ
 
 
 def units_for(headers: Sequence[PixelHeader]) -> str | None:
-    """``"HU"`` for CT whose rescale gives Hounsfield units, else ``None``."""
+    """``"HU"`` for CT whose rescale gives Hounsfield units, PET ``Units`` (BQML, CNTS ...), else ``None``."""
     first = headers[0]
     if first.modality == "CT" and first.rescale_type in ("", "HU"):
         return "HU"
+    if first.modality == "PT" and first.pet_units:
+        return first.pet_units
     return None
 
 
