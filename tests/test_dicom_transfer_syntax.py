@@ -184,3 +184,18 @@ def test_twelve_bit_mosaics_match_dcm2niix(tmp_path, name, series):
     assert_same_in_world(ours, nib.load(stored_ref))
     if "Signed" in name:
         assert volume.array.min() < 0  # the sign bit is bit 11, not 15
+
+
+def test_missing_decoder_plugin_says_what_to_install(monkeypatch):
+    """With every RLE plugin made unavailable, the error is MissingDependencyError naming the package."""
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import RLELossless
+
+    from medconv.errors import MissingDependencyError
+
+    path = corpus_path("pydicom_test_files", "MR_small_RLE.dcm")
+    monkeypatch.setattr(get_decoder(RLELossless), "_available", {})
+    with pytest.raises(MissingDependencyError) as info:
+        read_pixel_stack([path])
+    assert info.value.path == str(path)
+    assert "RLE Lossless" in info.value.message and "pylibjpeg-rle" in info.value.hint
