@@ -21,9 +21,9 @@ Several files of one series (Siemens XA writes one file per time point) are
 read together: their frames are pooled before grouping.
 
 Classic multi-frame objects without functional groups are volumes only when
-their frames have a known position: RT dose (GridFrameOffsetVector) and NM
-tomography (DetectorInformationSequence plus SpacingBetweenSlices). Others
-(cine ultrasound, angiography runs) are not volumes (:class:`NotAVolumeError`).
+every frame's position is stated: RT dose (GridFrameOffsetVector). Others (cine
+ultrasound, angiography runs, NM tomography) are not converted
+(:class:`NotAVolumeError`).
 """
 
 from __future__ import annotations
@@ -150,7 +150,11 @@ def _nan_last(value: float) -> float:
 
 
 def _classic_frames(ds: Any, file_index: int, path: str) -> list[Frame]:
-    """Frames of a classic multi-frame object with known positions (RT dose, NM tomography)."""
+    """Frames of a classic multi-frame object with known positions (RT dose: GridFrameOffsetVector).
+
+    NM tomography (positions implied by DetectorInformationSequence and the slice
+    spacing, direction not stated) is refused: no sample to verify it against.
+    """
     count = int(_float(ds.get("NumberOfFrames"), 1))
     iop = ds.get("ImageOrientationPatient")
     ipp = ds.get("ImagePositionPatient")
@@ -158,17 +162,10 @@ def _classic_frames(ds: Any, file_index: int, path: str) -> list[Frame]:
     offsets = None
     if ds.get("GridFrameOffsetVector") is not None and ipp is not None and iop is not None:
         offsets = [float(v) for v in ds.GridFrameOffsetVector]
-    elif ds.get("DetectorInformationSequence") and str(ds.get("Modality", "")).upper() == "NM":
-        detector = ds.DetectorInformationSequence[0]
-        iop = detector.get("ImageOrientationPatient", iop)
-        ipp = detector.get("ImagePositionPatient", ipp)
-        step = _float(ds.get("SpacingBetweenSlices"), _float(ds.get("SliceThickness")))
-        if ipp is not None and iop is not None and not math.isnan(step):
-            offsets = [k * step for k in range(count)]
     if offsets is None or spacing is None or len(offsets) != count:
         raise NotAVolumeError(
-            f"a {count}-frame image without per-frame geometry (not an enhanced multi-frame, RT dose or "
-            "NM tomography object)", path=path, hint="frames without positions are not a volume",
+            f"a {count}-frame image without per-frame geometry (not an enhanced multi-frame or RT dose object)",
+            path=path, hint="frames without positions are not a volume (NM tomography: convert with dcm2niix)",
         )
     iop = tuple(float(v) for v in iop)
     normal = np.cross(iop[:3], iop[3:])
