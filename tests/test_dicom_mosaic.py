@@ -91,3 +91,24 @@ def test_inconsistent_mosaic_is_refused():
     path = corpus_path("nibabel_data", "nibabel", "nicom", "tests", "data", "0.dcm")
     with pytest.raises(UnsupportedFormatError, match="cannot hold 48 slices"):
         _read(path)
+
+
+def test_oblique_csa_slice_normal_positions_match_nibabel():
+    """``csa_slice_norm.dcm`` (no pixel data) has an oblique CSA SliceNormalVector: tile centres vs nibabel."""
+    import pydicom
+
+    from medconv.readers.dicom.mosaic import _csa_image_header, mosaic_geometry, mosaic_slice_count
+
+    path = corpus_path("nibabel_data", "nibabel", "nicom", "tests", "data", "csa_slice_norm.dcm")
+    ds = pydicom.dcmread(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        from nibabel.nicom import dicomwrappers
+
+        affine = dicomwrappers.wrapper_from_data(ds).affine  # LPS, voxel (row, column, slice)
+    csa = _csa_image_header(ds)
+    count = mosaic_slice_count(ds, csa)
+    positions, _, _, tile, notes = mosaic_geometry(ds, csa, count, str(path))
+    assert count == 32 and tile == (64, 64) and notes == []
+    expected = (affine @ np.stack([np.zeros(count), np.zeros(count), np.arange(count), np.ones(count)]))[:3].T
+    np.testing.assert_allclose(positions, expected, atol=1e-4)
