@@ -48,7 +48,8 @@ def test_good_units_convert_and_bad_ones_fail_with_a_reason(tmp_path):
         assert rows[bad]["status"] == "failed"
         assert rows[bad]["error_type"] == UnreadableFileError.code
         assert bad.split("/")[1] in rows[bad]["reason"]
-        assert not (tmp_path / "out" / rows[bad]["output"]).exists()
+        assert rows[bad]["output"] == ""
+        assert not (tmp_path / "out" / bad.replace("/", os.sep)).with_suffix(".nii.gz").exists()
     # the CSV says the same as the JSON Lines file, and both agree with the disk
     with open(tmp_path / "out" / "medconv-manifest.csv", newline="") as handle:
         csv_rows = {row["unit_id"]: row for row in csv.DictReader(handle)}

@@ -13,7 +13,8 @@ unit it lists. Columns (:data:`COLUMNS`):
 ``source``          the input file, or the folder holding a series' files
 ``reader``          the reader that read it
 ``files``           how many input files make up the unit
-``output``          the output path relative to the destination folder
+``output``          the output path relative to the destination folder ('' when
+                    nothing was written: failed and excluded units)
 ``shape``           array shape, e.g. ``512x512x133``
 ``spacing``         mm along i, j, k
 ``dtype``           the written dtype

@@ -191,9 +191,10 @@ def run_plan(plan: Plan, job: UnitJob = UnitJob(), options: RunOptions = RunOpti
     preview_dir = os.path.join(plan.dest, PREVIEW_DIR) if options.preview else None
     jobs_wanted = options.jobs or (default_jobs(len(plan.units)) if options.backend == "local" else -1)
     write_options = job.write_options
-    if write_options.threads == 0 and options.backend == "local":  # share the cores between workers
+    if write_options.threads == 0:  # share the cores between workers (Dask: one worker per core)
         cores = os.cpu_count() or 1
-        write_options = replace(write_options, threads=max(1, cores // max(1, jobs_wanted)))
+        threads = max(1, cores // max(1, jobs_wanted)) if options.backend == "local" else 1
+        write_options = replace(write_options, threads=threads)
     job = replace(job, write_options=replace(write_options, overwrite=True), preview_dir=preview_dir)
 
     todo: list[PlannedUnit] = []

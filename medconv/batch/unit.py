@@ -86,6 +86,8 @@ def convert_unit(unit: PlannedUnit, job: UnitJob) -> dict[str, Any]:
     except Exception as exc:  # a bug in medconv (or a plugin): recorded, the batch goes on
         row.update(status="failed", reason=f"internal error: {type(exc).__name__}: {exc}", error_type="internal",
                    traceback=traceback.format_exc())
+    if row.get("status") != "converted":
+        row["output"] = ""  # nothing was written
     row["seconds"] = round(time.perf_counter() - start, 3)
     return row
 

@@ -107,7 +107,8 @@ def scan(src: str, csv_path: str | None, reader_names: tuple[str, ...], quiet: b
         shown = [column for column in COLUMNS if any(row[column] for row in rows)]  # no empty columns
         table = Table(title=f"{len(rows)} unit(s) in {src}")
         for column in shown:
-            table.add_column(column, overflow="fold", no_wrap=column in ("unit", "size", "spacing"))
+            table.add_column(column, overflow="fold", no_wrap=column in ("unit", "size", "spacing"),
+                             min_width=40 if column == "note" else None)
         for row in rows:
             table.add_row(*(row[column] for column in shown))
         console.print(table)
