@@ -38,7 +38,7 @@ import hashlib
 import os
 import re
 import string
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import UsageError
 from .source import Source
@@ -167,7 +167,3 @@ def id_fragment(source: Source, length: int = 8) -> str:
     """A hash of the unit id: unique per unit even when two units share a series UID."""
     return hashlib.sha1(source.id.encode("utf-8", "replace")).hexdigest()[:length]
 
-
-def describe_fields(info: Mapping[str, Any]) -> str:
-    """The template fields available for one unit, for help and error messages."""
-    return ", ".join("{" + key + "}" for key in sorted(set(info) | {"id", "stem", "parent", "reader", "ext"}))

@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 from ..atomic import is_temporary
 from ..errors import UsageError
