@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 
 import numpy as np
@@ -153,3 +154,16 @@ def test_source_ids_are_unique_readable_and_pickle(tmp_path):
     assert len(set(ids)) == 2
     assert all("/" not in i and "SYNTH-001" in i for i in ids)
     assert pickle.loads(pickle.dumps(sources[0])) == sources[0]
+    assert json.loads(json.dumps(dict(sources[0].info)))["shape"] == [10, 12, 3]
+
+
+def test_large_scan_in_a_process_pool_finds_the_same_series(tmp_path):
+    from medconv.readers.dicom.headers import PARALLEL_THRESHOLD
+
+    iop = (1, 0, 0, 0, 1, 0)
+    for number in range(1, 4):
+        write_series(tmp_path / f"s{number}", oriented(iop, np.arange(PARALLEL_THRESHOLD // 3 + 1) * 1.0), iop,
+                     rows=4, columns=4, series_number=number, seed=number)
+    serial = [(s.id, s.paths) for s in DicomReader(jobs=1).discover(str(tmp_path))]
+    pooled = [(s.id, s.paths) for s in DicomReader(jobs=2).discover(str(tmp_path))]
+    assert len(serial) == 3 and pooled == serial
