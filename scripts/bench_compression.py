@@ -90,7 +90,7 @@ def main() -> int:
     args = parser.parse_args()
     subprocess.run([sys.executable, str(HERE / "bench_workloads.py"), str(args.ct), json.dumps(FULL_CT)], check=True)
     volume = load_ct(args.ct)
-    raw_mb = volume.array.nbytes / 2**20
+    raw_mb = volume.array.nbytes / 1e6
     from medconv.writers.nifti import isal_level
 
     rows = []
@@ -104,26 +104,26 @@ def main() -> int:
             for threads in (1, 2):
                 wall, size = time_write(volume, tmp / f"l{level}.nii.gz", level, threads, args.reps)
                 rows.append({"level": level, "isal_level": isal_level(level), "threads": threads, "wall_s": wall,
-                             "mb": size / 2**20, "ratio_to_dcm2niix_default": size / ref_bytes})
+                             "mb": size / 1e6, "ratio_to_dcm2niix_default": size / ref_bytes})
         stored = volume.replace(array=(np.asarray(volume.array.T) + np.int16(1024)).T)  # what dcm2niix stores
         stored_rows = []
         for level in (1, 4, 7):
             wall, size = time_write(stored, tmp / f"s{level}.nii.gz", level, 2, 1)
-            stored_rows.append({"level": level, "mb": size / 2**20, "ratio_to_dcm2niix_default": size / ref_bytes})
-    print(f"volume {volume.shape} int16, {raw_mb:.1f} MiB of voxels; load average {os.getloadavg()[0]:.2f}; "
+            stored_rows.append({"level": level, "mb": size / 1e6, "ratio_to_dcm2niix_default": size / ref_bytes})
+    print(f"volume {volume.shape} int16, {raw_mb:.1f} MB of voxels; load average {os.getloadavg()[0]:.2f}; "
           f"best of {args.reps}\n")
-    print(f"dcm2niix -z y (default): {ref_bytes / 2**20:.1f} MiB in {ref_wall:.2f} s (whole conversion); "
-          f"-z y -1: {fast_bytes / 2**20:.1f} MiB in {fast_wall:.2f} s")
-    print(f"zlib level 1: {zlib_sizes[1] / 2**20:.1f} MiB; zlib level 6: {zlib_sizes[6] / 2**20:.1f} MiB "
+    print(f"dcm2niix -z y (default): {ref_bytes / 1e6:.1f} MB in {ref_wall:.2f} s (whole conversion); "
+          f"-z y -1: {fast_bytes / 1e6:.1f} MB in {fast_wall:.2f} s")
+    print(f"zlib level 1: {zlib_sizes[1] / 1e6:.1f} MB; zlib level 6: {zlib_sizes[6] / 1e6:.1f} MB "
           f"(raw deflate of the same bytes)\n")
-    print("| compression_level | ISA-L level | threads | write s (best) | MiB/s in | size MiB | × dcm2niix default |")
+    print("| compression_level | ISA-L level | threads | write s (best) | MB/s in | size MB | × dcm2niix default |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['level']} | {r['isal_level']} | {r['threads']} | {r['wall_s']:.3f} | {raw_mb / r['wall_s']:.0f} "
               f"| {r['mb']:.1f} | {r['ratio_to_dcm2niix_default']:.3f} |")
     print("\nSame volume as stored values (HU + 1024, what dcm2niix writes with scl_inter = -1024), 2 threads:\n")
     for r in stored_rows:
-        print(f"- compression_level {r['level']}: {r['mb']:.1f} MiB, {r['ratio_to_dcm2niix_default']:.3f}× dcm2niix default")
+        print(f"- compression_level {r['level']}: {r['mb']:.1f} MB, {r['ratio_to_dcm2niix_default']:.3f}× dcm2niix default")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "stored_rows": stored_rows, "dcm2niix_default_bytes": ref_bytes,
                                          "dcm2niix_fast_bytes": fast_bytes, "zlib": zlib_sizes}, indent=1))

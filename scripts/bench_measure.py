@@ -36,7 +36,7 @@ class Tool:
 
 @dataclass
 class Run:
-    """The measurements of one run (sizes in MiB)."""
+    """The measurements of one run (sizes in MB = 10^6 bytes, as in issue 7)."""
 
     tool: str
     rep: int
@@ -118,7 +118,7 @@ def measure(tool: Tool, src: Path, out: Path, rep: int, log_dir: Path) -> Run:
     maxrss = usage.ru_maxrss * 1024
     peak = max(rss_sum, hwm, maxrss)
     tail = log_path.read_text(errors="replace")[-800:] if child.returncode else ""
-    mib = 2**20
+    mib = 1e6  # MB as in issue 7 (10^6 bytes)
     return Run(tool.name, rep, wall, usage.ru_utime + usage.ru_stime, peak / mib,
                output_bytes(out, tool.outputs) / mib, child.returncode, load1,
                rss_sum / mib, hwm / mib, maxrss / mib, tail)

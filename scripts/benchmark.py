@@ -257,7 +257,7 @@ def medians_of(runs: list[Run]) -> dict[str, dict]:
 def run_workload(name: str, src: Path, work: Path, reps: int, warmup: bool) -> dict:
     tools = tools_for(name)
     bytes_read = warm_page_cache(src)
-    log(f"{name}: {len(input_files(src))} input files, {bytes_read / 2**20:.0f} MB read to warm the page cache")
+    log(f"{name}: {len(input_files(src))} input files, {bytes_read / 1e6:.0f} MB read to warm the page cache")
     out_root = work / "out" / name
     log_dir = work / "logs" / name
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -341,6 +341,7 @@ def tool_versions() -> dict:
         versions["dcm2niix"] = next((l for l in first if l.startswith("v")), first[-1] if first else "?").strip()
     except OSError:
         versions["dcm2niix"] = "missing"
+    versions["pigz"] = shutil.which("pigz") or "not on PATH (dcm2niix -z y then uses its internal zlib, level 6)"
     from importlib import metadata
 
     for package in ("medconv", "dicom2nifti", "SimpleITK", "pydicom", "nibabel", "numpy", "isal", "psutil"):
@@ -381,10 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     folders = make_workloads(work, sizes, which, "-quick" if args.quick else "")
     context = {
-        "ct_volume_mb": sizes.ct["slices"] * sizes.ct["size"] ** 2 * 2 / 2**20,
+        "ct_volume_mb": sizes.ct["slices"] * sizes.ct["size"] ** 2 * 2 / 1e6,
         "scan_files": sizes.scan["n_files"],
         "ct_desc": f"{sizes.ct['size']}×{sizes.ct['size']}×{sizes.ct['slices']} int16, "
-                   f"{sizes.ct['slices'] * sizes.ct['size'] ** 2 * 2 / 2**20:.0f} MB of voxels",
+                   f"{sizes.ct['slices'] * sizes.ct['size'] ** 2 * 2 / 1e6:.0f} MB of voxels",
         "tree_desc": f"{sizes.tree['n_series']} series of {sizes.tree['low']}–{sizes.tree['high']} slices of "
                      f"{sizes.tree['size']}×{sizes.tree['size']}",
         "luna_desc": f"{sizes.luna['n_images']} images of {sizes.luna['size']}×{sizes.luna['size']}×"
@@ -404,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"medconv benchmark, {started:%Y-%m-%d %H:%M} UTC, {'quick' if args.quick else 'full'} mode, "
               f"{reps} timed repetitions per tool (medians), warm page cache, one untimed warm-up run per tool"
               f"{' (skipped)' if args.no_warmup else ''}; load average {load_before[0]:.2f} before, "
-              f"{load_after[0]:.2f} after.\n")
+              f"{load_after[0]:.2f} after. MB = 10^6 bytes. pigz: {shutil.which('pigz') or 'not on PATH'}.\n")
     if args.quick:
         header += ("\nQuick mode: the workloads are small, so start-up (Python imports, about 0.5 s) dominates "
                    "medconv's times and baseline memory its RSS; the verdicts below are indicative only. "
