@@ -157,3 +157,22 @@ def test_preview_writes_pictures_and_a_contact_sheet_with_overlays(tmp_path):
     from medconv.batch import discover_sources
 
     assert discover_sources(str(preview), None) == []
+
+
+@pytest.mark.corpus
+def test_tcia2nii_on_real_lidc_matches_dcm2niix_series_by_series(tmp_path):
+    from conftest import corpus_path
+    from references import assert_same_in_world, run_dcm2niix
+
+    lidc = corpus_path("lidc")
+    before = sorted(p.stat().st_mtime_ns for p in lidc.rglob("*") if p.is_file())
+    assert medconv("tcia2nii", lidc, tmp_path / "out", "-q", "-j", "2") == 0
+    rows = manifest(tmp_path / "out")
+    assert len(rows) == 3 and {r["status"] for r in rows.values()} == {"converted"}
+    for row in rows.values():
+        ours = nib.load(str(tmp_path / "out" / row["output"]))
+        assert row["output"].split("/")[0].startswith("LIDC-IDRI-000")
+        references = run_dcm2niix(Path(row["source"]), tmp_path / "ref" / row["unit_id"])
+        assert len(references) == 1
+        assert_same_in_world(ours, nib.load(str(references[0])))
+    assert sorted(p.stat().st_mtime_ns for p in lidc.rglob("*") if p.is_file()) == before
