@@ -81,8 +81,9 @@ def intensity_range(volume) -> tuple[float, float]:
     if str(meta.get("modality", "")).upper() == "CT" or meta.get("units") == "HU":
         level, width = SOFT_TISSUE
         return level - width / 2, level + width / 2
-    flat = np.asarray(volume.array).reshape(-1)
-    sample = flat[:: max(1, flat.size // 1_000_000)].astype(np.float64)
+    array = np.asarray(volume.array)
+    step = max(1, int(np.ceil((array.size / 1_000_000) ** (1 / array.ndim))))
+    sample = array[(slice(None, None, step),) * array.ndim].astype(np.float64).reshape(-1)  # no full copy
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return 0.0, 1.0
