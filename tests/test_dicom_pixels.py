@@ -225,3 +225,35 @@ def test_in_place_rescale_wraps_back_to_exact_values():
     out = rescale_frames(stored.copy(), [1], [-1024])
     np.testing.assert_array_equal(out.astype(np.int64), stored.astype(np.int64) - 1024)
     assert out.dtype == np.int16
+
+
+@pytest.mark.parametrize("stored_value, stored_dtype, intercept", [
+    pytest.param(1027, np.int16, -1024, id="ct-constant-hu3-signed"),
+    pytest.param(1027, np.uint16, -1024, id="ct-constant-hu3-unsigned"),
+    pytest.param(1024, np.uint16, -1024, id="ct-constant-water-zero"),
+    pytest.param(200, np.uint8, -1024, id="uint8-stored-negative-result"),
+])
+def test_small_result_range_keeps_stored_width_and_exact_values(tmp_path, stored_value, stored_dtype, intercept):
+    # Values that would fit 8 bits after the rescale: no OverflowError from the intercept, and
+    # a 16-bit CT series stays int16 HU (never narrower than the stored type).
+    stored = np.full((4, 3), stored_value, dtype=stored_dtype)
+    paths = [write_slice(tmp_path / f"{k}.dcm", stored, slope=1, intercept=intercept) for k in range(3)]
+    stack = read_pixel_stack(paths)
+    expected_value = stored_value + intercept
+    assert stack.array.dtype == np.int16
+    np.testing.assert_array_equal(stack.array, np.full((3, 4, 3), expected_value))
+
+
+def test_constant_hu_series_reads_as_int16_volume(tmp_path):
+    # The reported case end to end: a three-slice CT series of constant HU 3 (stored 1027, intercept -1024).
+    from dicom_synth import axial, write_series
+
+    from medconv.readers.dicom import DicomReader
+
+    iop, positions = axial(3)
+    write_series(tmp_path, positions, iop, function=lambda world: np.full(world.shape[:-1], 3.0))
+    reader = DicomReader(jobs=1)
+    (source,) = list(reader.discover(tmp_path))
+    volume = reader.read(source)
+    assert volume.array.dtype == np.int16 and volume.meta["units"] == "HU"
+    np.testing.assert_array_equal(volume.array, np.full((10, 12, 3), 3))

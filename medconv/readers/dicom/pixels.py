@@ -15,8 +15,9 @@ rescaled values, fast and exactly.
   that, as for MONOCHROME2, higher values are brighter; a warning says so.
 * **Rescale**: ``RescaleSlope``/``RescaleIntercept`` are applied per slice;
   the output dtype is the smallest one that holds every rescaled value exactly
-  (:func:`medconv.pixels.rescaled_dtype`): int16 for CT Hounsfield units,
-  float32 only when a slope or intercept is not integral.
+  and is no narrower than the stored type (:func:`combined_rescale_dtype`):
+  int16 for CT Hounsfield units, float32 only when a slope or intercept is not
+  integral.
 """
 
 from __future__ import annotations
@@ -78,7 +79,15 @@ def invert_monochrome1(array: np.ndarray, header: PixelHeader) -> None:
 def combined_rescale_dtype(
     stored: np.dtype, ranges: Sequence[tuple[float, float]], slopes: Sequence[float], intercepts: Sequence[float]
 ) -> np.dtype:
-    """The dtype holding ``stored * slope + intercept`` exactly for every frame's own range and rescale."""
+    """The dtype holding ``stored * slope + intercept`` exactly for every frame's own range and rescale.
+
+    An integer result is **never narrower than the stored type** (BitsAllocated):
+    a 16-bit CT series stays int16 Hounsfield units even when its actual values
+    would fit 8 bits (a constant phantom, an all-air slab), so every series of a
+    dataset gets the same dtype; it is widened (int32, uint32) only when the
+    values need it. It is signed whenever the stored type, a slope or an
+    intercept is negative-capable, so CT comes out int16, not uint16.
+    """
     stored = np.dtype(stored)
     low = high = None
     integral = stored.kind in "iub"
@@ -92,13 +101,37 @@ def combined_rescale_dtype(
     if integral:
         # Signed when the rescale can make values negative (CT HU), even if these slices' values are not.
         signed = low < 0 or stored.kind == "i" or any(b < 0 for b in intercepts) or any(a < 0 for a in slopes)
-        dtype = smallest_integer_dtype(low, high, prefer_signed=signed)
+        dtype = _integer_dtype_at_least(low, high, signed, stored.itemsize)
         if dtype is not None:
             return dtype
     largest_stored = max((max(abs(lo), abs(hi)) for lo, hi in ranges), default=0)
     if stored.kind in "iub" and largest_stored < 2**24 or stored.kind == "f" and stored.itemsize <= 4:
         return np.dtype(np.float32)
     return np.dtype(np.float64)
+
+
+def _integer_dtype_at_least(low: float, high: float, signed: bool, itemsize: int) -> np.dtype | None:
+    """The smallest integer dtype of at least ``itemsize`` bytes holding ``[low, high]`` (signed preferred)."""
+    dtype = smallest_integer_dtype(low, high, prefer_signed=signed)
+    if dtype is None or dtype.itemsize >= itemsize:
+        return dtype
+    for bits in (8 * itemsize, 16 * itemsize):
+        for kind in (("int", "uint") if signed or low < 0 else ("uint", "int")):
+            candidate = np.dtype(f"{kind}{bits}")
+            info = np.iinfo(candidate)
+            if info.min <= low and high <= info.max:
+                return candidate
+    return smallest_integer_dtype(low, high, prefer_signed=signed)
+
+
+def _wrapped(value: float, dtype: np.dtype):
+    """``value`` as a scalar of integer ``dtype``, modulo 2**bits (so -1024 is a valid uint16 or int8 operand).
+
+    Integer arithmetic in ``dtype`` is exact modulo 2**bits, and the output
+    dtype is chosen to hold every result, so results are exact even when the
+    slope or intercept alone does not fit ``dtype``.
+    """
+    return np.array(int(value), dtype=np.int64).astype(dtype)[()]
 
 
 def rescale_frames(stored: np.ndarray, slopes: Sequence[float], intercepts: Sequence[float]) -> np.ndarray:
@@ -114,27 +147,23 @@ def rescale_frames(stored: np.ndarray, slopes: Sequence[float], intercepts: Sequ
     ranges = [(int(f.min()), int(f.max())) if stored.dtype.kind in "iu" else (float(f.min()), float(f.max()))
               for f in frames]
     dtype = combined_rescale_dtype(stored.dtype, ranges, slopes, intercepts)
-    if dtype.kind in "iu" and dtype.itemsize == stored.dtype.itemsize:
-        out = stored.view(dtype)
+    if dtype.kind in "iu":
+        in_place = dtype.itemsize == stored.dtype.itemsize
+        out = stored.view(dtype) if in_place else np.empty(stored.shape, dtype=dtype)
         for index, (slope, intercept) in enumerate(zip(slopes, intercepts)):
             frame = out[index]
+            if not in_place:
+                np.copyto(frame, stored[index], casting="unsafe")
             if slope != 1:
-                np.multiply(frame, np.array(int(slope)).astype(dtype), out=frame, casting="unsafe")
+                np.multiply(frame, _wrapped(slope, dtype), out=frame, casting="unsafe")
             if intercept != 0:
-                np.add(frame, np.array(int(intercept)).astype(dtype), out=frame, casting="unsafe")
+                np.add(frame, _wrapped(intercept, dtype), out=frame, casting="unsafe")
         return out
     out = np.empty(stored.shape, dtype=dtype)
     for index, (slope, intercept) in enumerate(zip(slopes, intercepts)):
-        if dtype.kind in "iu":
-            np.copyto(out[index], stored[index], casting="unsafe")
-            if slope != 1:
-                np.multiply(out[index], dtype.type(int(slope)), out=out[index])
-            if intercept != 0:
-                np.add(out[index], dtype.type(int(intercept)), out=out[index])
-        else:
-            np.multiply(stored[index], dtype.type(slope), out=out[index], dtype=dtype, casting="unsafe")
-            if intercept != 0:
-                np.add(out[index], dtype.type(intercept), out=out[index])
+        np.multiply(stored[index], dtype.type(slope), out=out[index], dtype=dtype, casting="unsafe")
+        if intercept != 0:
+            np.add(out[index], dtype.type(intercept), out=out[index])
     return out
 
 
