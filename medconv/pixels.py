@@ -65,10 +65,12 @@ def apply_rescale(stored: np.ndarray, slope: float, intercept: float, out: np.nd
         out = np.empty_like(stored, dtype=dtype)  # keeps C or Fortran layout
     if dtype.kind in "iu":
         np.copyto(out, stored, casting="unsafe")
+        # Operands wrap modulo 2**bits like the arithmetic (an intercept of -1024 need not fit
+        # an int8 or uint16 result); the result is exact because the dtype holds it.
         if slope != 1:
-            np.multiply(out, dtype.type(slope), out=out, casting="unsafe")
+            np.multiply(out, np.array(int(slope)).astype(dtype), out=out, casting="unsafe")
         if intercept != 0:
-            np.add(out, dtype.type(intercept), out=out, casting="unsafe")
+            np.add(out, np.array(int(intercept)).astype(dtype), out=out, casting="unsafe")
     else:
         np.multiply(stored, slope, out=out, casting="unsafe", dtype=dtype)
         if intercept != 0:
