@@ -257,3 +257,19 @@ def test_constant_hu_series_reads_as_int16_volume(tmp_path):
     volume = reader.read(source)
     assert volume.array.dtype == np.int16 and volume.meta["units"] == "HU"
     np.testing.assert_array_equal(volume.array, np.full((10, 12, 3), 3))
+
+
+def test_shared_apply_rescale_with_an_intercept_wider_than_the_result(tmp_path):
+    # medconv.pixels.apply_rescale (NIfTI scl_slope/scl_inter) had the same OverflowError;
+    # nibabel's scaled data is the reference.
+    import nibabel as nib
+
+    import medconv
+
+    raw = np.full((3, 4, 2), 1027, dtype=np.int16)
+    raw[0, 0, 0] = 1030
+    image = nib.Nifti1Image(raw, np.eye(4))
+    image.header.set_slope_inter(1, -1024)
+    nib.save(image, tmp_path / "hu.nii")
+    volume = medconv.read(tmp_path / "hu.nii")
+    np.testing.assert_array_equal(volume.array, nib.load(tmp_path / "hu.nii").get_fdata())
