@@ -39,7 +39,8 @@ def test_mixed_folder_two_series_localizer_rtstruct_junk_and_truncated(tmp_path)
     assert sorted(s.info["series_description"] for s in images) == ["chest", "coronal"]
     excluded = {s.info["series_number"]: s.info["excluded"] for s in sources if s.info.get("excluded")}
     assert "localizer" in excluded[1]
-    assert "RTSTRUCT" in excluded[99]
+    assert "RTSTRUCT" in excluded[99] and "not an image" in excluded[99]
+    assert "mask" not in excluded[99]  # no RTSTRUCT-to-mask conversion exists: the reason must not suggest one
     unreadable = [s for s in sources if s.info.get("unreadable")]
     assert [s.path for s in unreadable] == [str(broken)]
     with pytest.raises(UnreadableFileError) as info:

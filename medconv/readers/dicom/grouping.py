@@ -31,7 +31,7 @@ from .headers import DicomHeader
 
 #: Non-image SOP classes and what to call them (prefix match on the UID).
 NON_IMAGE_SOP_CLASSES = (
-    ("1.2.840.10008.5.1.4.1.1.481.3", "RTSTRUCT (structure set: contours, not an image; convert it as a mask)"),
+    ("1.2.840.10008.5.1.4.1.1.481.3", "RTSTRUCT (structure set: polygon contours drawn on another series, not an image)"),
     ("1.2.840.10008.5.1.4.1.1.481.2", "RTDOSE (dose grid, not an image series)"),
     ("1.2.840.10008.5.1.4.1.1.481.", "RT object (plan, record or image), not an image series"),
     ("1.2.840.10008.5.1.4.1.1.66.4", "SEG (segmentation object, not an image series)"),
@@ -43,7 +43,7 @@ NON_IMAGE_SOP_CLASSES = (
     ("1.2.840.10008.5.1.4.1.1.9.", "waveform, not an image"),
 )
 NON_IMAGE_MODALITIES = {
-    "RTSTRUCT": "RTSTRUCT (structure set: contours, not an image; convert it as a mask)",
+    "RTSTRUCT": "RTSTRUCT (structure set: polygon contours drawn on another series, not an image)",
     "SEG": "SEG (segmentation object, not an image series)",
     "SR": "SR (structured report, not an image)",
     "PR": "PR (presentation state, not an image)",
