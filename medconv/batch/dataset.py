@@ -30,8 +30,8 @@ def convert_dataset(src: str | os.PathLike, dest: str | os.PathLike, *, reader_n
 
     if console is None:
         console = Console(stderr=True)
-        if not console.is_terminal:  # a log file: long lines rather than wrapped ones
-            console = Console(stderr=True, width=max(console.width, 160))
+        if not console.is_terminal:  # a log file: one line per message, never wrapped
+            console = Console(stderr=True, soft_wrap=True)
     if template:
         check_template(template)
     src, dest = os.fspath(src), os.fspath(dest)
