@@ -231,3 +231,16 @@ def test_label_masks_are_recognised_and_compacted(tmp_path, relpath, values, exp
     if expected == "label":
         assert volume.array.dtype == np.uint8
         np.testing.assert_array_equal(volume.array, data)
+
+
+def test_discovery_reports_header_facts_without_reading_voxels(tmp_path):
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6, 2), np.int16), oblique_affine()), tmp_path / "a.nii.gz")
+    nib.save(nib.Nifti1Pair(np.zeros((3, 3, 3), np.uint8), np.eye(4)), tmp_path / "pair.hdr")
+    (tmp_path / "pair.img").unlink()
+    sources = {source.id: source for source in medconv.discover(tmp_path, ["nifti"])}
+    reference = nib.load(tmp_path / "a.nii.gz")
+    info = sources["a"].info
+    assert info["shape"] == [4, 5, 6, 2] and info["4d"] is True and info["dtype"] == "int16"
+    np.testing.assert_allclose(info["spacing"], reference.header.get_zooms()[:3], rtol=1e-6)
+    assert info["axes"] == "".join(nib.aff2axcodes(reference.affine))
+    assert "pair.img' does not exist" in sources["pair"].info["error"]

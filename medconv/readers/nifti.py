@@ -14,8 +14,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import GeometryError, InvalidVolumeError, UnreadableFileError, UnsupportedFormatError
-from ..geometry import LPS_TO_RAS, geometry_from_affine
+from ..errors import GeometryError, InvalidVolumeError, MedconvError, UnreadableFileError, UnsupportedFormatError
+from ..geometry import LPS_TO_RAS, axis_codes, geometry_from_affine
 from ..labels import compact_labels, decide_kind
 from ..options import ReadOptions
 from ..pixels import apply_rescale
@@ -50,10 +50,17 @@ class NiftiReader:
         return 348 in size or 540 in size  # Analyze 7.5 / NIfTI-2 header size
 
     def discover(self, root: str) -> Iterator[Source]:
+        """Every NIfTI/Analyze file under ``root``, with header facts in ``info`` (no voxels read)."""
         for path, suffix in walk_files(root, NIFTI_SUFFIXES):
             if suffix.startswith(".img"):
                 continue  # the data half of a pair; found through its .hdr
-            yield Source(id=file_source_id(path, root, suffix), reader=self.name, paths=(path,), root=root)
+            relative = os.path.relpath(path, root) if os.path.isdir(root) else os.path.basename(path)
+            try:
+                info = _header_info(_load(path), relative)
+            except MedconvError as exc:
+                info = {"error": exc.one_line()}
+            yield Source(id=file_source_id(path, root, suffix), reader=self.name, paths=(path,),
+                         root=root if os.path.isdir(root) else "", info=info)
 
     def read(self, source: Source, options: ReadOptions = ReadOptions()) -> Volume:
         path = source.path
@@ -105,6 +112,23 @@ class NiftiReader:
         spacing, origin, direction, affine_kind = _geometry(image, path, [])
         return {"shape": list(image.shape), "dtype": str(image.get_data_dtype()), "spacing": spacing,
                 "origin": origin, "direction": direction, "affine_from": affine_kind}
+
+
+def _header_info(image, relpath: str) -> dict:
+    """Facts for planning and ``medconv scan`` from the header alone."""
+    info = {"shape": list(image.shape), "dtype": str(image.get_data_dtype().newbyteorder("=").name)}
+    try:
+        spacing, _, direction, affine_kind = _geometry(image, relpath, [])
+        info.update(spacing=list(spacing), axes=axis_codes(direction), affine_from=affine_kind)
+    except MedconvError as exc:
+        info["error"] = exc.one_line()
+    intent = int(image.header["intent_code"]) if "intent_code" in image.header else 0
+    info["kind_guess"] = "label" if intent == _LABEL_INTENT else decide_kind(relpath, None)[0]
+    info["4d"] = len(image.shape) > 3 and image.shape[3] > 1
+    data_file = image.file_map["image"].filename
+    if data_file and not os.path.exists(data_file):
+        info["error"] = f"the data file {os.path.basename(data_file)!r} does not exist"
+    return info
 
 
 def _load(path: str):
