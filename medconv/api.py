@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Callable, Iterable, Iterator
 
@@ -21,7 +22,11 @@ def discover(root: str | os.PathLike, reader_names: Iterable[str] | None = None)
 
 
 def read(source: str | os.PathLike | Source, reader: str | None = None, options: ReadOptions = ReadOptions()) -> Volume:
-    """Read one file, one single-series folder, or a discovered :class:`Source` into a Volume."""
+    """Read one file, one single-series folder, or a discovered :class:`Source` into a Volume.
+
+    A single file named on its own is read even if it is one 2D image (as if
+    ``include_2d`` were set): naming it says it is wanted.
+    """
     if not isinstance(source, Source):
         path = os.fspath(source)
         if not os.path.exists(path):
@@ -37,6 +42,8 @@ def read(source: str | os.PathLike | Source, reader: str | None = None, options:
         else:
             plugin = reader_for(path, reader)
             source = Source(id=os.path.basename(path), reader=plugin.name, paths=(path,))
+            # a file named on its own is wanted as an image even when it is a single 2D slice
+            options = dataclasses.replace(options, include_2d=True)
     return readers.get(source.reader).read(source, options)
 
 
