@@ -214,3 +214,62 @@ def test_synthetic_enhanced_shuffled_frames_follow_the_phantom(tmp_path):
         # stored values were rounded to the slope's step: the error is at most half a step (slope <= 2.25)
         np.testing.assert_allclose(np.asarray(volume.array[..., t]), expected, atol=1.2)
     np.testing.assert_allclose(volume.spacing, (SPACING[1], SPACING[0], STEP))
+
+
+# -- discovery: one unit per frame group, pooled files --------------------------------------------------
+
+def test_discovery_converts_both_philips_groups_and_pools_siemens_xa(philips_dcm2niix):
+    from medconv.readers.dicom import DicomReader
+
+    _, outputs = philips_dcm2niix
+    reader = DicomReader(jobs=1)
+    sources = list(reader.discover(corpus_path("dcm_qa_enh", "In")))
+    assert len(sources) == 3 and not any(s.info.get("excluded") for s in sources)
+    by_group = {s.info.get("frame_group"): s for s in sources}
+    for group, reference in (("T1-M-MAGNITUDE", "Philips_WIP_B0_NS_801_e1.nii"),
+                             ("T1-FIELD_MAP-REAL", "Philips_WIP_B0_NS_801_e2_fieldmaphz.nii")):
+        source = by_group[group]
+        assert source.info["series_description"] == f"B0 NS {group}"  # output names stay apart
+        assert source.info["shape"] == [64, 64, 32]
+        volume = reader.read(source)
+        assert not any("not converted" in w for w in volume.warnings)
+        assert_same_in_world(_nifti(volume), nib.load(outputs[reference]), value_atol=1e-3)
+    xa = by_group[None]
+    assert len(xa.paths) == 4 and xa.info["shape"] == [64, 64, 6, 4]
+    volume = reader.read(xa)
+    assert_same_in_world(_nifti(volume), nib.load(corpus_path("dcm_qa_enh", "Ref", "Siemens_REST1_w_SMS_PF7-8_6.nii")))
+
+
+def _set_series(path: Path, uid: str, number: int = 5) -> None:
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    ds.SeriesInstanceUID, ds.SeriesNumber, ds.PatientID = uid, number, "ENH"
+    ds.save_as(path, enforce_file_format=True)
+
+
+@pytest.mark.parametrize("second_slices, units, shape", [
+    pytest.param(4, 1, [6, 5, 4, 4], id="same-positions-pool-into-4d"),
+    pytest.param(3, 2, None, id="incomplete-pool-splits-per-file"),
+])
+def test_multiframe_files_of_one_series_pool_only_into_complete_volumes(tmp_path, second_slices, units, shape):
+    from medconv.readers.dicom import DicomReader
+
+    write_enhanced(tmp_path / "a.dcm", seed=1)
+    write_enhanced(tmp_path / "b.dcm", slices=second_slices, seed=2)
+    for name in ("a.dcm", "b.dcm"):
+        _set_series(tmp_path / name, "2.25.777")
+    reader = DicomReader(jobs=1)
+    sources = list(reader.discover(tmp_path))
+    assert len(sources) == units
+    if shape:
+        assert sources[0].info["shape"] == shape
+    for source in sources:
+        volume = reader.read(source)
+        assert list(volume.shape) == source.info["shape"]
+        affine = volume.affine_lps
+        ii, jj, kk = np.meshgrid(*(np.arange(n) for n in volume.shape[:3]), indexing="ij")
+        world = (np.stack([ii, jj, kk, np.ones_like(ii)], axis=-1) @ affine.T)[..., :3]
+        for t in range(volume.shape[3]):  # pooled: ordered by TemporalPositionIndex, then file (1, 1, 2, 2)
+            expected = phantom(world, t // (volume.shape[3] // 2) if volume.shape[3] == 4 else t)
+            np.testing.assert_allclose(np.asarray(volume.array[..., t]), expected, atol=1.2)

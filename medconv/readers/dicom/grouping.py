@@ -8,6 +8,9 @@ Rules (docs/dicom.md has the full table):
    pixel data) are set apart, one :class:`SeriesGroup` per series, ``excluded`` set.
 3. Image files of one UID are split (``split`` records why) when SeriesNumber,
    orientation (|ΔIOP| > 1e-3), matrix size, samples per pixel or layout differ.
+   Multi-frame files of one series, matrix, ImageType and SOP class are pooled into
+   one stack (the reader then makes one unit per frame group and splits the pool
+   per file unless its frames form complete volumes: :mod:`.multiframe_units`).
 4. Within a stack, slices at the same position are told apart by echo (split into
    one stack per echo), then by temporal position / trigger time / acquisition
    number: when every index value holds the same set of positions the stack becomes
@@ -21,6 +24,7 @@ Rules (docs/dicom.md has the full table):
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -68,6 +72,10 @@ class SeriesGroup:
     layout: str = "single"
     axis4: str | None = None
     flags: list[str] = field(default_factory=list)
+    #: Multi-frame only: the frame group this unit reads (``""``: the object's only group).
+    frame_group: str = ""
+    #: Multi-frame only: ``(columns, rows, slices[, volumes])`` when discovery parsed the frames.
+    shape: tuple[int, ...] | None = None
 
     @property
     def first(self) -> DicomHeader:
@@ -148,18 +156,27 @@ def _split_same_instance(members: list[DicomHeader]) -> list[list[DicomHeader]]:
 
 def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
     """Split one SeriesInstanceUID's image files into stacks (reasons in ``split``)."""
-    # an enhanced / multi-frame file is a unit of its own (its frames are the stack);
-    # mosaic files (one per time point) and single-frame slices are bucketed below
+    # multi-frame files of one series, matrix and image type are pooled (Siemens XA writes
+    # one enhanced file per time point); discovery then checks that their frames form
+    # volumes (multiframe_units) and splits them per file otherwise. Mosaic files (one per
+    # time point) and single-frame slices are bucketed below.
     stacks: list[SeriesGroup] = []
     singles = []
+    pools: dict[tuple, list[DicomHeader]] = defaultdict(list)
     for header in images:
         if layout_of(header) == "multiframe":
-            stacks.append(SeriesGroup([header], layout="multiframe"))
+            key = (header.series_number, header.rows, header.columns, header.samples_per_pixel,
+                   header.image_type, header.sop_class_uid)
+            pools[key].append(header)
         else:
             singles.append(header)
+    for pool in pools.values():
+        pool.sort(key=lambda h: (h.acquisition_number if h.acquisition_number is not None else 0,
+                                 h.instance_number if h.instance_number is not None else 0, _natural(h.path)))
+        stacks.append(SeriesGroup(pool, layout="multiframe"))
     if len(stacks) > 1 or (stacks and singles):
         for stack in stacks:
-            stack.split.append("multiframe file")
+            stack.split.append("multiframe file" if len(stack.headers) == 1 else "multiframe files")
 
     buckets: list[tuple[tuple, list[DicomHeader], list[str]]] = []
     for header in singles:
@@ -196,6 +213,11 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
             stack.split = reasons + stack.split
             stacks.append(stack)
     return stacks
+
+
+def _natural(path: str) -> list:
+    """Sort key putting ``6_2.dcm`` before ``6_10.dcm``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
 
 
 def _normal(header: DicomHeader) -> np.ndarray | None:

@@ -76,7 +76,8 @@ class DicomReader:
         groups.sort(key=lambda g: (g.first.patient_id, g.first.study_date, g.first.series_number or 0,
                                    g.first.series_uid, g.split))
         for group in groups:
-            yield _source_for(group, base, used)
+            for unit in _multiframe_units(group) if group.layout == "multiframe" and not group.excluded else (group,):
+                yield _source_for(unit, base, used)
 
     # -- reading -----------------------------------------------------------------------------
     def read(self, source: Source, options: ReadOptions = ReadOptions()) -> Volume:
@@ -286,6 +287,27 @@ def _relative_folder(path: str, base: str) -> str:
     return os.path.relpath(folder, base).replace(os.sep, "/") if base else folder
 
 
+def _multiframe_units(group: SeriesGroup) -> list[SeriesGroup]:
+    """A multi-frame stack as discovery units: one per frame group; pooled files split per file
+    when their frames do not form volumes together (:mod:`.multiframe_units`)."""
+    from .multiframe_units import plan_multiframe_units
+
+    by_path = {h.path: h for h in group.headers}
+    units = plan_multiframe_units([h.path for h in group.headers])
+    pooled = len({unit.paths for unit in units}) == 1
+    result = []
+    for unit in units:
+        split = list(group.split)
+        if not pooled:
+            split.append("multiframe file")
+        if unit.frame_group:
+            split.append(unit.frame_group)
+        result.append(SeriesGroup([by_path[path] for path in unit.paths], split=split, layout="multiframe",
+                                  axis4="time" if unit.shape and len(unit.shape) == 4 else None,
+                                  flags=list(group.flags), frame_group=unit.frame_group, shape=unit.shape))
+    return result
+
+
 def _source_for(group: SeriesGroup, base: str, used: set[str]) -> Source:
     first = group.first
     parts = [_slug(first.patient_id or "unknown"), _slug(first.study_date or "nodate"),
@@ -309,6 +331,10 @@ def _source_for(group: SeriesGroup, base: str, used: set[str]) -> Source:
     }
     if group.split:
         info["split"] = list(group.split)
+    if group.frame_group:
+        # the output name tells the groups apart (the batch names by series_description)
+        info["frame_group"] = group.frame_group
+        info["series_description"] = " ".join(p for p in (first.series_description, group.frame_group) if p)
     if group.axis4:
         info["axis4"] = group.axis4
     if group.excluded:
@@ -325,7 +351,7 @@ def _geometry_info(group: SeriesGroup, info: dict) -> None:
     first = group.first
     if group.layout != "single" or first.iop is None or first.pixel_spacing is None or group.excluded:
         frames = first.number_of_frames if group.layout == "multiframe" else len(group.headers)
-        info["shape"] = [first.columns, first.rows, frames]
+        info["shape"] = list(group.shape) if group.shape else [first.columns, first.rows, frames]
         if group.layout == "mosaic" and first.mosaic_images:
             tiles = int(np.ceil(np.sqrt(first.mosaic_images)))
             info["shape"] = [first.columns // tiles, first.rows // tiles, first.mosaic_images]
