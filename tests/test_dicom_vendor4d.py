@@ -100,3 +100,40 @@ def test_repeats_without_b_values_are_refused(tmp_path):
     paths = write_dwi(tmp_path, lambda ds, b, g: None, iop, positions)
     with pytest.raises(GeometryError, match="no diffusion b-value"):
         read_vendor_4d(Source("dwi", "dicom", tuple(paths)))
+
+
+@pytest.mark.parametrize("tagger", [
+    pytest.param(_tag_standard, id="standard-attributes"),
+    pytest.param(_tag_philips, id="philips-private"),
+])
+def test_discovery_routes_single_frame_dwi_to_4d(tmp_path, tagger):
+    # Repeated positions that no temporal/echo index separates but the diffusion key does:
+    # one 4D unit (layout dwi4d), not a duplicate-position GeometryError.
+    from medconv.readers.dicom import DicomReader
+
+    iop = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+    write_dwi(tmp_path, tagger, iop, oriented(iop, [7.5, 0.0, 5.0, 2.5]))
+    reader = DicomReader(jobs=1)
+    (source,) = list(reader.discover(tmp_path))
+    assert source.info["layout"] == "dwi4d" and "duplicate" not in source.info["flags"]
+    assert source.info["shape"] == [10, 12, 4, 3] and source.info["spacing"][2] == pytest.approx(2.5)
+    volume = reader.read(source)
+    assert list(volume.shape) == source.info["shape"]
+    ii, jj, kk = np.meshgrid(*(np.arange(n) for n in volume.shape[:3]), indexing="ij")
+    world = (np.stack([ii, jj, kk, np.ones_like(ii)], axis=-1) @ volume.affine_lps.T)[..., :3]
+    for index, t in enumerate([2, 1, 0]):  # acquisition order (InstanceNumber) is the reverse of t
+        np.testing.assert_allclose(np.asarray(volume.array[..., index]), _signal(t)(world), atol=0.5 + 1e-6)
+    # a hand-made Source of the same files (no discovery info) is routed the same way
+    assert reader.read(Source("dwi", "dicom", source.paths)).shape == volume.shape
+
+
+def test_discovery_keeps_refusing_repeats_without_b_values(tmp_path):
+    from medconv.readers.dicom import DicomReader
+
+    iop, positions = axial(3)
+    write_dwi(tmp_path, lambda ds, b, g: None, iop, positions)
+    reader = DicomReader(jobs=1)
+    (source,) = list(reader.discover(tmp_path))
+    assert "duplicate" in source.info["flags"]
+    with pytest.raises(GeometryError):
+        reader.read(source)

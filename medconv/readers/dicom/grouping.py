@@ -15,7 +15,9 @@ Rules (docs/dicom.md has the full table):
    one stack per echo), then by temporal position / trigger time / acquisition
    number: when every index value holds the same set of positions the stack becomes
    4D (``axis4 = "time"``), otherwise it is split by that index. Duplicates that
-   nothing tells apart stay in the stack and make reading fail (never dropped).
+   nothing here tells apart are flagged ``duplicate``: the reader then tries the
+   diffusion key (:mod:`.vendor4d`, layout ``dwi4d``); if that fails too they stay
+   in the stack and make reading fail (never dropped).
 5. Classification of image stacks: ImageType LOCALIZER/SCOUT, or a stack of one or
    two slices at another orientation than the main stack of its series, is a
    localizer; secondary captures and colour (RGB) images are excluded; single 2D

@@ -76,6 +76,8 @@ class DicomReader:
         groups.sort(key=lambda g: (g.first.patient_id, g.first.study_date, g.first.series_number or 0,
                                    g.first.series_uid, g.split))
         for group in groups:
+            if "duplicate" in group.flags and group.layout == "single" and not group.excluded:
+                _detect_diffusion_4d(group)
             for unit in _multiframe_units(group) if group.layout == "multiframe" and not group.excluded else (group,):
                 yield _source_for(unit, base, used)
 
@@ -103,6 +105,8 @@ class DicomReader:
             if len(groups) != 1:
                 raise UnsupportedFormatError(f"the files form {len(groups)} image stacks, not one", source.path,
                                              "discover the folder to get one source per series")
+            if "duplicate" in groups[0].flags and groups[0].layout == "single":
+                _detect_diffusion_4d(groups[0])
             layout, axis4 = groups[0].layout, groups[0].axis4
         else:
             axis4 = info.get("axis4")
@@ -110,6 +114,8 @@ class DicomReader:
             return _delegate("mosaic", "read_mosaic_series", source, options)
         if layout == "multiframe":
             return _delegate("multiframe", "read_multiframe", source, options)
+        if layout == "dwi4d":
+            return _delegate("vendor4d", "read_vendor_4d", source, options)
         return read_single_frame_series(source.paths, options, axis4=axis4)
 
 
@@ -287,6 +293,18 @@ def _relative_folder(path: str, base: str) -> str:
     return os.path.relpath(folder, base).replace(os.sep, "/") if base else folder
 
 
+def _detect_diffusion_4d(group: SeriesGroup) -> None:
+    """Single-frame slices repeating positions with no temporal/echo index: a diffusion series
+    (b-value / gradient tell the repeats apart) becomes layout ``dwi4d``, read by :mod:`.vendor4d`."""
+    from .vendor4d import diffusion_volume_count
+
+    count = diffusion_volume_count([h.path for h in group.headers])
+    if count:
+        group.layout, group.axis4 = "dwi4d", "volume"
+        group.flags.remove("duplicate")
+        group.flags.append(f"4D over diffusion weighting ({count} volumes)")
+
+
 def _multiframe_units(group: SeriesGroup) -> list[SeriesGroup]:
     """A multi-frame stack as discovery units: one per frame group; pooled files split per file
     when their frames do not form volumes together (:mod:`.multiframe_units`)."""
@@ -349,7 +367,7 @@ def _source_for(group: SeriesGroup, base: str, used: set[str]) -> Source:
 def _geometry_info(group: SeriesGroup, info: dict) -> None:
     """Shape, spacing and geometry flags for ``medconv scan`` and naming (never raises)."""
     first = group.first
-    if group.layout != "single" or first.iop is None or first.pixel_spacing is None or group.excluded:
+    if group.layout not in ("single", "dwi4d") or first.iop is None or first.pixel_spacing is None or group.excluded:
         frames = first.number_of_frames if group.layout == "multiframe" else len(group.headers)
         info["shape"] = list(group.shape) if group.shape else [first.columns, first.rows, frames]
         if group.layout == "mosaic" and first.mosaic_images:
@@ -361,7 +379,13 @@ def _geometry_info(group: SeriesGroup, info: dict) -> None:
             info["spacing"] = [first.pixel_spacing[1], first.pixel_spacing[0], first.slice_thickness]
         return
     headers = group.headers
-    if group.axis4:
+    if group.layout == "dwi4d":  # one weighting's worth of slices: one header per position
+        normal = np.cross(first.iop[:3], first.iop[3:])
+        by_position = {}
+        for header in headers:
+            by_position.setdefault(round(float(np.dot(header.ipp or (0, 0, 0), normal) / 0.01)), header)
+        headers = list(by_position.values())
+    elif group.axis4:
         keys = {}
         for header in headers:
             keys.setdefault(_time_key(header), []).append(header)

@@ -123,6 +123,35 @@ def _instance(ds: Any) -> float:
     return math.inf if number is None else number
 
 
+def diffusion_volume_count(paths: Sequence[str]) -> int | None:
+    """How many diffusion volumes single-frame files with repeated positions form, or ``None``.
+
+    Discovery asks this of a stack whose repeated positions no temporal or echo
+    index tells apart: when every file carries a diffusion key and each key holds
+    the same slice positions once, the stack is read by :func:`read_vendor_4d`.
+    Headers only; never raises (``None``: not a complete diffusion series).
+    """
+    try:
+        datasets = read_datasets(paths)
+        volumes: dict[tuple, list[int]] = {}
+        normal = None
+        for ds in datasets:
+            key = diffusion_key(ds)
+            if key is None:
+                return None
+            if normal is None:
+                iop = [float(v) for v in ds.ImageOrientationPatient]
+                normal = np.cross(iop[:3], iop[3:])
+            distance = float(np.dot([float(v) for v in ds.ImagePositionPatient], normal))
+            volumes.setdefault(key, []).append(int(round(distance / 0.01)))
+    except Exception:
+        return None
+    position_sets = [sorted(bins) for bins in volumes.values()]
+    if len(volumes) < 2 or any(len(set(p)) != len(p) or p != position_sets[0] for p in position_sets):
+        return None
+    return len(volumes)
+
+
 def read_vendor_4d(source: Source, options: ReadOptions = ReadOptions()) -> Volume:
     """Read single-frame files whose positions repeat once per diffusion weighting as one 4D volume.
 
