@@ -168,3 +168,32 @@ def test_large_scan_in_a_process_pool_finds_the_same_series(tmp_path):
     serial = [(s.id, s.paths) for s in DicomReader(jobs=1).discover(str(tmp_path))]
     pooled = [(s.id, s.paths) for s in DicomReader(jobs=2).discover(str(tmp_path))]
     assert len(serial) == 3 and pooled == serial
+
+
+def test_include_2d_converts_lone_slices_through_tcia2nii(tmp_path):
+    # End to end through the batch: excluded by default with the flag named, converted with --include-2d;
+    # the one-slice NIfTI matches the file's own pixels (pydicom) at its IPP and PixelSpacing (LPS -> RAS).
+    import json
+
+    import nibabel as nib
+    import pydicom
+
+    from medconv.cli.main import main
+
+    series = write_series(tmp_path / "in", oriented((1, 0, 0, 0, 0, -1), [4.0]), (1, 0, 0, 0, 0, -1),
+                          series_number=7, description="lone coronal")
+    assert main(["tcia2nii", str(tmp_path / "in"), str(tmp_path / "out"), "-q"]) == 0
+    (row,) = [json.loads(line) for line in (tmp_path / "out" / "medconv-manifest.jsonl").read_text().splitlines()]
+    assert row["status"] == "excluded" and "--include-2d" in row["reason"]
+    assert main(["tcia2nii", str(tmp_path / "in"), str(tmp_path / "out2"), "-q", "--include-2d"]) == 0
+    (row,) = [json.loads(line) for line in (tmp_path / "out2" / "medconv-manifest.jsonl").read_text().splitlines()]
+    assert row["status"] == "converted"
+    image = nib.load(tmp_path / "out2" / row["output"])
+    ds = pydicom.dcmread(series.paths[0])
+    expected = ds.pixel_array.astype(np.int32) * int(ds.RescaleSlope) + int(ds.RescaleIntercept)
+    assert image.shape == (ds.Columns, ds.Rows, 1)
+    np.testing.assert_array_equal(np.asarray(image.dataobj)[..., 0], expected.T)
+    lps = np.array([-1.0, -1.0, 1.0])
+    np.testing.assert_allclose(image.affine[:3, 3] * lps, series.positions[0], atol=1e-4)
+    np.testing.assert_allclose(image.affine[:3, 0] * lps, np.array(series.iop[:3]) * series.pixel_spacing[1], atol=1e-6)
+    np.testing.assert_allclose(image.affine[:3, 1] * lps, np.array(series.iop[3:]) * series.pixel_spacing[0], atol=1e-6)

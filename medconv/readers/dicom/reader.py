@@ -98,7 +98,8 @@ class DicomReader:
         excluded = info.get("excluded")
         if excluded and not (options.include_2d and info.get("is_2d")):
             raise NotAVolumeError(f"not converted: {excluded}", source.path,
-                                  "pass include_2d to convert 2D images" if info.get("is_2d") else None)
+                                  "to convert 2D images as one-slice volumes, pass --include-2d "
+                                  "(ReadOptions(include_2d=True))" if info.get("is_2d") else None)
         layout = info.get("layout")
         if layout is None:  # a Source not made by discover: group its files now
             groups = [g for g in group_headers(_read_headers(source.paths)) if g.excluded is None]
