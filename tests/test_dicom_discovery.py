@@ -197,3 +197,25 @@ def test_include_2d_converts_lone_slices_through_tcia2nii(tmp_path):
     np.testing.assert_allclose(image.affine[:3, 3] * lps, series.positions[0], atol=1e-4)
     np.testing.assert_allclose(image.affine[:3, 0] * lps, np.array(series.iop[:3]) * series.pixel_spacing[1], atol=1e-6)
     np.testing.assert_allclose(image.affine[:3, 1] * lps, np.array(series.iop[3:]) * series.pixel_spacing[0], atol=1e-6)
+
+
+def test_files_without_series_uid_are_classified_not_called_corrupt(tmp_path):
+    # pydicom's test fragments: parsable DICOM without SeriesInstanceUID. They are not truncated,
+    # so they must not be reported as unreadable (failed); they are classified like any file.
+    import pydicom
+    from pydicom.dataset import Dataset
+
+    iop, positions = axial(1)
+    lone = write_series(tmp_path / "lone", positions, iop).paths[0]
+    ds = pydicom.dcmread(lone)
+    del ds.SeriesInstanceUID
+    ds.save_as(lone, enforce_file_format=True)
+    fragment = Dataset()
+    fragment.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    fragment.PatientName = "Fragment"
+    fragment.save_as(tmp_path / "fragment.dcm", implicit_vr=True, little_endian=True)
+    reader, sources = discover(tmp_path)
+    assert not [s for s in sources if s.info.get("unreadable")]
+    reasons = {s.paths[0]: s.info.get("excluded") for s in sources}
+    assert reasons[str(lone)] == "single 2D slice"
+    assert "no pixel data" in reasons[str(tmp_path / "fragment.dcm")]

@@ -3,7 +3,9 @@
 Rules (docs/dicom.md has the full table):
 
 1. Files group by SeriesInstanceUID; files repeating a SOPInstanceUID (copies, re-encodings)
-   go to separate units (``copy 2 ...``), never dropped.
+   go to separate units (``copy 2 ...``), never dropped. A file without SeriesInstanceUID
+   is a unit of its own, classified like any other (a fragment without pixel data is
+   excluded; a lone image is a 2D slice).
 2. Non-image objects (RTSTRUCT, SEG, SR, PR, KO, RT dose/plan, raw, documents, no
    pixel data) are set apart, one :class:`SeriesGroup` per series, ``excluded`` set.
 3. Image files of one UID are split (``split`` records why) when SeriesNumber,
