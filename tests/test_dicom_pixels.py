@@ -273,3 +273,15 @@ def test_shared_apply_rescale_with_an_intercept_wider_than_the_result(tmp_path):
     nib.save(image, tmp_path / "hu.nii")
     volume = medconv.read(tmp_path / "hu.nii")
     np.testing.assert_array_equal(volume.array, nib.load(tmp_path / "hu.nii").get_fdata())
+
+
+def test_image_without_pixel_data_element_says_so(tmp_path):
+    # nibabel's csa_slice_norm.dcm is such a header-only copy; here one is made from a normal slice.
+    import pydicom
+
+    path = write_slice(tmp_path / "a.dcm", ramp())
+    ds = pydicom.dcmread(path)
+    del ds.PixelData
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(UnreadableFileError, match="no Pixel Data element"):
+        read_pixel_stack([path])

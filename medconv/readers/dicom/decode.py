@@ -265,6 +265,11 @@ def decode_into(path: str, header: PixelHeader, out: np.ndarray, fp: IO[bytes] |
         raise UnreadableFileError(f"cannot parse the DICOM file ({exc})", path=path) from exc
     from pydicom.pixels import pixel_array
 
+    if not any(keyword in dataset for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise UnreadableFileError(
+            "the file has image attributes (Rows, Columns) but no Pixel Data element", path=path,
+            hint="a header-only or stripped copy: get the complete file again",
+        )
     try:
         array = pixel_array(dataset, as_rgb=True)
     except MemoryError:
