@@ -4,7 +4,7 @@
 Usage (from the repository root)::
 
     .venv/bin/python scripts/benchmark.py --quick              # < 2 minutes, small workloads
-    .venv/bin/python scripts/benchmark.py --json bench.json    # the full benchmark (~15 minutes)
+    .venv/bin/python scripts/benchmark.py --json bench.json    # the full benchmark (~10 minutes)
 
 What it does, per workload (see scripts/bench_workloads.py):
 
@@ -62,7 +62,7 @@ class Sizes:
     tree: dict
     luna: dict
     scan: dict
-    reps: int
+    reps: dict  # timed repetitions per workload
 
 
 FULL = Sizes(
@@ -70,14 +70,14 @@ FULL = Sizes(
     tree=dict(n_series=20, size=512, low=100, high=300, seed=100),
     luna=dict(n_images=10, size=512, low=100, high=300, seed=200),
     scan=dict(n_files=30000, size=64, slices_per_series=300, seed=300),
-    reps=5,
+    reps=dict(ct=5, tree=3, luna=3, scan=3),
 )
 QUICK = Sizes(
     ct=dict(slices=100, size=256, seed=0),
     tree=dict(n_series=20, size=128, low=20, high=40, seed=100),
     luna=dict(n_images=4, size=128, low=30, high=60, seed=200),
     scan=dict(n_files=3000, size=64, slices_per_series=300, seed=300),
-    reps=3,
+    reps=dict(ct=3, tree=3, luna=3, scan=3),
 )
 
 
@@ -369,13 +369,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small workloads, 3 repetitions (< 2 minutes)")
     parser.add_argument("--work", type=Path, default=Path("bench-work"), help="work folder (default ./bench-work)")
-    parser.add_argument("--reps", type=int, help="timed repetitions per tool (default 5, quick 3)")
+    parser.add_argument("--reps", type=int, help="timed repetitions per tool (default: 5 for ct, 3 for the others)")
     parser.add_argument("--only", default="ct,tree,luna,scan", help="comma-separated workloads: ct,tree,luna,scan")
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up run of each tool")
     parser.add_argument("--json", type=Path, help="also write every run, the medians and the verdicts here")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    reps = args.reps or sizes.reps
+    reps = {name: args.reps or sizes.reps[name] for name in sizes.reps}
     which = [w.strip() for w in args.only.split(",") if w.strip()]
     work = args.work.resolve()
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     expected = {"tree": sizes.tree["n_series"], "luna": sizes.luna["n_images"],
                 "scan": -(-sizes.scan["n_files"] // sizes.scan["slices_per_series"])}
-    results = {name: run_workload(name, folders[name], work, reps, warmup=not args.no_warmup) for name in which}
+    results = {name: run_workload(name, folders[name], work, reps[name], warmup=not args.no_warmup) for name in which}
     load_after = os.getloadavg()
     from bench_checks import check_outputs  # nibabel and numpy: only once all timing is done
 
@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in result["problems"]:
             log(f"{name}: OUTPUT CHECK FAILED: {problem}")
     header = (f"medconv benchmark, {started:%Y-%m-%d %H:%M} UTC, {'quick' if args.quick else 'full'} mode, "
-              f"{reps} timed repetitions per tool (medians), warm page cache, one untimed warm-up run per tool"
+              f"timed repetitions per tool: {', '.join(f'{n} {reps[n]}' for n in which)} (medians), warm page cache, one untimed warm-up run per tool"
               f"{' (skipped)' if args.no_warmup else ''}; load average {load_before[0]:.2f} before, "
               f"{load_after[0]:.2f} after. MB = 10^6 bytes. pigz: {shutil.which('pigz') or 'not on PATH'}.\n")
     if args.quick:
