@@ -135,6 +135,9 @@ def test_tilt_and_gap_together(tmp_path):
     pytest.param([0, 2, 4, 6], (0.0, 0.3), ReadOptions(on_tilt="error"), "gantry tilt", id="tilt-refused"),
     pytest.param([0, 2, 4, 8], (0.0, 0.0), ReadOptions(on_uneven="error"), "missing slice", id="gap-refused"),
     pytest.param([0, 1, 3.5, 4], (0.0, 0.0), ReadOptions(on_uneven="error"), "uneven", id="uneven-refused"),
+    # pydicom's dicomdirtests CT2: 4 slices of a brain, 1.25 mm apart but one gap of 202.5 mm; resampling
+    # would invent 161 slices from two, so even the default policy refuses
+    pytest.param([0, 202.5, 203.75, 205], (0.0, 0.0), ReadOptions(), "one gap of 202.5 mm", id="huge-gap-refused"),
 ])
 def test_error_policies_refuse_with_a_reason(tmp_path, distances, shift, options, match):
     iop = (1, 0, 0, 0, 1, 0)

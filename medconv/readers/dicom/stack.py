@@ -60,6 +60,10 @@ SCATTER_TOLERANCE_PX = 0.25
 #: Slice positions within ``max(abs, rel * step)`` of the regular grid are even.
 SPACING_ABS_TOLERANCE_MM = 0.01
 SPACING_REL_TOLERANCE = 0.05
+#: The largest slice step (gap) ``on_uneven="resample"`` interpolates across, in units of the smallest step;
+#: beyond it the stack is refused: the data are missing, not unevenly spaced (the GE uneven CT of dcm_qa_ct
+#: has 1.08 to 7 mm steps, a ratio of 6.5).
+MAX_GAP_RATIO = 10.0
 #: IOP row and column vectors must be orthogonal to this (|cos| of their angle).
 IOP_ORTHOGONALITY_TOLERANCE = 1e-3
 
@@ -256,6 +260,13 @@ def plan_stack(
         if options.on_uneven == "error":
             raise GeometryError(f"{what}", path,
                                 "use on_uneven='resample' (--on-uneven resample) to interpolate onto a regular grid")
+        ratio = float(steps.max()) / min_step
+        if ratio > MAX_GAP_RATIO:  # e.g. 4 slices of a brain series 200 mm apart: refuse to invent the rest
+            raise GeometryError(
+                f"{what}: one gap of {steps.max():.1f} mm is {ratio:.0f} times the smallest step; resampling "
+                f"would interpolate {int(round(ratio)) - 1} slices across it from its two neighbours",
+                path, "the series is incomplete (a partial download or a selection of slices): get the complete "
+                "series, or convert its slices separately")
         out_count = int(round(distances[-1] / min_step)) + 1
         step = distances[-1] / (out_count - 1)
         warnings.append(f"{what}: resampled onto a regular {step:.3f} mm grid ({count} -> {out_count} slices, "
