@@ -219,3 +219,17 @@ def test_files_without_series_uid_are_classified_not_called_corrupt(tmp_path):
     reasons = {s.paths[0]: s.info.get("excluded") for s in sources}
     assert reasons[str(lone)] == "single 2D slice"
     assert "no pixel data" in reasons[str(tmp_path / "fragment.dcm")]
+
+
+def test_three_plane_scout_is_a_localizer_but_one_lone_slice_stays_2d(tmp_path):
+    # pydicom's dicomdirtests MR1/MR2 "FAST LOCALIZER" / "PILOT": one slice per orientation, no LOCALIZER type
+    planes = [(1, 0, 0, 0, 1, 0), (1, 0, 0, 0, 0, -1), (0, 1, 0, 0, 0, -1)]
+    for index, iop in enumerate(planes):
+        write_series(tmp_path / "scout", oriented(iop, [0.0]), iop, series_uid="2.25.31", series_number=1,
+                     prefix=f"p{index}_", seed=index, description="3-plane")
+    write_series(tmp_path / "lone", oriented(planes[0], [5.0]), planes[0], series_number=2, seed=9)
+    _, sources = discover(tmp_path)
+    reasons = {(s.info["series_number"], tuple(s.paths)): s.info.get("excluded") for s in sources}
+    scout = [r for (number, _), r in reasons.items() if number == 1]
+    assert len(scout) == 3 and all(r.startswith("localizer") for r in scout)
+    assert [r for (number, _), r in reasons.items() if number == 2] == ["single 2D slice"]

@@ -20,8 +20,9 @@ Rules (docs/dicom.md has the full table):
    nothing here tells apart are flagged ``duplicate``: the reader then tries the
    diffusion key (:mod:`.vendor4d`, layout ``dwi4d``); if that fails too they stay
    in the stack and make reading fail (never dropped).
-5. Classification of image stacks: ImageType LOCALIZER/SCOUT, or a stack of one or
-   two slices at another orientation than the main stack of its series, is a
+5. Classification of image stacks: ImageType LOCALIZER/SCOUT, a stack of one or
+   two slices at another orientation than the main stack of its series, or a series
+   made only of single slices at several orientations (a 3-plane scout), is a
    localizer; secondary captures and colour (RGB) images are excluded; single 2D
    images are excluded unless ``include_2d``.
 """
@@ -295,6 +296,10 @@ def _classify(stacks: list[SeriesGroup]) -> None:
     """Mark localizers, secondary captures, colour images and lone 2D images as excluded."""
     image_stacks = [s for s in stacks if s.excluded is None]
     main = max(image_stacks, key=lambda s: len(s.headers), default=None)
+    singles = [s for s in image_stacks if s.layout == "single" and len(s.headers) == 1 and s.axis4 is None
+               and s.first.iop is not None]
+    multi_plane = (len(singles) >= 2 and len(singles) == len(image_stacks)
+                   and len({tuple(np.round(s.first.iop, 3)) for s in singles}) >= 2)
     for stack in image_stacks:
         first = stack.first
         if "LOCALIZER" in first.image_type or "SCOUT" in first.image_type:
@@ -306,6 +311,8 @@ def _classify(stacks: list[SeriesGroup]) -> None:
         elif (stack.layout == "single" and len(stack.headers) <= 2 and main is not None and stack is not main
               and len(main.headers) > 2 and _orientation_differs(stack, main)):
             stack.excluded = "localizer (a lone slice at another orientation than the main stack)"
+        elif multi_plane and any(stack is single for single in singles):
+            stack.excluded = "localizer (one slice per orientation: a multi-plane scout)"
         elif stack.layout == "single" and len(stack.headers) == 1 and stack.axis4 is None:
             if first.iop is None or first.ipp is None:
                 stack.excluded = "2D image without patient geometry (projection radiograph or similar)"
