@@ -95,7 +95,7 @@ def mosaic_geometry(ds: Any, csa: dict | None, count: int, path: str) -> tuple[n
     if rows % tiles or columns % tiles:
         raise UnsupportedFormatError(
             f"a {rows}x{columns} mosaic cannot hold {count} slices in a {tiles}x{tiles} grid", path=path,
-            hint="the mosaic header is inconsistent; convert with dcm2niix",
+            hint="NumberOfImagesInMosaic disagrees with the image size: the file may be a cut-down or edited copy",
         )
     tile_rows, tile_cols = rows // tiles, columns // tiles
     row_dir, col_dir = iop[:3], iop[3:]

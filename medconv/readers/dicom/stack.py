@@ -265,8 +265,7 @@ def plan_stack(
             raise GeometryError(
                 f"{what}: one gap of {steps.max():.1f} mm is {ratio:.0f} times the smallest step; resampling "
                 f"would interpolate {int(round(ratio)) - 1} slices across it from its two neighbours",
-                path, "the series is incomplete (a partial download or a selection of slices): get the complete "
-                "series, or convert its slices separately")
+                path, "the series is incomplete, a partial download or a selection of slices: get the complete series")
         out_count = int(round(distances[-1] / min_step)) + 1
         step = distances[-1] / (out_count - 1)
         warnings.append(f"{what}: resampled onto a regular {step:.3f} mm grid ({count} -> {out_count} slices, "
