@@ -232,11 +232,13 @@ def test_discovery_converts_both_philips_groups_and_pools_siemens_xa(philips_dcm
         assert source.info["series_description"] == f"B0 NS {group}"  # output names stay apart
         assert source.info["shape"] == [64, 64, 32]
         volume = reader.read(source)
+        np.testing.assert_allclose(source.info["spacing"], volume.spacing, atol=1e-5)
         assert not any("not converted" in w for w in volume.warnings)
         assert_same_in_world(_nifti(volume), nib.load(outputs[reference]), value_atol=1e-3)
     xa = by_group[None]
     assert len(xa.paths) == 4 and xa.info["shape"] == [64, 64, 6, 4]
     volume = reader.read(xa)
+    np.testing.assert_allclose(xa.info["spacing"], volume.spacing, atol=1e-5)
     assert_same_in_world(_nifti(volume), nib.load(corpus_path("dcm_qa_enh", "Ref", "Siemens_REST1_w_SMS_PF7-8_6.nii")))
 
 

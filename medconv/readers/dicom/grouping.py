@@ -81,6 +81,8 @@ class SeriesGroup:
     frame_group: str = ""
     #: Multi-frame only: ``(columns, rows, slices[, volumes])`` when discovery parsed the frames.
     shape: tuple[int, ...] | None = None
+    #: Multi-frame only: ``(column, row, slice)`` steps in mm when discovery parsed the frames.
+    spacing: tuple[float, float, float] | None = None
 
     @property
     def first(self) -> DicomHeader:

@@ -41,6 +41,8 @@ class FrameUnit:
         The group label for ``source.info["frame_group"]``; ``""`` when the files hold one group.
     shape:
         ``(columns, rows, slices[, volumes])`` of the volume it reads to; ``None`` if unknown.
+    spacing:
+        ``(column step, row step, mean slice step)`` in mm; ``None`` if unknown.
     groups:
         How many frame groups the files hold (1 for a plain object).
     """
@@ -49,6 +51,7 @@ class FrameUnit:
     frame_group: str = ""
     shape: tuple[int, ...] | None = None
     groups: int = 1
+    spacing: tuple[float, float, float] | None = None
 
 
 def _units_of(datasets: Sequence, paths: Sequence[str]) -> list[FrameUnit]:
@@ -70,7 +73,10 @@ def _units_of(datasets: Sequence, paths: Sequence[str]) -> list[FrameUnit]:
             if not np.allclose(distances, reference, atol=0.01):
                 raise GeometryError("repeated volumes are not at the same positions", path=paths[0])
         shape = (columns, rows, len(volumes[0])) + ((len(volumes),) if len(volumes) > 1 else ())
-        units.append(FrameUnit(tuple(paths), label, shape, len(labels)))
+        step = float(reference[-1] - reference[0]) / (len(reference) - 1) if len(reference) > 1 else 0.0
+        row_step, column_step = selected[0].pixel_spacing
+        spacing = (round(column_step, 6), round(row_step, 6), round(step, 6))
+        units.append(FrameUnit(tuple(paths), label, shape, len(labels), spacing))
     return units
 
 

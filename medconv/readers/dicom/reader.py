@@ -323,7 +323,8 @@ def _multiframe_units(group: SeriesGroup) -> list[SeriesGroup]:
             split.append(unit.frame_group)
         result.append(SeriesGroup([by_path[path] for path in unit.paths], split=split, layout="multiframe",
                                   axis4="time" if unit.shape and len(unit.shape) == 4 else None,
-                                  flags=list(group.flags), frame_group=unit.frame_group, shape=unit.shape))
+                                  flags=list(group.flags), frame_group=unit.frame_group, shape=unit.shape,
+                                  spacing=unit.spacing))
     return result
 
 
@@ -376,7 +377,9 @@ def _geometry_info(group: SeriesGroup, info: dict) -> None:
             info["shape"] = [first.columns // tiles, first.rows // tiles, first.mosaic_images]
             if len(group.headers) > 1:
                 info["shape"].append(len(group.headers))
-        if first.pixel_spacing:
+        if group.spacing:
+            info["spacing"] = list(group.spacing)
+        elif first.pixel_spacing:
             info["spacing"] = [first.pixel_spacing[1], first.pixel_spacing[0], first.slice_thickness]
         return
     headers = group.headers
