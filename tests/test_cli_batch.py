@@ -176,3 +176,19 @@ def test_tcia2nii_on_real_lidc_matches_dcm2niix_series_by_series(tmp_path):
         assert len(references) == 1
         assert_same_in_world(ours, nib.load(str(references[0])))
     assert sorted(p.stat().st_mtime_ns for p in lidc.rglob("*") if p.is_file()) == before
+
+
+def test_one_file_giving_several_units_converts_them_all(tmp_path):
+    """A Philips enhanced file holds a magnitude and a field map: both are units of the same file."""
+    from conftest import corpus_path
+    from references import run_dcm2niix
+
+    enhanced = corpus_path("dcm_qa_enh")
+    assert medconv("tcia2nii", str(enhanced), str(tmp_path / "out"), "--jobs", "1", "--quiet") == 0
+    rows = manifest(tmp_path / "out")
+    field_maps = [row for row in rows.values() if "FIELD_MAP" in row["output"]]
+    magnitudes = [row for row in rows.values() if "MAGNITUDE" in row["output"]]
+    assert len(field_maps) == 1 and len(magnitudes) == 1
+    assert all(row["status"] == "converted" for row in field_maps + magnitudes)
+    # dcm2niix also writes two images for that file (plus the Siemens 4D series)
+    assert len(run_dcm2niix(enhanced, tmp_path / "ref")) >= 3

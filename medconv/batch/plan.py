@@ -93,8 +93,9 @@ def source_location(source: Source) -> str:
 def discover_sources(root: str, reader_names: Sequence[str] | None, dest: str | None = None) -> list[Source]:
     """Every unit under ``root`` (or the single file ``root``), minus medconv's own outputs under ``dest``.
 
-    A file claimed by several readers is kept once (the first reader in registry
-    order).
+    Files claimed by several readers are kept once (the first reader in registry
+    order); one reader may make several units of the same files (e.g. the frame
+    groups of one enhanced DICOM file).
     """
     from ..api import discover
 
@@ -105,14 +106,13 @@ def discover_sources(root: str, reader_names: Sequence[str] | None, dest: str | 
     root_real = os.path.realpath(root)
     skip_dest = dest_real is not None and dest_real != root_real and _inside(dest_real, root_real)
     sources: list[Source] = []
-    seen_paths: set[tuple[str, ...]] = set()
+    claimed_by: dict[tuple[str, ...], str] = {}
     for source in discover(root, reader_names):
         if skip_dest and all(_inside(os.path.realpath(p), dest_real) for p in source.paths):
             continue  # an earlier output of ours inside the dataset folder
         key = tuple(sorted(source.paths))
-        if key in seen_paths:
+        if claimed_by.setdefault(key, source.reader) != source.reader:
             continue
-        seen_paths.add(key)
         sources.append(source)
     return sources
 
