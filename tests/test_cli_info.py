@@ -93,3 +93,25 @@ def test_convert_single_file_to_npz(ct_file, capsys):
     assert code == 0, err
     with np.load(out) as fields:
         np.testing.assert_array_equal(fields["array"], np.asanyarray(nib.load(ct_file).dataobj))
+
+
+@pytest.mark.corpus
+def test_a_single_dicom_slice_named_alone_converts(tmp_path, capsys):
+    pydicom = pytest.importorskip("pydicom")
+    series = sorted(p for p in corpus_path("lidc").rglob("*.dcm"))
+    one = series[0]
+    code, _, err = run(["convert", str(one), str(tmp_path / "one.nii.gz")], capsys)
+    assert code == 0, err
+    dataset = pydicom.dcmread(one)
+    image = nib.load(tmp_path / "one.nii.gz")
+    expected = dataset.pixel_array * float(dataset.RescaleSlope) + float(dataset.RescaleIntercept)
+    np.testing.assert_array_equal(np.asanyarray(image.dataobj)[:, :, 0].T, expected)
+    ipp = np.array(dataset.ImagePositionPatient, dtype=float)
+    np.testing.assert_allclose(image.affine[:3, 3], [-ipp[0], -ipp[1], ipp[2]], atol=1e-4)
+
+
+@pytest.mark.corpus
+def test_a_secondary_capture_named_alone_says_what_it_is(capsys):
+    path = corpus_path("dcm_qa_ct", "In", "Philips", "S21610", "S4010", "I10")
+    code, _, err = run(["info", str(path)], capsys)
+    assert code == 1 and "secondary capture" in err and err.count("\n") == 1

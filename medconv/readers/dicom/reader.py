@@ -102,7 +102,10 @@ class DicomReader:
                                   "(ReadOptions(include_2d=True))" if info.get("is_2d") else None)
         layout = info.get("layout")
         if layout is None:  # a Source not made by discover: group its files now
-            groups = [g for g in group_headers(_read_headers(source.paths)) if g.excluded is None]
+            found = group_headers(_read_headers(source.paths))
+            groups = [g for g in found if g.excluded is None or (options.include_2d and "2d" in g.flags)]
+            if not groups and len(found) == 1:
+                raise NotAVolumeError(f"not converted: {found[0].excluded}", source.path)
             if len(groups) != 1:
                 raise UnsupportedFormatError(f"the files form {len(groups)} image stacks, not one", source.path,
                                              "discover the folder to get one source per series")
