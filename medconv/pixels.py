@@ -13,14 +13,17 @@ import numpy as np
 _INTEGER_CANDIDATES = (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.int64)
 
 
-def smallest_integer_dtype(low: float, high: float, prefer_signed: bool = False) -> np.dtype | None:
-    """The smallest integer dtype holding ``[low, high]``; ``None`` if none does.
+def smallest_integer_dtype(low: float, high: float, prefer_signed: bool = False,
+                           min_itemsize: int = 1) -> np.dtype | None:
+    """The smallest integer dtype of at least ``min_itemsize`` bytes holding ``[low, high]``; ``None`` if none does.
 
     ``prefer_signed`` picks int16 over uint16 for data whose natural type is
     signed (CT), when both hold the range equally.
     """
     for candidate in _INTEGER_CANDIDATES:
         info = np.iinfo(candidate)
+        if info.bits // 8 < min_itemsize:
+            continue
         if info.min <= low and high <= info.max:
             if prefer_signed and info.min == 0:
                 signed = np.dtype(f"int{info.bits}")
@@ -33,7 +36,9 @@ def smallest_integer_dtype(low: float, high: float, prefer_signed: bool = False)
 def rescaled_dtype(stored: np.dtype, stored_range: tuple[float, float], slope: float, intercept: float) -> np.dtype:
     """The dtype for ``stored * slope + intercept`` over stored values in ``stored_range``.
 
-    Integer when slope and intercept are integers and the stored type is integer,
+    Integer when slope and intercept are integers and the stored type is integer
+    (never narrower than the stored type, so one dataset keeps one dtype: 16-bit
+    CT stays int16 even when a volume's values would fit 8 bits),
     float32 when float32 represents every result exactly enough (24-bit mantissa
     covers the stored range times the slope), float64 otherwise.
     """
@@ -43,7 +48,8 @@ def rescaled_dtype(stored: np.dtype, stored_range: tuple[float, float], slope: f
     out_low, out_high = min(ends), max(ends)
     integral = float(slope).is_integer() and float(intercept).is_integer()
     if stored.kind in "iub" and integral:
-        dtype = smallest_integer_dtype(out_low, out_high, prefer_signed=out_low < 0 or stored.kind == "i")
+        dtype = smallest_integer_dtype(out_low, out_high, prefer_signed=out_low < 0 or stored.kind == "i",
+                                       min_itemsize=stored.itemsize)
         if dtype is not None:
             return dtype
     if stored.kind in "iub" and max(abs(low), abs(high)) < 2**24:

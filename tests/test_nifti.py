@@ -244,3 +244,13 @@ def test_discovery_reports_header_facts_without_reading_voxels(tmp_path):
     np.testing.assert_allclose(info["spacing"], reference.header.get_zooms()[:3], rtol=1e-6)
     assert info["axes"] == "".join(nib.aff2axcodes(reference.affine))
     assert "pair.img' does not exist" in sources["pair"].info["error"]
+
+
+def test_scaled_int16_with_a_small_range_stays_int16(tmp_path):
+    stored = np.full((4, 4, 4), 1027, dtype=np.int16)  # HU 3 everywhere: would fit int8
+    image = nib.Nifti1Image(stored, np.eye(4))
+    image.header.set_slope_inter(1, -1024)
+    nib.save(image, tmp_path / "flat.nii")
+    volume = medconv.read(tmp_path / "flat.nii")
+    assert volume.array.dtype == np.int16
+    np.testing.assert_array_equal(volume.array, nib.load(tmp_path / "flat.nii").get_fdata())
