@@ -254,3 +254,19 @@ def test_scaled_int16_with_a_small_range_stays_int16(tmp_path):
     volume = medconv.read(tmp_path / "flat.nii")
     assert volume.array.dtype == np.int16
     np.testing.assert_array_equal(volume.array, nib.load(tmp_path / "flat.nii").get_fdata())
+
+
+@pytest.mark.parametrize("level, isal", [(None, 3), (0, 0), (1, 1), (3, 1), (4, 2), (6, 2), (7, 3), (9, 3)])
+def test_compression_levels_map_onto_isal(level, isal):
+    from medconv.writers.nifti import isal_level
+
+    assert isal_level(level) == isal
+
+
+def test_every_compression_level_round_trips(tmp_path):
+    data = np.random.default_rng(5).integers(-1024, 2000, size=(16, 16, 8)).astype(np.int16)
+    volume = Volume(data, spacing=(1, 1, 1))
+    for level in (None, 0, 1, 9):
+        path = tmp_path / f"level{level}.nii.gz"
+        medconv.write(volume, path, options=WriteOptions(compression_level=level, sidecar=False))
+        np.testing.assert_array_equal(np.asanyarray(nib.load(path).dataobj), data)

@@ -28,8 +28,14 @@ _NIFTI1_MAX_DIM = 32767
 _WRITE_CASTS = {np.dtype(bool): np.dtype(np.uint8), np.dtype(np.float16): np.dtype(np.float32)}
 
 
-def isal_level(compression_level: int) -> int:
-    """Map a gzip-style level 0-9 onto ISA-L's 0-3."""
+#: ISA-L level used when WriteOptions.compression_level is None (see WriteOptions).
+DEFAULT_ISAL_LEVEL = 3
+
+
+def isal_level(compression_level: int | None) -> int:
+    """Map a gzip-style level 0-9 (``None``: the default) onto ISA-L's 0-3."""
+    if compression_level is None:
+        return DEFAULT_ISAL_LEVEL
     if compression_level <= 0:
         return 0
     return min(3, 1 + (compression_level - 1) // 3)

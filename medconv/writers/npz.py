@@ -44,6 +44,11 @@ def npz_fields(volume: Volume) -> dict[str, np.ndarray]:
     }
 
 
+def _zlib_level(compression_level: int | None) -> int:
+    """zlib level for the deflated members: level 1 unless asked (the higher ones are several times slower)."""
+    return 1 if compression_level is None else max(0, min(9, compression_level))
+
+
 class NpzWriter:
     """Writes ``.npz`` files (deflated unless ``WriteOptions.npz_compressed`` is off)."""
 
@@ -54,7 +59,7 @@ class NpzWriter:
         dest = os.fspath(dest)
         compression = zipfile.ZIP_DEFLATED if options.npz_compressed else zipfile.ZIP_STORED
         with atomic_output(dest, overwrite=options.overwrite) as temp:
-            with zipfile.ZipFile(temp, "w", compression=compression, compresslevel=options.compression_level or None,
+            with zipfile.ZipFile(temp, "w", compression=compression, compresslevel=_zlib_level(options.compression_level),
                                  allowZip64=True) as archive:
                 for name, value in npz_fields(volume).items():
                     with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
