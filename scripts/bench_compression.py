@@ -56,7 +56,7 @@ def load_ct(folder: Path):
                   direction=np.diag([1.0, 1.0, 1.0 if step > 0 else -1.0]))
 
 
-def time_write(volume, path: Path, level: int, threads: int, reps: int) -> tuple[float, int]:
+def time_write(volume, path: Path, level: int | None, threads: int, reps: int) -> tuple[float, int]:
     """(best wall seconds, bytes) of NiftiWriter().write at ``level`` with ``threads``."""
     from medconv.options import WriteOptions
     from medconv.writers.nifti import NiftiWriter
@@ -113,7 +113,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ct", type=Path, default=Path("bench-work/inputs/ct"))
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--levels", default="0,1,4,7", help="medconv levels (0-9); isal_level maps 1-3, 4-6, 7-9 onto ISA-L 1, 2, 3")
+    parser.add_argument("--levels", default="default,0,1,4,7",
+                        help="WriteOptions.compression_level values (0-9, or 'default' for None); "
+                             "isal_level maps them onto ISA-L 0-3")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     subprocess.run([sys.executable, str(HERE / "bench_workloads.py"), str(args.ct), json.dumps(FULL_CT)], check=True)
@@ -129,7 +131,7 @@ def main() -> int:
         data = np.ascontiguousarray(volume.array.T).tobytes()
         zlib_sizes = {lvl: len(zlib.compress(data, lvl)) for lvl in (1, 6)}
         isal_lines = raw_isal_speeds(data, args.reps)
-        for level in (int(v) for v in args.levels.split(",")):
+        for level in (None if v.strip() == "default" else int(v) for v in args.levels.split(",")):
             for threads in (1, 2):
                 wall, size = time_write(volume, tmp / f"l{level}.nii.gz", level, threads, args.reps)
                 rows.append({"level": level, "isal_level": isal_level(level), "threads": threads, "wall_s": wall,
@@ -150,7 +152,7 @@ def main() -> int:
     print("| compression_level | ISA-L level | threads | write s (best) | MB/s in | size MB | × dcm2niix default |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['level']} | {r['isal_level']} | {r['threads']} | {r['wall_s']:.3f} | {raw_mb / r['wall_s']:.0f} "
+        print(f"| {'default (None)' if r['level'] is None else r['level']} | {r['isal_level']} | {r['threads']} | {r['wall_s']:.3f} | {raw_mb / r['wall_s']:.0f} "
               f"| {r['mb']:.1f} | {r['ratio_to_dcm2niix_default']:.3f} |")
     print("\nSame volume as stored values (HU + 1024, what dcm2niix writes with scl_inter = -1024), 2 threads:\n")
     for r in stored_rows:
