@@ -18,6 +18,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from .rawheader import PIXEL_DATA, RawHeader, parse_file
+
 #: File names and suffixes that are never DICOM (skipped without opening them).
 NOT_DICOM_SUFFIXES = (
     ".txt", ".xml", ".json", ".csv", ".md", ".html", ".pdf", ".py", ".zip", ".tar", ".tgz", ".nii", ".nii.gz",
@@ -82,6 +84,21 @@ class DicomHeader:
     transfer_syntax: str = ""
     mosaic_images: int | None = None
     has_pixels: bool = False
+    # pixel attributes (the pixel stage reads the voxels from these, without parsing the file again)
+    bits_stored: int | None = None
+    high_bit: int | None = None
+    pixel_representation: int = 0
+    planar_configuration: int = 0
+    slope: float | None = None
+    intercept: float | None = None
+    rescale_type: str = ""
+    pet_units: str = ""
+    #: File offset of the first Pixel Data value byte (-1: not known, e.g. parsed by pydicom).
+    pixel_offset: int = -1
+    #: Length of the Pixel Data value (0xFFFFFFFF: encapsulated).
+    pixel_length: int = 0
+    #: VR of the Pixel Data element as written ("" in implicit VR).
+    pixel_vr: str = ""
 
     @property
     def is_enhanced(self) -> bool:
@@ -142,7 +159,29 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("KVP", "kvp", "float"), ("WindowCenter", "window_center", "float"), ("WindowWidth", "window_width", "float"),
     ("PatientPosition", "patient_position", "text"), ("BodyPartExamined", "body_part", "text"),
     ("ProtocolName", "protocol_name", "text"),
+    ("BitsStored", "bits_stored", "us"), ("HighBit", "high_bit", "us"),
+    ("PixelRepresentation", "pixel_representation", "us"), ("PlanarConfiguration", "planar_configuration", "us"),
+    ("RescaleSlope", "slope", "float"), ("RescaleIntercept", "intercept", "float"),
+    ("RescaleType", "rescale_type", "upper"), ("Units", "pet_units", "upper"),
 )
+
+#: The tag of each keyword in :data:`FIELDS` (fixed by the DICOM standard; no pydicom import needed).
+FIELD_TAGS: dict[str, int] = {
+    "SOPClassUID": 0x00080016, "SOPInstanceUID": 0x00080018, "StudyInstanceUID": 0x0020000D,
+    "SeriesInstanceUID": 0x0020000E, "FrameOfReferenceUID": 0x00200052, "PatientID": 0x00100020,
+    "StudyDate": 0x00080020, "StudyDescription": 0x00081030, "SeriesDescription": 0x0008103E,
+    "SeriesNumber": 0x00200011, "Modality": 0x00080060, "Manufacturer": 0x00080070, "ImageType": 0x00080008,
+    "ImageOrientationPatient": 0x00200037, "ImagePositionPatient": 0x00200032, "PixelSpacing": 0x00280030,
+    "Rows": 0x00280010, "Columns": 0x00280011, "NumberOfFrames": 0x00280008, "SamplesPerPixel": 0x00280002,
+    "PhotometricInterpretation": 0x00280004, "BitsAllocated": 0x00280100, "EchoNumbers": 0x00180086,
+    "EchoTime": 0x00180081, "TemporalPositionIdentifier": 0x00200100, "AcquisitionNumber": 0x00200012,
+    "InstanceNumber": 0x00200013, "TriggerTime": 0x00181060, "GantryDetectorTilt": 0x00181120,
+    "SliceThickness": 0x00180050, "ConvolutionKernel": 0x00181210, "KVP": 0x00180060, "WindowCenter": 0x00281050,
+    "WindowWidth": 0x00281051, "PatientPosition": 0x00185100, "BodyPartExamined": 0x00180015,
+    "ProtocolName": 0x00181030, "BitsStored": 0x00280101, "HighBit": 0x00280102, "PixelRepresentation": 0x00280103,
+    "PlanarConfiguration": 0x00280006, "RescaleSlope": 0x00281053, "RescaleIntercept": 0x00281052,
+    "RescaleType": 0x00281054, "Units": 0x00541001,
+}
 
 
 def _parse(text: str, kind: str):
@@ -186,15 +225,57 @@ def _element_values(ds) -> dict:
 def read_header(path: str) -> DicomHeader:
     """Parse one file's header (no pixel data); raises on non-DICOM or unreadable files.
 
-    Values are decoded straight from the raw little-endian bytes of the few tags in
-    :data:`FIELDS` (pydicom's per-element conversion dominated the scan time);
-    big-endian files go through pydicom's conversion.
+    Little-endian Part 10 files (nearly all) are parsed by :mod:`.rawheader`
+    without pydicom, which also notes where the pixel bytes start; the rest
+    (no preamble, big endian, deflate, ``.gz``, defects) go through pydicom.
+    Either way the values are decoded from the raw bytes of the few tags in
+    :data:`FIELDS` the same way (pydicom's per-element conversion dominated
+    the scan time); big-endian values go through pydicom's conversion.
 
     Raises
     ------
     pydicom.errors.InvalidDicomError, OSError, EOFError, ValueError
         Callers (:func:`scan_files`) turn these into notes.
     """
+    header = read_header_raw(path)
+    return header if header is not None else read_header_pydicom(path)
+
+
+def read_header_raw(path: str) -> DicomHeader | None:
+    """:func:`read_header` without pydicom (with the pixel data offset), or ``None`` when pydicom is needed."""
+    if path.lower().endswith(".gz"):
+        return None
+    raw = parse_file(path, _WANTED)
+    return _header_from_raw(path, raw) if raw is not None else None
+
+
+def _header_from_raw(path: str, raw: RawHeader) -> DicomHeader:
+    values = {tag: (value, None) for tag, (_, value) in raw.values.items()}
+    mosaic = raw.values.get(MOSAIC_IMAGES_TAG)
+    header = _header_from_values(path, values, raw.transfer_syntax, raw.media_sop_class,
+                                 _raw_mosaic_value(*mosaic) if mosaic is not None else None)
+    if raw.pixel_tag == PIXEL_DATA:
+        header.pixel_offset, header.pixel_length = raw.pixel_offset, raw.pixel_length
+        header.pixel_vr = raw.pixel_vr.decode("ascii", "replace")
+    return header
+
+
+def _raw_mosaic_value(vr: bytes, value: bytes):
+    """The mosaic count as pydicom would convert it (binary for US/UL, text for IS/DS, bytes when unknown)."""
+    if vr == b"US" and len(value) >= 2:
+        return int.from_bytes(value[:2], "little")
+    if vr == b"UL" and len(value) >= 4:
+        return int.from_bytes(value[:4], "little")
+    if vr in (b"IS", b"DS"):
+        try:
+            return int(float(value.decode("latin-1").strip("\x00 ").split("\\")[0]))
+        except ValueError:
+            return None
+    return value
+
+
+def read_header_pydicom(path: str) -> DicomHeader:
+    """:func:`read_header` through pydicom (every encoding pydicom reads; no pixel offset)."""
     import pydicom
 
     tags = _scan_tags()
@@ -204,9 +285,20 @@ def read_header(path: str) -> DicomHeader:
     else:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=tags, force=not _has_preamble(path))
     raw_values = _element_values(ds)
+    meta = getattr(ds, "file_meta", None)
+    syntax = media_sop = ""
+    if meta is not None:
+        syntax = str(meta.get("TransferSyntaxUID", "") or "")
+        media_sop = str(meta.get("MediaStorageSOPClassUID", "") or "")
+    mosaic = ds[MOSAIC_IMAGES_TAG].value if MOSAIC_IMAGES_TAG in raw_values else None
+    return _header_from_values(path, raw_values, syntax, media_sop, mosaic)
+
+
+def _header_from_values(path: str, raw_values: dict, syntax: str, media_sop: str, mosaic) -> DicomHeader:
+    """A :class:`DicomHeader` from ``{tag: (raw little-endian bytes or None, converted value or None)}``."""
     parsed = {}
     for keyword, attribute, kind in FIELDS:
-        found = raw_values.get(_TAGS[keyword])
+        found = raw_values.get(FIELD_TAGS[keyword])
         if found is None:
             continue
         raw, value = found
@@ -227,28 +319,22 @@ def read_header(path: str) -> DicomHeader:
     header.window = (centre, width) if centre is not None and width is not None else None
     header.number_of_frames = header.number_of_frames or 1
     header.samples_per_pixel = header.samples_per_pixel or 1
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None:
-        header.transfer_syntax = str(meta.get("TransferSyntaxUID", "") or "")
-        if not header.sop_class_uid:
-            header.sop_class_uid = str(meta.get("MediaStorageSOPClassUID", "") or "")
-    if MOSAIC_IMAGES_TAG in raw_values:  # private: let pydicom's private dictionary pick its VR
-        header.mosaic_images = _mosaic_count(ds[MOSAIC_IMAGES_TAG].value)
+    header.transfer_syntax = syntax
+    if not header.sop_class_uid:
+        header.sop_class_uid = media_sop
+    if mosaic is not None:  # private: pydicom's private dictionary picks its VR
+        header.mosaic_images = _mosaic_count(mosaic)
     header.has_pixels = header.rows > 0 and header.columns > 0 and header.bits_allocated > 0
     return header
 
 
-_TAGS: dict[str, int] = {}
+#: What the raw parser keeps of each file.
+_WANTED = frozenset(FIELD_TAGS.values()) | {MOSAIC_IMAGES_TAG}
 
 
 def _scan_tags() -> list[int]:
-    """The tags a scan decodes (the :data:`FIELDS`, the Siemens mosaic count, and the pixel data tags)."""
-    if not _TAGS:
-        from pydicom.datadict import tag_for_keyword
-
-        for keyword, _, _ in FIELDS:
-            _TAGS[keyword] = int(tag_for_keyword(keyword))
-    return list(_TAGS.values()) + [MOSAIC_IMAGES_TAG, 0x7FE00010, 0x7FE00008, 0x7FE00009]
+    """The tags a pydicom scan decodes (the :data:`FIELDS`, the Siemens mosaic count, and the pixel data tags)."""
+    return list(FIELD_TAGS.values()) + [MOSAIC_IMAGES_TAG, 0x7FE00010, 0x7FE00008, 0x7FE00009]
 
 
 def _mosaic_count(value) -> int | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -177,17 +177,22 @@ def units_for(headers: Sequence[PixelHeader]) -> str | None:
     return None
 
 
-def read_pixel_stack(paths: Sequence[str]) -> PixelStack:
+def read_pixel_stack(paths: Sequence[str], headers: Sequence[Any] | None = None) -> PixelStack:
     """Decode single-frame slices, in the given order, into one rescaled ``(k, rows, columns)`` array.
 
-    Each file is opened once: its header is parsed up to the pixel data, which
-    is then read straight into the preallocated array (uncompressed little
-    endian) or decoded by pydicom's plugins (everything else).
+    Uncompressed little-endian files whose header scan (:func:`.headers.read_header`)
+    found the Pixel Data offset are not parsed again: their pixel bytes are read
+    straight from that offset into the preallocated array, without pydicom. Every
+    other file is opened once: its header is parsed up to the pixel data, which is
+    then read into the array or decoded by pydicom's plugins.
 
     Parameters
     ----------
     paths:
         One file per slice, already in slice order. ``.dcm.gz`` is read too.
+    headers:
+        The :class:`~.headers.DicomHeader` of each path, in the same order (from
+        discovery or the reader's own scan); ``None`` scans them here.
 
     Returns
     -------
@@ -206,14 +211,29 @@ def read_pixel_stack(paths: Sequence[str]) -> PixelStack:
     """
     if not paths:
         raise UnsupportedFormatError("no files to read")
-    headers: list[PixelHeader] = []
+    paths = [os.fspath(p) for p in paths]
+    if headers is None:
+        headers = [_scan_header(path) for path in paths]
+    elif len(headers) != len(paths):
+        raise ValueError("one header per path is needed")
+    pixel_headers: list[PixelHeader] = []
     stored: np.ndarray | None = None
-    for index, path in enumerate(os.fspath(p) for p in paths):
+    for index, path in enumerate(paths):
+        direct = direct_pixel_header(headers[index]) if headers[index] is not None else None
         try:
+            if direct is not None:
+                _check_same(direct, pixel_headers[0] if pixel_headers else direct)
+                if stored is None:
+                    stored = np.empty((len(paths),) + direct.frame_shape, dtype=direct.stored_dtype)
+                if direct.stored_dtype == stored.dtype:
+                    read_pixel_bytes(path, headers[index].pixel_offset, stored[index : index + 1])
+                    mask_stored_bits(stored[index : index + 1], direct)
+                    pixel_headers.append(direct)
+                    continue
             with open_dicom(path) as fp:
                 ds = parse_header(fp, path)
                 header = pixel_header(ds, path)
-                _check_same(header, headers[0] if headers else header)
+                _check_same(header, pixel_headers[0] if pixel_headers else header)
                 if stored is None:
                     stored = np.empty((len(paths),) + header.frame_shape, dtype=header.stored_dtype)
                 if header.stored_dtype == stored.dtype:
@@ -227,9 +247,82 @@ def read_pixel_stack(paths: Sequence[str]) -> PixelStack:
                     stored[index] = frame[0]
         except OSError as exc:
             raise UnreadableFileError(f"cannot read the file ({exc})", path=path) from exc
-        headers.append(header)
+        pixel_headers.append(header)
     assert stored is not None
-    return finish_stack(stored, headers)
+    return finish_stack(stored, pixel_headers)
+
+
+def _scan_header(path: str):
+    """The raw-parsed header of ``path``, or ``None`` (pydicom will parse it) when that fails."""
+    from .headers import read_header_raw
+
+    try:
+        return read_header_raw(path)
+    except Exception:  # the general path below reports the file's problem with its own words
+        return None
+
+
+def direct_pixel_header(header: Any) -> PixelHeader | None:
+    """The :class:`PixelHeader` of a scanned header whose pixel bytes can be read straight from the file.
+
+    That is: the raw parser found the Pixel Data element at a known offset, the
+    transfer syntax is uncompressed little endian, the value is not
+    encapsulated and holds at least one whole frame of 8, 16 or 32-bit samples
+    (interleaved when colour). ``None`` otherwise (the file is decoded by the
+    general path). Defaults are those of :func:`.decode.pixel_header`.
+    """
+    if (header.pixel_offset < 0 or header.transfer_syntax not in NATIVE_LITTLE_ENDIAN
+            or header.bits_allocated not in (8, 16, 32) or header.rows <= 0 or header.columns <= 0):
+        return None
+    samples = header.samples_per_pixel or 1
+    if samples != 1 and header.planar_configuration != 0:
+        return None
+    if header.transfer_syntax != NATIVE_LITTLE_ENDIAN[0] and header.pixel_vr not in ("OW", "OB", "UN"):
+        return None
+    needed = header.rows * header.columns * samples * (header.bits_allocated // 8)
+    if header.pixel_length == 0xFFFFFFFF or header.pixel_length < needed:
+        return None
+    bits_stored = header.bits_stored or header.bits_allocated
+    return PixelHeader(
+        path=header.path,
+        transfer_syntax=header.transfer_syntax,
+        rows=header.rows,
+        columns=header.columns,
+        samples=samples,
+        frames=header.number_of_frames or 1,
+        bits_allocated=header.bits_allocated,
+        bits_stored=bits_stored,
+        high_bit=header.high_bit if header.high_bit is not None else bits_stored - 1,
+        pixel_representation=header.pixel_representation or 0,
+        photometric=header.photometric or "MONOCHROME2",
+        slope=header.slope or 1.0,
+        intercept=header.intercept if header.intercept is not None else 0.0,
+        modality=header.modality,
+        rescale_type=header.rescale_type,
+        planar_configuration=header.planar_configuration or 0,
+        pet_units=header.pet_units,
+    )
+
+
+def read_pixel_bytes(path: str, offset: int, out: np.ndarray) -> None:
+    """Fill ``out`` with the bytes of ``path`` from ``offset`` on (one ``readinto``, no copy).
+
+    Raises
+    ------
+    UnreadableFileError
+        The file ends before ``out`` is full.
+    """
+    view = memoryview(out.reshape(-1).view(np.uint8))
+    needed = len(view)
+    got = 0
+    with open(path, "rb", buffering=0) as fp:
+        fp.seek(offset)
+        while got < needed:
+            count = fp.readinto(view[got:])
+            if not count:
+                raise UnreadableFileError(f"pixel data is truncated ({got} of {needed} bytes)", path=path,
+                                          hint="re-download the file")
+            got += count
 
 
 def _check_same(header: PixelHeader, first: PixelHeader) -> None:

@@ -180,7 +180,7 @@ def read_single_frame_series(paths, options: ReadOptions = ReadOptions(), axis4:
     positions = np.array([h.ipp or (0.0, 0.0, 0.0) for h in headers[:per_volume]], dtype=np.float64)
     plan = plan_stack(positions, iop, ps, options, first.gantry_tilt, first.path, rows=first.rows,
                       columns=first.columns, slice_thickness=first.slice_thickness)
-    ordered: list[str] = []
+    in_order: list[DicomHeader] = []
     for t in range(volumes):
         block = headers[t * per_volume:(t + 1) * per_volume]
         if t:
@@ -189,8 +189,10 @@ def read_single_frame_series(paths, options: ReadOptions = ReadOptions(), axis4:
             block_order = np.argsort(block_positions @ plan.direction[:, 2], kind="stable")
         else:
             block_order = plan.order
-        ordered.extend(block[i].path for i in block_order)
-    stack = read_pixel_stack(ordered)
+        in_order.extend(block[i] for i in block_order)
+    ordered = [h.path for h in in_order]
+    # the headers carry each file's pixel data offset: the pixel stage reads the bytes without parsing again
+    stack = read_pixel_stack(ordered, in_order)
     array = stack.array
     if array.ndim != 3:
         raise UnsupportedFormatError(f"pixel data of shape {array.shape[1:]} per slice is not greyscale", first.path,
