@@ -158,9 +158,11 @@ def test_source_ids_are_unique_readable_and_pickle(tmp_path):
     assert json.loads(json.dumps(dict(sources[0].info)))["shape"] == [10, 12, 3]
 
 
-def test_large_scan_in_a_process_pool_finds_the_same_series(tmp_path):
-    from medconv.readers.dicom.headers import PARALLEL_THRESHOLD
+def test_large_scan_in_a_process_pool_finds_the_same_series(tmp_path, monkeypatch):
+    from medconv.readers.dicom import headers
 
+    PARALLEL_THRESHOLD = 400  # the real threshold is 10,000 files: too many to write in a test
+    monkeypatch.setattr(headers, "PARALLEL_THRESHOLD", PARALLEL_THRESHOLD)
     iop = (1, 0, 0, 0, 1, 0)
     for number in range(1, 4):
         write_series(tmp_path / f"s{number}", oriented(iop, np.arange(PARALLEL_THRESHOLD // 3 + 1) * 1.0), iop,
