@@ -192,3 +192,19 @@ def test_one_file_giving_several_units_converts_them_all(tmp_path):
     assert all(row["status"] == "converted" for row in field_maps + magnitudes)
     # dcm2niix also writes two images for that file (plus the Siemens 4D series)
     assert len(run_dcm2niix(enhanced, tmp_path / "ref")) >= 3
+
+
+def test_summary_without_a_terminal_is_plain_lines_and_rich_is_not_imported(tmp_path):
+    """A log file gets unstyled lines; rich (start-up cost) is imported only for a terminal."""
+    import subprocess
+    import sys
+
+    write_nifti_tree(tmp_path / "src", n_good=2, bad=False)
+    script = ("import sys; from medconv.cli.main import main; code = main(sys.argv[1:]); "
+              "print('rich imported:', 'rich' in sys.modules); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", script, "convert", str(tmp_path / "src"), str(tmp_path / "out"),
+                           "-j", "1"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "rich imported: False" in done.stdout
+    assert re.search(r"^converted\s+2$", done.stderr, re.MULTILINE)
+    assert "[" not in done.stderr  # no markup left over

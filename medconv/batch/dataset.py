@@ -26,12 +26,10 @@ def convert_dataset(src: str | os.PathLike, dest: str | os.PathLike, *, reader_n
     :class:`~medconv.errors.OutputCollisionError` for problems found while planning;
     a unit's own failure never raises (it is a manifest row).
     """
-    from rich.console import Console
+    from .progress import batch_console
 
     if console is None:
-        console = Console(stderr=True)
-        if not console.is_terminal:  # a log file: one line per message, never wrapped
-            console = Console(stderr=True, soft_wrap=True)
+        console = batch_console()  # a log file or pipe: plain lines, never wrapped
     if template:
         check_template(template)
     src, dest = os.fspath(src), os.fspath(dest)
@@ -41,6 +39,8 @@ def convert_dataset(src: str | os.PathLike, dest: str | os.PathLike, *, reader_n
     plan = make_plan(sources, dest, fmt=job.fmt, template=template, sidecar=job.write_options.sidecar,
                      root=src if os.path.isdir(src) else os.path.dirname(src))
     if dry_run:
+        from rich.console import Console
+
         screen = Console()
         print_plan(plan, screen if screen.is_terminal else Console(width=200), limit=None)
         return EXIT_OK

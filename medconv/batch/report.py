@@ -84,17 +84,22 @@ class Report:
             handle.write("\n")
 
     def render(self, console) -> None:
-        """Print the one-screen summary on a rich console."""
-        from rich.table import Table
-
+        """Print the one-screen summary on a rich console (or a :class:`~.progress.PlainConsole`)."""
         seconds = (self.finished or time.time()) - self.started
-        table = Table(show_header=False, box=None, pad_edge=False)
         styles = {"converted": "green", "skipped": "cyan", "failed": "red", "excluded": "yellow"}
-        for status in ("converted", "skipped", "failed", "excluded"):
-            table.add_row(f"[{styles[status]}]{status}[/]", str(self.counts[status]))
+        counts = [(f"[{styles[status]}]{status}[/]", status, str(self.counts[status])) for status in styles]
         if self.total - self.done:
-            table.add_row("not run", str(self.total - self.done))
-        console.print(table)
+            counts.append(("not run", "not run", str(self.total - self.done)))
+        if console.is_terminal:
+            from rich.table import Table
+
+            table = Table(show_header=False, box=None, pad_edge=False)
+            for styled, _, count in counts:
+                table.add_row(styled, count)
+            console.print(table)
+        else:
+            for _, status, count in counts:
+                console.print(f"{status:<10} {count}", markup=False, highlight=False)
         if self.counts["skipped"]:
             console.print(f"skipped {self.counts['skipped']} unit(s) whose output exists (resume; --overwrite redoes them)",
                           highlight=False)

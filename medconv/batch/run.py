@@ -177,9 +177,9 @@ def run_plan(plan: Plan, job: UnitJob = UnitJob(), options: RunOptions = RunOpti
     returns a Report whose exit code is 130.
     """
     if console is None:
-        from rich.console import Console
+        from .progress import batch_console
 
-        console = Console(stderr=True)
+        console = batch_console()
     os.makedirs(plan.dest, exist_ok=True)
     csv_path, jsonl_path = manifest_paths(plan.dest, options.manifest)
     log_path = os.path.join(os.path.dirname(os.path.abspath(csv_path)), LOG_NAME)
