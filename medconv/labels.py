@@ -4,18 +4,29 @@ A volume is a *label* mask (nearest-neighbour resampling, never windowed, writte
 as a compact integer type) when, in this order:
 
 1. ``ReadOptions.kind`` says so (or says ``"intensity"``: the option always wins);
-2. its path relative to the dataset root matches one of the label patterns
-   (``ReadOptions.label_patterns``, else :data:`DEFAULT_LABEL_PATTERNS`) and its
-   values are integers;
+2. its path relative to the dataset root names a label mask (see below) and its
+   values can be labels: integers, none negative, at most
+   :data:`MAX_NAMED_LABEL_VALUES` distinct values (a CT in a folder called
+   ``unlabeled`` or ``Task_Segmentation`` stays an image);
 3. its content looks like labels: an integer (or boolean) type holding at most
    :data:`MAX_LABEL_VALUES` distinct values, one of them 0.
 
-Pattern rules (case-insensitive, shell globs as in :mod:`fnmatch`):
+**Default names** (no ``--labels`` given) are matched by whole words, never by
+substrings: each path component is split into words at every non-alphanumeric
+character and at lower-to-upper case changes (``labelsTr`` -> ``labels``,
+``Tr``). The file name is a label when any of its words is a label word
+(:data:`LABEL_WORDS`, or ``seg`` followed by digits as in ``liver-seg001``, or a
+word ending in ``mask``/``masks``); a folder is a label folder when its first or
+last word is. So ``seg-lungs-LUNA16/``, ``labelsTr/``, ``VESSEL12_Lungmasks/``,
+``masks/``, ``liver-seg001.mhd``, ``segmentation-0.nii`` and BIDS ``*_dseg``
+files are labels, while ``unlabeled/``, ``imagesTs_masked_faces/`` and
+``Task_Segmentation_CT/images/`` are not.
+
+**Given patterns** (``ReadOptions.label_patterns``, ``--labels``) are shell globs
+(case-insensitive, :mod:`fnmatch`):
 
 * a pattern **without** ``/`` is matched against every component of the relative
-  path on its own: folder names and the file name (with its suffix). So
-  ``seg-lungs-LUNA16`` matches ``seg-lungs-LUNA16/1.3.6...mhd`` and ``*mask*``
-  matches ``VESSEL12_Lungmasks/VESSEL12_01.mhd``;
+  path on its own: folder names and the file name (with its suffix);
 * a pattern **with** ``/`` is matched against the whole relative path (``/``
   separated; ``*`` crosses folders), e.g. ``masks/*_rad1.mhd``.
 
@@ -35,23 +46,23 @@ import numpy as np
 from .options import ReadOptions
 from .pixels import smallest_integer_dtype
 
-#: Default label patterns. They cover LUNA16 (``seg-lungs-LUNA16/``), Sliver07
-#: (``liver-seg001.mhd``), LNDb (``masks/``), VESSEL12 (``*_Lungmasks/``), the
-#: Medical Segmentation Decathlon (``labelsTr/``, ``labelsTs/``), LiTS
-#: (``segmentation-0.nii``), KiTS (``segmentation.nii.gz``) and the common
-#: ``*mask*``, ``*label*``, ``*seg*`` names (``*_gt.*`` for "ground truth" files).
-DEFAULT_LABEL_PATTERNS: tuple[str, ...] = (
-    "seg-lungs-luna16",
-    "labelstr",
-    "labelsts",
-    "*-seg*",
-    "*_seg*",
-    "*seg*",
-    "*mask*",
-    "*label*",
-    "*_gt.*",
-    "*-gt.*",
-)
+#: Words that name a label mask (lower case). They cover LUNA16
+#: (``seg-lungs-LUNA16/``), Sliver07 (``liver-seg001.mhd``), LNDb (``masks/``),
+#: VESSEL12 (``*_Lungmasks/``), the Medical Segmentation Decathlon (``labelsTr/``,
+#: ``labelsTs/``), LiTS (``segmentation-0.nii``), KiTS (``segmentation.nii.gz``),
+#: BIDS derivatives (``_dseg``, ``_mask``), FreeSurfer (``aseg``, ``aparc``),
+#: parcellations (``Schaefer2018_400Parcels``) and ground-truth files (``_gt``).
+LABEL_WORDS: frozenset[str] = frozenset({
+    "seg", "segs", "segmentation", "segmentations", "dseg", "aseg", "aparc", "mask", "masks",
+    "label", "labels", "labelmap", "labelmaps", "gt", "groundtruth", "parcels", "parcellation",
+    "annotation", "annotations",
+})
+
+_SEG_NUMBER = re.compile(r"seg\d+$")
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])|(?<=[0-9])(?=[A-Za-z])")
+
+#: Name matches need plausible label content: at most this many distinct values.
+MAX_NAMED_LABEL_VALUES = 4096
 
 #: At most this many distinct values (0 included) make an integer volume look like labels.
 MAX_LABEL_VALUES = 16
@@ -68,9 +79,36 @@ def _components(relpath: str) -> list[str]:
     return [part for part in re.split(r"[\\/]+", relpath.lower()) if part and part != "."]
 
 
+def _is_label_word(word: str) -> bool:
+    return word in LABEL_WORDS or bool(_SEG_NUMBER.match(word)) or word.endswith(("mask", "masks"))
+
+
+def _words(component: str) -> list[str]:
+    return [word.lower() for word in _WORD_SPLIT.split(component) if word]
+
+
+def _default_label_name(relpath: str) -> Optional[str]:
+    """The component of ``relpath`` that names a label mask by the default word rule, if any."""
+    parts = [part for part in re.split(r"[\\/]+", relpath) if part and part != "."]
+    for index, part in enumerate(parts):
+        is_file = index == len(parts) - 1
+        words = _words(part.split(".")[0] if is_file else part)
+        if not words:
+            continue
+        candidates = words if is_file else [words[0], words[-1]]
+        if any(_is_label_word(word) for word in candidates):
+            return part
+    return None
+
+
 def matching_label_pattern(relpath: str | os.PathLike, patterns: Optional[Iterable[str]] = None) -> Optional[str]:
-    """The first label pattern that ``relpath`` matches (see the module rules), or ``None``."""
-    patterns = DEFAULT_LABEL_PATTERNS if patterns is None else tuple(patterns)
+    """What marks ``relpath`` as a label mask (see the module rules), or ``None``.
+
+    With ``patterns`` ``None`` the default word rule applies and the component that
+    matched is returned; otherwise the first matching glob pattern.
+    """
+    if patterns is None:
+        return _default_label_name(os.fspath(relpath))
     parts = _components(os.fspath(relpath))
     whole = "/".join(parts)
     for pattern in patterns:
@@ -93,7 +131,7 @@ def is_label_path(relpath: str | os.PathLike, patterns: Optional[Iterable[str]] 
     relpath:
         Path relative to the dataset root (``/`` or the OS separator).
     patterns:
-        Glob patterns; ``None`` means :data:`DEFAULT_LABEL_PATTERNS`.
+        Glob patterns; ``None`` means the default word rule (see the module notes).
     """
     return matching_label_pattern(relpath, patterns) is not None
 
@@ -180,14 +218,30 @@ def decide_kind(relpath: str | os.PathLike, array: Optional[np.ndarray], options
         return options.kind, f"kind={options.kind} was asked for"
     pattern = matching_label_pattern(relpath, options.label_patterns)
     if pattern is not None:
-        if array is None or _is_integral(np.asarray(array)):
-            return "label", f"path matches label pattern {pattern!r}"
-        return "intensity", f"path matches label pattern {pattern!r} but the values are not integers"
+        named = f"the name {pattern!r} says label" if options.label_patterns is None else \
+            f"path matches label pattern {pattern!r}"
+        if array is None:
+            return "label", named
+        problem = _not_label_content(np.asarray(array))
+        if problem is None:
+            return "label", named
+        return "intensity", f"{named} but {problem}"
     if array is not None and looks_like_labels(np.asarray(array)):
         return "label", f"integer values with at most {MAX_LABEL_VALUES} distinct values including 0"
     if array is None:
         return "intensity", "no label pattern matches (content not checked yet)"
     return "intensity", "no label pattern matches and the content does not look like labels"
+
+
+def _not_label_content(array: np.ndarray) -> Optional[str]:
+    """Why ``array`` cannot be a label map (``None`` when it can)."""
+    if not _is_integral(array):
+        return "the values are not integers"
+    if array.size and float(array.min()) < 0:
+        return "it has negative values"
+    if array.dtype.kind in "iub" and distinct_values(array, MAX_NAMED_LABEL_VALUES) is None:
+        return f"it has more than {MAX_NAMED_LABEL_VALUES} distinct values"
+    return None
 
 
 def compact_labels(array: np.ndarray) -> np.ndarray:

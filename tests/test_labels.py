@@ -29,6 +29,14 @@ from medconv.options import ReadOptions
     pytest.param("brain_label.tif", True, id="label-name"),
     pytest.param("liver_gt.nii.gz", True, id="ground-truth-suffix"),
     pytest.param("gtx/ct.mhd", False, id="gt-inside-a-word"),
+    pytest.param("unlabeled/case1.nii.gz", False, id="unlabeled-folder"),
+    pytest.param("imagesTs_masked_faces/case1.nii.gz", False, id="masked-images-folder"),
+    pytest.param("Task_Segmentation_CT/images/case1.nii.gz", False, id="segmentation-task-folder"),
+    pytest.param("derivatives/sub-01/anat/sub-01_dseg.nii.gz", True, id="bids-dseg"),
+    pytest.param("sub-01_desc-brain_mask.nii.gz", True, id="bids-mask"),
+    pytest.param("Schaefer2018_400Parcels_7Networks.nii.gz", True, id="parcellation"),
+    pytest.param("aparc+aseg.nii.gz", True, id="freesurfer-aseg"),
+    pytest.param("T1w_unmasked.nii.gz", False, id="unmasked-image"),
 ])
 def test_default_patterns_cover_dataset_families(relpath, expected):
     assert is_label_path(relpath) is expected
@@ -41,6 +49,18 @@ def test_patterns_are_case_insensitive_and_configurable():
     assert is_label_path("study/masks/a_rad2.mhd", patterns=("*/masks/*_rad?.mhd",))  # with "/": the whole path
     assert not is_label_path("other/a_rad2.mhd", patterns=("*/masks/*_rad?.mhd",))
     assert is_label_path("a\\b\\liver-seg1.mhd")  # Windows separators
+
+
+@pytest.mark.parametrize("relpath", ["unlabeled/ct.nii.gz", "labelsTr/ct.nii.gz"])
+def test_a_label_name_on_image_content_stays_an_image(relpath):
+    ct = np.random.default_rng(1).integers(-1024, 1500, size=(20, 20, 20)).astype(np.int16)
+    kind, reason = decide_kind(relpath, ct)
+    assert kind == "intensity", reason
+
+
+def test_a_named_parcellation_with_many_labels_is_a_label():
+    atlas = np.random.default_rng(2).integers(0, 401, size=(30, 30, 30)).astype(np.int16)
+    assert decide_kind("Schaefer2018_400Parcels.nii.gz", atlas)[0] == "label"
 
 
 @pytest.mark.parametrize("array, expected", [
@@ -71,8 +91,10 @@ def test_decide_kind_order_option_then_name_then_content():
     ct = np.random.default_rng(1).integers(-1000, 1000, (4, 4, 4)).astype(np.int16)
     assert decide_kind("liver-seg001.mhd", ct, ReadOptions(kind="intensity"))[0] == "intensity"
     assert decide_kind("liver-orig001.mhd", mask, ReadOptions(kind="label"))[0] == "label"
-    kind, reason = decide_kind("liver-seg001.mhd", ct)
-    assert kind == "label" and "*-seg*" in reason
+    kind, reason = decide_kind("liver-seg001.mhd", mask + 1)  # no background, but named: still a label
+    assert kind == "label" and "liver-seg001.mhd" in reason
+    kind, reason = decide_kind("liver-seg001.mhd", ct)  # named, but negative values: an image after all
+    assert kind == "intensity" and "negative" in reason
     assert decide_kind("liver-orig001.mhd", mask)[0] == "label"  # by content
     assert decide_kind("liver-orig001.mhd", ct)[0] == "intensity"
     assert decide_kind("seg/prob.nii", np.array([0.0, 0.25]))[0] == "intensity"  # name says label, values do not
