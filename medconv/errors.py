@@ -110,6 +110,12 @@ class NotAVolumeError(MedconvError):
     code = "not-a-volume"
 
 
+class NotApplicableError(MedconvError):
+    """A requested step does not apply to this volume (e.g. a Hounsfield window on an MR image)."""
+
+    code = "not-applicable"
+
+
 class OutputExistsError(MedconvError):
     """The output file exists and overwriting was not asked for."""
 

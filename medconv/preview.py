@@ -78,7 +78,8 @@ def display_panels(volume) -> tuple[list[np.ndarray], list[tuple[float, float]]]
 def intensity_range(volume) -> tuple[float, float]:
     """The display window: soft tissue for CT, else the 1st-99th percentiles (of a sample)."""
     meta = volume.meta
-    if str(meta.get("modality", "")).upper() == "CT" or meta.get("units") == "HU":
+    units = meta.get("units")
+    if units == "HU" or (units is None and str(meta.get("modality", "")).upper() == "CT"):
         level, width = SOFT_TISSUE
         return level - width / 2, level + width / 2
     array = np.asarray(volume.array)

@@ -146,3 +146,24 @@ def test_percentile_clipping_matches_numpy_percentiles():
 def test_bad_windows_are_usage_errors(kwargs):
     with pytest.raises(UsageError):
         window(_ct([0]), **kwargs)
+
+
+@pytest.mark.parametrize("meta", [pytest.param({"modality": "MR"}, id="mr"),
+                                  pytest.param({"modality": "PT", "units": "BQML"}, id="pet")])
+def test_a_hounsfield_preset_on_a_non_ct_volume_is_refused(meta):
+    from medconv.errors import NotApplicableError
+
+    mr = Volume(np.arange(24, dtype=np.int16).reshape(2, 3, 4), spacing=(1, 1, 1),
+                meta={**meta, "source_files": ["/data/mr/1.dcm"]})
+    with pytest.raises(NotApplicableError, match="Hounsfield") as info:
+        window(mr, preset="lung")
+    assert info.value.path == "/data/mr/1.dcm"
+    assert window(mr, 10, 20).array.max() == 20  # explicit L,W in the volume's own units still works
+
+
+def test_unknown_units_are_trusted_and_scaled_units_are_recorded():
+    volume = Volume(np.array([[[-2000, -600, 200]]], dtype=np.int16), spacing=(1, 1, 1),
+                    meta={"window": [40, 400]})  # e.g. a NIfTI CT: no modality recorded
+    out = window(volume, preset="lung", scale="unit")
+    np.testing.assert_allclose(out.array, [[[0.0, 0.5, 1.0]]])
+    assert out.meta["units"] == "window fraction [0, 1]" and "window" not in out.meta

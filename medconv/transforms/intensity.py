@@ -24,7 +24,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import NotApplicableError, UsageError
 from ..volume import Volume
 
 __all__ = ["WINDOW_PRESETS", "PRESET_ALIASES", "SCALES", "NORMALIZATIONS", "window_preset", "window_range",
@@ -126,7 +126,28 @@ def _range_step(volume: Volume, lo: float, hi: float, scale: Scale, step: str) -
         raise UsageError(f"an intensity range needs min < max, got [{lo:g}, {hi:g}]")
     array = _scaled(volume.array, lo, hi, scale)
     scaled = {"none": "", "unit": ", scaled to [0, 1] float32", "uint8": ", scaled to 0-255 uint8"}[scale]
-    return volume.with_step(f"{step} -> [{lo:g}, {hi:g}]{scaled}", array=array)
+    changes = {}
+    if scale != "none":  # the values are no longer in the file's units, nor its display window
+        meta = dict(volume.meta)
+        meta["units"] = SCALED_UNITS[scale]
+        meta.pop("window", None)
+        changes["meta"] = meta
+    return volume.with_step(f"{step} -> [{lo:g}, {hi:g}]{scaled}", array=array, **changes)
+
+
+#: ``meta["units"]`` after scaling: the values are fractions of the window, not HU.
+SCALED_UNITS = {"unit": "window fraction [0, 1]", "uint8": "window fraction 0-255"}
+
+
+def known_not_hounsfield(volume: Volume) -> str | None:
+    """Why ``volume`` is known not to hold Hounsfield units (``None``: HU, or unknown)."""
+    units = volume.meta.get("units")
+    if units is not None and units != "HU":
+        return f"its values are in {units!r}, not HU"
+    modality = str(volume.meta.get("modality") or "").upper()
+    if modality and modality != "CT":
+        return f"it is {modality}, not CT"
+    return None
 
 
 def window(volume: Volume, level: float | None = None, width: float | None = None, *, preset: str | None = None,
@@ -156,6 +177,12 @@ def window(volume: Volume, level: float | None = None, width: float | None = Non
         else:
             name = preset_name(preset)
             level, width = WINDOW_PRESETS[name]
+            problem = known_not_hounsfield(volume)
+            if problem is not None:
+                source = (volume.meta.get("source_files") or [None])[0]
+                raise NotApplicableError(f"the {name} window is in Hounsfield units, but {problem}", source,
+                                         "window CT only (e.g. --reader or a CT-only folder), or give "
+                                         "--window L,W / --clip in this volume's units")
     else:
         name = ""
     lo, hi = window_range(float(level), float(width))
