@@ -39,6 +39,7 @@ META_KEYS: dict[str, str] = {
     "axis4": "meaning of the 4th array axis: 'time', 'echo', 'channel' or 'volume'",
     "dicom": "dict of DICOM attributes for the sidecar (kernel, kVp, slice thickness, ...)",
     "header": "dict of format-specific header fields worth keeping (MetaImage, TIFF, NIfTI)",
+    "job": "fingerprint of the files and options a batch made this output from (lets a rerun resume safely)",
 }
 
 VolumeKind = Literal["intensity", "label"]

@@ -92,3 +92,7 @@ class SlowPreprocessing:
     def __call__(self, volume):
         time.sleep(self.seconds)
         return volume
+
+    def describe(self) -> str:
+        """What the step does to the voxels (nothing): the delay does not change the output."""
+        return "sleep"

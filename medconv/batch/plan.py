@@ -8,15 +8,17 @@ lands on an input file.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from ..errors import NothingFoundError, OutputCollisionError, UsageError
 from ..layout import id_fragment, output_stem, uid_fragment
 from ..registry import writer_for_format
 from ..source import Source
+from .manifest import DEFAULT_NAME as MANIFEST_NAME
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,30 @@ class PlannedUnit:
         existing means the unit finished.
         """
         return os.path.isfile(self.output) and (self.sidecar is None or os.path.isfile(self.sidecar))
+
+    def existing_output(self, fingerprint: str) -> str | None:
+        """What an output already under this unit's name is, for resuming.
+
+        ``None``: nothing complete is there (convert). ``"done"``: this unit's own
+        output, made from the same files with the same options (skip it).
+        ``"other-source"`` or ``"other-options"``: an output made from other files
+        or with other options, which neither a skip nor a silent overwrite may hide.
+        The sidecar records the files and the options' ``fingerprint``; without a
+        sidecar only existence can be checked.
+        """
+        if not self.is_complete():
+            return None
+        if self.sidecar is None:
+            return "done"
+        meta = _sidecar_meta(self.sidecar)
+        if meta is None:
+            return None  # unreadable sidecar: an incomplete unit
+        recorded = meta.get("source_files")
+        if recorded and sorted(map(os.path.abspath, recorded)) != sorted(map(os.path.abspath, self.source.paths)):
+            return "other-source"
+        if meta.get("job") not in (None, fingerprint):
+            return "other-options"
+        return "done"
 
 
 @dataclass
@@ -107,9 +133,12 @@ def discover_sources(root: str, reader_names: Sequence[str] | None, dest: str | 
     skip_dest = dest_real is not None and dest_real != root_real and _inside(dest_real, root_real)
     sources: list[Source] = []
     claimed_by: dict[tuple[str, ...], str] = {}
+    earlier_output = _earlier_output_roots(root_real)
     for source in discover(root, reader_names):
         if skip_dest and all(_inside(os.path.realpath(p), dest_real) for p in source.paths):
             continue  # an earlier output of ours inside the dataset folder
+        if all(earlier_output(os.path.dirname(os.path.realpath(p))) for p in source.paths):
+            continue  # the output of another medconv run kept inside the dataset folder
         key = tuple(sorted(source.paths))
         if claimed_by.setdefault(key, source.reader) != source.reader:
             continue
@@ -119,6 +148,40 @@ def discover_sources(root: str, reader_names: Sequence[str] | None, dest: str | 
 
 def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _sidecar_meta(path: str) -> dict | None:
+    """The ``meta`` of a medconv sidecar, or ``None`` when ``path`` is not one (or unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            content = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(content, dict) or "medconv_version" not in content:
+        return None
+    return content.get("meta") or {}
+
+
+def _earlier_output_roots(root: str) -> Callable[[str], bool]:
+    """A test ``folder -> bool``: is ``folder`` (below ``root``) inside an earlier medconv run's DST?
+
+    A destination folder is recognised by the manifest every run leaves in it.
+    """
+    cache: dict[str, bool] = {}
+
+    def inside_output(folder: str) -> bool:
+        if folder in cache:
+            return cache[folder]
+        if not _inside(folder, root) or folder == root:
+            result = False
+        else:
+            result = os.path.isfile(os.path.join(folder, MANIFEST_NAME + ".csv")) or \
+                os.path.isfile(os.path.join(folder, MANIFEST_NAME + ".jsonl")) or \
+                inside_output(os.path.dirname(folder))
+        cache[folder] = result
+        return result
+
+    return inside_output
 
 
 def make_plan(sources: Iterable[Source], dest: str | os.PathLike, *, fmt: str = "nii.gz",
@@ -145,7 +208,8 @@ def make_plan(sources: Iterable[Source], dest: str | os.PathLike, *, fmt: str = 
     NothingFoundError
         No units.
     OutputCollisionError
-        Two non-DICOM units would write the same path, or an output would replace an input.
+        Two non-DICOM units would write the same path, an output would replace an input,
+        or a sidecar would replace a JSON file that medconv did not write (a BIDS sidecar).
     """
     _, suffix = writer_for_format(fmt)
     dest = os.fspath(dest)
@@ -167,6 +231,9 @@ def make_plan(sources: Iterable[Source], dest: str | os.PathLike, *, fmt: str = 
             if path and os.path.realpath(path) in inputs:
                 raise OutputCollisionError("an output would replace an input file", path,
                                            "choose a destination folder outside the dataset, or another --format")
+        if side and os.path.exists(side) and _sidecar_meta(side) is None:
+            raise OutputCollisionError("the sidecar would replace a file medconv did not write", side,
+                                       "choose a destination folder outside the dataset, or --no-sidecar")
         excluded = source.info.get("excluded")
         plan.units.append(PlannedUnit(source, output, relative, side, str(excluded) if excluded else None))
     return plan

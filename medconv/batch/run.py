@@ -23,7 +23,7 @@ from .manifest import ManifestWriter, manifest_paths, read_manifest, rows_by_uni
 from .plan import Plan, PlannedUnit
 from .progress import BatchProgress
 from .report import Report
-from .unit import UnitJob, base_row, convert_unit
+from .unit import UnitJob, base_row, convert_unit, unit_fingerprint
 
 #: Memory assumed per worker when choosing the default ``--jobs`` (a large CT, read and written).
 WORKER_MEMORY_BUDGET = 2 << 30
@@ -126,6 +126,19 @@ def _skipped_row(unit: PlannedUnit, previous: dict[str, Any] | None) -> dict[str
     return row
 
 
+def _existing_row(unit: PlannedUnit, existing: str) -> dict[str, Any]:
+    """A failed row for an output that exists but was made of other files or with other options."""
+    row = base_row(unit)
+    if existing == "other-source":
+        reason = (f"{unit.output}: the output exists but was made from other files (an earlier run into this "
+                  "folder) (use another destination folder, or a --name template that tells them apart)")
+    else:
+        reason = (f"{unit.output}: the output exists but was made with other options "
+                  "(pass --overwrite to redo it with these, or use another destination folder)")
+    row.update(status="failed", reason=reason, error_type="output-exists", output="", seconds=0.0)
+    return row
+
+
 def execute(units: list[PlannedUnit], job: UnitJob, jobs: int, backend: str = "local",
             scheduler: str | None = None) -> Iterator[dict[str, Any]]:
     """Convert ``units``, yielding each result row as soon as its unit finishes (any order)."""
@@ -200,11 +213,11 @@ def run_plan(plan: Plan, job: UnitJob = UnitJob(), options: RunOptions = RunOpti
     todo: list[PlannedUnit] = []
     with ManifestWriter(csv_path, jsonl_path) as manifest:
         for unit in plan.units:
-            if not options.overwrite and unit.is_complete():
-                row = _skipped_row(unit, previous.get(unit.id))
-            else:
+            existing = None if options.overwrite else unit.existing_output(unit_fingerprint(unit, job))
+            if existing is None:
                 todo.append(unit)
                 continue
+            row = _skipped_row(unit, previous.get(unit.id)) if existing == "done" else _existing_row(unit, existing)
             manifest.write(row)
             report.add(row)
         show = options.progress and console.is_terminal

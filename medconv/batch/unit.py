@@ -12,6 +12,8 @@ data. Failures are sorted here:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 import traceback
@@ -48,6 +50,20 @@ class UnitJob:
     preview_dir: Optional[str] = None
 
 
+def unit_fingerprint(unit: PlannedUnit, job: UnitJob) -> str:
+    """A short hash of what makes this unit's output: its files, reader, format and options.
+
+    Recorded in the sidecar (``meta["job"]``) so that a rerun can tell its own
+    finished output from one made of other files or with other options. Threads
+    and other settings that do not change the result are left out.
+    """
+    preprocessing = job.preprocessing
+    steps = preprocessing.describe() if hasattr(preprocessing, "describe") else repr(preprocessing)
+    facts = [sorted(os.path.abspath(p) for p in unit.source.paths), unit.source.reader,
+             unit.source.info.get("frame_group"), job.fmt, repr(job.read_options), steps]
+    return hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:16]
+
+
 def base_row(unit: PlannedUnit) -> dict[str, Any]:
     """The manifest fields known before the unit runs."""
     return {
@@ -71,6 +87,7 @@ def convert_unit(unit: PlannedUnit, job: UnitJob) -> dict[str, Any]:
         volume = readers.get(unit.source.reader).read(unit.source, job.read_options)
         if job.preprocessing is not None:
             volume = job.preprocessing(volume)
+        volume = volume.replace(meta={**volume.meta, "job": unit_fingerprint(unit, job)})
         writer, _ = writer_for_format(job.fmt)
         write_options = replace(job.write_options, sidecar=unit.sidecar is not None)
         writer.write(volume, unit.output, write_options)

@@ -1,0 +1,66 @@
+"""Outputs that already exist: resume only what this run would write; never hide or clobber anything else."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from batch_trees import write_nifti_tree
+from medconv.cli.main import main
+
+
+def rows(dest: Path) -> dict[str, dict]:
+    lines = (dest / "medconv-manifest.jsonl").read_text().splitlines()
+    return {row["unit_id"]: row for row in map(json.loads, lines)}
+
+
+def test_a_different_source_under_the_same_name_is_not_skipped(tmp_path):
+    for site, value in (("siteA", 1), ("siteB", 2)):
+        path = tmp_path / site / "imagesTr" / "case_001.nii.gz"
+        path.parent.mkdir(parents=True)
+        nib.save(nib.Nifti1Image(np.full((4, 4, 4), value, np.int16), np.eye(4)), path)
+    dest = tmp_path / "out"
+    assert main(["convert", str(tmp_path / "siteA"), str(dest), "--quiet", "--jobs", "1"]) == 0
+    assert main(["convert", str(tmp_path / "siteB"), str(dest), "--quiet", "--jobs", "1"]) == 1
+    (row,) = rows(dest).values()
+    assert row["status"] == "failed" and "made from other files" in row["reason"]
+    # siteA's output is intact, not overwritten by siteB
+    assert np.asarray(nib.load(dest / "imagesTr" / "case_001.nii.gz").dataobj).max() == 1
+
+
+def test_a_rerun_with_other_options_is_not_silently_skipped(tmp_path):
+    write_nifti_tree(tmp_path / "src", n_good=3, bad=False)
+    dest = tmp_path / "out"
+    assert main(["convert", str(tmp_path / "src"), str(dest), "--quiet", "--jobs", "1"]) == 0
+    assert main(["convert", str(tmp_path / "src"), str(dest), "--quiet", "--jobs", "1", "--orient", "LPS"]) == 1
+    assert {row["status"] for row in rows(dest).values()} == {"failed"}
+    assert all("other options" in row["reason"] for row in rows(dest).values())
+    assert main(["convert", str(tmp_path / "src"), str(dest), "--quiet", "--jobs", "1", "--orient", "LPS",
+                 "--overwrite"]) == 0
+    assert main(["convert", str(tmp_path / "src"), str(dest), "--quiet", "--jobs", "1", "--orient", "LPS"]) == 0
+    assert {row["status"] for row in rows(dest).values()} == {"skipped"}
+
+
+def test_a_sidecar_never_replaces_a_foreign_json_file(tmp_path):
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.int16), np.eye(4)), bids / "sub-01_T1w.nii.gz")
+    (bids / "sub-01_T1w.json").write_text('{"EchoTime": 0.003}')
+    before = hashlib.md5((bids / "sub-01_T1w.json").read_bytes()).hexdigest()
+    assert main(["convert", str(bids), str(bids), "--format", "npz", "--quiet"]) == 1
+    assert hashlib.md5((bids / "sub-01_T1w.json").read_bytes()).hexdigest() == before
+    assert not (bids / "sub-01_T1w.npz").exists()
+
+
+def test_earlier_outputs_inside_the_dataset_are_not_inputs(tmp_path):
+    write_nifti_tree(tmp_path / "data", n_good=2, bad=False)
+    first = tmp_path / "data" / "nii"
+    assert main(["convert", str(tmp_path / "data"), str(first), "--quiet", "--jobs", "1"]) == 0
+    second = tmp_path / "data" / "nii_lps"
+    assert main(["convert", str(tmp_path / "data"), str(second), "--quiet", "--jobs", "1", "--orient", "LPS"]) == 0
+    assert len(rows(second)) == 2
+    assert not (second / "nii").exists()
