@@ -21,10 +21,16 @@ Checks and tolerances (see docs/dicom.md):
   above :data:`SHEAR_TOLERANCE_PX` of a pixel is a tilt. In-plane jumps that are not
   a linear shear are refused (:class:`GeometryError`);
 * **uneven spacing**: the slice positions along ``n`` are compared with the
-  regular grid through the first and last slice; any deviation above
-  ``max(SPACING_ABS_TOLERANCE_MM, SPACING_REL_TOLERANCE * step)`` makes the stack
-  uneven. Steps that are near-integer multiples of the smallest step are reported
-  as missing slices (``gap``).
+  least-squares line through them (position against slice index); a residual above
+  ``max(SPACING_ABS_TOLERANCE_MM, SPACING_REL_TOLERANCE * step)`` plus the rounding
+  allowance below makes the stack uneven. The step of an even stack is the slope of
+  that line. Steps that are whole multiples of one base step are reported as missing
+  slices (``gap``).
+* **precision of the header**: many exporters write ImagePositionPatient with one
+  or two decimals. The rounding unit ``q`` is estimated from the values themselves
+  (:func:`position_quantum`), and every tolerance grows by the error that rounding
+  to ``q`` can cause (:data:`ROUNDING_ALLOWANCE`), so a regular stack written as
+  ``0.0, 0.6, 1.2, 1.9 ...`` (0.625 mm slices) is not called uneven or tilted.
 
 Policies ``ReadOptions.on_tilt`` / ``ReadOptions.on_uneven``: ``"resample"``
 regularises the stack in :func:`volume_from_stack`, ``"error"`` makes
@@ -66,6 +72,43 @@ SPACING_REL_TOLERANCE = 0.05
 MAX_GAP_RATIO = 10.0
 #: IOP row and column vectors must be orthogonal to this (|cos| of their angle).
 IOP_ORTHOGONALITY_TOLERANCE = 1e-3
+#: Decimal places tried by :func:`position_quantum` (0.1 mm ... 1e-6 mm).
+MAX_POSITION_DECIMALS = 6
+#: The coarsest rounding unit assumed (mm). Positions that are all whole millimetres
+#: usually had their trailing zeros stripped (``"30"`` for 30.000), not 1 mm precision.
+COARSEST_POSITION_QUANTUM = 0.1
+#: How many worst-case rounding errors of one position (``u = q/2`` times the L1 norm
+#: of the axis) each check tolerates on top of its own tolerance. A residual from a
+#: least-squares line is at most ``(1 + 1.67) u`` (the line's own error through its
+#: leverage); a step is at most ``2 u``; the total shear of a fit through the first
+#: slice at most ``3 u``; the scatter about it at most ``5 u``.
+ROUNDING_ALLOWANCE = {"residual": 3.0, "step": 2.0, "shear": 3.0, "scatter": 5.0}
+
+
+def position_quantum(positions: np.ndarray) -> float:
+    """The rounding unit (mm) the positions were written with, or 0 for full precision.
+
+    The largest ``10**-d`` (``d = 1 .. MAX_POSITION_DECIMALS``) of which every
+    coordinate is a whole multiple: ``0.1`` when the exporter wrote one decimal.
+    DS values reach medconv only as floats, so the printed digits are recovered
+    from the values; a stack has hundreds of coordinates, so one that needs more
+    digits reveals the true precision. Never coarser than
+    :data:`COARSEST_POSITION_QUANTUM`.
+    """
+    values = np.asarray(positions, dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0
+    for decimals in range(1, MAX_POSITION_DECIMALS + 1):
+        scaled = values * 10.0 ** decimals
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-3):
+            return min(10.0 ** -decimals, COARSEST_POSITION_QUANTUM)
+    return 0.0
+
+
+def _rounding_error(quantum: float, axis: np.ndarray) -> float:
+    """Worst error (mm) along a unit ``axis`` of a position whose coordinates are rounded to ``quantum``."""
+    return quantum / 2.0 * float(np.sum(np.abs(axis)))
 
 
 @dataclass
@@ -207,20 +250,25 @@ def plan_stack(
             "along the normal) and no temporal/echo index tells them apart", path,
             "the series holds several volumes or duplicated files; remove the duplicates or split the series")
 
+    # how far rounding of the written positions can move a position (mm): along the normal, the row, the column
+    quantum = position_quantum(positions)
+    noise_n = _rounding_error(quantum, normal)
+    noise_px = max(_rounding_error(quantum, row_dir) / ps_col, _rounding_error(quantum, col_dir) / ps_row)
+
     # in-plane displacement of each slice from the first, in pixels
     relative = sorted_positions - sorted_positions[0]
     inplane = relative - np.outer(distances, normal)
     offsets_px = np.column_stack([inplane @ row_dir / ps_col, inplane @ col_dir / ps_row])
     shear_px = (distances @ offsets_px) / float(distances @ distances)  # pixels per mm along n
     scatter = float(np.max(np.abs(offsets_px - np.outer(distances, shear_px))))
-    if scatter > SCATTER_TOLERANCE_PX:
+    if scatter > SCATTER_TOLERANCE_PX + ROUNDING_ALLOWANCE["scatter"] * noise_px:
         raise GeometryError(
             f"slice positions jump in-plane by up to {scatter:.2f} pixels: not one straight stack", path,
             "the series may mix acquisitions; check it in a viewer")
     total_shift_px = float(np.max(np.abs(shear_px * distances[-1])))
     shear_mm = np.hypot(shear_px[0] * ps_col, shear_px[1] * ps_row)
     tilt_degrees = math.degrees(math.atan(shear_mm))
-    tilted = total_shift_px > SHEAR_TOLERANCE_PX
+    tilted = total_shift_px > SHEAR_TOLERANCE_PX + ROUNDING_ALLOWANCE["shear"] * noise_px
     if tilted:
         flags.append("tilt")
         header = f" (GantryDetectorTilt {gantry_tilt:g} deg)" if gantry_tilt else " (GantryDetectorTilt not set)"
@@ -237,37 +285,40 @@ def plan_stack(
             warnings.append(f"GantryDetectorTilt is {gantry_tilt:g} deg but the slice positions are not sheared: "
                             "no tilt correction needed")
 
-    # spacing along the normal
-    regular_step = distances[-1] / (count - 1)
-    tolerance = max(SPACING_ABS_TOLERANCE_MM, SPACING_REL_TOLERANCE * regular_step)
-    deviation = float(np.max(np.abs(distances - regular_step * np.arange(count))))
+    # spacing along the normal: a least-squares line through the positions (slice index -> distance)
+    index = np.arange(count, dtype=np.float64)
+    fitted_step, intercept = (float(v) for v in np.polyfit(index, distances, 1))
+    tolerance = (max(SPACING_ABS_TOLERANCE_MM, SPACING_REL_TOLERANCE * fitted_step)
+                 + ROUNDING_ALLOWANCE["residual"] * noise_n)
+    deviation = float(np.max(np.abs(distances - (intercept + fitted_step * index))))
     uneven = deviation > tolerance
-    step = regular_step
+    step = fitted_step
     out_count = count
     if uneven:
-        min_step = float(steps.min())
-        multiples = steps / min_step
-        # missing slices: every step a whole multiple of the smallest, and most steps the smallest
-        is_gap = bool(np.all(np.abs(multiples - np.round(multiples)) < SPACING_REL_TOLERANCE * 2)
-                      and np.median(np.round(multiples)) == 1 and multiples.max() > 1.5)
-        if is_gap:
-            missing = int(np.round(multiples).sum() - len(steps))
+        step_noise = ROUNDING_ALLOWANCE["step"] * noise_n
+        base_step = _smallest_step(steps, step_noise)
+        grid = _missing_slice_grid(distances, steps, base_step, step_noise)
+        if grid is not None:
+            # missing slices: every step a whole multiple of one base step, most steps the base step
+            base_step, last_index = grid
+            missing = last_index + 1 - count
             flags.append("gap")
-            what = f"{missing} missing slice(s) (steps are multiples of {min_step:.3f} mm)"
+            what = f"{missing} missing slice(s) (steps are multiples of {base_step:.3f} mm)"
+            out_count = last_index + 1
         else:
             flags.append("uneven")
             what = f"uneven slice spacing ({steps.min():.3f} to {steps.max():.3f} mm)"
+            out_count = int(round(distances[-1] / base_step)) + 1
         if options.on_uneven == "error":
             raise GeometryError(f"{what}", path,
                                 "use on_uneven='resample' (--on-uneven resample) to interpolate onto a regular grid")
-        ratio = float(steps.max()) / min_step
+        ratio = float(steps.max()) / base_step
         if ratio > MAX_GAP_RATIO:  # e.g. 4 slices of a brain series 200 mm apart: refuse to invent the rest
             raise GeometryError(
                 f"{what}: one gap of {steps.max():.1f} mm is {ratio:.0f} times the smallest step; resampling "
                 f"would interpolate {int(round(ratio)) - 1} slices across it from its two neighbours",
                 path, "the series is incomplete, a partial download or a selection of slices: get the complete series")
-        out_count = int(round(distances[-1] / min_step)) + 1
-        step = distances[-1] / (out_count - 1)
+        step = distances[-1] / (out_count - 1)  # the first and last acquired slices lie on the grid
         warnings.append(f"{what}: resampled onto a regular {step:.3f} mm grid ({count} -> {out_count} slices, "
                         "linear interpolation between neighbouring slices)")
 
@@ -298,6 +349,31 @@ def plan_stack(
         tilt_degrees=tilt_degrees if tilted else 0.0,
         grow_px=grow,
     )
+
+
+def _smallest_step(steps: np.ndarray, step_noise: float) -> float:
+    """The smallest acquired step, not a rounding artefact: the mean of the steps within
+    rounding noise of the smallest (just the smallest when the positions are exact)."""
+    smallest = float(steps.min())
+    return float(np.mean(steps[steps <= smallest + 2.0 * step_noise]))
+
+
+def _missing_slice_grid(distances: np.ndarray, steps: np.ndarray, base_step: float,
+                        step_noise: float) -> tuple[float, int] | None:
+    """``(step, index of the last slice)`` when the slices sit on a regular grid with some
+    positions missing (every step a whole multiple of one step, most of them one step);
+    ``None`` otherwise. The step is the least-squares slope of distance against grid index."""
+    for _ in range(2):  # the second pass re-counts the multiples with the fitted step
+        multiples = np.round(steps / base_step)
+        if np.any(multiples < 1):
+            return None
+        grid_index = np.concatenate([[0.0], np.cumsum(multiples)])
+        base_step = float(np.polyfit(grid_index, distances, 1)[0])
+    off_grid = np.abs(steps - multiples * base_step)
+    if not (np.all(off_grid <= 2 * SPACING_REL_TOLERANCE * base_step + step_noise)
+            and np.median(multiples) == 1 and multiples.max() >= 2):
+        return None
+    return base_step, int(grid_index[-1])
 
 
 def volume_from_stack(
