@@ -39,7 +39,7 @@ class MedconvError(Exception):
         text = f"{self.path}: {self.message}" if self.path else self.message
         if self.hint:
             text = f"{text} ({self.hint})"
-        return text
+        return " ".join(text.split())  # one line, whatever a third-party message held
 
     def __reduce__(self):  # keep path and hint across process boundaries
         return (_rebuild, (type(self), self.message, self.path, self.hint))

@@ -64,3 +64,18 @@ def test_earlier_outputs_inside_the_dataset_are_not_inputs(tmp_path):
     assert main(["convert", str(tmp_path / "data"), str(second), "--quiet", "--jobs", "1", "--orient", "LPS"]) == 0
     assert len(rows(second)) == 2
     assert not (second / "nii").exists()
+
+
+def test_a_folder_name_that_is_not_utf8_is_converted_and_recorded(tmp_path):
+    import os
+
+    folder = os.path.join(os.fsencode(tmp_path / "src"), b"S\xe9rie")
+    os.makedirs(folder)
+    nib.save(nib.Nifti1Image(np.arange(27, dtype=np.int16).reshape(3, 3, 3), np.eye(4)),
+             os.fsdecode(os.path.join(folder, b"x.nii.gz")))
+    dest = tmp_path / "out"
+    assert main(["convert", str(tmp_path / "src"), str(dest), "--quiet", "--jobs", "1"]) == 0
+    (row,) = rows(dest).values()
+    assert row["status"] == "converted"
+    assert "S\\udce9rie" in (dest / "medconv-manifest.csv").read_text(encoding="utf-8")
+    assert main(["scan", str(tmp_path / "src"), "--csv", str(tmp_path / "scan.csv"), "--quiet"]) == 0

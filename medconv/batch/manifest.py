@@ -80,7 +80,7 @@ class ManifestWriter:
         self.csv_path, self.jsonl_path = csv_path, jsonl_path
         for path in (csv_path, jsonl_path):
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self._csv_handle = open(csv_path, "w", newline="", encoding="utf-8")
+        self._csv_handle = open(csv_path, "w", newline="", encoding="utf-8", errors="backslashreplace")
         self._jsonl_handle = open(jsonl_path, "w", encoding="utf-8")
         self._csv = csv.DictWriter(self._csv_handle, fieldnames=COLUMNS, extrasaction="ignore")
         self._csv.writeheader()

@@ -72,7 +72,7 @@ def write_scan_csv(rows: Iterable[dict[str, Any]], path: str) -> None:
     """The scan as CSV: the table's columns plus the source and every header fact as JSON."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with open(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS + ("source", "info"))
         writer.writeheader()
         writer.writerows(rows)
@@ -93,6 +93,7 @@ def scan(src: str, csv_path: str | None, reader_names: tuple[str, ...], quiet: b
     """
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     sources = discover_sources(src, reader_names or None)
     if not sources:
@@ -109,8 +110,8 @@ def scan(src: str, csv_path: str | None, reader_names: tuple[str, ...], quiet: b
         for column in shown:
             table.add_column(column, overflow="fold", no_wrap=column in ("unit", "size", "spacing"),
                              min_width=40 if column == "note" else None)
-        for row in rows:
-            table.add_row(*(row[column] for column in shown))
+        for row in rows:  # header values are text, never rich markup
+            table.add_row(*(Text(row[column]) for column in shown))
         console.print(table)
         flagged = sum(1 for row in rows if row["note"] or set(row["flags"].split(",")) - {"", "label"})
         console.print(f"{len(rows)} unit(s), {flagged} with geometry flags or notes" + (f"; CSV: {csv_path}" if csv_path else ""),
