@@ -38,7 +38,7 @@ import hashlib
 import os
 import re
 import string
-from typing import Any
+from typing import Any, Iterable
 
 from .errors import UsageError
 from .source import Source
@@ -108,11 +108,24 @@ def check_template(template: str) -> None:
     if not any(field for _, field, _, _ in parsed):
         raise UsageError(f"the --name template {template!r} has no {{field}}",
                          hint="every output would get the same name; use e.g. '{id}' or '{patient_id}/{series_uid}'")
-    for literal, field, spec, conversion in parsed:
+    for position, (literal, field, spec, conversion) in enumerate(parsed):
         if field and not re.fullmatch(r"\w+", field):
             raise UsageError(f"bad field {{{field}}} in the --name template", hint="fields are plain names such as {patient_id}")
-        if ".." in literal.split("/") or literal.startswith("/"):
+        if ".." in literal.split("/") or (position == 0 and literal.startswith("/")):
             raise UsageError(f"the --name template {template!r} may not contain '..' or start with '/'")
+
+
+def check_template_fields(template: str, sources: Iterable[Source]) -> None:
+    """Raise :class:`UsageError` for a template field that no unit has (a misspelt ``{patient_idd}``)."""
+    wanted = {field for _, field, _, _ in string.Formatter().parse(template) if field}
+    known: set[str] = set()
+    for source in sources:
+        known |= set(template_fields(source))
+        if wanted <= known:
+            return
+    unknown = ", ".join(sorted(wanted - known))
+    raise UsageError(f"the --name template uses {{{unknown}}}, which no unit has",
+                     hint="known fields: " + ", ".join(sorted(known)))
 
 
 def output_stem(source: Source, template: str | None = None) -> str:

@@ -79,3 +79,15 @@ def test_a_folder_name_that_is_not_utf8_is_converted_and_recorded(tmp_path):
     assert row["status"] == "converted"
     assert "S\\udce9rie" in (dest / "medconv-manifest.csv").read_text(encoding="utf-8")
     assert main(["scan", str(tmp_path / "src"), "--csv", str(tmp_path / "scan.csv"), "--quiet"]) == 0
+
+
+def test_name_templates_with_folders_work_and_misspelt_fields_are_refused(tmp_path, capsys):
+    write_nifti_tree(tmp_path / "src", n_good=2, bad=False)
+    dest = tmp_path / "out"
+    assert main(["convert", str(tmp_path / "src"), str(dest), "--quiet", "--name", "{parent}/{stem}_{ext}"]) == 0
+    assert sorted(p.name for p in dest.rglob("*.nii.gz")) == sorted(
+        f"{p.name.split('.')[0]}_nii.gz.nii.gz" for p in (tmp_path / "src").rglob("*.nii.gz"))
+    capsys.readouterr()
+    assert main(["convert", str(tmp_path / "src"), str(tmp_path / "o2"), "--name", "{parent}/{stemm}"]) == 2
+    assert "{stemm}" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "src"), str(tmp_path / "o3"), "--name", "/abs/{stem}"]) == 2

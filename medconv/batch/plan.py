@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from ..errors import NothingFoundError, OutputCollisionError, UsageError
-from ..layout import id_fragment, output_stem, uid_fragment
+from ..layout import check_template_fields, id_fragment, output_stem, uid_fragment
 from ..registry import writer_for_format
 from ..source import Source
 from .manifest import DEFAULT_NAME as MANIFEST_NAME
@@ -217,6 +217,8 @@ def make_plan(sources: Iterable[Source], dest: str | os.PathLike, *, fmt: str = 
     if not sources:
         raise NothingFoundError("no convertible image found", root or dest,
                                 "check the folder, or run 'medconv scan' on it to see what is there")
+    if template:
+        check_template_fields(template, sources)
     stems = {index: output_stem(source, template) for index, source in enumerate(sources)}
     notes: list[str] = []
     stems = _resolve_collisions(sources, stems, notes)
