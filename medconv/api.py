@@ -37,7 +37,7 @@ def read(source: str | os.PathLike | Source, reader: str | None = None, options:
                 if not found:
                     raise NothingFoundError("no convertible image found in this folder", path)
                 raise UsageError(f"this folder holds {len(found)} images, not one", path,
-                                 "convert the folder as a dataset, or name one file")
+                                 "give a destination folder to convert them all, or name one series folder or file")
             source = found[0]
         else:
             plugin = reader_for(path, reader)

@@ -208,3 +208,16 @@ def test_summary_without_a_terminal_is_plain_lines_and_rich_is_not_imported(tmp_
     assert "rich imported: False" in done.stdout
     assert re.search(r"^converted\s+2$", done.stderr, re.MULTILINE)
     assert "[" not in done.stderr  # no markup left over
+
+
+def test_a_series_folder_to_a_file_name_writes_that_file(tmp_path, capsys):
+    from conftest import corpus_path
+
+    series = sorted(p.parent for p in corpus_path("lidc").rglob("*.dcm"))[0]
+    assert medconv("convert", str(series), str(tmp_path / "ct.nii.gz")) == 0
+    assert (tmp_path / "ct.nii.gz").is_file()
+    assert nib.load(tmp_path / "ct.nii.gz").shape[:2] == (512, 512)
+    capsys.readouterr()
+    assert medconv("convert", str(corpus_path("lidc")), str(tmp_path / "all.nii.gz")) == 2
+    assert "holds 3 images" in capsys.readouterr().err
+    assert not (tmp_path / "all.nii.gz").exists()

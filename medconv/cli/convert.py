@@ -29,12 +29,13 @@ def convert(src: str, dst: str, reader_names: tuple[str, ...], **kwargs) -> int:
 
     \b
     SRC a file, DST a file:    convert that one image (format from DST's suffix).
+    SRC a folder, DST a file:  the folder must hold one image (e.g. one DICOM series).
     SRC a file, DST a folder:  write DST/<stem>.<format>.
     SRC a folder:              every unit any reader recognises (DICOM series,
                                MetaImage, NIfTI, TIFF ...), like tcia2nii/mhd2nii:
                                parallel, resumable, with a manifest.
     """
-    if os.path.isfile(src) and matching_suffix(dst, _output_suffixes()) and not os.path.isdir(dst):
+    if matching_suffix(dst, _output_suffixes()) and not os.path.isdir(dst):
         return _convert_one_file(src, dst, reader_names[0] if reader_names else None, kwargs)
     return run_dataset(src, dst, reader_names, kwargs)
 
