@@ -270,3 +270,12 @@ def test_every_compression_level_round_trips(tmp_path):
         path = tmp_path / f"level{level}.nii.gz"
         medconv.write(volume, path, options=WriteOptions(compression_level=level, sidecar=False))
         np.testing.assert_array_equal(np.asanyarray(nib.load(path).dataobj), data)
+
+
+def test_a_channel_axis_is_not_labelled_as_time(tmp_path):
+    rgb = Volume(np.zeros((4, 4, 1, 3), np.uint8), spacing=(1, 1, 1), meta={"axis4": "channel"})
+    medconv.write(rgb, tmp_path / "rgb.nii")
+    assert nib.load(tmp_path / "rgb.nii").header.get_xyzt_units() == ("mm", "unknown")
+    series = Volume(np.zeros((4, 4, 2, 3), np.int16), spacing=(1, 1, 1), meta={"axis4": "time"})
+    medconv.write(series, tmp_path / "t.nii")
+    assert nib.load(tmp_path / "t.nii").header.get_xyzt_units() == ("mm", "sec")

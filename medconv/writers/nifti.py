@@ -53,7 +53,8 @@ def nifti_header(volume: Volume, dtype: np.dtype):
     affine = volume.affine_ras
     header.set_sform(affine, code=1)
     header.set_qform(affine, code=1)
-    header.set_xyzt_units("mm", "sec")
+    axis4 = volume.meta.get("axis4") if len(shape) == 4 else None
+    header.set_xyzt_units("mm", "sec" if axis4 in (None, "time") else "unknown")  # channels and echoes are not time
     header["descrip"] = f"medconv {__version__}".encode()[:79]
     if volume.kind == "label":
         header.set_intent("label")
