@@ -91,3 +91,20 @@ def test_name_templates_with_folders_work_and_misspelt_fields_are_refused(tmp_pa
     assert main(["convert", str(tmp_path / "src"), str(tmp_path / "o2"), "--name", "{parent}/{stemm}"]) == 2
     assert "{stemm}" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "src"), str(tmp_path / "o3"), "--name", "/abs/{stem}"]) == 2
+
+
+def test_the_summary_names_units_converted_with_warnings():
+    import io
+
+    from medconv.batch.progress import PlainConsole
+    from medconv.batch.report import Report
+
+    report = Report(total=2)
+    report.add({"unit_id": "a", "status": "converted", "warnings": []})
+    report.add({"unit_id": "b", "status": "converted", "warnings": ["gantry tilt 15 deg: resampled", "other"]})
+    stream = io.StringIO()
+    report.render(PlainConsole(stream))
+    text = stream.getvalue()
+    assert "converted with warnings (1):" in text
+    assert "b: gantry tilt 15 deg: resampled (+1 more)" in text
+    assert report.as_dict()["converted_with_warnings"] == 1

@@ -34,11 +34,18 @@ class Report:
     started: float = field(default_factory=time.time)
     finished: float | None = None
     notes: list[str] = field(default_factory=list)
+    warned: list[str] = field(default_factory=list)
+    warned_count: int = 0
 
     def add(self, row: dict[str, Any]) -> None:
         """Count one manifest row."""
         status = row["status"]
         self.counts[status] += 1
+        if status == "converted" and row.get("warnings"):
+            self.warned_count += 1
+            if len(self.warned) < SHOWN_REASONS:
+                self.warned.append(f"{row['unit_id']}: {row['warnings'][0]}"
+                                   + (f" (+{len(row['warnings']) - 1} more)" if len(row["warnings"]) > 1 else ""))
         if row.get("error_type") == "internal":
             self.internal_errors += 1
         if status != "converted" and row.get("reason"):
@@ -69,6 +76,7 @@ class Report:
             "failed": self.counts["failed"],
             "excluded": self.counts["excluded"],
             "internal_errors": self.internal_errors,
+            "converted_with_warnings": self.warned_count,
             "interrupted": self.interrupted,
             "not_run": self.total - self.done,
             "exit_code": self.exit_code,
@@ -103,6 +111,12 @@ class Report:
         if self.counts["skipped"]:
             console.print(f"skipped {self.counts['skipped']} unit(s) whose output exists (resume; --overwrite redoes them)",
                           highlight=False)
+        if self.warned:  # converted, but something was decided on the way (resampled tilt, filled gap ...)
+            console.print(f"[bold]converted with warnings ({self.warned_count}):[/]")
+            for line in self.warned:
+                console.print(f"  {line}", markup=False, highlight=False)
+            if self.warned_count > len(self.warned):
+                console.print(f"  ... and {self.warned_count - len(self.warned)} more (see the manifest)")
         for status in ("failed", "excluded"):
             shown = self.reasons.get(status, [])
             if shown:
