@@ -1,7 +1,8 @@
 """DICOM correctness fixes found by an independent review, each checked against an independent reference.
 
 * header precision: ImagePositionPatient written with one or two decimals must not
-  make a regular stack look uneven or tilted (analytic phantom, dcm2niix's slice count).
+  make a regular stack look uneven or tilted (analytic phantom, dcm2niix's slice count);
+* a slice without ImagePositionPatient, or off the stack, is named, not described as a jump.
 """
 
 from __future__ import annotations
@@ -150,3 +151,43 @@ def test_real_defects_are_still_found_with_rounded_positions(case):
 ])
 def test_position_quantum_reads_the_printed_precision(values, quantum):
     assert position_quantum(np.array(values)) == pytest.approx(quantum)
+
+
+# -- a slice without ImagePositionPatient (W4) -------------------------------------------------------------
+def test_missing_position_is_named_with_its_file():
+    from medconv.errors import GeometryError
+
+    iop = (1, 0, 0, 0, 1, 0)
+    positions = oriented(iop, [0, 2, 4, 6, 8])
+    positions[2] = np.nan  # what a reader passes for a file without the tag
+    paths = [f"/data/s/{k}.dcm" for k in range(5)]
+    with pytest.raises(GeometryError, match=r"1 of 5 slice\(s\) have no ImagePositionPatient") as info:
+        plan_stack(positions, iop, (0.8, 0.6), path=paths[0], paths=paths)
+    assert info.value.path == "/data/s/2.dcm" and "/data/s/2.dcm" in str(info.value)
+
+
+def test_series_with_a_slice_missing_its_position_says_so(tmp_path):
+    import pydicom
+
+    from medconv.errors import GeometryError
+
+    iop = (1, 0, 0, 0, 1, 0)
+    series = write_series(tmp_path, oriented(iop, [0, 2, 4, 6, 8]), iop)
+    ds = pydicom.dcmread(series.paths[2])
+    del ds.ImagePositionPatient
+    ds.save_as(series.paths[2], enforce_file_format=True)
+    reader, (source,) = _read_all(tmp_path)
+    with pytest.raises(GeometryError, match="ImagePositionPatient") as info:
+        reader.read(source)
+    assert "jump in-plane by" not in str(info.value) or "missing" in str(info.value)
+
+
+def test_scattered_slice_is_named():
+    from medconv.errors import GeometryError
+
+    iop = (1, 0, 0, 0, 1, 0)
+    positions = oriented(iop, [0, 2, 4, 6, 8])
+    positions[3, 0] += 5.0  # one slice 5 mm off in-plane: not a straight stack
+    paths = [f"/data/s/{k}.dcm" for k in range(5)]
+    with pytest.raises(GeometryError, match=r"worst: /data/s/3\.dcm, ImagePositionPatient"):
+        plan_stack(positions[::-1], iop, (0.8, 0.6), path=paths[0], paths=paths[::-1])

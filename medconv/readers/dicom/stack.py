@@ -31,6 +31,8 @@ Checks and tolerances (see docs/dicom.md):
   (:func:`position_quantum`), and every tolerance grows by the error that rounding
   to ``q`` can cause (:data:`ROUNDING_ALLOWANCE`), so a regular stack written as
   ``0.0, 0.6, 1.2, 1.9 ...`` (0.625 mm slices) is not called uneven or tilted.
+* **missing positions**: a slice whose position is not finite (the caller passes
+  NaN for a file without ImagePositionPatient) is an error naming the file.
 
 Policies ``ReadOptions.on_tilt`` / ``ReadOptions.on_uneven``: ``"resample"``
 regularises the stack in :func:`volume_from_stack`, ``"error"`` makes
@@ -172,6 +174,7 @@ def plan_stack(
     rows: int | None = None,
     columns: int | None = None,
     slice_thickness: float | None = None,
+    paths: Sequence[str] | None = None,
 ) -> StackPlan:
     """Sort slices along the normal, measure the step and check the stack.
 
@@ -195,6 +198,8 @@ def plan_stack(
         grid from the array it gets).
     slice_thickness:
         Used as the slice step of a single-slice stack.
+    paths:
+        The file of each position (same order), to name a slice in an error.
 
     Returns
     -------
@@ -204,13 +209,21 @@ def plan_stack(
     Raises
     ------
     GeometryError
-        Bad IOP, duplicate positions, in-plane scatter, or a tilt / uneven spacing
-        when the matching policy is ``"error"``.
+        Bad IOP, a missing (NaN) position, duplicate positions, in-plane scatter,
+        or a tilt / uneven spacing when the matching policy is ``"error"``.
     """
     positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
     count = len(positions)
     if count == 0:
         raise GeometryError("a stack needs at least one slice", path)
+    missing = np.flatnonzero(~np.all(np.isfinite(positions), axis=1))
+    if len(missing):
+        culprit = paths[int(missing[0])] if paths is not None and len(paths) == count else path
+        raise GeometryError(
+            f"{len(missing)} of {count} slice(s) have no ImagePositionPatient (0020,0032)"
+            + (f", e.g. {culprit}" if culprit and culprit != path else "")
+            + ": the slice cannot be placed in the stack", culprit or path,
+            "the file is incomplete or corrupt: re-export or re-download the series, or remove that file")
     iop_arr = np.asarray(iop, dtype=np.float64).reshape(6)
     row_dir, col_dir = iop_arr[:3], iop_arr[3:]
     if not (np.all(np.isfinite(iop_arr)) and np.linalg.norm(row_dir) > 0.5 and np.linalg.norm(col_dir) > 0.5):
@@ -263,7 +276,8 @@ def plan_stack(
     scatter = float(np.max(np.abs(offsets_px - np.outer(distances, shear_px))))
     if scatter > SCATTER_TOLERANCE_PX + ROUNDING_ALLOWANCE["scatter"] * noise_px:
         raise GeometryError(
-            f"slice positions jump in-plane by up to {scatter:.2f} pixels: not one straight stack", path,
+            f"slice positions jump in-plane by up to {scatter:.2f} pixels: not one straight stack "
+            f"({_worst_slice(order, offsets_px, distances, positions, paths)})", path,
             "the series may mix acquisitions; check it in a viewer")
     total_shift_px = float(np.max(np.abs(shear_px * distances[-1])))
     shear_mm = np.hypot(shear_px[0] * ps_col, shear_px[1] * ps_row)
@@ -349,6 +363,34 @@ def plan_stack(
         tilt_degrees=tilt_degrees if tilted else 0.0,
         grow_px=grow,
     )
+
+
+def _worst_slice(order: np.ndarray, offsets_px: np.ndarray, distances: np.ndarray, positions: np.ndarray,
+                 paths: Sequence[str] | None) -> str:
+    """The slice whose removal leaves the straightest stack (leave-one-out line fits), for a message."""
+    count = len(distances)
+    if count <= 2 or count > 4000:
+        worst_sorted = count - 1
+    else:
+        x, y = distances, offsets_px  # (n,), (n, 2)
+        n = count - 1.0
+        sx, sxx = x.sum() - x, (x * x).sum() - x * x
+        sy, sxy = y.sum(axis=0) - y, (x[:, None] * y).sum(axis=0) - x[:, None] * y
+        denominator = np.where(np.abs(n * sxx - sx * sx) > 1e-12, n * sxx - sx * sx, 1.0)
+        slope = (n * sxy - sx[:, None] * sy) / denominator[:, None]
+        intercept = (sy - slope * sx[:, None]) / n
+        # residual[i, j, axis]: slice j about the line fitted without slice i
+        residual = np.abs(y[None, :, :] - (intercept[:, None, :] + slope[:, None, :] * x[None, :, None])).max(axis=2)
+        np.fill_diagonal(residual, 0.0)
+        worst_sorted = int(np.argmin(residual.max(axis=1)))
+    worst = int(order[worst_sorted])
+    position = positions[worst]
+    text = "(" + ", ".join(f"{v:g}" for v in position) + ")"
+    where = f"{paths[worst]}, " if paths is not None and len(paths) == len(positions) else "the slice at "
+    note = ""
+    if not np.any(position) and np.any(positions):
+        note = ": is its ImagePositionPatient missing? (a file without one reads as (0, 0, 0))"
+    return f"worst: {where}ImagePositionPatient {text}{note}"
 
 
 def _smallest_step(steps: np.ndarray, step_noise: float) -> float:
