@@ -2,7 +2,9 @@
 
 * header precision: ImagePositionPatient written with one or two decimals must not
   make a regular stack look uneven or tilted (analytic phantom, dcm2niix's slice count);
-* a slice without ImagePositionPatient, or off the stack, is named, not described as a jump.
+* a slice without ImagePositionPatient, or off the stack, is named, not described as a jump;
+* a truncated slice of an image series fails its series, naming the file (it was excluded as
+  "no pixel data" and the hole filled by interpolation).
 """
 
 from __future__ import annotations
@@ -191,3 +193,79 @@ def test_scattered_slice_is_named():
     paths = [f"/data/s/{k}.dcm" for k in range(5)]
     with pytest.raises(GeometryError, match=r"worst: /data/s/3\.dcm, ImagePositionPatient"):
         plan_stack(positions[::-1], iop, (0.8, 0.6), path=paths[0], paths=paths[::-1])
+
+
+# -- a broken slice fails its series (W3) ------------------------------------------------------------------
+def _cut_before(path, keyword: str, margin: int = 0) -> None:
+    """Truncate a file just before the element ``keyword`` (as a broken download would)."""
+    from pydicom.datadict import tag_for_keyword
+
+    tag = tag_for_keyword(keyword)
+    marker = (tag >> 16).to_bytes(2, "little") + (tag & 0xFFFF).to_bytes(2, "little")
+    data = open(path, "rb").read()
+    offset = data.index(marker, 132)
+    open(path, "wb").write(data[:offset - margin])
+
+
+@pytest.mark.parametrize("cut", [
+    pytest.param("Rows", id="cut-before-rows"),
+    pytest.param("PixelData", id="cut-before-pixel-data"),
+    pytest.param("SeriesInstanceUID", id="cut-before-series-uid"),
+])
+def test_truncated_slice_fails_its_series_naming_the_file(tmp_path, cut):
+    from medconv.errors import MedconvError
+    from medconv.readers.dicom.grouping import group_headers
+    from medconv.readers.dicom.headers import scan_files
+
+    iop = (1, 0, 0, 0, 1, 0)
+    series = write_series(tmp_path, oriented(iop, [0, 2, 4, 6, 8]), iop)
+    broken = str(series.paths[2])
+    _cut_before(broken, cut)
+    reader = DicomReader(jobs=1)
+    sources = list(reader.discover(str(tmp_path)))
+    # one unit, holding every file: the hole is not hidden by leaving the file out (and then filling the gap)
+    assert [s for s in sources if not s.info.get("excluded")] == sources
+    (source,) = sources
+    assert broken in source.paths and len(source.paths) == 5
+    if cut != "PixelData":  # a file cut just before its pixels has a complete header: the pixel stage finds out
+        assert "corrupt-slice" in source.info["flags"]
+        (group,) = group_headers(scan_files([str(p) for p in series.paths], jobs=1).headers)
+        assert group.unreadable.startswith("the series has a broken slice: " + broken)
+        assert "truncated or corrupt" in group.unreadable and "CT Image Storage" in group.unreadable
+    with pytest.raises(MedconvError) as info:
+        reader.read(source)
+    assert broken in str(info.value)
+
+
+def test_series_of_header_only_image_files_is_one_failing_unit(tmp_path):
+    from medconv.errors import MedconvError
+    from medconv.readers.dicom.grouping import group_headers
+    from medconv.readers.dicom.headers import scan_files
+
+    iop = (1, 0, 0, 0, 1, 0)
+    series = write_series(tmp_path, oriented(iop, [0, 2, 4]), iop)
+    for path in series.paths:
+        _cut_before(path, "Rows")
+    (group,) = group_headers(scan_files([str(p) for p in series.paths], jobs=1).headers)
+    assert group.excluded is None and len(group.headers) == 3
+    assert group.unreadable.startswith("none of the 3 files of the series holds an image, e.g. ")
+    reader = DicomReader(jobs=1)
+    (source,) = list(reader.discover(str(tmp_path)))
+    with pytest.raises(MedconvError):
+        reader.read(source)
+
+
+def test_broken_slice_of_another_series_number_does_not_join(tmp_path):
+    from medconv.readers.dicom.grouping import group_headers
+    from medconv.readers.dicom.headers import scan_files
+
+    iop = (1, 0, 0, 0, 1, 0)
+    good = write_series(tmp_path / "a", oriented(iop, [0, 2, 4]), iop, series_uid="2.25.77", series_number=2)
+    other = write_series(tmp_path / "a", oriented(iop, [6]), iop, series_uid="2.25.77", series_number=3, prefix="x",
+                         seed=5)
+    _cut_before(other.paths[0], "Rows")
+    groups = group_headers(scan_files([str(p) for p in good.paths + other.paths], jobs=1).headers)
+    by_number = {g.first.series_number: g for g in groups}
+    assert by_number[2].unreadable is None and len(by_number[2].headers) == 3
+    assert by_number[3].unreadable == (f"{other.paths[0]}: CT Image Storage file without Rows, Columns, "
+                                           "BitsAllocated: truncated or corrupt")

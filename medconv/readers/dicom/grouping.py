@@ -8,6 +8,12 @@ Rules (docs/dicom.md has the full table):
    excluded; a lone image is a 2D slice).
 2. Non-image objects (RTSTRUCT, SEG, SR, PR, KO, RT dose/plan, raw, documents, no
    pixel data) are set apart, one :class:`SeriesGroup` per series, ``excluded`` set.
+   A file of an *image* storage class (CT, MR, PET ... Image Storage) with a
+   SeriesInstanceUID but without Pixel Data or Rows/Columns is not a non-image: it
+   is a broken slice (truncated or corrupt). It joins the image stack of its series
+   (same SeriesNumber and orientation), whose ``unreadable`` then names it, so that
+   reading the series fails instead of filling the hole by interpolation; with no
+   such stack it is a unit of its own with ``unreadable`` set.
 3. Image files of one UID are split (``split`` records why) when SeriesNumber,
    orientation (|ΔIOP| > 1e-3), matrix size, samples per pixel or layout differ.
    Multi-frame files of one series, matrix, ImageType and SOP class are pooled into
@@ -29,6 +35,7 @@ Rules (docs/dicom.md has the full table):
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -63,6 +70,23 @@ NON_IMAGE_MODALITIES = {
     "DOC": "encapsulated document, not an image",
 }
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+#: Image storage SOP classes (the UID or a UID below it): their files must hold pixels.
+IMAGE_STORAGE_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.1": "CR/DX/MG/IO Image Storage",
+    "1.2.840.10008.5.1.4.1.1.2": "CT Image Storage",
+    "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame Image Storage",
+    "1.2.840.10008.5.1.4.1.1.4": "MR Image Storage",
+    "1.2.840.10008.5.1.4.1.1.6": "Ultrasound Image Storage",
+    "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture Image Storage",
+    "1.2.840.10008.5.1.4.1.1.12": "X-Ray Angiographic/Radiofluoroscopic Image Storage",
+    "1.2.840.10008.5.1.4.1.1.13": "X-Ray 3D / Breast Tomosynthesis Image Storage",
+    "1.2.840.10008.5.1.4.1.1.20": "NM Image Storage",
+    "1.2.840.10008.5.1.4.1.1.128": "PET Image Storage",
+    "1.2.840.10008.5.1.4.1.1.130": "Enhanced PET Image Storage",
+    "1.2.840.10008.5.1.4.1.1.77.1": "VL Image Storage",
+}
+#: Below an image storage UID but without pixel data by definition.
+NOT_IMAGE_STORAGE = {"1.2.840.10008.5.1.4.1.1.4.2": "MR Spectroscopy Storage"}
 IOP_TOLERANCE = 1e-3
 POSITION_BIN_MM = 0.01
 
@@ -83,10 +107,57 @@ class SeriesGroup:
     shape: tuple[int, ...] | None = None
     #: Multi-frame only: ``(column, row, slice)`` steps in mm when discovery parsed the frames.
     spacing: tuple[float, float, float] | None = None
+    #: ``"path: what is wrong"`` for each broken file in ``headers`` (see :func:`broken_image_reason`).
+    broken: list[str] = field(default_factory=list)
 
     @property
     def first(self) -> DicomHeader:
         return self.headers[0]
+
+    @property
+    def unreadable(self) -> str | None:
+        """Why reading this unit must fail (its broken files, named), or ``None`` when it is readable."""
+        if not self.broken:
+            return None
+        count, example = len(self.broken), self.broken[0]
+        if count == len(self.headers):
+            return example if count == 1 else f"none of the {count} files of the series holds an image, e.g. {example}"
+        return (f"the series has a broken slice: {example}" if count == 1
+                else f"the series has {count} broken slices, e.g. {example}")
+
+    def add_broken(self, header: DicomHeader, message: str) -> None:
+        """Add a broken file to this unit (last: the first header still names the series)."""
+        if not any(h is header for h in self.headers):
+            self.headers.append(header)
+        self.broken.append(message)
+        if "corrupt-slice" not in self.flags:
+            self.flags.append("corrupt-slice")
+
+
+def image_storage_class(sop_class_uid: str) -> str | None:
+    """The name of the image storage class of a SOP class UID, or ``None`` for any other class."""
+    if sop_class_uid in NOT_IMAGE_STORAGE:
+        return None
+    for uid, name in IMAGE_STORAGE_CLASSES.items():
+        if sop_class_uid == uid or sop_class_uid.startswith(uid + "."):
+            return name
+    return None
+
+
+def broken_image_reason(header: DicomHeader) -> str | None:
+    """Why a file of an image series is unusable (truncated or corrupt), or ``None``.
+
+    An image storage SOP class promises Pixel Data, Rows and Columns (type 1): a file
+    of such a class without them was cut off or damaged (or is a header-only fragment).
+    """
+    name = image_storage_class(header.sop_class_uid)
+    if name is None:
+        return None
+    if header.has_pixels and header.rows and header.columns:
+        return None
+    missing = [what for what, present in (("Rows", header.rows), ("Columns", header.columns),
+                                          ("BitsAllocated", header.bits_allocated)) if not present]
+    return f"{name} file without {', '.join(missing)}: truncated or corrupt"
 
 
 def non_image_reason(header: DicomHeader) -> str | None:
@@ -113,8 +184,12 @@ def layout_of(header: DicomHeader) -> str:
 def group_headers(headers: Iterable[DicomHeader]) -> list[SeriesGroup]:
     """Group, split and classify scanned headers into discovery units (see module doc)."""
     by_uid: dict[str, list[DicomHeader]] = defaultdict(list)
+    cut_early: list[DicomHeader] = []  # broken image files cut before their SeriesInstanceUID
     for header in headers:
-        by_uid[header.series_uid or f"no-series-uid:{header.path}"].append(header)
+        if not header.series_uid and broken_image_reason(header):
+            cut_early.append(header)
+        else:
+            by_uid[header.series_uid or f"no-series-uid:{header.path}"].append(header)
     groups: list[SeriesGroup] = []
     for uid, members in by_uid.items():
         copies = _split_same_instance(members)
@@ -123,26 +198,82 @@ def group_headers(headers: Iterable[DicomHeader]) -> list[SeriesGroup]:
                 if len(copies) > 1:
                     group.split.append(f"copy {copy_index} of the same SOPInstanceUIDs")
                 groups.append(group)
+    for header in cut_early:
+        stack = _stack_in_folder(header, groups)
+        if stack is None:  # a header-only fragment on its own (pydicom's test files): classified as usual
+            groups.extend(_group_one_uid([header]))
+        else:
+            stack.add_broken(header, f"{header.path}: {broken_image_reason(header)} (no SeriesInstanceUID left; "
+                                     "it lies in the series' folder)")
     return groups
+
+
+def _stack_in_folder(header: DicomHeader, groups: list[SeriesGroup]) -> SeriesGroup | None:
+    """The image stack a broken file without SeriesInstanceUID most likely belongs to: the largest
+    single-frame stack of 2+ slices in its folder, agreeing on every identifying value the file still has."""
+    folder = os.path.dirname(header.path)
+    candidates = []
+    for group in groups:
+        first = group.first
+        if group.excluded is not None or group.layout != "single" or len(group.headers) < 2:
+            continue
+        if os.path.dirname(first.path) != folder:
+            continue
+        if any(mine and mine != theirs for mine, theirs in (
+                (header.study_uid, first.study_uid), (header.modality, first.modality),
+                (header.sop_class_uid, first.sop_class_uid), (header.patient_id, first.patient_id),
+                (header.series_number, first.series_number))):
+            continue
+        candidates.append(group)
+    return max(candidates, key=lambda g: len(g.headers)) if candidates else None
 
 
 def _group_one_uid(members: list[DicomHeader]) -> list[SeriesGroup]:
     groups: list[SeriesGroup] = []
     non_image: dict[str, list[DicomHeader]] = defaultdict(list)
     images: list[DicomHeader] = []
+    broken: list[tuple[DicomHeader, str]] = []
     for header in members:
-        reason = non_image_reason(header)
-        if reason:
+        damage = broken_image_reason(header) if header.series_uid else None  # without: see group_headers
+        reason = None if damage else non_image_reason(header)
+        if damage:
+            broken.append((header, damage))
+        elif reason:
             non_image[reason].append(header)
         else:
             images.append(header)
     for reason, files in non_image.items():
         groups.append(SeriesGroup(files, excluded=reason, layout="object"))
+    stacks: list[SeriesGroup] = []
     if images:
         stacks = _split_series(images)
         _classify(stacks)
         groups.extend(stacks)
+    # a broken file joins the stack it belongs to; files with no stack to join form one unit per SeriesNumber
+    orphans: dict[int | None, SeriesGroup] = {}
+    for header, damage in broken:
+        stack = _stack_of_broken(header, stacks)
+        if stack is None:
+            stack = orphans.get(header.series_number)
+            if stack is None:
+                stack = orphans[header.series_number] = SeriesGroup([header])
+                groups.append(stack)
+        stack.add_broken(header, f"{header.path}: {damage}")
     return groups
+
+
+def _stack_of_broken(header: DicomHeader, stacks: list[SeriesGroup]) -> SeriesGroup | None:
+    """The image stack a broken slice belongs to, or ``None``.
+
+    The largest single-frame, not excluded stack of the same SeriesNumber (and
+    orientation, when the broken file still has one). Leaving the file out would make
+    a hole that the gap repair fills by interpolation: a wrong volume.
+    """
+    candidates = [s for s in stacks if s.excluded is None and s.layout == "single"
+                  and (header.series_number is None or s.first.series_number == header.series_number)
+                  and (header.iop is None or s.first.iop is None
+                       or float(np.max(np.abs(np.subtract(header.iop, s.first.iop)))) <= IOP_TOLERANCE)]
+    return max(candidates, key=lambda s: len(s.headers)) if candidates else None
 
 
 def _split_same_instance(members: list[DicomHeader]) -> list[list[DicomHeader]]:
