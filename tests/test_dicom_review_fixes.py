@@ -4,7 +4,9 @@
   make a regular stack look uneven or tilted (analytic phantom, dcm2niix's slice count);
 * a slice without ImagePositionPatient, or off the stack, is named, not described as a jump;
 * a truncated slice of an image series fails its series, naming the file (it was excluded as
-  "no pixel data" and the hole filled by interpolation).
+  "no pixel data" and the hole filled by interpolation);
+* echo units are named by their echo (``..._echo-1``), and mosaic / multi-frame sidecars carry
+  EchoNumbers and EchoTime.
 """
 
 from __future__ import annotations
@@ -269,3 +271,44 @@ def test_broken_slice_of_another_series_number_does_not_join(tmp_path):
     assert by_number[2].unreadable is None and len(by_number[2].headers) == 3
     assert by_number[3].unreadable == (f"{other.paths[0]}: CT Image Storage file without Rows, Columns, "
                                            "BitsAllocated: truncated or corrupt")
+
+
+# -- echo units have readable names (M8) -------------------------------------------------------------------
+def test_echo_units_are_named_by_echo_and_read_their_own_slices(tmp_path):
+    from medconv.layout import output_stem
+
+    iop = (1, 0, 0, 0, 1, 0)
+    positions = oriented(iop, [0, 2, 4])
+    for echo, echo_time in ((1, 4.5), (2, 9.0)):
+        write_series(tmp_path, positions, iop, series_uid="2.25.79", prefix=f"e{echo}_", seed=echo,
+                     description="T2 multi-echo", function=lambda p, e=echo: phantom(p) + 100 * e,
+                     extra={"EchoNumbers": echo, "EchoTime": echo_time})
+    reader, sources = _read_all(tmp_path)
+    assert len(sources) == 2
+    by_echo = {s.info["split"][0]: s for s in sources}
+    assert set(by_echo) == {"echo 1", "echo 2"}
+    for echo in (1, 2):
+        source = by_echo[f"echo {echo}"]
+        assert source.info["series_description"] == f"T2 multi-echo echo-{echo}"
+        assert output_stem(source).endswith(f"T2_multi-echo_echo-{echo}")
+        assert all(f"/e{echo}_" in path for path in source.paths)
+        volume = reader.read(source)
+        grid = np.stack(np.meshgrid(*[np.arange(n) for n in volume.shape], indexing="ij"), axis=-1).astype(float)
+        world = grid @ volume.affine_lps[:3, :3].T + volume.affine_lps[:3, 3]
+        assert np.abs(volume.array - (phantom(world) + 100 * echo)).max() <= 0.5 + 1e-6
+
+
+def test_mosaic_sidecar_carries_echo_number_and_time():
+    import json
+
+    import pydicom
+
+    from conftest import corpus_path
+
+    path = corpus_path("dcm_qa_ts", "In", "1.dcm")
+    reader = DicomReader(jobs=1)
+    (source,) = list(reader.discover(str(path)))
+    dicom = reader.read(source).meta["dicom"]
+    reference = json.loads(corpus_path("dcm_qa_ts", "Ref", "1.json").read_text())  # dcm2niix: seconds
+    assert dicom["EchoTime"] == pytest.approx(reference["EchoTime"] * 1000.0)
+    assert dicom["EchoNumbers"] == float(pydicom.dcmread(path, stop_before_pixels=True).EchoNumbers)

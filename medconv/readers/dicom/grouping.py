@@ -22,7 +22,9 @@ Rules (docs/dicom.md has the full table):
 4. Within a stack, slices at the same position are told apart by echo (split into
    one stack per echo), then by temporal position / trigger time / acquisition
    number: when every index value holds the same set of positions the stack becomes
-   4D (``axis4 = "time"``), otherwise it is split by that index. Duplicates that
+   4D (``axis4 = "time"``), otherwise it is split by that index. Each split stack gets
+   a label (``frame_group``: ``echo-1``, ``temporal-position-2``) that is appended to
+   its SeriesDescription, so that output names tell the echoes apart. Duplicates that
    nothing here tells apart are flagged ``duplicate``: the reader then tries the
    diffusion key (:mod:`.vendor4d`, layout ``dwi4d``); if that fails too they stay
    in the stack and make reading fail (never dropped).
@@ -101,7 +103,9 @@ class SeriesGroup:
     layout: str = "single"
     axis4: str | None = None
     flags: list[str] = field(default_factory=list)
-    #: Multi-frame only: the frame group this unit reads (``""``: the object's only group).
+    #: The label telling this unit apart from the other units of its series, appended to its
+    #: SeriesDescription for output names: a multi-frame frame group (``T1-FIELD_MAP-REAL``),
+    #: or an echo / temporal-index split of single-frame slices (``echo-1``). ``""``: none.
     frame_group: str = ""
     #: Multi-frame only: ``(columns, rows, slices[, volumes])`` when discovery parsed the frames.
     shape: tuple[int, ...] | None = None
@@ -348,6 +352,8 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
             stacks.append(SeriesGroup(bucket, split=reasons, layout="mosaic", axis4="time" if len(bucket) > 1 else None))
             continue
         for stack in _split_duplicates(bucket):
+            if stack.split:  # echo / index splits share SeriesNumber and description: a label tells them apart
+                stack.frame_group = " ".join(part.replace(" ", "-") for part in stack.split)
             stack.split = reasons + stack.split
             stacks.append(stack)
     return stacks

@@ -59,8 +59,8 @@ def meta_from_dataset(ds: Any, paths: Sequence[str], units: str | None, warnings
         meta["units"] = units
     dicom: dict[str, Any] = {}
     for keyword in ("SOPClassUID", "ProtocolName", "SequenceName", "MagneticFieldStrength", "RepetitionTime",
-                    "EchoTime", "FlipAngle", "SliceThickness", "SpacingBetweenSlices", "PatientPosition",
-                    "ImageType"):
+                    "EchoTime", "EchoNumbers", "FlipAngle", "SliceThickness", "SpacingBetweenSlices",
+                    "PatientPosition", "ImageType"):
         value = ds.get(keyword)
         if value in (None, ""):
             continue
