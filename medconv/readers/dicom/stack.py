@@ -369,8 +369,10 @@ def _worst_slice(order: np.ndarray, offsets_px: np.ndarray, distances: np.ndarra
                  paths: Sequence[str] | None) -> str:
     """The slice whose removal leaves the straightest stack (leave-one-out line fits), for a message."""
     count = len(distances)
-    if count <= 2 or count > 4000:
-        worst_sorted = count - 1
+    if count <= 2 or count > 1000:  # the leave-one-out residuals take count x count memory: one fit to all
+        design = np.column_stack([np.ones_like(distances), distances])
+        fitted = design @ np.linalg.lstsq(design, offsets_px, rcond=None)[0]
+        worst_sorted = int(np.argmax(np.max(np.abs(offsets_px - fitted), axis=1)))
     else:
         x, y = distances, offsets_px  # (n,), (n, 2)
         n = count - 1.0
