@@ -312,3 +312,31 @@ def test_mosaic_sidecar_carries_echo_number_and_time():
     reference = json.loads(corpus_path("dcm_qa_ts", "Ref", "1.json").read_text())  # dcm2niix: seconds
     assert dicom["EchoTime"] == pytest.approx(reference["EchoTime"] * 1000.0)
     assert dicom["EchoNumbers"] == float(pydicom.dcmread(path, stop_before_pixels=True).EchoNumbers)
+
+
+@pytest.mark.parametrize("case, labels", [
+    pytest.param("orientation", {"axial", "sagittal"}, id="orientation-split"),
+    pytest.param("matrix", {"matrix-10x12", "matrix-8x6"}, id="matrix-split"),
+    pytest.param("copies", {"copy-1", "copy-2"}, id="copies-of-the-same-instances"),
+])
+def test_units_that_names_could_not_tell_apart_get_a_readable_label(tmp_path, case, labels):
+    import shutil
+
+    from medconv.layout import output_stem
+
+    axial_iop, sagittal_iop = (1, 0, 0, 0, 1, 0), (0, 1, 0, 0, 0, -1)
+    first = write_series(tmp_path / "a", oriented(axial_iop, [0, 2, 4]), axial_iop, series_uid="2.25.80", seed=1)
+    if case == "orientation":
+        write_series(tmp_path / "b", oriented(sagittal_iop, [0, 2, 4]), sagittal_iop, series_uid="2.25.80", seed=2)
+    elif case == "matrix":
+        write_series(tmp_path / "b", oriented(axial_iop, [10, 12, 14]), axial_iop, series_uid="2.25.80", seed=2,
+                     rows=6, columns=8)
+    else:
+        shutil.copytree(first.folder, tmp_path / "b")
+    reader, sources = _read_all(tmp_path)
+    assert len(sources) == 2
+    assert {s.info["frame_group"] for s in sources} == labels
+    stems = {output_stem(s) for s in sources}
+    assert stems == {f"SYNTH-001/20000101_2_CT_synthetic_{label}" for label in labels}
+    for source in sources:  # each still reads to its own stack
+        assert reader.read(source).shape[2] == 3

@@ -209,7 +209,60 @@ def group_headers(headers: Iterable[DicomHeader]) -> list[SeriesGroup]:
         else:
             stack.add_broken(header, f"{header.path}: {broken_image_reason(header)} (no SeriesInstanceUID left; "
                                      "it lies in the series' folder)")
+    _label_name_clashes(groups)
     return groups
+
+
+def _plane(iop: tuple[float, ...] | None) -> str:
+    """``axial``, ``coronal``, ``sagittal`` or ``oblique`` from the slice normal (within about 10 degrees)."""
+    if not iop:
+        return "no-orientation"
+    normal = np.abs(np.cross(iop[:3], iop[3:]))
+    axis = int(np.argmax(normal))
+    return ("sagittal", "coronal", "axial")[axis] if normal[axis] > 0.985 else "oblique"
+
+
+def _label_name_clashes(groups: list[SeriesGroup]) -> None:
+    """Units of one series that output names could not tell apart get a label (``frame_group``).
+
+    Output names use PatientID, StudyDate, SeriesNumber, Modality and SeriesDescription.
+    Units that share all of these (an orientation or matrix split within one series
+    number, copies of the same instances) would otherwise be told apart only by a
+    hash fragment: they get a readable label from their split (``matrix-256x256``,
+    ``sagittal``, ``copy-2``), numbered if that is not enough. Multi-frame pools are
+    labelled later, per frame group, by the reader.
+    """
+    clashes: dict[tuple, list[SeriesGroup]] = defaultdict(list)
+    for group in groups:
+        if group.excluded is None and group.layout != "multiframe":
+            first = group.first
+            clashes[(first.patient_id, first.study_date, first.study_uid, first.series_number, first.modality,
+                     first.series_description, group.frame_group)].append(group)
+    for members in clashes.values():
+        if len(members) < 2:
+            continue
+        labels = [_split_label(group) for group in members]
+        if len(set(labels)) < len(labels):
+            labels = [f"{label}-{index}" if label else f"part-{index}" for index, label in enumerate(labels, start=1)]
+        for group, label in zip(members, labels):
+            group.frame_group = " ".join(part for part in (group.frame_group, label) if part)
+
+
+def _split_label(group: SeriesGroup) -> str:
+    """A short readable label from a unit's split reasons (SeriesNumber and echo/index splits left out)."""
+    parts = []
+    for reason in group.split:
+        if reason.startswith("copy "):
+            parts.append("copy-" + reason.split()[1])
+        elif reason == "orientation":
+            parts.append(_plane(group.first.iop))
+        elif reason.startswith("matrix "):
+            parts.append("matrix-" + reason.split()[1])
+        elif reason.endswith(" samples/pixel"):
+            parts.append(reason.split()[0] + "-samples")
+        elif reason in ("mosaic", "single"):
+            parts.append(reason)
+    return "-".join(parts)
 
 
 def _stack_in_folder(header: DicomHeader, groups: list[SeriesGroup]) -> SeriesGroup | None:
