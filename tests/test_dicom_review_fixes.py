@@ -340,3 +340,20 @@ def test_units_that_names_could_not_tell_apart_get_a_readable_label(tmp_path, ca
     assert stems == {f"SYNTH-001/20000101_2_CT_synthetic_{label}" for label in labels}
     for source in sources:  # each still reads to its own stack
         assert reader.read(source).shape[2] == 3
+
+
+def test_truncated_slice_of_a_multi_echo_series_joins_its_own_echo(tmp_path):
+    from medconv.readers.dicom.grouping import group_headers
+    from medconv.readers.dicom.headers import scan_files
+
+    iop = (1, 0, 0, 0, 1, 0)
+    paths = []
+    for echo in (1, 2):
+        series = write_series(tmp_path, oriented(iop, [0, 2, 4, 6]), iop, series_uid="2.25.81", prefix=f"e{echo}_",
+                              seed=echo, extra={"EchoNumbers": echo})
+        paths += [str(p) for p in series.paths]
+    broken = str(tmp_path / "e2_0002.dcm")
+    _cut_before(broken, "Rows")  # EchoNumbers (0018,0086) comes before Rows (0028,0010): the echo is known
+    groups = {g.frame_group: g for g in group_headers(scan_files(paths, jobs=1).headers)}
+    assert groups["echo-1"].unreadable is None and len(groups["echo-1"].headers) == 4
+    assert groups["echo-2"].unreadable.startswith("the series has a broken slice: " + broken)

@@ -323,13 +323,21 @@ def _stack_of_broken(header: DicomHeader, stacks: list[SeriesGroup]) -> SeriesGr
     """The image stack a broken slice belongs to, or ``None``.
 
     The largest single-frame, not excluded stack of the same SeriesNumber (and
-    orientation, when the broken file still has one). Leaving the file out would make
-    a hole that the gap repair fills by interpolation: a wrong volume.
+    orientation, echo and time index, when the broken file still has them). Leaving
+    the file out would make a hole that the gap repair fills by interpolation: a
+    wrong volume.
     """
     candidates = [s for s in stacks if s.excluded is None and s.layout == "single"
                   and (header.series_number is None or s.first.series_number == header.series_number)
                   and (header.iop is None or s.first.iop is None
                        or float(np.max(np.abs(np.subtract(header.iop, s.first.iop)))) <= IOP_TOLERANCE)]
+    # within a split series: the stack holding the broken file's echo / time index, when its header still says
+    for attribute, _ in _ECHO_FIELDS + _TIME_FIELDS:
+        value = getattr(header, attribute)
+        matching = [s for s in candidates
+                    if value is not None and any(getattr(h, attribute) == value for h in s.headers)]
+        if matching:
+            candidates = matching
     return max(candidates, key=lambda s: len(s.headers)) if candidates else None
 
 
