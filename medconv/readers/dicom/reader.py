@@ -346,7 +346,9 @@ def _source_for(group: SeriesGroup, base: str, used: set[str]) -> Source:
     if group.excluded and group.layout == "object":
         ident += "_" + _slug(first.modality or "object")
     ident = _unique(ident, used)
-    folders = sorted({_relative_folder(h.path, base) for h in group.headers})
+    # one relpath per folder, not per file (30,000 files: 0.2 s)
+    folders = sorted({_relative_folder(os.path.join(folder, ""), base)
+                      for folder in {os.path.dirname(h.path) for h in group.headers}})
     info: dict = {
         "patient_id": first.patient_id, "study_date": first.study_date, "study_uid": first.study_uid,
         "series_uid": first.series_uid, "series_number": first.series_number, "modality": first.modality,
