@@ -24,7 +24,7 @@ from tests.conftest import corpus_path
 
 CORPORA = ["lidc", "dcm_qa_ts", "dcm_qa_12bit", "dcm_qa_ct", "dcm_qa_frag", "dcm_qa_enh", "pydicom_test_files",
            "nibabel_data"]
-PIXEL_FIELDS = ("pixel_offset", "pixel_length", "pixel_vr")
+PIXEL_FIELDS = ("pixel_offset", "pixel_length", "pixel_vr", "file_stamp")
 
 
 def _dicom_files(root) -> list[str]:
@@ -282,3 +282,40 @@ def test_field_tags_match_pydicoms_dictionary():
     assert {keyword for keyword, _, _ in H.FIELDS} == set(H.FIELD_TAGS)
     for keyword, tag in H.FIELD_TAGS.items():
         assert tag_for_keyword(keyword) == tag, keyword
+
+
+def test_read_after_discover_parses_no_header_again_unless_a_file_changed(tmp_path, monkeypatch):
+    """Discovery's headers serve read() in the same process; a file rewritten since is parsed again."""
+    import pydicom
+
+    from medconv.readers.dicom import reader as reader_module
+    from medconv.readers.dicom.reader import DicomReader
+    from tests.dicom_synth import axial, write_series
+
+    iop, positions = axial(5)
+    series = write_series(tmp_path / "s", positions, iop)
+    reader = DicomReader(jobs=1)
+    (source,) = list(reader.discover(str(tmp_path / "s")))
+    parsed: list[str] = []
+    real = H.read_header
+
+    def counting(path):
+        parsed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(H, "read_header", counting)  # what reuse_or_read falls back to
+    monkeypatch.setattr(reader_module, "read_header", counting)
+    first = reader.read(source)
+    assert parsed == []
+    # rewrite one slice with other stored values; its size stays, its mtime moves
+    changed = str(series.paths[2])
+    ds = pydicom.dcmread(changed)
+    ds.PixelData = (ds.pixel_array + 7).astype(ds.pixel_array.dtype).tobytes()
+    stamp = os.stat(changed)
+    ds.save_as(changed)
+    os.utime(changed, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1_000_000))
+    second = reader.read(source)
+    assert parsed == [changed]
+    k = second.meta["source_files"].index(changed)
+    np.testing.assert_array_equal(second.array[:, :, k].T, _pydicom_values(changed))
+    np.testing.assert_array_equal(second.array[:, :, k], first.array[:, :, k] + 7)

@@ -99,6 +99,8 @@ class DicomHeader:
     pixel_length: int = 0
     #: VR of the Pixel Data element as written ("" in implicit VR).
     pixel_vr: str = ""
+    #: ``(size, mtime_ns)`` of the file when the raw parser read it (``None``: parsed by pydicom).
+    file_stamp: tuple[int, int] | None = None
 
     @property
     def is_enhanced(self) -> bool:
@@ -254,6 +256,7 @@ def _header_from_raw(path: str, raw: RawHeader) -> DicomHeader:
     mosaic = raw.values.get(MOSAIC_IMAGES_TAG)
     header = _header_from_values(path, values, raw.transfer_syntax, raw.media_sop_class,
                                  _raw_mosaic_value(*mosaic) if mosaic is not None else None)
+    header.file_stamp = raw.stamp
     if raw.pixel_tag == PIXEL_DATA:
         header.pixel_offset, header.pixel_length = raw.pixel_offset, raw.pixel_length
         header.pixel_vr = raw.pixel_vr.decode("ascii", "replace")
@@ -272,6 +275,22 @@ def _raw_mosaic_value(vr: bytes, value: bytes):
         except ValueError:
             return None
     return value
+
+
+def reuse_or_read(path: str, known: DicomHeader | None) -> DicomHeader:
+    """``known`` (a header from an earlier scan of ``path``) if the file is unchanged since, else a new parse.
+
+    Unchanged means the same size and modification time as when the raw parser
+    read it; headers parsed by pydicom carry no stamp and are parsed again.
+    """
+    if known is not None and known.file_stamp is not None:
+        try:
+            status = os.stat(path)
+        except OSError:
+            return read_header(path)  # raises as a parse would
+        if (status.st_size, status.st_mtime_ns) == known.file_stamp:
+            return known
+    return read_header(path)
 
 
 def read_header_pydicom(path: str) -> DicomHeader:

@@ -71,6 +71,8 @@ class RawHeader:
     pixel_offset: int = -1
     pixel_length: int = 0
     pixel_vr: bytes = b""
+    #: ``(size, mtime_ns)`` of the file when parsed (tells a later reader whether it changed since).
+    stamp: tuple[int, int] = (0, 0)
 
     @property
     def explicit(self) -> bool:
@@ -112,7 +114,9 @@ class _Parser:
         self.wanted = wanted
         self.data = b""
         self.base = 0  # file offset of data[0]
-        self.size = os.fstat(fp.fileno()).st_size
+        status = os.fstat(fp.fileno())
+        self.size = status.st_size
+        self.stamp = (status.st_size, status.st_mtime_ns)
 
     def fill(self, pos: int, count: int) -> int:
         """Make file bytes ``[pos, pos + count)`` available; their index in :attr:`data`."""
@@ -173,7 +177,7 @@ class _Parser:
         syntax = meta.get(_TRANSFER_SYNTAX, b"").decode("ascii").strip("\x00 ")
         if not syntax or syntax in PYDICOM_ONLY_SYNTAXES:
             raise _Unsupported(f"transfer syntax {syntax!r}")
-        header = RawHeader(syntax, meta.get(_MEDIA_SOP_CLASS, b"").decode("ascii").strip("\x00 "))
+        header = RawHeader(syntax, meta.get(_MEDIA_SOP_CLASS, b"").decode("ascii").strip("\x00 "), stamp=self.stamp)
         explicit = header.explicit
         i = self.fill(pos, 8)
         vr_like = self.data[i + 4:i + 6]

@@ -24,12 +24,14 @@ from ...options import ReadOptions
 from ...source import Source
 from ...volume import Volume
 from .grouping import SeriesGroup, group_headers
-from .headers import DicomHeader, looks_like_dicom, read_header, scan_files
+from .headers import DicomHeader, looks_like_dicom, read_header, reuse_or_read, scan_files
 from .stack import StackPlan, plan_stack, volume_from_stack
 
 log = logging.getLogger(__name__)
 
 DICOM_SUFFIXES = (".dcm", ".dcm.gz", ".ima")
+#: A discovery keeps its headers for :meth:`DicomReader.read` up to this many files (~1.5 KB each).
+KEEP_HEADERS = 20000
 
 
 class DicomReader:
@@ -43,6 +45,9 @@ class DicomReader:
         self.jobs = jobs
         #: ``(path, reason)`` of the files the last :meth:`discover` skipped as not DICOM.
         self.skipped: list[tuple[str, str]] = []
+        #: The headers of the last :meth:`discover` (at most :data:`KEEP_HEADERS` of them), by path:
+        #: :meth:`read` in the same process uses them instead of parsing the files again.
+        self._known: dict[str, DicomHeader] = {}
 
     def sniff(self, path: str) -> bool:
         """``DICM`` at byte 128, a preamble-less DICOM start, or ``.dcm.gz``; never raises."""
@@ -62,6 +67,7 @@ class DicomReader:
         paths = list(_walk(root))
         result = scan_files(paths, jobs=self.jobs)
         self.skipped = result.skipped
+        self._known = {h.path: h for h in result.headers} if len(result.headers) <= KEEP_HEADERS else {}
         if result.skipped:
             reasons = Counter(reason for _, reason in result.skipped)
             log.info("%s: skipped %d non-DICOM file(s): %s", root, len(result.skipped),
@@ -101,8 +107,11 @@ class DicomReader:
                                   "to convert 2D images as one-slice volumes, pass --include-2d "
                                   "(ReadOptions(include_2d=True))" if info.get("is_2d") else None)
         layout = info.get("layout")
+        known = self._known
         if layout is None:  # a Source not made by discover: group its files now
-            found = group_headers(_read_headers(source.paths))
+            parsed = _read_headers(source.paths)
+            known = {h.path: h for h in parsed}
+            found = group_headers(parsed)
             groups = [g for g in found if g.excluded is None or (options.include_2d and "2d" in g.flags)]
             if not groups and len(found) == 1:
                 raise NotAVolumeError(f"not converted: {found[0].excluded}", source.path)
@@ -120,7 +129,7 @@ class DicomReader:
             return _delegate("multiframe", "read_multiframe", source, options)
         if layout == "dwi4d":
             return _delegate("vendor4d", "read_vendor_4d", source, options)
-        return read_single_frame_series(source.paths, options, axis4=axis4)
+        return read_single_frame_series(source.paths, options, axis4=axis4, known=known)
 
 
 def _delegate(module: str, function: str, source: Source, options: ReadOptions) -> Volume:
@@ -133,26 +142,29 @@ def _delegate(module: str, function: str, source: Source, options: ReadOptions) 
     return reader(source, options)
 
 
-def _read_headers(paths) -> list[DicomHeader]:
+def _read_headers(paths, known: dict[str, DicomHeader] | None = None) -> list[DicomHeader]:
     headers = []
     for path in paths:
         try:
-            headers.append(read_header(path))
+            headers.append(reuse_or_read(path, known.get(path)) if known else read_header(path))
         except Exception as exc:
             raise UnreadableFileError(f"cannot parse the DICOM header ({type(exc).__name__}: {exc})", path,
                                       "the file is truncated or corrupt; remove it or re-download the series") from exc
     return headers
 
 
-def read_single_frame_series(paths, options: ReadOptions = ReadOptions(), axis4: str | None = None) -> Volume:
+def read_single_frame_series(paths, options: ReadOptions = ReadOptions(), axis4: str | None = None,
+                             known: dict[str, DicomHeader] | None = None) -> Volume:
     """Read a stack of single-frame files (one 3D volume, or 4D when ``axis4`` is set).
 
     Geometry comes from :func:`.stack.plan_stack`, pixels from
-    :func:`.pixels.read_pixel_stack`, in slice order.
+    :func:`.pixels.read_pixel_stack`, in slice order. ``known`` headers (from a
+    discovery in this process) are used for the files unchanged since; the
+    others are parsed.
     """
     from .pixels import read_pixel_stack
 
-    headers = _read_headers(paths)
+    headers = _read_headers(paths, known)
     first = headers[0]
     warnings: list[str] = []
     iop, ps = first.iop, first.pixel_spacing
