@@ -118,6 +118,8 @@ class DicomReader:
             if len(groups) != 1:
                 raise UnsupportedFormatError(f"the files form {len(groups)} image stacks, not one", source.path,
                                              "discover the folder to get one source per series")
+            if groups[0].unreadable:
+                raise UnreadableFileError(groups[0].unreadable, source.path, "the file is truncated or corrupt")
             if "duplicate" in groups[0].flags and groups[0].layout == "single":
                 _detect_diffusion_4d(groups[0])
             layout, axis4 = groups[0].layout, groups[0].axis4
@@ -189,15 +191,16 @@ def read_single_frame_series(paths, options: ReadOptions = ReadOptions(), axis4:
         headers = [headers[i] for i in order_t]
     else:
         per_volume = len(headers)
-    positions = np.array([h.ipp or (0.0, 0.0, 0.0) for h in headers[:per_volume]], dtype=np.float64)
+    positions = _positions(headers[:per_volume])
     plan = plan_stack(positions, iop, ps, options, first.gantry_tilt, first.path, rows=first.rows,
-                      columns=first.columns, slice_thickness=first.slice_thickness)
+                      columns=first.columns, slice_thickness=first.slice_thickness,
+                      paths=[h.path for h in headers[:per_volume]])
     in_order: list[DicomHeader] = []
     for t in range(volumes):
         block = headers[t * per_volume:(t + 1) * per_volume]
         if t:
             _check_same_positions(block, plan, first.path)
-            block_positions = np.array([h.ipp for h in block])
+            block_positions = _positions(block)
             block_order = np.argsort(block_positions @ plan.direction[:, 2], kind="stable")
         else:
             block_order = plan.order
@@ -235,11 +238,16 @@ def _time_order(headers: list[DicomHeader]) -> list[int]:
     return sorted(range(len(headers)), key=lambda i: _time_key(headers[i]))
 
 
+def _positions(headers: list[DicomHeader]) -> np.ndarray:
+    """``(n, 3)`` ImagePositionPatient of each header; NaN where the tag is missing (plan_stack names those files)."""
+    return np.array([h.ipp if h.ipp is not None else (np.nan, np.nan, np.nan) for h in headers], dtype=np.float64)
+
+
 def _check_same_positions(block: list[DicomHeader], plan: StackPlan, path: str) -> None:
-    positions = np.array([h.ipp for h in block], dtype=np.float64)
+    positions = _positions(block)
     ours = np.sort(positions @ plan.direction[:, 2])
     reference = np.sort(plan.positions @ plan.direction[:, 2])
-    if ours.shape != reference.shape or np.max(np.abs(ours - reference)) > 0.01:
+    if ours.shape != reference.shape or not np.all(np.abs(ours - reference) <= 0.01):  # NaN (no IPP) fails too
         raise GeometryError("the time points of this 4D series do not share slice positions", path)
 
 
@@ -271,6 +279,8 @@ def series_meta(first: DicomHeader, paths: list[str], units: str | None, warning
         "protocol_name": first.protocol_name,
         "image_type": list(first.image_type),
         "gantry_detector_tilt": first.gantry_tilt,
+        "echo_number": first.echo_number,
+        "echo_time": first.echo_time,
         "transfer_syntax_uid": first.transfer_syntax,
         "source_file_count": len(paths),
     }
@@ -380,6 +390,8 @@ def _source_for(group: SeriesGroup, base: str, used: set[str]) -> Source:
         info["excluded"] = group.excluded
         if "2d" in group.flags:
             info["is_2d"] = True
+    if group.unreadable:
+        info["unreadable"] = group.unreadable
     if first.rows and first.columns:
         _geometry_info(group, info)
     return Source(ident, "dicom", tuple(h.path for h in group.headers), base, info)
@@ -406,17 +418,19 @@ def _geometry_info(group: SeriesGroup, info: dict) -> None:
         normal = np.cross(first.iop[:3], first.iop[3:])
         by_position = {}
         for header in headers:
-            by_position.setdefault(round(float(np.dot(header.ipp or (0, 0, 0), normal) / 0.01)), header)
+            if header.ipp is not None:
+                by_position.setdefault(round(float(np.dot(header.ipp, normal) / 0.01)), header)
         headers = list(by_position.values())
     elif group.axis4:
         keys = {}
         for header in headers:
             keys.setdefault(_time_key(header), []).append(header)
         headers = next(iter(keys.values()))
-    positions = np.array([h.ipp or (0, 0, 0) for h in headers], dtype=np.float64)
+    positions = _positions(headers)
     try:
         plan = plan_stack(positions, first.iop, first.pixel_spacing, ReadOptions(), first.gantry_tilt, first.path,
-                          rows=first.rows, columns=first.columns, slice_thickness=first.slice_thickness)
+                          rows=first.rows, columns=first.columns, slice_thickness=first.slice_thickness,
+                          paths=[h.path for h in headers])
     except GeometryError as exc:
         info["flags"].append("geometry-error")
         info["geometry_error"] = exc.message
