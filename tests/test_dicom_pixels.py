@@ -285,3 +285,26 @@ def test_image_without_pixel_data_element_says_so(tmp_path):
     ds.save_as(path, enforce_file_format=True)
     with pytest.raises(UnreadableFileError, match="no Pixel Data element"):
         read_pixel_stack([path])
+
+
+def test_monochrome1_display_window_follows_the_inversion(tmp_path):
+    """The header window applies before the MONOCHROME1 inversion (PS3.3 C.11.2.1.2): it must move with it."""
+    import pydicom
+
+    import medconv
+    from medconv.transforms import window
+
+    stored = np.arange(2070, 2154, dtype=np.uint16).reshape(12, 7)  # 12-bit data around the window
+    path = write_slice(tmp_path / "cr.dcm", stored, bits_stored=12, photometric="MONOCHROME1", modality="CR")
+    dataset = pydicom.dcmread(path)
+    dataset.WindowCenter, dataset.WindowWidth = 2110, 100
+    dataset.ImagePositionPatient, dataset.ImageOrientationPatient = [0, 0, 0], [1, 0, 0, 0, 1, 0]
+    dataset.PixelSpacing = [0.5, 0.5]
+    dataset.save_as(path)
+    volume = medconv.read(path)
+    assert volume.meta["window"] == [4095 - 2110, 100]
+    shown = window(volume, preset="dicom", scale="unit").array
+    # the same pixels are inside the window as before the inversion, and their order is reversed
+    inside = (stored >= 2060) & (stored <= 2160)
+    assert np.all((shown[..., 0].T > 0)[inside & (stored > 2060)])
+    assert np.all(np.diff(shown[..., 0].T.reshape(-1)) <= 0)

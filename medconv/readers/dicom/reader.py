@@ -251,6 +251,25 @@ def _check_same_positions(block: list[DicomHeader], plan: StackPlan, path: str) 
         raise GeometryError("the time points of this 4D series do not share slice positions", path)
 
 
+def _display_window(first: DicomHeader) -> list[float]:
+    """The header's WindowCenter/Width in the values medconv writes.
+
+    The window applies to rescaled values before the MONOCHROME1 inversion
+    (PS3.3 C.11.2.1.2); medconv inverts stored values ``v -> low + high - v``, so
+    the centre moves to ``slope * (low + high) + 2 * intercept - centre``.
+    """
+    centre, width = (float(v) for v in first.window[:2])
+    if first.photometric == "MONOCHROME1" and first.bits_stored:
+        if first.pixel_representation:
+            low, high = -(1 << (first.bits_stored - 1)), (1 << (first.bits_stored - 1)) - 1
+        else:
+            low, high = 0, (1 << first.bits_stored) - 1
+        slope = first.slope if first.slope is not None else 1.0
+        intercept = first.intercept if first.intercept is not None else 0.0
+        centre = slope * (low + high) + 2 * intercept - centre
+    return [centre, width]
+
+
 def series_meta(first: DicomHeader, paths: list[str], units: str | None, warnings: list[str]) -> dict:
     """Volume meta (:data:`medconv.volume.META_KEYS`) of a series from its first header."""
     meta: dict = {"source_format": "dicom", "source_files": list(paths), "warnings": list(warnings)}
@@ -261,7 +280,7 @@ def series_meta(first: DicomHeader, paths: list[str], units: str | None, warning
         if value not in (None, ""):
             meta[key] = value
     if first.window:
-        meta["window"] = list(first.window)
+        meta["window"] = _display_window(first)
     dicom = {
         "sop_class_uid": first.sop_class_uid,
         "study_instance_uid": first.study_uid,
