@@ -202,14 +202,6 @@ def run_plan(plan: Plan, job: UnitJob = UnitJob(), options: RunOptions = RunOpti
         report.notes.append(f"removed {removed} temporary file(s) left by an interrupted run")
     previous = rows_by_unit(read_manifest(jsonl_path))
     preview_dir = os.path.join(plan.dest, PREVIEW_DIR) if options.preview else None
-    jobs_wanted = options.jobs or (default_jobs(len(plan.units)) if options.backend == "local" else -1)
-    write_options = job.write_options
-    if write_options.threads == 0:  # share the cores between workers (Dask: one worker per core)
-        cores = os.cpu_count() or 1
-        threads = max(1, cores // max(1, jobs_wanted)) if options.backend == "local" else 1
-        write_options = replace(write_options, threads=threads)
-    job = replace(job, write_options=replace(write_options, overwrite=True), preview_dir=preview_dir)
-
     todo: list[PlannedUnit] = []
     with ManifestWriter(csv_path, jsonl_path) as manifest:
         for unit in plan.units:
@@ -220,6 +212,15 @@ def run_plan(plan: Plan, job: UnitJob = UnitJob(), options: RunOptions = RunOpti
             row = _skipped_row(unit, previous.get(unit.id)) if existing == "done" else _existing_row(unit, existing)
             manifest.write(row)
             report.add(row)
+        jobs_wanted = options.jobs or (default_jobs(len(todo)) if options.backend == "local" else -1)
+        if options.backend == "local":
+            jobs_wanted = max(1, min(jobs_wanted, len(todo)))  # no idle workers: their cores go to gzip threads
+        write_options = job.write_options
+        if write_options.threads == 0:  # share the cores between workers (Dask: one worker per core)
+            cores = os.cpu_count() or 1
+            threads = max(1, cores // jobs_wanted) if options.backend == "local" else 1
+            write_options = replace(write_options, threads=threads)
+        job = replace(job, write_options=replace(write_options, overwrite=True), preview_dir=preview_dir)
         show = options.progress and console.is_terminal
         try:
             with BatchProgress(console, len(todo), enabled=show) as progress:
