@@ -21,10 +21,10 @@ from ..atomic import atomic_output
 from ..options import WriteOptions
 from ..registry import matching_suffix
 from ..volume import Volume
+from .nifti_header import MAX_DIM, nifti1_header
 from .sidecar import sidecar_path, write_sidecar
 
 _CHUNK_BYTES = 8 << 20
-_NIFTI1_MAX_DIM = 32767
 _WRITE_CASTS = {np.dtype(bool): np.dtype(np.uint8), np.dtype(np.float16): np.dtype(np.float32)}
 
 
@@ -41,26 +41,36 @@ def isal_level(compression_level: int | None) -> int:
     return min(3, 1 + (compression_level - 1) // 3)
 
 
-def nifti_header(volume: Volume, dtype: np.dtype):
-    """A nibabel header (NIfTI-1, or NIfTI-2 for very large dimensions) describing ``volume``."""
+def header_bytes(volume: Volume, dtype: np.dtype) -> bytes:
+    """The header (and empty extension flag) that precedes the voxels of ``volume`` written as ``dtype``.
+
+    NIfTI-1 from :mod:`.nifti_header` (no nibabel import); NIfTI-2 through nibabel
+    for the rare image with a dimension over 32767.
+    """
+    shape = volume.shape
+    axis4 = volume.meta.get("axis4") if len(shape) == 4 else None
+    time_units = axis4 in (None, "time")  # channels and echoes are not time
+    description = f"medconv {__version__}"
+    if max(shape) <= MAX_DIM:
+        return nifti1_header(shape, dtype, volume.affine_ras, label=volume.kind == "label",
+                             time_units=time_units, description=description)
+    import io
+
     import nibabel as nib
 
-    shape = volume.shape
-    header_class = nib.Nifti2Header if max(shape) > _NIFTI1_MAX_DIM else nib.Nifti1Header
-    header = header_class()
+    header = nib.Nifti2Header()
     header.set_data_dtype(dtype)
     header.set_data_shape(shape)
-    affine = volume.affine_ras
-    header.set_sform(affine, code=1)
-    header.set_qform(affine, code=1)
-    axis4 = volume.meta.get("axis4") if len(shape) == 4 else None
-    header.set_xyzt_units("mm", "sec" if axis4 in (None, "time") else "unknown")  # channels and echoes are not time
-    header["descrip"] = f"medconv {__version__}".encode()[:79]
+    header.set_sform(volume.affine_ras, code=1)
+    header.set_qform(volume.affine_ras, code=1)
+    header.set_xyzt_units("mm", "sec" if time_units else "unknown")
+    header["descrip"] = description.encode()[:79]
     if volume.kind == "label":
         header.set_intent("label")
-    header.set_slope_inter(np.nan, np.nan)
-    header["vox_offset"] = header.single_vox_offset  # header + 4-byte extension flag: data follows directly
-    return header
+    header["vox_offset"] = header.single_vox_offset
+    stream = io.BytesIO()
+    header.write_to(stream)  # ends with the 4-byte "no extensions" flag
+    return stream.getvalue()
 
 
 class NiftiWriter:
@@ -74,10 +84,10 @@ class NiftiWriter:
         suffix = matching_suffix(dest, self.suffixes) or ".nii"
         array = volume.array
         dtype = _WRITE_CASTS.get(array.dtype, array.dtype).newbyteorder("<")
-        header = nifti_header(volume, dtype)
+        header = header_bytes(volume, dtype)
         with atomic_output(dest, overwrite=options.overwrite) as temp:
             with _open_output(temp, suffix, options) as stream:
-                header.write_to(stream)  # ends with the 4-byte "no extensions" flag, at vox_offset
+                stream.write(header)
                 write_fortran_order(stream, array, dtype)
         written = [dest]
         if options.sidecar:
