@@ -99,16 +99,21 @@ def open_dicom(path: str) -> IO[bytes]:
     return open(path, "rb")
 
 
-def _number(ds: Any, keyword: str, default: float) -> float:
-    value = ds.get(keyword, None)
+def first_float(value: Any) -> float | None:
+    """A DICOM value (or the first of a multi-value) as a float; ``None`` when absent or not a number."""
     if value is None or value == "":
-        return default
+        return None
     try:
         if hasattr(value, "__len__") and not isinstance(value, (str, bytes)):
             value = value[0]
         return float(value)
     except (TypeError, ValueError, IndexError):
-        return default
+        return None
+
+
+def _number(ds: Any, keyword: str, default: float) -> float:
+    value = first_float(ds.get(keyword, None))
+    return default if value is None else value
 
 
 def pixel_header(ds: Any, path: str) -> PixelHeader:

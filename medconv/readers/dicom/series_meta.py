@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .decode import first_float
+
 if TYPE_CHECKING:  # pragma: no cover
     from .headers import DicomHeader
 
@@ -18,17 +20,6 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     return str(value).strip()
-
-
-def _first_float(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        if hasattr(value, "__len__") and not isinstance(value, (str, bytes)):
-            value = value[0]
-        return float(value)
-    except (TypeError, ValueError, IndexError):
-        return None
 
 
 def meta_from_dataset(ds: Any, paths: Sequence[str], units: str | None, warnings: Sequence[str]) -> dict:
@@ -56,7 +47,7 @@ def meta_from_dataset(ds: Any, paths: Sequence[str], units: str | None, warnings
             meta["series_number"] = int(number)
         except (TypeError, ValueError):
             pass
-    centre, width = _first_float(ds.get("WindowCenter")), _first_float(ds.get("WindowWidth"))
+    centre, width = first_float(ds.get("WindowCenter")), first_float(ds.get("WindowWidth"))
     if centre is not None and width is not None:
         meta["window"] = [centre, width]
     if units:

@@ -42,7 +42,7 @@ from medconv.options import ReadOptions
 from medconv.source import Source
 from medconv.volume import Volume
 
-from .decode import read_datasets
+from .decode import first_float, read_datasets
 from .series_meta import meta_from_dataset
 
 _GRADIENT_TAGS = {
@@ -66,15 +66,8 @@ def _value(ds: Any, tag: int) -> Any:
 
 
 def _number(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, (list, tuple)) or (hasattr(value, "__len__") and not isinstance(value, (str, bytes))):
-        value = value[0] if len(value) else None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+    number = first_float(value)
+    return number if number is not None and math.isfinite(number) else None
 
 
 def _vendor(ds: Any) -> str:
