@@ -39,6 +39,8 @@ META_KEYS: dict[str, str] = {
     "axis4": "meaning of the 4th array axis: 'time', 'echo', 'channel' or 'volume'",
     "dicom": "dict of DICOM attributes for the sidecar (kernel, kVp, slice thickness, ...)",
     "header": "dict of format-specific header fields worth keeping (MetaImage, TIFF, NIfTI)",
+    "labels": "label volumes: list of {value, name, color [r, g, b], codes, source} (background 0 is not listed)",
+    "annotates": "label volumes made from an annotation: the unit id of the image they are drawn on",
     "job": "fingerprint of the files and options a batch made this output from (lets a rerun resume safely)",
 }
 
