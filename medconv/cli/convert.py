@@ -7,24 +7,38 @@ import os
 import click
 
 from ..registry import matching_suffix, writers
-from .options import (batch_options, format_option, preprocessing_from, read_options_from, reader_options,
-                      run_dataset, transform_options, write_options_from)
+from .batch_options import batch_options
+from .datasets import run_dataset, source_argument
+from .input_options import dicom_input, label_input, reader_choice, tiff_input
+from .options import Example, ParsedOptions, command
+from .output_options import output_options
+from .transform_options import transform_options
 
 
 def _output_suffixes() -> tuple[str, ...]:
     return tuple(suffix for writer in writers.available() for suffix in writer.suffixes)
 
 
-@click.command()
-@click.argument("src", type=click.Path(exists=True))
-@click.argument("dst", type=click.Path())
-@format_option("nii.gz")
-@click.option("--reader", "reader_names", multiple=True, metavar="NAME",
-              help="Only use these readers (nifti, dicom, metaimage, tiff, npz ...); repeatable. Default: all.")
-@batch_options
-@reader_options
+CONVERT_EXAMPLES = (
+    Example("one file to another format (from DST's suffix)", "medconv convert scan.mhd scan.nii.gz"),
+    Example("a NIfTI dataset (MSD, LiTS, KiTS) to one orientation and spacing; labelsTr/ stays labels",
+            "medconv convert ./Task03_Liver ./out --orient RAS --spacing 1,1,1.5"),
+    Example("TIFF stacks that state no physical size", "medconv convert ./stacks ./out --reader tiff --tiff-spacing 0.5,0.5,2"),
+    Example("every image under a folder to npz", "medconv convert ./Task03_Liver ./out-npz --format npz"),
+)
+
+
+@command(examples=CONVERT_EXAMPLES, short_help="One file to another format, or every image under a folder.")
+@source_argument
+@click.argument("dst", type=click.Path(), metavar="DST")
+@reader_choice
+@dicom_input
+@label_input
+@tiff_input
+@output_options
 @transform_options
-def convert(src: str, dst: str, reader_names: tuple[str, ...], **kwargs) -> int:
+@batch_options
+def convert(src: str, dst: str, options: ParsedOptions) -> int:
     """Convert SRC into DST.
 
     \b
@@ -36,15 +50,16 @@ def convert(src: str, dst: str, reader_names: tuple[str, ...], **kwargs) -> int:
                                parallel, resumable, with a manifest.
     """
     if matching_suffix(dst, _output_suffixes()) and not os.path.isdir(dst):
-        return _convert_one_file(src, dst, reader_names[0] if reader_names else None, kwargs)
-    return run_dataset(src, dst, reader_names, kwargs)
+        return _convert_one_file(src, dst, options)
+    return run_dataset(src, dst, options)
 
 
-def _convert_one_file(src: str, dst: str, reader: str | None, kwargs) -> int:
+def _convert_one_file(src: str, dst: str, options: ParsedOptions) -> int:
     from ..api import convert as convert_file
 
-    written = convert_file(src, dst, read_options=read_options_from(kwargs), write_options=write_options_from(kwargs),
-                           transform=preprocessing_from(kwargs), reader=reader)
-    if not kwargs.get("quiet"):
+    readers = options.dataset.readers
+    written = convert_file(src, dst, read_options=options.read, write_options=options.write,
+                           transform=options.dataset.preprocessing, reader=readers[0] if readers else None)
+    if options.run.summary:
         click.echo(f"wrote {', '.join(written)}")
     return 0

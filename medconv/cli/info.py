@@ -14,6 +14,7 @@ from ..geometry import LPS_TO_RAS, affine_from_geometry, axis_codes
 from ..registry import reader_for
 from ..volume import Volume
 from ..writers.sidecar import to_jsonable, volume_description
+from .options import Example, command
 
 _KEY_META = ("source_format", "modality", "units", "patient_id", "series_number", "series_description",
              "manufacturer", "study_date", "axis4", "window")
@@ -65,7 +66,15 @@ def render(path: str, description: dict) -> str:
     return "\n".join(text)
 
 
-@click.command()
+INFO_EXAMPLES = (
+    Example("one output (after medconv sample ./sample && medconv tcia2nii ./sample ./out)",
+            "medconv info out/SAMPLE-CT-0001/20000101_3_CT_Chest_CT.nii.gz"),
+    Example("a folder holding one DICOM series", "medconv info './sample/SAMPLE-CT-0001/01-01-2000-NA-CT CHEST-10007/3.000000-Chest CT-20013'"),
+    Example("for scripts: one JSON object", "medconv info scan.mhd --json"),
+)
+
+
+@command(examples=INFO_EXAMPLES, short_help="Shape, dtype, geometry, value range and key metadata of one image.")
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.option("--reader", default=None, metavar="NAME", help="Force a reader (nifti, dicom, metaimage, tiff ...).")

@@ -22,18 +22,19 @@ from ..errors import MedconvError, NothingFoundError, UsageError
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING = 0, 1, 2, 3
 
 #: command name -> "module:function", imported only when the command runs or help lists it.
+#: A new command is one module (a function decorated with ``cli.options.command``) and one line here.
 COMMANDS = {
-    "info": "medconv.cli.info:info",
-    "convert": "medconv.cli.convert:convert",
     "tcia2nii": "medconv.cli.datasets:tcia2nii",
     "mhd2nii": "medconv.cli.datasets:mhd2nii",
+    "convert": "medconv.cli.convert:convert",
     "scan": "medconv.cli.scan:scan",
+    "info": "medconv.cli.info:info",
     "sample": "medconv.cli.sample:sample",
 }
 
 
 class LazyGroup(click.Group):
-    """A click group whose commands are imported on first use (fast ``--help`` and start-up)."""
+    """A click group whose commands are imported on first use; its help shows each command's first example."""
 
     def list_commands(self, ctx):
         return [name for name, target in COMMANDS.items() if importlib.util.find_spec(target.split(":")[0])]
@@ -47,18 +48,31 @@ class LazyGroup(click.Group):
             return None
         return getattr(importlib.import_module(module_name), attribute)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """One line per command, its first example below it (never wrapped)."""
+        commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+        commands = [(name, command) for name, command in commands if command is not None and not command.hidden]
+        if not commands:
+            return
+        width = max(len(name) for name, _ in commands)
+        with formatter.section("Commands"):
+            indent = " " * formatter.current_indent
+            for name, command in commands:
+                summary = command.get_short_help_str(limit=formatter.width - width - formatter.current_indent - 2)
+                formatter.write(f"{indent}{name:<{width}}  {summary}\n")
+                examples = getattr(command, "examples", ())
+                if examples:
+                    formatter.write(f"{indent}{'':<{width}}    {examples[0].line}\n")
+        formatter.write_paragraph()
+        formatter.write_text("Run 'medconv COMMAND --help' for a command's options and more examples. "
+                             "Exit codes: 0 done, 1 some units failed, 2 usage error, 3 nothing found.")
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", "-V", prog_name="medconv")
 def cli():
-    """Convert and preprocess medical-imaging datasets into NIfTI or npz.
-
-    \b
-    medconv tcia2nii ./LIDC-IDRI ./out    every DICOM series of a TCIA download
-    medconv mhd2nii  ./LUNA16    ./out    every MetaImage volume (images and masks)
-    medconv convert  SRC DST              one file, or every image under a folder
-    medconv info     PATH                 what an image holds: geometry, dtype, range
-    """
+    """Convert and preprocess medical-imaging datasets (DICOM, MetaImage, NIfTI, TIFF) into NIfTI or npz:
+    whole folders at once, in parallel, resumable, with a manifest."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,141 +1,261 @@
-"""Shared click options of the dataset commands, and the frozen option objects built from them.
+"""How commands declare their options, show them grouped in ``--help``, and turn them into option objects.
 
-Each decorator adds one group of options; ``batch_options`` bundles those every
-dataset command has. The builders (``read_options_from`` ...) turn the parsed
-values into the frozen objects the library takes: commands never hold state.
+A command's options come in **groups** (:class:`OptionGroup`): a heading for
+``--help``, the click options under it, and one function that says which fields
+of which frozen option object the parsed values fill (a :class:`Target`). A
+:class:`MedconvCommand` prints each group under its own heading, then the
+command's examples, and calls the command with one :class:`ParsedOptions`
+(keyword ``options``) built from all of its groups. Options outside any group
+reach the command as ordinary keywords. Nothing here holds state: the values
+travel as frozen objects (``ReadOptions``, ``WriteOptions``, ``RunOptions``,
+:class:`DatasetOptions`) to the library and its worker processes.
+
+The groups live one or a few per module: ``input_options`` (readers and their
+policies), ``output_options`` (format, naming, sidecars, manifest, previews),
+``transform_options`` (preprocessing), ``batch_options`` (workers, dry run,
+messages).
+
+Adding an option group (e.g. annotation options)
+------------------------------------------------
+1. A new module, ``medconv/cli/annotation_options.py``::
+
+       import click
+       from .options import OptionGroup, Target
+
+       def _fields(values):                      # parsed values, by parameter name
+           return {Target.READ: {"annotations": values["annotations"]}}
+
+       annotation_options = OptionGroup(
+           "Input: annotations",                 # its heading in --help
+           click.option("--annotations/--no-annotations", default=True, help="..."),
+           fields=_fields,
+       )
+
+2. The field it fills exists on its target: ``Target.READ`` is ``ReadOptions``
+   (``medconv/options.py``), ``Target.WRITE`` ``WriteOptions``, ``Target.RUN``
+   ``RunOptions`` (``medconv/batch/run.py``), ``Target.DATASET`` :class:`DatasetOptions`
+   (here). Two groups may not fill the same field.
+3. ``@annotation_options`` on each command it applies to (``cli/datasets.py``,
+   ``cli/convert.py``), at the place its heading should appear in ``--help``.
+
+No other group, builder or command body changes. A value that is wrong on its
+own is refused while parsing (a click ``callback`` raising ``click.BadParameter``);
+a combination that is wrong is refused by ``fields`` raising ``click.BadParameter``
+(exit code 2 either way).
+
+Adding a command: one module whose function is decorated with
+``@command(examples=...)`` (plus its groups), and one line in ``COMMANDS``
+(``cli/main.py``). Its first example is shown by ``medconv --help``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from typing import TYPE_CHECKING, Any, Callable
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 import click
 
 from ..options import ReadOptions, WriteOptions
 
-if TYPE_CHECKING:
-    from ..batch import RunOptions
-
-FORMATS = ("nii.gz", "nii", "npz")
-
-#: The names of the options defined here; everything else a command receives
-#: belongs to the preprocessing options (``medconv.cli.transform_options``).
-BATCH_KEYS = ("jobs", "overwrite", "quiet", "dry_run", "manifest", "preview", "backend", "scheduler", "name",
-              "fmt", "sidecar")
-READER_KEYS = ("on_tilt", "on_uneven", "include_2d", "labels", "kind")
+if TYPE_CHECKING:  # the batch package loads when a command runs, not for --help
+    from ..batch.run import RunOptions
 
 
-def _compose(*decorators: Callable) -> Callable:
-    def apply(function: Callable) -> Callable:
-        for decorator in reversed(decorators):
-            function = decorator(function)
+class Target(enum.Enum):
+    """The frozen option object a group's values fill."""
+
+    READ = "ReadOptions"
+    WRITE = "WriteOptions"
+    RUN = "RunOptions"
+    DATASET = "DatasetOptions"
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """What a dataset command asks besides reading, writing and running.
+
+    Parameters
+    ----------
+    fmt:
+        Output format (a writer suffix without its dot: ``nii.gz``, ``npz`` ...).
+    template:
+        Output name template (:mod:`medconv.layout`), ``None`` for the default.
+    dry_run:
+        Print the plan and stop.
+    readers:
+        Reader names to use; empty for the command's own (or all).
+    preprocessing:
+        The ``Volume -> Volume`` steps to apply, ``None`` for none.
+    """
+
+    fmt: str = "nii.gz"
+    template: Optional[str] = None
+    dry_run: bool = False
+    readers: tuple[str, ...] = ()
+    preprocessing: Optional[Callable[[Any], Any]] = None
+
+
+@dataclass(frozen=True)
+class ParsedOptions:
+    """Every option object a command's groups produced (defaults for the groups it does not have)."""
+
+    read: ReadOptions
+    write: WriteOptions
+    run: "RunOptions"
+    dataset: DatasetOptions
+
+
+FieldsFunction = Callable[[Mapping[str, Any]], Mapping[Target, Mapping[str, Any]]]
+
+
+@dataclass(frozen=True)
+class OptionGroup:
+    """A heading in ``--help``, the options under it, and where their values go.
+
+    Use it as a decorator on a command function (like ``click.option``); see the
+    module docstring for the pattern.
+    """
+
+    title: str
+    options: tuple[Callable, ...]
+    fields: FieldsFunction
+
+    def __init__(self, title: str, *options: Callable, fields: FieldsFunction):
+        object.__setattr__(self, "title", title)
+        object.__setattr__(self, "options", options)
+        object.__setattr__(self, "fields", fields)
+
+    def __call__(self, function: Callable) -> Callable:
+        before = len(getattr(function, "__click_params__", ()))
+        for option in reversed(self.options):
+            function = option(function)
+        for param in function.__click_params__[before:]:
+            param.medconv_group = self  # read by MedconvCommand (help headings, ParsedOptions)
         return function
 
-    return apply
+
+def group_of(param: click.Parameter) -> OptionGroup | None:
+    """The option group ``param`` was declared in, if any."""
+    return getattr(param, "medconv_group", None)
 
 
-def format_option(default: str = "nii.gz") -> Callable:
-    """``-f/--format``: the output format."""
-    return click.option("-f", "--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False), default=default,
-                        show_default=True, help="Output format.")
+def build_options(groups_values: Sequence[tuple[OptionGroup, Mapping[str, Any]]]) -> ParsedOptions:
+    """One :class:`ParsedOptions` from each group's parsed values (in declaration order)."""
+    from ..batch.run import RunOptions
+
+    filled: dict[Target, dict[str, Any]] = {target: {} for target in Target}
+    owner: dict[tuple[Target, str], str] = {}
+    for group, values in groups_values:
+        for target, values_by_field in group.fields(values).items():
+            for name, value in values_by_field.items():
+                earlier = owner.setdefault((target, name), group.title)
+                if earlier != group.title:
+                    raise RuntimeError(f"option groups {earlier!r} and {group.title!r} both fill {target.value}.{name}")
+                filled[target][name] = value
+    return ParsedOptions(read=ReadOptions(**filled[Target.READ]), write=WriteOptions(**filled[Target.WRITE]),
+                         run=RunOptions(**filled[Target.RUN]), dataset=DatasetOptions(**filled[Target.DATASET]))
 
 
-jobs = click.option("-j", "--jobs", type=click.IntRange(min=0), default=None, metavar="N",
-                    help="Worker processes (default: all cores, fewer if memory is short; 1: no subprocesses). "
-                         "With --backend dask: tasks in flight (default: all workers).")
-overwrite = click.option("--overwrite", is_flag=True,
-                         help="Redo units whose output exists (default: skip them, which resumes an interrupted run).")
-quiet = click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; errors only.")
-dry_run = click.option("-n", "--dry-run", is_flag=True, help="Print the plan (units and output names) and stop.")
-manifest = click.option("--manifest", type=click.Path(dir_okay=False), default=None, metavar="PATH",
-                        help="Manifest path (.csv or .jsonl; both are written). Default: DST/medconv-manifest.csv.")
-preview = click.option("--preview", is_flag=True,
-                       help="Also write a PNG of three mid-slices per output and DST/_preview/index.html.")
-backend = click.option("--backend", type=click.Choice(("local", "dask")), default="local", show_default=True,
-                       help="local: worker processes on this machine; dask: a distributed scheduler (--scheduler).")
-scheduler = click.option("--scheduler", envvar="MEDCONV_SCHEDULER", default=None, metavar="ADDRESS",
-                         help="Dask scheduler address for --backend dask, e.g. tcp://10.0.0.5:8786 "
-                              "[env: MEDCONV_SCHEDULER]. Workers must see SRC and DST under the same paths.")
-name = click.option("--name", "name", default=None, metavar="TEMPLATE",
-                    help="Output name template, e.g. '{patient_id}/{series_number}_{modality}'. Fields: the unit's "
-                         "header facts plus {id} {stem} {parent} {reader} {ext}. Default: DICOM "
-                         "'{patient_id}/{study_date}_{series_number}_{modality}_{series_description}', files '{id}'.")
-sidecar = click.option("--sidecar/--no-sidecar", default=True, show_default=True,
-                       help="Write a JSON sidecar (geometry, header facts, warnings) beside each output.")
+@dataclass(frozen=True)
+class Example:
+    """One example in a command's ``--help``: what it does, and the command line."""
 
-batch_options = _compose(jobs, overwrite, quiet, dry_run, manifest, preview, backend, scheduler, name, sidecar)
-
-on_tilt = click.option("--on-tilt", type=click.Choice(("resample", "error")), default="resample", show_default=True,
-                       help="DICOM gantry tilt: resample onto an orthogonal grid, or refuse the series.")
-on_uneven = click.option("--on-uneven", type=click.Choice(("resample", "error")), default="resample",
-                         show_default=True,
-                         help="Uneven slice spacing or missing slices: resample onto a regular grid, or refuse.")
-include_2d = click.option("--include-2d", is_flag=True, help="Convert single 2D images as one-slice volumes.")
-labels = click.option("--labels", multiple=True, metavar="PATTERN",
-                      help="Glob (relative to SRC) marking label masks, e.g. 'seg-lungs-*/*'; repeatable. "
-                           "Default: the documented name patterns (seg, mask, label ...).")
-kind = click.option("--kind", type=click.Choice(("intensity", "label")), default=None,
-                    help="Treat every volume as an intensity image or as a label map (default: decide per file).")
-
-reader_options = _compose(on_tilt, on_uneven, include_2d, labels, kind)
+    what: str
+    line: str
 
 
-def transform_options(function: Callable) -> Callable:
-    """The preprocessing options (resample, window, reorient, cast) when that module is installed."""
-    if importlib.util.find_spec("medconv.cli.transform_options") is None:
-        return function
-    from .transform_options import transform_options as decorator
+class MedconvCommand(click.Command):
+    """A click command whose help shows its option groups under their headings, then its examples.
 
-    return decorator(function)
+    When the command has option groups, its function receives ``options=`` (a
+    :class:`ParsedOptions`) instead of the groups' values one by one.
+    """
+
+    def __init__(self, *args, examples: Sequence[Example] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.examples = tuple(examples)
+
+    def option_groups(self) -> list[OptionGroup]:
+        """The command's groups, in the order they appear in ``--help``."""
+        groups: list[OptionGroup] = []
+        for param in self.params:
+            group = group_of(param)
+            if group is not None and group not in groups:
+                groups.append(group)
+        return groups
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        by_group: dict[OptionGroup | None, list[tuple[str, str]]] = {group: [] for group in self.option_groups()}
+        by_group[None] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None and not isinstance(param, click.Argument):
+                by_group[group_of(param)].append(record)
+        for group, records in by_group.items():
+            if records:
+                with formatter.section(group.title if group else "Other options"):
+                    formatter.write_dl(records)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        if self.examples:
+            with formatter.section("Examples"):
+                write_examples(formatter, self.examples)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as error:
+            elsewhere = offered_elsewhere(error.option_name, ctx)
+            if elsewhere:  # say where it applies instead of guessing a similar name
+                raise click.NoSuchOption(error.option_name, f"{ctx.command_path} has no option {error.option_name}: "
+                                         f"{elsewhere}", ctx=ctx) from None
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        groups = self.option_groups()
+        if groups:
+            grouped = {group: {} for group in groups}
+            plain = {}
+            params = {param.name: param for param in self.params}
+            for name, value in ctx.params.items():
+                group = group_of(params[name]) if name in params else None
+                (grouped[group] if group is not None else plain)[name] = value
+            ctx.params = {**plain, "options": build_options(list(grouped.items()))}
+        return super().invoke(ctx)
 
 
-def preprocessing_from(kwargs: dict[str, Any]):
-    """The preprocessing callable built from the options not defined here, or ``None``."""
-    rest = {key: value for key, value in kwargs.items() if key not in BATCH_KEYS + READER_KEYS}
-    if not rest or importlib.util.find_spec("medconv.cli.transform_options") is None:
+def offered_elsewhere(option_name: str, ctx: click.Context) -> str | None:
+    """``"it belongs to 'Input: DICOM' (medconv tcia2nii, medconv convert)"`` when other commands offer the option."""
+    root = ctx.find_root()
+    group = root.command
+    if not isinstance(group, click.Group):
         return None
-    from .transform_options import preprocessing_from_cli
-
-    return preprocessing_from_cli(**rest)
-
-
-def read_options_from(kwargs: dict[str, Any]) -> ReadOptions:
-    """ReadOptions from the reader-policy options."""
-    return ReadOptions(on_tilt=kwargs.get("on_tilt") or "resample", on_uneven=kwargs.get("on_uneven") or "resample",
-                       include_2d=bool(kwargs.get("include_2d")), kind=kwargs.get("kind"),
-                       label_patterns=tuple(kwargs["labels"]) if kwargs.get("labels") else None)
-
-
-def write_options_from(kwargs: dict[str, Any]) -> WriteOptions:
-    """WriteOptions from the batch options."""
-    return WriteOptions(sidecar=kwargs.get("sidecar", True), overwrite=bool(kwargs.get("overwrite")))
+    offering, heading = [], None
+    for name in group.list_commands(root):
+        other = group.get_command(root, name)
+        if other is None or other is ctx.command:
+            continue
+        for param in other.params:
+            if option_name in (*param.opts, *param.secondary_opts):
+                offering.append(f"{root.info_name} {name}")
+                heading = heading or (group_of(param).title if group_of(param) else None)
+    if not offering:
+        return None
+    what = f"it belongs to '{heading}', offered by " if heading else "offered by "
+    return what + ", ".join(offering)
 
 
-def run_options_from(kwargs: dict[str, Any]) -> "RunOptions":
-    """RunOptions from the batch options."""
-    from ..batch import RunOptions
-
-    quiet = bool(kwargs.get("quiet"))
-    return RunOptions(jobs=kwargs.get("jobs") or None, backend=kwargs.get("backend") or "local",
-                      scheduler=kwargs.get("scheduler"), overwrite=bool(kwargs.get("overwrite")),
-                      manifest=kwargs.get("manifest"), preview=bool(kwargs.get("preview")),
-                      progress=not quiet, summary=not quiet)
+def write_examples(formatter: click.HelpFormatter, examples: Sequence[Example]) -> None:
+    """Each example as a ``# what`` line and the command line below it, never wrapped."""
+    indent = " " * formatter.current_indent
+    for number, example in enumerate(examples):
+        if number:
+            formatter.write("\n")
+        formatter.write(f"{indent}# {example.what}\n{indent}{example.line}\n")
 
 
-def run_dataset(src: str, dst: str, reader_names: tuple[str, ...] | None, kwargs: dict[str, Any]) -> int:
-    """Build the option objects from parsed CLI values and convert the dataset; returns the exit code."""
-    from ..batch import UnitJob
-    from ..batch.dataset import convert_dataset
-
-    job = UnitJob(fmt=kwargs.get("fmt") or "nii.gz", read_options=read_options_from(kwargs),
-                  write_options=write_options_from(kwargs), preprocessing=preprocessing_from(kwargs))
-    return convert_dataset(src, dst, reader_names=reader_names or None, job=job, options=run_options_from(kwargs),
-                           template=kwargs.get("name"), dry_run=bool(kwargs.get("dry_run")))
-
-
-def dataset_arguments(default_format: str = "nii.gz") -> Callable:
-    """SRC and DST plus every option of a dataset command (format, batch, reader policy, preprocessing)."""
-    return _compose(click.argument("src", type=click.Path(exists=True)),
-                    click.argument("dst", type=click.Path(file_okay=False)),
-                    format_option(default_format), batch_options, reader_options, transform_options)
+def command(*, examples: Sequence[Example] = (), short_help: str | None = None, **kwargs) -> Callable:
+    """``click.command`` for a :class:`MedconvCommand` with these examples (3-5 real command lines)."""
+    return click.command(cls=MedconvCommand, examples=examples, short_help=short_help, **kwargs)

@@ -7,8 +7,17 @@ import time
 
 import click
 
+from .options import Example, command
 
-@click.command()
+SAMPLE_EXAMPLES = (
+    Example("a small TCIA-style tree, then convert it with previews",
+            "medconv sample ./sample && medconv tcia2nii ./sample ./out --preview"),
+    Example("a bigger one: 10 patients, 512x512 slices", "medconv sample ./big --patients 10 --size 512 --slices 200"),
+    Example("see what it holds", "medconv sample ./sample && medconv scan ./sample"),
+)
+
+
+@command(examples=SAMPLE_EXAMPLES, short_help="Write a small TCIA-style CT tree (localizer, RTSTRUCT, tilt) to try medconv on.")
 @click.argument("dest", type=click.Path(file_okay=False))
 @click.option("--patients", default=3, show_default=True, type=click.IntRange(1, 99), help="Patients to write.")
 @click.option("--slices", default=40, show_default=True, type=click.IntRange(2, 2000),
@@ -17,11 +26,7 @@ import click
               help="Rows and columns of each slice (360 mm field of view).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for UIDs (same seed, same tree).")
 def sample(dest: str, patients: int, slices: int, size: int, seed: int) -> int:
-    """Write a sample TCIA/NBIA-style CT tree (phantom in HU, a localizer, an RTSTRUCT, a tilted series).
-
-    \b
-    medconv sample ./sample && medconv tcia2nii ./sample ./out
-    """
+    """Write a sample TCIA/NBIA-style CT tree (phantom in HU, a localizer, an RTSTRUCT, a tilted series)."""
     from ..sample import write_sample_dataset
 
     started = time.perf_counter()

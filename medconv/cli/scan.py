@@ -12,6 +12,7 @@ import click
 from ..batch.plan import discover_sources, source_location
 from ..errors import NothingFoundError
 from ..source import Source
+from .options import Example, command
 
 #: Geometry and content flags a reader may set in ``Source.info`` (as booleans or in ``info["flags"]``).
 FLAG_KEYS = ("gap", "tilt", "uneven", "duplicates", "localizer", "non_image", "multiframe", "mosaic", "rgb", "4d")
@@ -78,7 +79,15 @@ def write_scan_csv(rows: Iterable[dict[str, Any]], path: str) -> None:
         writer.writerows(rows)
 
 
-@click.command()
+SCAN_EXAMPLES = (
+    Example("what a TCIA download holds, before converting it", "medconv scan ./LIDC-IDRI"),
+    Example("the same as a spreadsheet (every header fact in the info column)",
+            "medconv scan ./LIDC-IDRI --csv lidc-scan.csv"),
+    Example("only the MetaImage volumes of a mixed folder", "medconv scan ./LUNA16 --reader metaimage"),
+)
+
+
+@command(examples=SCAN_EXAMPLES, short_help="Audit SRC from headers only: units, size, spacing, geometry flags.")
 @click.argument("src", type=click.Path(exists=True))
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, metavar="PATH",
               help="Also write the table (plus every header fact) to this CSV file.")

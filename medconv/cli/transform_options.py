@@ -1,6 +1,7 @@
-"""The preprocessing options shared by every converting command, and the object built from them.
+"""The preprocessing option group of every converting command, and the object built from it.
 
-``@transform_options`` adds ``--orient --spacing --like --interpolation --fill
+``@transform_options`` (an :class:`~medconv.cli.options.OptionGroup`, heading
+"Preprocessing") adds ``--orient --spacing --like --interpolation --fill
 --antialias/--no-antialias --window --clip --scale --normalize --dtype``; each value is
 checked when parsed (a bad one is a ``click.BadParameter`` naming the option),
 and :func:`preprocessing_from_cli` turns them into one frozen
@@ -15,6 +16,7 @@ from typing import Any, Callable, Optional
 import click
 
 from ..errors import MedconvError
+from .options import OptionGroup, Target
 from ..transforms.cast import DTYPES
 from ..transforms.intensity import SCALES, WINDOW_PRESETS
 
@@ -55,48 +57,45 @@ def _orient(value: str):
     return validate_axis_codes(value)
 
 
-_PRESETS = ", ".join(f"{name} ({level:g},{width:g})" for name, (level, width) in WINDOW_PRESETS.items())
+_PRESETS = ", ".join(WINDOW_PRESETS)  # their values: docs/preprocessing.md
+
+def _preprocessing_fields(values: dict[str, Any]):
+    return {Target.DATASET: {"preprocessing": preprocessing_from_cli(**values)}}
+
 
 _OPTIONS = (
     click.option("--orient", metavar="CODES", callback=_checked(_orient),
-                 help="Reorient to these axis codes (nibabel's 'to' letters), e.g. RAS, LPS or LAS: an exact "
-                      "flip/permutation of the voxels, no interpolation."),
+                 help="Reorient to these axis codes (nibabel's 'to' letters: RAS, LPS, LAS ...); flips and "
+                      "permutes voxels, never interpolates."),
     click.option("--spacing", metavar="S|SX,SY,SZ", callback=_checked(_parse("parse_spacing")),
-                 help="Resample to this spacing in mm: one value (isotropic) or three for the output axes; "
-                      "'keep' or 0 keeps an axis, e.g. 0.7,0.7,keep. The grid stays centred on the input."),
+                 help="Resample to this spacing in mm: one value or three; 'keep' keeps an axis, e.g. 0.7,0.7,keep."),
     click.option("--like", metavar="PATH", type=click.Path(exists=True, dir_okay=False),
-                 help="Resample onto the grid (shape, spacing, origin, direction) of this image, so masks and "
-                      "images line up voxel for voxel. Not with --spacing."),
+                 help="Resample onto this image's grid (shape, spacing, origin, direction). Not with --spacing."),
     click.option("--interpolation", metavar="linear|bspline|nearest", callback=_checked(_parse("parse_interpolation")),
                  help="Interpolation for intensity images [default: linear]. Label maps always use nearest."),
     click.option("--fill", metavar="VALUE", callback=_checked(_parse("parse_number", "fill")),
-                 help="Value for voxels outside the input when resampling [default: -1024 for CT, else 0; "
-                      "labels 0]."),
+                 help="Value outside the input when resampling [default: -1024 for CT, else 0; labels 0]."),
     click.option("--antialias/--no-antialias", default=True, show_default=True,
-                 help="Gaussian smoothing of intensity images along axes that are downsampled."),
+                 help="Smooth intensity images along downsampled axes."),
     click.option("--window", metavar="PRESET|L,W|dicom", callback=_checked(_parse("parse_window")),
-                 help=f"Clip to a window [L-W/2, L+W/2] (HU): a preset ({_PRESETS}), LEVEL,WIDTH, or 'dicom' "
-                      "for the series' own WindowCenter/Width. Labels are never windowed."),
+                 help=f"Clip to a window [L-W/2, L+W/2] in HU: a preset ({_PRESETS}), LEVEL,WIDTH, or 'dicom' "
+                      "(the series' own). Never applied to labels."),
     click.option("--clip", metavar="MIN,MAX", callback=_checked(_parse("parse_range", "clip")),
                  help="Clip values to [MIN, MAX], e.g. -1000,400 (then --scale). Not with --window or --normalize."),
     click.option("--scale", type=click.Choice(SCALES, case_sensitive=False), default=None,
-                 help="Output of --window/--clip/--normalize percentile: none keeps clipped values (HU), unit "
-                      "gives float32 in [0, 1], uint8 gives 0-255 (rounded half up) [default: none; "
-                      "unit for percentile]."),
+                 help="After --window/--clip/--normalize percentile: none keeps the values, unit gives float32 "
+                      "in [0, 1], uint8 0-255 [default: none; unit for percentile]."),
     click.option("--normalize", metavar="zscore|percentile[:LO,HI]", callback=_checked(_parse("parse_normalize")),
-                 help="MR intensity normalisation: zscore (mean/std over voxels above the mean, float32) or "
-                      "percentile clipping (default 0.5,99.5 percent, then --scale)."),
+                 help="MR normalisation: zscore (over voxels above the mean, float32) or percentile clipping "
+                      "(default 0.5,99.5, then --scale)."),
     click.option("--dtype", type=click.Choice(DTYPES, case_sensitive=False), default=None,
-                 help="Cast the result (last step). Floats are rounded; out-of-range values are an error: "
-                      "add --clip or --window, or choose a wider type."),
+                 help="Cast the result (last step); floats are rounded, out-of-range values are an error."),
 )
 
 
-def transform_options(function: Callable) -> Callable:
-    """Add the preprocessing options to a click command (keywords in :data:`TRANSFORM_KEYS`)."""
-    for option in reversed(_OPTIONS):
-        function = option(function)
-    return function
+#: Adds the preprocessing options to a command (keywords in :data:`TRANSFORM_KEYS`).
+transform_options = OptionGroup("Preprocessing (applied in order: reorient, resample, intensity, cast)", *_OPTIONS,
+                                fields=_preprocessing_fields)
 
 
 def preprocessing_from_cli(**kwargs: Any) -> Optional["Preprocessing"]:  # noqa: F821

@@ -33,7 +33,7 @@ Spacing per axis, first found wins:
 3. TIFF ``XResolution``/``YResolution`` with ``ResolutionUnit = CENTIMETER``
    (resolutions in inches are print DPI such as 72 or 300, not a pixel size,
    and are ignored);
-4. ``ReadOptions.tiff_spacing``;
+4. ``ReadOptions.tiff_spacing`` (``--tiff-spacing``);
 5. 1 mm, with a warning naming the axes.
 """
 
@@ -139,7 +139,7 @@ def _choose_spacing(stated: dict[str, float], options: ReadOptions, slices: int,
                 defaulted.append("ijk"[index])
     if defaulted:
         warnings.append(f"the TIFF states no physical spacing along {', '.join(defaulted)}: used 1 mm "
-                        "(set it with ReadOptions.tiff_spacing)")
+                        "(give it with --tiff-spacing SX,SY,SZ; in Python ReadOptions.tiff_spacing)")
     return (spacing[0], spacing[1], spacing[2])
 
 
