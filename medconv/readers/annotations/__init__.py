@@ -1,0 +1,22 @@
+"""Annotation objects -> label volumes on their image's grid: RTSTRUCT, DICOM SEG, LIDC-IDRI XML.
+
+The public API (phase 2 wires it into discovery, the batch and the CLI):
+
+* :func:`read_rtstruct`, :func:`read_seg`, :func:`read_lidc_xml`, or :func:`read_annotation`
+  (any of them, by content): an annotation file + the :class:`~medconv.image_reference.ImageReference`
+  of its image -> :class:`AnnotationResult` (label Volumes, label table, per-ROI reports);
+* :func:`read_header` (cheap: what an annotation references) and :func:`pair` (which image
+  unit it belongs to), :func:`is_lidc_xml` (recognise LIDC XML by its first bytes);
+* :class:`AnnotationOptions`: map / split / stack, consensus level, FRACTIONAL handling.
+
+Rules and conventions: docs/annotations.md.
+"""
+
+from .model import (AnnotationKind, AnnotationResult, ContourPlacement, ContourReport, LabelEntry, LabelOutput,
+                    OutputRole, RoiReport, RoiStatus)
+from .options import AnnotationOptions, FractionalHandling, MaskLayout
+from .rtstruct import read_rtstruct
+
+__all__ = ["AnnotationKind", "AnnotationOptions", "AnnotationResult", "ContourPlacement", "ContourReport",
+           "FractionalHandling", "LabelEntry", "LabelOutput", "MaskLayout", "OutputRole", "RoiReport", "RoiStatus",
+           "read_rtstruct"]
