@@ -16,7 +16,8 @@ from .model import (AnnotationKind, AnnotationResult, ContourPlacement, ContourR
                     OutputRole, RoiReport, RoiStatus)
 from .options import AnnotationOptions, FractionalHandling, MaskLayout
 from .rtstruct import read_rtstruct
+from .seg import read_seg
 
 __all__ = ["AnnotationKind", "AnnotationOptions", "AnnotationResult", "ContourPlacement", "ContourReport",
            "FractionalHandling", "LabelEntry", "LabelOutput", "MaskLayout", "OutputRole", "RoiReport", "RoiStatus",
-           "read_rtstruct"]
+           "read_rtstruct", "read_seg"]
