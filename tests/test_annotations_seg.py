@@ -113,3 +113,69 @@ def test_bad_seg_files(tmp_path):
     assert str(cut) in error.value.one_line()
     with pytest.raises(UnsupportedFormatError):
         read_seg(root / "ct-3slice" / "01.dcm", reference)
+
+
+def _fractional_seg(tmp_path, omit_first=True):
+    """A FRACTIONAL SEG made by highdicom on a synthetic series, from a known fraction array."""
+    import highdicom
+    import pydicom
+    from highdicom.sr.coding import CodedConcept
+
+    from dicom_synth import axial, write_series
+
+    iop, positions = axial(6, 2.0)
+    series = write_series(tmp_path / "ct", positions, iop, rows=20, columns=16, pixel_spacing=(0.8, 0.6))
+    images = [pydicom.dcmread(p) for p in series.paths]
+    for image in images:  # Type 2 patient / study attributes highdicom copies
+        for keyword in ("PatientBirthDate", "PatientSex", "StudyTime", "ReferringPhysicianName", "StudyID",
+                        "AccessionNumber"):
+            setattr(image, keyword, "")
+    rng = np.random.default_rng(5)
+    fractions = rng.random((6, 20, 16)).astype(np.float32)  # (frames, rows, columns) as highdicom takes them
+    if omit_first:
+        fractions[0] = 0.0  # an empty frame: highdicom omits it, the reader must give background there
+    description = highdicom.seg.SegmentDescription(
+        segment_number=1, segment_label="Lesion",
+        segmented_property_category=CodedConcept("49755003", "SCT", "Morphologically Altered Structure"),
+        segmented_property_type=CodedConcept("4147007", "SCT", "Mass"),
+        algorithm_type=highdicom.seg.SegmentAlgorithmTypeValues.MANUAL)
+    seg = highdicom.seg.Segmentation(
+        source_images=images, pixel_array=fractions, segmentation_type="FRACTIONAL",
+        segment_descriptions=[description], series_instance_uid=highdicom.UID(), series_number=5,
+        sop_instance_uid=highdicom.UID(), instance_number=1, manufacturer="medconv-tests",
+        manufacturer_model_name="synthetic", software_versions="0", device_serial_number="0",
+        max_fractional_value=255)
+    path = tmp_path / "fractional.dcm"
+    seg.save_as(path)
+    # what the file stores: fractions quantised to 1/255
+    stored = np.rint(fractions * 255) / 255
+    return path, series, stored.transpose(2, 1, 0)  # (i, j, k)
+
+
+def test_fractional_threshold_and_keep(tmp_path):
+    path, series, stored = _fractional_seg(tmp_path)
+    reference = reference_for(series.paths)
+    binary = read_seg(path, reference).output(OutputRole.MAP).volume
+    assert np.array_equal(binary.array == 1, stored >= 0.5)
+    assert not binary.array[..., 0].any()  # the omitted frame is background
+    kept = read_seg(path, reference, AnnotationOptions(masks="split", fractional="keep")).outputs[0].volume
+    assert kept.array.dtype == np.float32
+    assert np.allclose(kept.array, stored, atol=1e-6)
+    high = read_seg(path, reference, AnnotationOptions(fractional_threshold=0.8)).outputs[0].volume
+    assert np.array_equal(high.array == 1, stored >= 0.8)
+
+
+def test_frames_off_the_pixel_grid_take_the_nearest_pixel(tmp_path):
+    from medconv.image_reference import ImageReference
+    from medconv.transforms.resample import Grid
+
+    path, series, stored = _fractional_seg(tmp_path, omit_first=False)
+    coarse = reference_for(series.paths)
+    spacing = np.asarray(coarse.grid.spacing) * (0.5, 0.5, 1.0)
+    origin = np.asarray(coarse.grid.origin) - 0.25 * np.asarray(coarse.grid.spacing) * (1, 1, 0)
+    fine = ImageReference("fine", coarse.series_uid, coarse.study_uid, coarse.frame_of_reference_uid, "CT",
+                          Grid((32, 40, 6), tuple(spacing), tuple(origin), coarse.grid.direction), coarse.instances)
+    result = read_seg(path, fine)
+    expected = np.repeat(np.repeat(stored >= 0.5, 2, axis=0), 2, axis=1)
+    assert np.array_equal(result.outputs[0].volume.array == 1, expected)
+    assert any("nearest pixel" in w for w in result.warnings)
