@@ -15,9 +15,11 @@ Rules and conventions: docs/annotations.md.
 from .model import (AnnotationKind, AnnotationResult, ContourPlacement, ContourReport, LabelEntry, LabelOutput,
                     OutputRole, RoiReport, RoiStatus)
 from .options import AnnotationOptions, FractionalHandling, MaskLayout
+from .lidc import LidcRow, read_lidc_xml
+from .lidc_xml import is_lidc_xml
 from .rtstruct import read_rtstruct
 from .seg import read_seg
 
 __all__ = ["AnnotationKind", "AnnotationOptions", "AnnotationResult", "ContourPlacement", "ContourReport",
            "FractionalHandling", "LabelEntry", "LabelOutput", "MaskLayout", "OutputRole", "RoiReport", "RoiStatus",
-           "read_rtstruct", "read_seg"]
+           "read_rtstruct", "read_seg", "read_lidc_xml", "is_lidc_xml", "LidcRow"]

@@ -157,7 +157,7 @@ class AnnotationResult:
     rois: tuple[RoiReport, ...]
     outputs: tuple[LabelOutput, ...]
     warnings: tuple[str, ...] = ()
-    rows: tuple[dict, ...] = field(default=())
+    rows: tuple[Any, ...] = field(default=())  #: LIDC: :class:`~.lidc.LidcRow` (``as_row()`` for a CSV)
 
     def output(self, role: OutputRole) -> LabelOutput:
         """The first output with this role (``KeyError`` when there is none)."""

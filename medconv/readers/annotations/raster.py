@@ -48,7 +48,6 @@ def fill_polygons(polygons: Sequence[np.ndarray], shape: tuple[int, int]) -> np.
         points = np.round(points / INDEX_SNAP) * INDEX_SNAP
         starts.append(points)
         ends.append(np.roll(points, -1, axis=0))
-    mask = np.zeros((nj, ni + 1), dtype=np.int32)  # per row j, a difference array along i
     if not starts:
         return np.zeros((ni, nj), dtype=bool)
     p0, p1 = np.concatenate(starts), np.concatenate(ends)
@@ -73,6 +72,15 @@ def fill_polygons(polygons: Sequence[np.ndarray], shape: tuple[int, int]) -> np.
     first_i = np.clip(np.ceil(left), 0, ni).astype(np.int64)
     stop_i = np.clip(np.ceil(right), 0, ni).astype(np.int64)
     drawn = stop_i > first_i
-    np.add.at(mask, (span_rows[drawn], first_i[drawn]), 1)
-    np.add.at(mask, (span_rows[drawn], stop_i[drawn]), -1)
-    return (np.cumsum(mask[:, :ni], axis=1) > 0).T
+    out = np.zeros((ni, nj), dtype=bool)
+    if not drawn.any():
+        return out
+    span_rows, first_i, stop_i = span_rows[drawn], first_i[drawn], stop_i[drawn]
+    # fill only the bounding box of the spans: a difference array along i, summed
+    i_low, i_high = int(first_i.min()), int(stop_i.max())
+    j_low, j_high = int(span_rows.min()), int(span_rows.max()) + 1
+    box = np.zeros((j_high - j_low, i_high - i_low + 1), dtype=np.int32)
+    np.add.at(box, (span_rows - j_low, first_i - i_low), 1)
+    np.add.at(box, (span_rows - j_low, stop_i - i_low), -1)
+    out[i_low:i_high, j_low:j_high] = (np.cumsum(box[:, :-1], axis=1) > 0).T
+    return out
