@@ -15,6 +15,8 @@ Rules and conventions: docs/annotations.md.
 from .model import (AnnotationKind, AnnotationResult, ContourPlacement, ContourReport, LabelEntry, LabelOutput,
                     OutputRole, RoiReport, RoiStatus)
 from .options import AnnotationOptions, FractionalHandling, MaskLayout
+from .pairing import Pairing, PairingRule, PairingStatus, pair
+from .headers import AnnotationHeader, annotation_kind, read_header
 from .lidc import LidcRow, read_lidc_xml
 from .lidc_xml import is_lidc_xml
 from .rtstruct import read_rtstruct
@@ -22,4 +24,18 @@ from .seg import read_seg
 
 __all__ = ["AnnotationKind", "AnnotationOptions", "AnnotationResult", "ContourPlacement", "ContourReport",
            "FractionalHandling", "LabelEntry", "LabelOutput", "MaskLayout", "OutputRole", "RoiReport", "RoiStatus",
-           "read_rtstruct", "read_seg", "read_lidc_xml", "is_lidc_xml", "LidcRow"]
+           "read_rtstruct", "read_seg", "read_lidc_xml", "is_lidc_xml", "LidcRow",
+           "AnnotationHeader", "annotation_kind", "read_header", "Pairing", "PairingRule", "PairingStatus", "pair",
+           "read_annotation"]
+
+
+def read_annotation(path, reference, options: AnnotationOptions = AnnotationOptions()) -> AnnotationResult:
+    """Read any annotation object (kind from its content) onto ``reference``'s grid."""
+    from ...errors import UnsupportedFormatError
+
+    kind = annotation_kind(path)
+    readers = {AnnotationKind.RTSTRUCT: read_rtstruct, AnnotationKind.SEG: read_seg,
+               AnnotationKind.LIDC_XML: read_lidc_xml}
+    if kind is None:
+        raise UnsupportedFormatError("not an annotation object (RTSTRUCT, DICOM SEG or LIDC-IDRI XML)", path=path)
+    return readers[kind](path, reference, options)
