@@ -128,6 +128,22 @@ class OutputCollisionError(MedconvError):
     code = "output-collision"
 
 
+class AnnotationReferenceError(MedconvError):
+    """An annotation object (RTSTRUCT, SEG, LIDC XML) cannot be tied to exactly one image unit.
+
+    Its referenced series is absent, or several candidate series fit: the annotation
+    fails on its own and is never drawn on another image.
+    """
+
+    code = "annotation-reference"
+
+
+class InvalidAnnotationError(MedconvError):
+    """An annotation object holds values that cannot be drawn honestly (NaN or absurd coordinates, bad frames)."""
+
+    code = "invalid-annotation"
+
+
 class NotMyFormat(Exception):
     """Raised by a reader to say "this file is not for me" during dispatch.
 

@@ -20,7 +20,7 @@ import pytest
 from medconv.readers.dicom import headers as H
 from medconv.readers.dicom.pixels import direct_pixel_header, read_pixel_stack
 from medconv.readers.dicom.rawheader import parse_file
-from tests.conftest import corpus_path
+from conftest import corpus_path
 
 CORPORA = ["lidc", "dcm_qa_ts", "dcm_qa_12bit", "dcm_qa_ct", "dcm_qa_frag", "dcm_qa_enh", "pydicom_test_files",
            "nibabel_data"]
@@ -290,7 +290,7 @@ def test_read_after_discover_parses_no_header_again_unless_a_file_changed(tmp_pa
 
     from medconv.readers.dicom import reader as reader_module
     from medconv.readers.dicom.reader import DicomReader
-    from tests.dicom_synth import axial, write_series
+    from dicom_synth import axial, write_series
 
     iop, positions = axial(5)
     series = write_series(tmp_path / "s", positions, iop)

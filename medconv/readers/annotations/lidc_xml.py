@@ -1,0 +1,174 @@
+"""Parsing LIDC-IDRI reading XML (``LidcReadMessage``, namespace ``http://www.nih.gov``) into typed records.
+
+One file holds the reading sessions of up to four radiologists for one CT series
+(``ResponseHeader/SeriesInstanceUid``). Each session lists
+
+* ``unblindedReadNodule``: a nodule >= 3 mm has ``characteristics`` (the nine
+  ratings) and one ``roi`` per slice: ``imageZposition``, ``imageSOP_UID``,
+  ``inclusion`` (TRUE: the outline encloses nodule; FALSE: an excluded region) and
+  ``edgeMap`` pixel points (``xCoord`` = column, ``yCoord`` = row, 0-based). The
+  outline is the first pixel *outside* the nodule (LIDC documentation, pylidc).
+  A nodule < 3 mm has a single ``edgeMap`` point per ROI (its centre), no outline;
+* ``nonNodule``: one ``locus`` point on one slice.
+
+Element names are matched without their namespace so that the few files written
+without it parse too.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from enum import Enum
+from typing import Optional
+
+import numpy as np
+
+from ...errors import UnreadableFileError, UnsupportedFormatError
+
+LIDC_NAMESPACE = "http://www.nih.gov"
+ROOT_ELEMENT = "LidcReadMessage"
+
+#: The nine characteristics, in the order of the LIDC documentation (and pylidc).
+CHARACTERISTICS = ("subtlety", "internalStructure", "calcification", "sphericity", "margin", "lobulation",
+                   "spiculation", "texture", "malignancy")
+
+#: Bytes read to recognise a LIDC XML file.
+_SNIFF_BYTES = 4096
+
+
+class ReadingKind(str, Enum):
+    """What one reader marked."""
+
+    NODULE = "nodule"  #: >= 3 mm: outlined on each slice, rated
+    SMALL_NODULE = "small-nodule"  #: < 3 mm: one centre point per slice
+    NON_NODULE = "non-nodule"  #: a non-nodule lesion: one point
+
+
+@dataclass(frozen=True)
+class LidcRoi:
+    """One slice of a reading: where it is and its edge points ``(n, 2)`` as (column x, row y)."""
+
+    z: float
+    sop_uid: str
+    inclusion: bool
+    points: np.ndarray
+
+
+@dataclass(frozen=True)
+class LidcReading:
+    """One reader's mark: a nodule (with ROIs and characteristics), a small nodule or a non-nodule."""
+
+    session: int  #: 1-based reading session in file order
+    reader_id: str
+    mark_id: str  #: noduleID / nonNoduleID as written
+    kind: ReadingKind
+    rois: tuple[LidcRoi, ...]
+    characteristics: Optional[dict[str, Optional[int]]] = None
+
+
+@dataclass(frozen=True)
+class LidcDocument:
+    """A parsed LIDC XML file."""
+
+    path: str
+    series_uid: str
+    study_uid: str
+    sessions: int
+    readings: tuple[LidcReading, ...]
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _child(element, name: str):
+    for child in element:
+        if _local(child.tag) == name:
+            return child
+    return None
+
+
+def _children(element, name: str) -> list:
+    return [child for child in element if _local(child.tag) == name]
+
+
+def _text(element, name: str) -> str:
+    child = _child(element, name) if element is not None else None
+    return (child.text or "").strip() if child is not None else ""
+
+
+def is_lidc_xml(path: str | os.PathLike) -> bool:
+    """Whether ``path`` looks like a LIDC-IDRI reading XML (its first bytes hold ``<LidcReadMessage``); never raises."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except OSError:
+        return False
+    return b"<" + ROOT_ELEMENT.encode() in head
+
+
+def _points(element, path: str) -> np.ndarray:
+    points = []
+    for edge in _children(element, "edgeMap") + _children(element, "locus"):
+        try:
+            points.append((float(_text(edge, "xCoord")), float(_text(edge, "yCoord"))))
+        except ValueError:
+            raise UnreadableFileError("an edgeMap/locus point has no numeric xCoord / yCoord", path=path) from None
+    return np.asarray(points, dtype=np.float64).reshape(-1, 2)
+
+
+def _z(element, path: str) -> float:
+    try:
+        return float(_text(element, "imageZposition"))
+    except ValueError:
+        raise UnreadableFileError("a ROI has no numeric imageZposition", path=path) from None
+
+
+def _characteristics(element) -> Optional[dict[str, Optional[int]]]:
+    block = _child(element, "characteristics")
+    if block is None:
+        return None
+    values = {}
+    for name in CHARACTERISTICS:
+        raw = _text(block, name)
+        values[name] = int(raw) if raw.lstrip("-").isdigit() else None
+    return values
+
+
+def parse_lidc_xml(path: str | os.PathLike) -> LidcDocument:
+    """Every reading of the LIDC XML at ``path``.
+
+    Raises :class:`UnreadableFileError` for a truncated or malformed XML file and
+    :class:`UnsupportedFormatError` for XML that is not a ``LidcReadMessage``.
+    """
+    path = os.fspath(path)
+    try:
+        root = ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as error:
+        raise UnreadableFileError(f"not well-formed XML ({error})", path=path,
+                                  hint="the file is truncated or corrupt: download it again") from None
+    except OSError as error:
+        raise UnreadableFileError(f"cannot open: {error.strerror or error}", path=path) from None
+    if _local(root.tag) != ROOT_ELEMENT:
+        raise UnsupportedFormatError(f"XML, but not a LIDC-IDRI reading ({_local(root.tag)!r}, expected "
+                                     f"{ROOT_ELEMENT!r})", path=path)
+    header = _child(root, "ResponseHeader")
+    readings = []
+    sessions = _children(root, "readingSession")
+    for number, session in enumerate(sessions, start=1):
+        reader = _text(session, "servicingRadiologistID")
+        for nodule in _children(session, "unblindedReadNodule"):
+            rois = tuple(LidcRoi(_z(roi, path), _text(roi, "imageSOP_UID"),
+                                 _text(roi, "inclusion").upper() != "FALSE", _points(roi, path))
+                         for roi in _children(nodule, "roi"))
+            small = all(len(roi.points) <= 1 for roi in rois)
+            readings.append(LidcReading(number, reader, _text(nodule, "noduleID"),
+                                        ReadingKind.SMALL_NODULE if small else ReadingKind.NODULE, rois,
+                                        _characteristics(nodule)))
+        for mark in _children(session, "nonNodule"):
+            roi = LidcRoi(_z(mark, path), _text(mark, "imageSOP_UID"), True, _points(mark, path))
+            readings.append(LidcReading(number, reader, _text(mark, "nonNoduleID"), ReadingKind.NON_NODULE, (roi,)))
+    return LidcDocument(path, _text(header, "SeriesInstanceUid"), _text(header, "StudyInstanceUID"), len(sessions),
+                        tuple(readings))
