@@ -31,7 +31,8 @@ The tests check every step against pydicom: :func:`modality_values` equals
   data's maximum (``arr.max() - arr``), not by the output range;
 * ``apply_voi`` (VOI LUT) indexes with an array of the LUT's *entry* type, so an
   8-bit LUT with more than 256 entries (12-bit input, 8-bit output: common) wraps
-  its indices modulo 256; it also reads 8-bit LUT Data sent as OW as 16-bit words;
+  its indices modulo 256; and it fails (``struct.error``) on 8-bit LUT Data sent
+  as OW, whose entries are packed two per word;
 * ``apply_windowing`` always maps onto the stored range in modality units; here
   the output range is the caller's (0..255 for an 8-bit PNG), which is the same
   line scaled (the test shows it);
@@ -185,8 +186,8 @@ def _lut_from_item(item: Any, ds: Any, signed_input: bool, what: str, path: Opti
         first -= 2**16
     value = element.value
     if isinstance(value, (bytes, bytearray)):  # OW: 16-bit words; 8-bit entries are packed two per word
-        little = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        big_endian = little is not None and little == "1.2.840.10008.1.2.2"
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        big_endian = syntax == "1.2.840.10008.1.2.2"  # Explicit VR Big Endian
         words = np.frombuffer(value, dtype=">u2" if big_endian else "<u2")
         data = words.astype(np.int64)
         if bits <= 8 and len(words) * 2 >= entries > len(words):
