@@ -116,6 +116,17 @@ class NotApplicableError(MedconvError):
     code = "not-applicable"
 
 
+class HeaderError(MedconvError):
+    """A header attribute that a requested value needs is missing, implausible or contradicts another.
+
+    Raised, for example, when PET SUV is asked for and PatientWeight or
+    RadionuclideTotalDose is absent: the message names the DICOM attribute (keyword
+    and tag), so the user knows what to fix. Never answered with a guessed value.
+    """
+
+    code = "header"
+
+
 class OutputExistsError(MedconvError):
     """The output file exists and overwriting was not asked for."""
 

@@ -70,6 +70,12 @@ class WriteOptions:
         Replace an existing output instead of raising ``OutputExistsError``.
     npz_compressed:
         Deflate the arrays inside ``.npz`` files.
+    png_depth:
+        Bits per sample of ``.png`` outputs: ``16`` (lossless integer values
+        0-65535, e.g. a radiograph's modality values), ``8`` (values 0-255, e.g.
+        after a window or the DICOM VOI), or ``None``: 8 for 8-bit data, 16 for
+        other integer data that fits. Values that do not fit are an error, never
+        clipped (see :mod:`medconv.writers.png`).
     """
 
     compression_level: Optional[int] = None
@@ -77,3 +83,4 @@ class WriteOptions:
     sidecar: bool = True
     overwrite: bool = False
     npz_compressed: bool = True
+    png_depth: Optional[Literal[8, 16]] = None

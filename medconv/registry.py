@@ -43,11 +43,13 @@ BUILTIN_READERS: tuple[PluginSpec, ...] = (
     PluginSpec("metaimage", "medconv.readers.metaimage:MetaImageReader"),
     PluginSpec("tiff", "medconv.readers.tiff:TiffReader", extra="tiff"),
     PluginSpec("npz", "medconv.readers.npz:NpzReader"),
+    PluginSpec("image2d", "medconv.readers.image2d:Image2DReader"),
 )
 
 BUILTIN_WRITERS: tuple[PluginSpec, ...] = (
     PluginSpec("nifti", "medconv.writers.nifti:NiftiWriter"),
     PluginSpec("npz", "medconv.writers.npz:NpzWriter"),
+    PluginSpec("png", "medconv.writers.png:PngWriter"),
 )
 
 

@@ -41,6 +41,7 @@ META_KEYS: dict[str, str] = {
     "header": "dict of format-specific header fields worth keeping (MetaImage, TIFF, NIfTI)",
     "labels": "label volumes: list of {value, name, color [r, g, b], codes, source} (background 0 is not listed)",
     "annotates": "label volumes made from an annotation: the unit id of the image they are drawn on",
+    "resize": "2D resizing done: input and output size, per-axis scale and padding (x_out = x_in * scale + offset)",
     "job": "fingerprint of the files and options a batch made this output from (lets a rerun resume safely)",
 }
 

@@ -122,5 +122,5 @@ def test_longest_suffix_decides(tmp_path):
     assert registry.writer_for(tmp_path / "a.nii.gz").name == "nifti"
     assert registry.writer_for(tmp_path / "a.npz").name == "npz"
     with pytest.raises(UnsupportedFormatError, match="no writer"):
-        registry.writer_for(tmp_path / "a.png")
+        registry.writer_for(tmp_path / "a.xyz")
     assert registry.writer_for_format("nii.gz")[1] == ".nii.gz"

@@ -8,7 +8,7 @@ What becomes a volume
 * **A folder of single-slice TIFFs** is one volume when it holds two or more TIFF
   files whose names are identical once their digits are removed
   (``slice_001.tif``, ``slice_002.tif`` ...) and whose first and last files are
-  single 2D pages of the same size. Slices are stacked in natural sort order
+  single 2D greyscale pages of the same size (colour pages are photographs, each its own image). Slices are stacked in natural sort order
   (``2`` before ``10``); every slice must have the first one's size and type, or
   the read fails naming the odd file. Any other folder's files are separate volumes.
 
@@ -313,7 +313,7 @@ def _single_2d_page(path: str) -> Optional[tuple]:
             if len(tif.pages) != 1 or len(tif.series) != 1:
                 return None
             series = tif.series[0]
-            if series.axes.upper().replace("S", "") != "YX":
+            if series.axes.upper() != "YX":  # colour pages (YXS) are 2D photos (DRIVE's 21_training.tif ...)
                 return None
             return series.shape, str(series.dtype)
     except Exception:
