@@ -55,7 +55,7 @@ def test_mixed_folder_two_series_localizer_rtstruct_junk_and_truncated(tmp_path)
     volume = reader.read(chest_source)
     assert volume.shape == (10, 12, 6)
     assert volume.meta["series_number"] == 2
-    assert volume.meta["dicom"]["source_file_count"] == 6
+    assert len(volume.meta["source_files"]) == 6
     assert volume.meta["units"] == "HU"
 
 

@@ -18,7 +18,7 @@ Rules (docs/dicom.md has the full table):
    orientation (|ΔIOP| > 1e-3), matrix size, samples per pixel or layout differ.
    Multi-frame files of one series, matrix, ImageType and SOP class are pooled into
    one stack (the reader then makes one unit per frame group and splits the pool
-   per file unless its frames form complete volumes: :mod:`.multiframe_units`).
+   per file unless its frames form complete volumes: :mod:`.layouts.enhanced`).
 4. Within a stack, slices at the same position are told apart by echo (split into
    one stack per echo), then by temporal position / trigger time / acquisition
    number: when every index value holds the same set of positions the stack becomes
@@ -46,6 +46,7 @@ from typing import Iterable
 import numpy as np
 
 from .headers import DicomHeader
+from .plan import Split, SplitKind
 
 #: Non-image SOP classes and what to call them (prefix match on the UID).
 NON_IMAGE_SOP_CLASSES = (
@@ -98,7 +99,7 @@ class SeriesGroup:
     """One unit found by discovery: an image stack, or a set-aside object with its reason."""
 
     headers: list[DicomHeader]
-    split: list[str] = field(default_factory=list)
+    split: list[Split] = field(default_factory=list)
     excluded: str | None = None
     layout: str = "single"
     axis4: str | None = None
@@ -111,6 +112,8 @@ class SeriesGroup:
     shape: tuple[int, ...] | None = None
     #: Multi-frame only: ``(column, row, slice)`` steps in mm when discovery parsed the frames.
     spacing: tuple[float, float, float] | None = None
+    #: 4D single-frame stacks: the header attribute whose values are the time points.
+    time_attribute: str | None = None
     #: ``"path: what is wrong"`` for each broken file in ``headers`` (see :func:`broken_image_reason`).
     broken: list[str] = field(default_factory=list)
 
@@ -200,7 +203,7 @@ def group_headers(headers: Iterable[DicomHeader]) -> list[SeriesGroup]:
         for copy_index, part in enumerate(copies, start=1):
             for group in _group_one_uid(part):
                 if len(copies) > 1:
-                    group.split.append(f"copy {copy_index} of the same SOPInstanceUIDs")
+                    group.split.append(Split(SplitKind.COPY, copy_index))
                 groups.append(group)
     for header in cut_early:
         stack = _stack_in_folder(header, groups)
@@ -251,17 +254,17 @@ def _label_name_clashes(groups: list[SeriesGroup]) -> None:
 def _split_label(group: SeriesGroup) -> str:
     """A short readable label from a unit's split reasons (SeriesNumber and echo/index splits left out)."""
     parts = []
-    for reason in group.split:
-        if reason.startswith("copy "):
-            parts.append("copy-" + reason.split()[1])
-        elif reason == "orientation":
+    for split in group.split:
+        if split.kind is SplitKind.COPY:
+            parts.append(f"copy-{split.value}")
+        elif split.kind is SplitKind.ORIENTATION:
             parts.append(_plane(group.first.iop))
-        elif reason.startswith("matrix "):
-            parts.append("matrix-" + reason.split()[1])
-        elif reason.endswith(" samples/pixel"):
-            parts.append(reason.split()[0] + "-samples")
-        elif reason in ("mosaic", "single"):
-            parts.append(reason)
+        elif split.kind is SplitKind.MATRIX:
+            parts.append(f"matrix-{split.value}")
+        elif split.kind is SplitKind.SAMPLES:
+            parts.append(f"{split.value}-samples")
+        elif split.kind is SplitKind.LAYOUT:
+            parts.append(str(split.value))
     return "-".join(parts)
 
 
@@ -361,7 +364,7 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
     """Split one SeriesInstanceUID's image files into stacks (reasons in ``split``)."""
     # multi-frame files of one series, matrix and image type are pooled (Siemens XA writes
     # one enhanced file per time point); discovery then checks that their frames form
-    # volumes (multiframe_units) and splits them per file otherwise. Mosaic files (one per
+    # volumes (layouts.enhanced) and splits them per file otherwise. Mosaic files (one per
     # time point) and single-frame slices are bucketed below.
     stacks: list[SeriesGroup] = []
     singles = []
@@ -379,9 +382,9 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
         stacks.append(SeriesGroup(pool, layout="multiframe"))
     if len(stacks) > 1 or (stacks and singles):
         for stack in stacks:
-            stack.split.append("multiframe file" if len(stack.headers) == 1 else "multiframe files")
+            stack.split.append(Split(SplitKind.MULTIFRAME_FILE))
 
-    buckets: list[tuple[tuple, list[DicomHeader], list[str]]] = []
+    buckets: list[tuple[tuple, list[DicomHeader], list[Split]]] = []
     for header in singles:
         iop = np.asarray(header.iop) if header.iop else None
         key = (header.series_number, header.rows, header.columns, header.samples_per_pixel, layout_of(header))
@@ -399,22 +402,22 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
         for bucket_key, _, reasons in buckets:
             (number, rows, columns, samples, layout), iop = bucket_key
             if len({k[0][0] for k in keys}) > 1:
-                reasons.append(f"SeriesNumber {number}")
+                reasons.append(Split(SplitKind.SERIES_NUMBER, number))
             if len({(k[0][1], k[0][2]) for k in keys}) > 1:
-                reasons.append(f"matrix {columns}x{rows}")
+                reasons.append(Split(SplitKind.MATRIX, f"{columns}x{rows}"))
             if len({k[0][3] for k in keys}) > 1:
-                reasons.append(f"{samples} samples/pixel")
+                reasons.append(Split(SplitKind.SAMPLES, samples))
             if len({k[0][4] for k in keys}) > 1:
-                reasons.append(layout)
+                reasons.append(Split(SplitKind.LAYOUT, layout))
             if not reasons:
-                reasons.append("orientation")
+                reasons.append(Split(SplitKind.ORIENTATION))
     for bucket_key, bucket, reasons in buckets:
         if bucket_key[0][4] == "mosaic":  # every mosaic file holds all slices: files are time points
             stacks.append(SeriesGroup(bucket, split=reasons, layout="mosaic", axis4="time" if len(bucket) > 1 else None))
             continue
         for stack in _split_duplicates(bucket):
             if stack.split:  # echo / index splits share SeriesNumber and description: a label tells them apart
-                stack.frame_group = " ".join(part.replace(" ", "-") for part in stack.split)
+                stack.frame_group = " ".join(split.label for split in stack.split)
             stack.split = reasons + stack.split
             stacks.append(stack)
     return stacks
@@ -446,9 +449,9 @@ def _has_duplicates(headers: list[DicomHeader]) -> bool:
     return keys is not None and len(set(keys)) < len(keys)
 
 
-_ECHO_FIELDS = (("echo_number", "echo"), ("echo_time", "echo time"))
-_TIME_FIELDS = (("temporal_position", "temporal position"), ("trigger_time", "trigger time"),
-                ("acquisition_number", "acquisition number"))
+_ECHO_FIELDS = (("echo_number", SplitKind.ECHO), ("echo_time", SplitKind.ECHO_TIME))
+_TIME_FIELDS = (("temporal_position", SplitKind.TEMPORAL_POSITION), ("trigger_time", SplitKind.TRIGGER_TIME),
+                ("acquisition_number", SplitKind.ACQUISITION_NUMBER))
 
 
 def _split_duplicates(headers: list[DicomHeader]) -> list[SeriesGroup]:
@@ -464,7 +467,7 @@ def _split_duplicates(headers: list[DicomHeader]) -> list[SeriesGroup]:
             result = []
             for value in sorted(parts):
                 for stack in _split_duplicates(parts[value]):
-                    stack.split.insert(0, f"{label} {value:g}")
+                    stack.split.insert(0, Split(label, value))
                     result.append(stack)
             return result
     for attribute, label in _TIME_FIELDS:
@@ -478,13 +481,13 @@ def _split_duplicates(headers: list[DicomHeader]) -> list[SeriesGroup]:
         distinct = all(len(set(p)) == len(p) for p in position_sets)
         if distinct and all(p == position_sets[0] for p in position_sets):
             ordered = [h for value in sorted(parts) for h in parts[value]]
-            group = SeriesGroup(ordered, axis4="time")
-            group.flags.append(f"4D over {label} ({len(parts)} volumes)")
+            group = SeriesGroup(ordered, axis4="time", time_attribute=attribute)
+            group.flags.append(f"4D over {label.value} ({len(parts)} volumes)")
             return [group]
         if distinct:
             result = []
             for value in sorted(parts):
-                stack = SeriesGroup(parts[value], split=[f"{label} {value:g}"])
+                stack = SeriesGroup(parts[value], split=[Split(label, value)])
                 result.append(stack)
             return result
     group = SeriesGroup(headers)

@@ -81,6 +81,15 @@ class DicomHeader:
     patient_position: str = ""
     body_part: str = ""
     protocol_name: str = ""
+    sequence_name: str = ""
+    repetition_time: float | None = None
+    flip_angle: float | None = None
+    field_strength: float | None = None
+    spacing_between_slices: float | None = None
+    temporal_positions: int | None = None
+    acquisition_time: str = ""
+    #: SpecificCharacterSet (0008,0005) as written (``""``: the default repertoire).
+    charset: str = ""
     transfer_syntax: str = ""
     mosaic_images: int | None = None
     has_pixels: bool = False
@@ -99,7 +108,7 @@ class DicomHeader:
     pixel_length: int = 0
     #: VR of the Pixel Data element as written ("" in implicit VR).
     pixel_vr: str = ""
-    #: ``(size, mtime_ns)`` of the file when the raw parser read it (``None``: parsed by pydicom).
+    #: ``(size, mtime_ns)`` of the file when its header was parsed (``None``: not known).
     file_stamp: tuple[int, int] | None = None
 
     @property
@@ -160,7 +169,12 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("SliceThickness", "slice_thickness", "float"), ("ConvolutionKernel", "kernel", "text"),
     ("KVP", "kvp", "float"), ("WindowCenter", "window_center", "float"), ("WindowWidth", "window_width", "float"),
     ("PatientPosition", "patient_position", "text"), ("BodyPartExamined", "body_part", "text"),
-    ("ProtocolName", "protocol_name", "text"),
+    ("ProtocolName", "protocol_name", "text"), ("SequenceName", "sequence_name", "text"),
+    ("RepetitionTime", "repetition_time", "float"), ("FlipAngle", "flip_angle", "float"),
+    ("MagneticFieldStrength", "field_strength", "float"),
+    ("SpacingBetweenSlices", "spacing_between_slices", "float"),
+    ("NumberOfTemporalPositions", "temporal_positions", "int"), ("AcquisitionTime", "acquisition_time", "text"),
+    ("SpecificCharacterSet", "charset", "text"),
     ("BitsStored", "bits_stored", "us"), ("HighBit", "high_bit", "us"),
     ("PixelRepresentation", "pixel_representation", "us"), ("PlanarConfiguration", "planar_configuration", "us"),
     ("RescaleSlope", "slope", "float"), ("RescaleIntercept", "intercept", "float"),
@@ -182,7 +196,9 @@ FIELD_TAGS: dict[str, int] = {
     "WindowWidth": 0x00281051, "PatientPosition": 0x00185100, "BodyPartExamined": 0x00180015,
     "ProtocolName": 0x00181030, "BitsStored": 0x00280101, "HighBit": 0x00280102, "PixelRepresentation": 0x00280103,
     "PlanarConfiguration": 0x00280006, "RescaleSlope": 0x00281053, "RescaleIntercept": 0x00281052,
-    "RescaleType": 0x00281054, "Units": 0x00541001,
+    "RescaleType": 0x00281054, "Units": 0x00541001, "SequenceName": 0x00180024, "RepetitionTime": 0x00180080,
+    "FlipAngle": 0x00181314, "MagneticFieldStrength": 0x00180087, "SpacingBetweenSlices": 0x00180088,
+    "NumberOfTemporalPositions": 0x00200105, "AcquisitionTime": 0x00080032, "SpecificCharacterSet": 0x00080005,
 }
 
 
@@ -280,8 +296,8 @@ def _raw_mosaic_value(vr: bytes, value: bytes):
 def reuse_or_read(path: str, known: DicomHeader | None) -> DicomHeader:
     """``known`` (a header from an earlier scan of ``path``) if the file is unchanged since, else a new parse.
 
-    Unchanged means the same size and modification time as when the raw parser
-    read it; headers parsed by pydicom carry no stamp and are parsed again.
+    Unchanged means the same size and modification time as when the header was
+    parsed; a header without a stamp (built by hand) is parsed again.
     """
     if known is not None and known.file_stamp is not None:
         try:
@@ -310,7 +326,10 @@ def read_header_pydicom(path: str) -> DicomHeader:
         syntax = str(meta.get("TransferSyntaxUID", "") or "")
         media_sop = str(meta.get("MediaStorageSOPClassUID", "") or "")
     mosaic = ds[MOSAIC_IMAGES_TAG].value if MOSAIC_IMAGES_TAG in raw_values else None
-    return _header_from_values(path, raw_values, syntax, media_sop, mosaic)
+    header = _header_from_values(path, raw_values, syntax, media_sop, mosaic)
+    status = os.stat(path)
+    header.file_stamp = (status.st_size, status.st_mtime_ns)
+    return header
 
 
 def _header_from_values(path: str, raw_values: dict, syntax: str, media_sop: str, mosaic) -> DicomHeader:
