@@ -24,7 +24,8 @@ Rules (docs/dicom.md has the full table):
    number: when every index value holds the same set of positions the stack becomes
    4D (``axis4 = "time"``), otherwise it is split by that index. Each split stack gets
    a label (``frame_group``: ``echo-1``, ``temporal-position-2``) that is appended to
-   its SeriesDescription, so that output names tell the echoes apart. Duplicates that
+   its SeriesDescription, so that output names tell the echoes apart. Mosaic files (one
+   volume each) are split by echo the same way, then stacked as time points. Duplicates that
    nothing here tells apart are flagged ``duplicate``: the reader then tries the
    diffusion key (:mod:`.vendor4d`, layout ``dwi4d``); if that fails too they stay
    in the stack and make reading fail (never dropped).
@@ -412,8 +413,12 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
             if not reasons:
                 reasons.append(Split(SplitKind.ORIENTATION))
     for bucket_key, bucket, reasons in buckets:
-        if bucket_key[0][4] == "mosaic":  # every mosaic file holds all slices: files are time points
-            stacks.append(SeriesGroup(bucket, split=reasons, layout="mosaic", axis4="time" if len(bucket) > 1 else None))
+        if bucket_key[0][4] == "mosaic":  # every mosaic file holds all slices: files are time points of one echo
+            for echo_split, files in _split_echoes(bucket):
+                stack = SeriesGroup(files, split=reasons + echo_split, layout="mosaic",
+                                    axis4="time" if len(files) > 1 else None)
+                stack.frame_group = " ".join(split.label for split in echo_split)
+                stacks.append(stack)
             continue
         for stack in _split_duplicates(bucket):
             if stack.split:  # echo / index splits share SeriesNumber and description: a label tells them apart
@@ -452,6 +457,16 @@ def _has_duplicates(headers: list[DicomHeader]) -> bool:
 _ECHO_FIELDS = (("echo_number", SplitKind.ECHO), ("echo_time", SplitKind.ECHO_TIME))
 _TIME_FIELDS = (("temporal_position", SplitKind.TEMPORAL_POSITION), ("trigger_time", SplitKind.TRIGGER_TIME),
                 ("acquisition_number", SplitKind.ACQUISITION_NUMBER))
+
+
+def _split_echoes(headers: list[DicomHeader]) -> list[tuple[list[Split], list[DicomHeader]]]:
+    """Files of one stack per echo (EchoNumbers, else EchoTime, when every file has one and they differ)."""
+    for attribute, kind in _ECHO_FIELDS:
+        values = {getattr(h, attribute) for h in headers}
+        if len(values) > 1 and None not in values:
+            return [([Split(kind, value)], [h for h in headers if getattr(h, attribute) == value])
+                    for value in sorted(values)]
+    return [([], headers)]
 
 
 def _split_duplicates(headers: list[DicomHeader]) -> list[SeriesGroup]:
