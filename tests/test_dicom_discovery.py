@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 
 import numpy as np
@@ -235,3 +236,39 @@ def test_three_plane_scout_is_a_localizer_but_one_lone_slice_stays_2d(tmp_path):
     scout = [r for (number, _), r in reasons.items() if number == 1]
     assert len(scout) == 3 and all(r.startswith("localizer") for r in scout)
     assert [r for (number, _), r in reasons.items() if number == 2] == ["single 2D slice"]
+
+
+@pytest.mark.parametrize("damage", [
+    pytest.param(b"", id="zero-bytes"),
+    pytest.param(b"\0" * 60, id="cut-inside-the-preamble"),
+])
+def test_unreadable_file_beside_a_series_is_named_and_its_gap_not_filled(tmp_path, damage):
+    """Fault 12: an interrupted download left a 0-byte (or preamble-only) slice; it was skipped as
+    not DICOM, the gap was interpolated and the run exited 0."""
+    from medconv.errors import GeometryError
+
+    iop = (1, 0, 0, 0, 1, 0)
+    series = write_series(tmp_path / "s", oriented(iop, [0, 2, 4, 6, 8, 10, 12, 14]), iop)
+    broken = series.paths[4]
+    broken.write_bytes(damage)
+    reader, sources = discover(tmp_path)
+    (row,) = [s for s in sources if s.info.get("unreadable")]
+    assert row.path == str(broken) and "interrupted download" in row.info["unreadable"]
+    with pytest.raises(UnreadableFileError):
+        reader.read(row)
+    (unit,) = [s for s in sources if not s.info.get("unreadable")]
+    with pytest.raises(GeometryError, match="missing slice") as failure:
+        reader.read(unit)
+    assert str(broken) in str(failure.value)
+
+
+def test_empty_file_beside_a_complete_series_is_named_and_the_series_converts(tmp_path):
+    iop = (1, 0, 0, 0, 1, 0)
+    write_series(tmp_path / "s", oriented(iop, [0, 2, 4, 6]), iop)
+    (tmp_path / "s" / "0099.dcm").write_bytes(b"")
+    (tmp_path / "s" / "notes.txt").write_bytes(b"")  # not named like DICOM: skipped as before
+    reader, sources = discover(tmp_path)
+    assert [os.path.basename(s.path) for s in sources if s.info.get("unreadable")] == ["0099.dcm"]
+    (unit,) = [s for s in sources if not s.info.get("unreadable")]
+    assert reader.read(unit).shape == (10, 12, 4)
+    assert str(tmp_path / "s" / "notes.txt") in {path for path, _ in reader.skipped}

@@ -67,7 +67,7 @@ def stack_geometry(plan: UnitPlan, order: FrameOrder, options: ReadOptions = Rea
                                 "the series mixes stacks; discover the folder to split it")
     geometry = plan_stack(positions, iop, spacing, options, first.gantry_tilt, first.path, rows=plan.rows,
                           columns=plan.columns, slice_thickness=first.slice_thickness,
-                          paths=[f.path for f in frames])
+                          paths=[f.path for f in frames], unreadable_nearby=plan.unreadable_nearby)
     return geometry, warnings
 
 

@@ -16,7 +16,7 @@ import logging
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
 from ...errors import GeometryError, MedconvError
@@ -129,7 +129,25 @@ def discover_units(root: str, jobs: int | None = None) -> Discovery:
         reasons = Counter(reason for _, reason in result.skipped)
         log.info("%s: skipped %d non-DICOM file(s): %s", root, len(result.skipped),
                  ", ".join(f"{n} {r}" for r, n in reasons.items()))
-    return Discovery(plan_groups(result.headers), result.skipped, result.unreadable)
+    units = plan_groups(result.headers)
+    _note_unreadable_neighbours(units, result.unreadable)
+    return Discovery(units, result.skipped, result.unreadable)
+
+
+def _note_unreadable_neighbours(units: list[Unit], unreadable: Sequence[tuple[str, str]]) -> None:
+    """Give every plan the unreadable files of its folder(s): a gap next to one is not filled."""
+    if not unreadable:
+        return
+    by_folder: dict[str, list[str]] = {}
+    for path, _ in unreadable:
+        by_folder.setdefault(os.path.dirname(path), []).append(path)
+    for unit in units:
+        if unit.plan is None:
+            continue
+        folders = {os.path.dirname(h.path) for h in unit.plan.headers}
+        nearby = tuple(path for folder in sorted(folders) for path in by_folder.get(folder, ()))
+        if nearby:
+            unit.plan = replace(unit.plan, unreadable_nearby=nearby)
 
 
 # -- Sources --------------------------------------------------------------------------------------

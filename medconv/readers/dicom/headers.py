@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -403,8 +404,40 @@ def classify_path(path: str) -> str | None:
     return None
 
 
+#: A file cut inside the 128-byte preamble (or empty) never reached its header; below this size it is checked.
+PREAMBLE_END = 132
+_DICOM_NAME = re.compile(r"^([0-9.]+|[^.]*|.*\.(dcm|ima|dicom|dic))$", re.IGNORECASE)
+
+
+def interrupted_download(path: str) -> str | None:
+    """Why a file named like a DICOM file holds no header at all (empty, or cut inside its preamble), or ``None``.
+
+    Such a file beside a series is a slice that never arrived: it must be named in
+    the manifest, not skipped as "not DICOM" (files named otherwise, ``notes.txt``, are skipped).
+    """
+    if not _DICOM_NAME.match(os.path.basename(path)):
+        return None
+    try:
+        size = os.path.getsize(path)
+        if size >= PREAMBLE_END:
+            return None
+        with open(path, "rb") as handle:
+            head = handle.read(PREAMBLE_END)
+    except OSError:
+        return None
+    if size == 0:
+        return "empty file (0 bytes): an interrupted download or copy; re-download the series"
+    if not any(head):
+        return (f"file cut inside the DICOM preamble ({size} bytes, all zero): an interrupted download; "
+                "re-download the series")
+    return None
+
+
 def scan_one(path: str) -> tuple[str, DicomHeader | str, str]:
     """``("ok", header, "")``, ``("skip", path, reason)`` or ``("bad", path, reason)`` for one file."""
+    damage = interrupted_download(path)
+    if damage:
+        return ("bad", path, damage)
     reason = classify_path(path)
     if reason:
         return ("skip", path, reason)

@@ -168,6 +168,9 @@ class UnitPlan:
         Enhanced multi-frame: the frame group this unit reads (``""``: the only one).
     warnings:
         Decisions discovery took that the output must report.
+    unreadable_nearby:
+        Unreadable files in the unit's folder(s) (truncated, empty): a missing slice
+        next to one of them is that file, so the gap is not filled (:func:`.stack.plan_stack`).
     """
 
     layout: Layout
@@ -182,6 +185,7 @@ class UnitPlan:
     label: str = ""
     frame_group: str = ""
     warnings: tuple[str, ...] = ()
+    unreadable_nearby: tuple[str, ...] = ()
 
     @property
     def first(self) -> "DicomHeader":
