@@ -27,7 +27,7 @@ from ...options import ReadOptions
 from ...volume import Volume
 from .meta import volume_meta
 from .order import FrameOrder, order_frames
-from .plan import FrameRef, Layout, UnitPlan
+from .plan import Axis4, FrameRef, Layout, UnitPlan
 from .stack import StackPlan, plan_stack, volume_from_stack
 
 #: Frames of one unit must share ImageOrientationPatient to this (per component).
@@ -101,4 +101,6 @@ def assemble(plan: UnitPlan, options: ReadOptions = ReadOptions()) -> Volume:
                        layout_meta(plan, frames))
     if plan.axis4 is not None and order.count > 1:
         meta["axis4"] = plan.axis4.value
+        if plan.axis4 is Axis4.TIME and plan.first.repetition_time:
+            meta["repetition_time"] = plan.first.repetition_time / 1000.0  # DICOM ms -> s (NIfTI pixdim[4])
     return volume_from_stack(np.ascontiguousarray(array), geometry, meta, options.kind or "intensity", options)
