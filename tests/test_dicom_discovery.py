@@ -272,3 +272,32 @@ def test_empty_file_beside_a_complete_series_is_named_and_the_series_converts(tm
     (unit,) = [s for s in sources if not s.info.get("unreadable")]
     assert reader.read(unit).shape == (10, 12, 4)
     assert str(tmp_path / "s" / "notes.txt") in {path for path, _ in reader.skipped}
+
+
+@pytest.mark.parametrize("uid, expected, wrong", [
+    pytest.param("1.2.840.10008.5.1.4.1.1.77.1.6", "whole-slide microscopy", "secondary capture", id="wsi"),
+    pytest.param("1.2.840.10008.5.1.4.1.1.66.7", "label map segmentation", "raw data", id="label-map-seg"),
+])
+def test_sop_classes_are_matched_by_whole_uid(tmp_path, uid, expected, wrong):
+    """Fault 10: "...1.1.7" (secondary capture) matched "...1.1.77.1.6" by prefix, "...1.1.66" the label map SEG."""
+    iop = (1, 0, 0, 0, 1, 0)
+    write_series(tmp_path / "s", oriented(iop, [0, 2, 4]), iop, extra={"SOPClassUID": uid})
+    _, sources = discover(tmp_path)
+    (source,) = sources
+    assert expected in source.info["excluded"] and wrong not in source.info["excluded"]
+
+
+def test_sop_class_table_agrees_with_pydicoms_uid_dictionary():
+    from pydicom.uid import UID_dictionary
+
+    from medconv.readers.dicom.sop_classes import NEWER_THAN_PYDICOM, SOP_CLASSES, SopKind
+
+    for uid, entry in SOP_CLASSES.items():
+        if uid in NEWER_THAN_PYDICOM:
+            continue
+        assert uid in UID_dictionary, uid
+        name = UID_dictionary[uid][0]
+        if entry.kind is SopKind.IMAGE and "RT" not in name:
+            assert "Storage" in name and "SR" not in name and "Presentation State" not in name, (uid, name)
+        if "Secondary Capture" in name:
+            assert entry.kind is SopKind.SECONDARY_CAPTURE, uid

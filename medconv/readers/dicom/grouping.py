@@ -48,20 +48,8 @@ import numpy as np
 
 from .headers import DicomHeader
 from .plan import Split, SplitKind
+from .sop_classes import SopKind, sop_class
 
-#: Non-image SOP classes and what to call them (prefix match on the UID).
-NON_IMAGE_SOP_CLASSES = (
-    ("1.2.840.10008.5.1.4.1.1.481.3", "RTSTRUCT (structure set: polygon contours drawn on another series, not an image)"),
-    ("1.2.840.10008.5.1.4.1.1.481.2", "RTDOSE (dose grid, not an image series)"),
-    ("1.2.840.10008.5.1.4.1.1.481.", "RT object (plan, record or image), not an image series"),
-    ("1.2.840.10008.5.1.4.1.1.66.4", "SEG (segmentation object, not an image series)"),
-    ("1.2.840.10008.5.1.4.1.1.66", "raw data / registration / fiducials, not an image"),
-    ("1.2.840.10008.5.1.4.1.1.88.59", "KO (key object selection, not an image)"),
-    ("1.2.840.10008.5.1.4.1.1.88.", "SR (structured report, not an image)"),
-    ("1.2.840.10008.5.1.4.1.1.11.", "PR (presentation state, not an image)"),
-    ("1.2.840.10008.5.1.4.1.1.104.", "encapsulated document, not an image"),
-    ("1.2.840.10008.5.1.4.1.1.9.", "waveform, not an image"),
-)
 NON_IMAGE_MODALITIES = {
     "RTSTRUCT": "RTSTRUCT (structure set: polygon contours drawn on another series, not an image)",
     "SEG": "SEG (segmentation object, not an image series)",
@@ -73,24 +61,6 @@ NON_IMAGE_MODALITIES = {
     "REG": "registration object, not an image",
     "DOC": "encapsulated document, not an image",
 }
-SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
-#: Image storage SOP classes (the UID or a UID below it): their files must hold pixels.
-IMAGE_STORAGE_CLASSES = {
-    "1.2.840.10008.5.1.4.1.1.1": "CR/DX/MG/IO Image Storage",
-    "1.2.840.10008.5.1.4.1.1.2": "CT Image Storage",
-    "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame Image Storage",
-    "1.2.840.10008.5.1.4.1.1.4": "MR Image Storage",
-    "1.2.840.10008.5.1.4.1.1.6": "Ultrasound Image Storage",
-    "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture Image Storage",
-    "1.2.840.10008.5.1.4.1.1.12": "X-Ray Angiographic/Radiofluoroscopic Image Storage",
-    "1.2.840.10008.5.1.4.1.1.13": "X-Ray 3D / Breast Tomosynthesis Image Storage",
-    "1.2.840.10008.5.1.4.1.1.20": "NM Image Storage",
-    "1.2.840.10008.5.1.4.1.1.128": "PET Image Storage",
-    "1.2.840.10008.5.1.4.1.1.130": "Enhanced PET Image Storage",
-    "1.2.840.10008.5.1.4.1.1.77.1": "VL Image Storage",
-}
-#: Below an image storage UID but without pixel data by definition.
-NOT_IMAGE_STORAGE = {"1.2.840.10008.5.1.4.1.1.4.2": "MR Spectroscopy Storage"}
 IOP_TOLERANCE = 1e-3
 POSITION_BIN_MM = 0.01
 
@@ -143,13 +113,9 @@ class SeriesGroup:
 
 
 def image_storage_class(sop_class_uid: str) -> str | None:
-    """The name of the image storage class of a SOP class UID, or ``None`` for any other class."""
-    if sop_class_uid in NOT_IMAGE_STORAGE:
-        return None
-    for uid, name in IMAGE_STORAGE_CLASSES.items():
-        if sop_class_uid == uid or sop_class_uid.startswith(uid + "."):
-            return name
-    return None
+    """The name of the image storage class of a SOP class UID (whole-UID match), or ``None`` for any other."""
+    found = sop_class(sop_class_uid)
+    return found.name if found is not None and found.kind is not SopKind.NON_IMAGE else None
 
 
 def broken_image_reason(header: DicomHeader) -> str | None:
@@ -170,9 +136,9 @@ def broken_image_reason(header: DicomHeader) -> str | None:
 
 def non_image_reason(header: DicomHeader) -> str | None:
     """Why a file is not part of an image volume, or ``None`` if it is an image."""
-    for prefix, reason in NON_IMAGE_SOP_CLASSES:
-        if header.sop_class_uid.startswith(prefix):
-            return reason
+    found = sop_class(header.sop_class_uid)
+    if found is not None and found.kind is SopKind.NON_IMAGE:
+        return found.reason
     if header.modality in NON_IMAGE_MODALITIES:
         return NON_IMAGE_MODALITIES[header.modality]
     if not header.has_pixels:
@@ -522,7 +488,7 @@ def _classify(stacks: list[SeriesGroup]) -> None:
         first = stack.first
         if "LOCALIZER" in first.image_type or "SCOUT" in first.image_type:
             stack.excluded = "localizer (ImageType LOCALIZER)"
-        elif first.sop_class_uid.startswith(SECONDARY_CAPTURE_PREFIX):
+        elif getattr(sop_class(first.sop_class_uid), "kind", None) is SopKind.SECONDARY_CAPTURE:
             stack.excluded = "secondary capture (screenshot or derived picture, not an acquired volume)"
         elif first.samples_per_pixel > 1 or first.photometric.startswith(("RGB", "YBR", "PALETTE")):
             stack.excluded = f"colour image ({first.photometric or 'RGB'}), not a greyscale volume"
