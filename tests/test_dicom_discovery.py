@@ -301,3 +301,16 @@ def test_sop_class_table_agrees_with_pydicoms_uid_dictionary():
             assert "Storage" in name and "SR" not in name and "Presentation State" not in name, (uid, name)
         if "Secondary Capture" in name:
             assert entry.kind is SopKind.SECONDARY_CAPTURE, uid
+
+
+def test_part10_files_with_another_formats_suffix_are_found_by_content(tmp_path):
+    """Fault 7: Agfa writes Part-10 files as ``*.img``; they were never opened because of the suffix."""
+    iop = (1, 0, 0, 0, 1, 0)
+    series = write_series(tmp_path / "s", oriented(iop, [0, 2, 4]), iop)
+    for path in series.paths:
+        path.rename(path.with_suffix(".img"))
+    (tmp_path / "s" / "other.img").write_bytes(b"\x08\x00" + bytes(300))  # Analyze-like data: not DICOM
+    reader, sources = discover(tmp_path)
+    (source,) = sources
+    assert source.info["n_files"] == 3 and reader.read(source).shape == (10, 12, 3)
+    assert [os.path.basename(p) for p, _ in reader.skipped] == ["other.img"]

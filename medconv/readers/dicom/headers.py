@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 
 from .rawheader import PIXEL_DATA, RawHeader, parse_file
 
-#: File names and suffixes that are never DICOM (skipped without opening them).
+#: Suffixes of other formats: such a file is DICOM only with the Part-10 ``DICM`` marker.
 NOT_DICOM_SUFFIXES = (
     ".txt", ".xml", ".json", ".csv", ".md", ".html", ".pdf", ".py", ".zip", ".tar", ".tgz", ".nii", ".nii.gz",
     ".mhd", ".mha", ".raw", ".zraw", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".npz", ".npy",
@@ -398,10 +398,22 @@ def classify_path(path: str) -> str | None:
     if name.upper() == "DICOMDIR":
         return "DICOMDIR (a media index, not an image)"
     if lower.endswith(NOT_DICOM_SUFFIXES) and not lower.endswith((".dcm.gz", ".ima.gz")):
-        return "not DICOM (file suffix)"
+        # the suffix alone never decides (Agfa writes Part-10 files as *.img): only the DICM marker,
+        # the one start a non-DICOM file does not have by chance, makes such a file DICOM
+        return None if has_dicm_marker(path) else "not DICOM (file suffix, no DICM marker)"
     if not looks_like_dicom(path):
         return "not DICOM (no DICM marker)"
     return None
+
+
+def has_dicm_marker(path: str) -> bool:
+    """``DICM`` at byte 128 (a Part-10 file); never raises."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(128)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
 
 
 #: A file cut inside the 128-byte preamble (or empty) never reached its header; below this size it is checked.
