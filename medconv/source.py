@@ -30,6 +30,12 @@ class Source:
     info:
         Header facts for naming and planning (patient, modality, slice count,
         geometry flags ...); JSON-serialisable. Output naming templates use them.
+    plan:
+        The reader's own plan of the unit (for DICOM a frozen
+        ``medconv.readers.dicom.plan.UnitPlan``: layout, frame references, split
+        reasons), made at discovery and consumed by the same reader's ``read``;
+        picklable, never JSON. Only the reader that made it looks inside;
+        ``None`` when the reader needs none (or the Source was built by hand).
     """
 
     id: str
@@ -37,13 +43,14 @@ class Source:
     paths: tuple[str, ...]
     root: str = ""
     info: Mapping[str, Any] = field(default_factory=dict)
+    plan: object | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         object.__setattr__(self, "paths", tuple(os.fspath(p) for p in self.paths))
         object.__setattr__(self, "info", types.MappingProxyType(dict(self.info)))
 
     def __reduce__(self):  # MappingProxyType does not pickle
-        return (Source, (self.id, self.reader, self.paths, self.root, dict(self.info)))
+        return (Source, (self.id, self.reader, self.paths, self.root, dict(self.info), self.plan))
 
     @property
     def path(self) -> str:

@@ -37,6 +37,7 @@ META_KEYS: dict[str, str] = {
     "window": "[centre, width] the file recommends for display (DICOM WindowCenter/Width)",
     "units": "intensity units after rescale: 'HU' for CT, otherwise absent or as stored",
     "axis4": "meaning of the 4th array axis: 'time', 'echo', 'channel' or 'volume'",
+    "repetition_time": "seconds between the time points of a 4D time series (DICOM RepetitionTime); NIfTI pixdim[4]",
     "dicom": "dict of DICOM attributes for the sidecar (kernel, kVp, slice thickness, ...)",
     "header": "dict of format-specific header fields worth keeping (MetaImage, TIFF, NIfTI)",
     "labels": "label volumes: list of {value, name, color [r, g, b], codes, source} (background 0 is not listed)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 
 import numpy as np
@@ -55,7 +56,7 @@ def test_mixed_folder_two_series_localizer_rtstruct_junk_and_truncated(tmp_path)
     volume = reader.read(chest_source)
     assert volume.shape == (10, 12, 6)
     assert volume.meta["series_number"] == 2
-    assert volume.meta["dicom"]["source_file_count"] == 6
+    assert len(volume.meta["source_files"]) == 6
     assert volume.meta["units"] == "HU"
 
 
@@ -235,3 +236,81 @@ def test_three_plane_scout_is_a_localizer_but_one_lone_slice_stays_2d(tmp_path):
     scout = [r for (number, _), r in reasons.items() if number == 1]
     assert len(scout) == 3 and all(r.startswith("localizer") for r in scout)
     assert [r for (number, _), r in reasons.items() if number == 2] == ["single 2D slice"]
+
+
+@pytest.mark.parametrize("damage", [
+    pytest.param(b"", id="zero-bytes"),
+    pytest.param(b"\0" * 60, id="cut-inside-the-preamble"),
+])
+def test_unreadable_file_beside_a_series_is_named_and_its_gap_not_filled(tmp_path, damage):
+    """Fault 12: an interrupted download left a 0-byte (or preamble-only) slice; it was skipped as
+    not DICOM, the gap was interpolated and the run exited 0."""
+    from medconv.errors import GeometryError
+
+    iop = (1, 0, 0, 0, 1, 0)
+    series = write_series(tmp_path / "s", oriented(iop, [0, 2, 4, 6, 8, 10, 12, 14]), iop)
+    broken = series.paths[4]
+    broken.write_bytes(damage)
+    reader, sources = discover(tmp_path)
+    (row,) = [s for s in sources if s.info.get("unreadable")]
+    assert row.path == str(broken) and "interrupted download" in row.info["unreadable"]
+    with pytest.raises(UnreadableFileError):
+        reader.read(row)
+    (unit,) = [s for s in sources if not s.info.get("unreadable")]
+    with pytest.raises(GeometryError, match="missing slice") as failure:
+        reader.read(unit)
+    assert str(broken) in str(failure.value)
+
+
+def test_empty_file_beside_a_complete_series_is_named_and_the_series_converts(tmp_path):
+    iop = (1, 0, 0, 0, 1, 0)
+    write_series(tmp_path / "s", oriented(iop, [0, 2, 4, 6]), iop)
+    (tmp_path / "s" / "0099.dcm").write_bytes(b"")
+    (tmp_path / "s" / "notes.txt").write_bytes(b"")  # not named like DICOM: skipped as before
+    reader, sources = discover(tmp_path)
+    assert [os.path.basename(s.path) for s in sources if s.info.get("unreadable")] == ["0099.dcm"]
+    (unit,) = [s for s in sources if not s.info.get("unreadable")]
+    assert reader.read(unit).shape == (10, 12, 4)
+    assert str(tmp_path / "s" / "notes.txt") in {path for path, _ in reader.skipped}
+
+
+@pytest.mark.parametrize("uid, expected, wrong", [
+    pytest.param("1.2.840.10008.5.1.4.1.1.77.1.6", "whole-slide microscopy", "secondary capture", id="wsi"),
+    pytest.param("1.2.840.10008.5.1.4.1.1.66.7", "label map segmentation", "raw data", id="label-map-seg"),
+])
+def test_sop_classes_are_matched_by_whole_uid(tmp_path, uid, expected, wrong):
+    """Fault 10: "...1.1.7" (secondary capture) matched "...1.1.77.1.6" by prefix, "...1.1.66" the label map SEG."""
+    iop = (1, 0, 0, 0, 1, 0)
+    write_series(tmp_path / "s", oriented(iop, [0, 2, 4]), iop, extra={"SOPClassUID": uid})
+    _, sources = discover(tmp_path)
+    (source,) = sources
+    assert expected in source.info["excluded"] and wrong not in source.info["excluded"]
+
+
+def test_sop_class_table_agrees_with_pydicoms_uid_dictionary():
+    from pydicom.uid import UID_dictionary
+
+    from medconv.readers.dicom.sop_classes import NEWER_THAN_PYDICOM, SOP_CLASSES, SopKind
+
+    for uid, entry in SOP_CLASSES.items():
+        if uid in NEWER_THAN_PYDICOM:
+            continue
+        assert uid in UID_dictionary, uid
+        name = UID_dictionary[uid][0]
+        if entry.kind is SopKind.IMAGE and "RT" not in name:
+            assert "Storage" in name and "SR" not in name and "Presentation State" not in name, (uid, name)
+        if "Secondary Capture" in name:
+            assert entry.kind is SopKind.SECONDARY_CAPTURE, uid
+
+
+def test_part10_files_with_another_formats_suffix_are_found_by_content(tmp_path):
+    """Fault 7: Agfa writes Part-10 files as ``*.img``; they were never opened because of the suffix."""
+    iop = (1, 0, 0, 0, 1, 0)
+    series = write_series(tmp_path / "s", oriented(iop, [0, 2, 4]), iop)
+    for path in series.paths:
+        path.rename(path.with_suffix(".img"))
+    (tmp_path / "s" / "other.img").write_bytes(b"\x08\x00" + bytes(300))  # Analyze-like data: not DICOM
+    reader, sources = discover(tmp_path)
+    (source,) = sources
+    assert source.info["n_files"] == 3 and reader.read(source).shape == (10, 12, 3)
+    assert [os.path.basename(p) for p, _ in reader.skipped] == ["other.img"]

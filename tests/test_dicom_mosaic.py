@@ -15,7 +15,8 @@ from references import assert_same_in_world, run_dcm2niix
 
 from medconv.errors import UnsupportedFormatError
 from medconv.geometry import LPS_TO_RAS
-from medconv.readers.dicom.mosaic import read_mosaic_series, unpack_mosaic
+from medconv.readers.dicom import DicomReader
+from medconv.readers.dicom.layouts.mosaic import unpack_mosaic
 from medconv.source import Source
 
 
@@ -24,7 +25,7 @@ def _nifti(volume) -> nib.Nifti1Image:
 
 
 def _read(*paths) -> object:
-    return read_mosaic_series(Source("mosaic", "dicom", tuple(str(p) for p in paths)))
+    return DicomReader().read(Source("mosaic", "dicom", tuple(str(p) for p in paths)))
 
 
 def test_unpack_mosaic_tile_order():
@@ -97,7 +98,7 @@ def test_oblique_csa_slice_normal_positions_match_nibabel():
     """``csa_slice_norm.dcm`` (no pixel data) has an oblique CSA SliceNormalVector: tile centres vs nibabel."""
     import pydicom
 
-    from medconv.readers.dicom.mosaic import _csa_image_header, mosaic_geometry, mosaic_slice_count
+    from medconv.readers.dicom.layouts.mosaic import _csa_image_header, mosaic_geometry, mosaic_slice_count
 
     path = corpus_path("nibabel_data", "nibabel", "nicom", "tests", "data", "csa_slice_norm.dcm")
     ds = pydicom.dcmread(path)

@@ -16,7 +16,8 @@ from references import assert_same_in_world, run_dcm2niix
 
 from medconv.errors import NotAVolumeError
 from medconv.geometry import LPS_TO_RAS
-from medconv.readers.dicom.multiframe import frame_groups, read_multiframe
+from medconv.readers.dicom import DicomReader
+from medconv.readers.dicom.layouts.enhanced import frame_groups
 from medconv.source import Source
 
 
@@ -25,7 +26,7 @@ def _nifti(volume) -> nib.Nifti1Image:
 
 
 def _read(paths, **info):
-    return read_multiframe(Source("mf", "dicom", tuple(str(p) for p in paths), info=info))
+    return DicomReader().read(Source("mf", "dicom", tuple(str(p) for p in paths), info=info))
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +113,20 @@ def test_nibabel_philips_enhanced_geometry():
     assert_same_in_world(_nifti(volume), reference, value_atol=1e-3)
 
 
+def _read_enhanced(paths):
+    """The enhanced multi-frame layout on its own (RT dose and cine are set aside by discovery)."""
+    from medconv.readers.dicom.assemble import assemble
+    from medconv.readers.dicom.grouping import SeriesGroup
+    from medconv.readers.dicom.headers import read_header
+    from medconv.readers.dicom.layouts.enhanced import plan_enhanced
+    from medconv.readers.dicom.plan import PlanFailure
+
+    (outcome,) = plan_enhanced(SeriesGroup([read_header(str(p)) for p in paths], layout="multiframe"))
+    if isinstance(outcome, PlanFailure):
+        raise outcome.error
+    return assemble(outcome)
+
+
 @pytest.mark.parametrize("name", [
     pytest.param("rtdose.dcm", id="explicit-little"),
     pytest.param("rtdose_expb.dcm", id="explicit-big"),
@@ -122,7 +137,7 @@ def test_rt_dose_matches_simpleitk_times_dose_grid_scaling(name):
     import SimpleITK as sitk
 
     path = corpus_path("pydicom_test_files", name)
-    volume = _read([path])
+    volume = _read_enhanced([path])
     reference = sitk.ReadImage(str(corpus_path("pydicom_test_files", "rtdose.dcm")))
     scaling = float(pydicom.dcmread(path, stop_before_pixels=True).DoseGridScaling)
     assert volume.spacing == pytest.approx(reference.GetSpacing())
@@ -135,7 +150,7 @@ def test_rt_dose_matches_simpleitk_times_dose_grid_scaling(name):
 
 def test_cine_without_positions_is_not_a_volume():
     with pytest.raises(NotAVolumeError, match="without per-frame geometry"):
-        _read([corpus_path("pydicom_test_files", "examples_ybr_color.dcm")])
+        _read_enhanced([corpus_path("pydicom_test_files", "examples_ybr_color.dcm")])
 
 
 # -- synthetic enhanced MR: shuffled frames, 2 time points, per-frame rescale ----------------------------

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from medconv.errors import UnreadableFileError
-from medconv.readers.dicom.mosaic import read_mosaic_series
+from medconv.readers.dicom import DicomReader
 from medconv.readers.dicom.pixels import read_pixel_stack
 from medconv.source import Source
 
@@ -178,7 +178,7 @@ def test_twelve_bit_mosaics_match_dcm2niix(tmp_path, name, series):
     shutil.copy(source, tmp_path / "in" / name)
     fresh = run_dcm2niix(tmp_path / "in", tmp_path / "out", "-f", "%s")
     assert len(fresh) == 1
-    volume = read_mosaic_series(Source(name, "dicom", (str(source),)))
+    volume = DicomReader().read(Source(name, "dicom", (str(source),)))
     ours = nib.Nifti1Image(np.asarray(volume.array), volume.affine_ras)
     assert_same_in_world(ours, nib.load(fresh[0]))
     assert_same_in_world(ours, nib.load(stored_ref))

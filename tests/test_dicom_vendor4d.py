@@ -9,7 +9,8 @@ import pytest
 from dicom_synth import axial, oriented, phantom, write_series
 
 from medconv.errors import GeometryError
-from medconv.readers.dicom.vendor4d import diffusion_key, read_vendor_4d
+from medconv.readers.dicom import DicomReader
+from medconv.readers.dicom.layouts.vendor4d import diffusion_key
 from medconv.source import Source
 
 WEIGHTINGS = [(0.0, (0.0, 0.0, 0.0)), (1000.0, (1.0, 0.0, 0.0)), (1000.0, (0.0, 0.6, 0.8))]
@@ -67,7 +68,7 @@ def test_dwi_volumes_follow_the_phantom(tmp_path, tagger):
     iop = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)  # sagittal
     positions = oriented(iop, [7.5, 0.0, 5.0, 2.5])
     paths = write_dwi(tmp_path, tagger, iop, positions)
-    volume = read_vendor_4d(Source("dwi", "dicom", tuple(paths)))
+    volume = DicomReader().read(Source("dwi", "dicom", tuple(paths)))
     assert volume.shape[3] == 3 and volume.meta["axis4"] == "volume"
     # InstanceNumber puts the last weighting first
     order = [2, 1, 0]
@@ -91,15 +92,15 @@ def test_diffusion_key_reads_each_vendor(tmp_path):
 def test_incomplete_weighting_is_refused(tmp_path):
     iop, positions = axial(4)
     paths = write_dwi(tmp_path, _tag_standard, iop, positions, drop=(1, 2))
-    with pytest.raises(GeometryError, match="does not cover the same 4 slice positions"):
-        read_vendor_4d(Source("dwi", "dicom", tuple(paths)))
+    with pytest.raises(GeometryError, match="positions hold different numbers of frames"):
+        DicomReader().read(Source("dwi", "dicom", tuple(paths)))
 
 
 def test_repeats_without_b_values_are_refused(tmp_path):
     iop, positions = axial(3)
     paths = write_dwi(tmp_path, lambda ds, b, g: None, iop, positions)
-    with pytest.raises(GeometryError, match="no diffusion b-value"):
-        read_vendor_4d(Source("dwi", "dicom", tuple(paths)))
+    with pytest.raises(GeometryError, match="repeat a position"):
+        DicomReader().read(Source("dwi", "dicom", tuple(paths)))
 
 
 @pytest.mark.parametrize("tagger", [
@@ -108,14 +109,14 @@ def test_repeats_without_b_values_are_refused(tmp_path):
 ])
 def test_discovery_routes_single_frame_dwi_to_4d(tmp_path, tagger):
     # Repeated positions that no temporal/echo index separates but the diffusion key does:
-    # one 4D unit (layout dwi4d), not a duplicate-position GeometryError.
+    # one 4D unit (layout vendor4d), not a duplicate-position GeometryError.
     from medconv.readers.dicom import DicomReader
 
     iop = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
     write_dwi(tmp_path, tagger, iop, oriented(iop, [7.5, 0.0, 5.0, 2.5]))
     reader = DicomReader(jobs=1)
     (source,) = list(reader.discover(tmp_path))
-    assert source.info["layout"] == "dwi4d" and "duplicate" not in source.info["flags"]
+    assert source.info["layout"] == "vendor4d" and "duplicate" not in source.info["flags"]
     assert source.info["shape"] == [10, 12, 4, 3] and source.info["spacing"][2] == pytest.approx(2.5)
     volume = reader.read(source)
     assert list(volume.shape) == source.info["shape"]

@@ -1,7 +1,9 @@
 """NIfTI output (``.nii`` and ``.nii.gz``).
 
 * sform and qform are both set, code 1 (scanner anatomical), from the Volume's
-  RAS affine; units are mm and seconds.
+  RAS affine; units are mm, and seconds for a time series, whose ``pixdim[4]`` is
+  ``meta["repetition_time"]`` (s); a 4th axis that is not time (echo, channel,
+  diffusion volume) has time units "unknown" and ``pixdim[4]`` 1 (NIfTI-1).
 * The dtype is kept (int16 CT stays int16); bool becomes uint8 and float16
   float32, the nearest types NIfTI-1 readers all support. Nothing is rescaled.
 * Label volumes carry intent ``NIFTI_INTENT_LABEL``.
@@ -49,11 +51,12 @@ def header_bytes(volume: Volume, dtype: np.dtype) -> bytes:
     """
     shape = volume.shape
     axis4 = volume.meta.get("axis4") if len(shape) == 4 else None
-    time_units = axis4 in (None, "time")  # channels and echoes are not time
+    time_units = axis4 in (None, "time")  # channels, echoes and diffusion weightings are not time
+    time_step = volume.meta.get("repetition_time") if axis4 == "time" else None
     description = f"medconv {__version__}"
     if max(shape) <= MAX_DIM:
         return nifti1_header(shape, dtype, volume.affine_ras, label=volume.kind == "label",
-                             time_units=time_units, description=description)
+                             time_units=time_units, time_step=time_step, description=description)
     import io
 
     import nibabel as nib
@@ -64,6 +67,8 @@ def header_bytes(volume: Volume, dtype: np.dtype) -> bytes:
     header.set_sform(volume.affine_ras, code=1)
     header.set_qform(volume.affine_ras, code=1)
     header.set_xyzt_units("mm", "sec" if time_units else "unknown")
+    if time_step:
+        header.set_zooms(tuple(header.get_zooms()[:3]) + (float(time_step),) + tuple(header.get_zooms()[4:]))
     header["descrip"] = description.encode()[:79]
     if volume.kind == "label":
         header.set_intent("label")

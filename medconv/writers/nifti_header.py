@@ -58,11 +58,15 @@ def quaternion(rotation: np.ndarray) -> np.ndarray:
 
 
 def nifti1_header(shape: tuple[int, ...], dtype: np.dtype, affine: np.ndarray, *, label: bool = False,
-                  time_units: bool = True, description: str = "") -> bytes:
+                  time_units: bool = True, time_step: float | None = None, description: str = "") -> bytes:
     """The NIfTI-1 single-file header for these voxels, followed by the empty extension flag.
 
     ``affine`` (RAS) goes into both sform and qform with code 1 (scanner);
-    units are mm (and seconds for a time axis); no scaling (``scl_slope`` 0).
+    units are mm, and seconds when the 4th axis is time (``time_units``), with
+    ``pixdim[4] = time_step`` (the repetition time) when known. A 4th axis that is
+    not time (echoes, channels, diffusion weightings) has time units "unknown"
+    and ``pixdim[4] = 1``, as NIfTI-1 leaves it (nifti1.h: xyzt_units describe
+    pixdim[1..4]). No scaling (``scl_slope`` 0).
     """
     dtype = np.dtype(dtype).newbyteorder("=")
     if max(shape) > MAX_DIM:
@@ -93,6 +97,8 @@ def nifti1_header(shape: tuple[int, ...], dtype: np.dtype, affine: np.ndarray, *
     header["qoffset_x"], header["qoffset_y"], header["qoffset_z"] = affine[:3, 3]
     pixdim = np.ones(8)
     pixdim[0], pixdim[1:4] = qfac, zooms
+    if len(shape) > 3 and time_units and time_step and time_step > 0:
+        pixdim[4] = time_step
     header["pixdim"] = pixdim
     header["magic"] = b"n+1"
     return header.tobytes() + b"\x00" * 4

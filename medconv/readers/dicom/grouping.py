@@ -18,13 +18,14 @@ Rules (docs/dicom.md has the full table):
    orientation (|ΔIOP| > 1e-3), matrix size, samples per pixel or layout differ.
    Multi-frame files of one series, matrix, ImageType and SOP class are pooled into
    one stack (the reader then makes one unit per frame group and splits the pool
-   per file unless its frames form complete volumes: :mod:`.multiframe_units`).
+   per file unless its frames form complete volumes: :mod:`.layouts.enhanced`).
 4. Within a stack, slices at the same position are told apart by echo (split into
    one stack per echo), then by temporal position / trigger time / acquisition
    number: when every index value holds the same set of positions the stack becomes
    4D (``axis4 = "time"``), otherwise it is split by that index. Each split stack gets
    a label (``frame_group``: ``echo-1``, ``temporal-position-2``) that is appended to
-   its SeriesDescription, so that output names tell the echoes apart. Duplicates that
+   its SeriesDescription, so that output names tell the echoes apart. Mosaic files (one
+   volume each) are split by echo the same way, then stacked as time points. Duplicates that
    nothing here tells apart are flagged ``duplicate``: the reader then tries the
    diffusion key (:mod:`.vendor4d`, layout ``dwi4d``); if that fails too they stay
    in the stack and make reading fail (never dropped).
@@ -46,20 +47,9 @@ from typing import Iterable
 import numpy as np
 
 from .headers import DicomHeader
+from .plan import Split, SplitKind
+from .sop_classes import SopKind, sop_class
 
-#: Non-image SOP classes and what to call them (prefix match on the UID).
-NON_IMAGE_SOP_CLASSES = (
-    ("1.2.840.10008.5.1.4.1.1.481.3", "RTSTRUCT (structure set: polygon contours drawn on another series, not an image)"),
-    ("1.2.840.10008.5.1.4.1.1.481.2", "RTDOSE (dose grid, not an image series)"),
-    ("1.2.840.10008.5.1.4.1.1.481.", "RT object (plan, record or image), not an image series"),
-    ("1.2.840.10008.5.1.4.1.1.66.4", "SEG (segmentation object, not an image series)"),
-    ("1.2.840.10008.5.1.4.1.1.66", "raw data / registration / fiducials, not an image"),
-    ("1.2.840.10008.5.1.4.1.1.88.59", "KO (key object selection, not an image)"),
-    ("1.2.840.10008.5.1.4.1.1.88.", "SR (structured report, not an image)"),
-    ("1.2.840.10008.5.1.4.1.1.11.", "PR (presentation state, not an image)"),
-    ("1.2.840.10008.5.1.4.1.1.104.", "encapsulated document, not an image"),
-    ("1.2.840.10008.5.1.4.1.1.9.", "waveform, not an image"),
-)
 NON_IMAGE_MODALITIES = {
     "RTSTRUCT": "RTSTRUCT (structure set: polygon contours drawn on another series, not an image)",
     "SEG": "SEG (segmentation object, not an image series)",
@@ -71,24 +61,6 @@ NON_IMAGE_MODALITIES = {
     "REG": "registration object, not an image",
     "DOC": "encapsulated document, not an image",
 }
-SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
-#: Image storage SOP classes (the UID or a UID below it): their files must hold pixels.
-IMAGE_STORAGE_CLASSES = {
-    "1.2.840.10008.5.1.4.1.1.1": "CR/DX/MG/IO Image Storage",
-    "1.2.840.10008.5.1.4.1.1.2": "CT Image Storage",
-    "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame Image Storage",
-    "1.2.840.10008.5.1.4.1.1.4": "MR Image Storage",
-    "1.2.840.10008.5.1.4.1.1.6": "Ultrasound Image Storage",
-    "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture Image Storage",
-    "1.2.840.10008.5.1.4.1.1.12": "X-Ray Angiographic/Radiofluoroscopic Image Storage",
-    "1.2.840.10008.5.1.4.1.1.13": "X-Ray 3D / Breast Tomosynthesis Image Storage",
-    "1.2.840.10008.5.1.4.1.1.20": "NM Image Storage",
-    "1.2.840.10008.5.1.4.1.1.128": "PET Image Storage",
-    "1.2.840.10008.5.1.4.1.1.130": "Enhanced PET Image Storage",
-    "1.2.840.10008.5.1.4.1.1.77.1": "VL Image Storage",
-}
-#: Below an image storage UID but without pixel data by definition.
-NOT_IMAGE_STORAGE = {"1.2.840.10008.5.1.4.1.1.4.2": "MR Spectroscopy Storage"}
 IOP_TOLERANCE = 1e-3
 POSITION_BIN_MM = 0.01
 
@@ -98,7 +70,7 @@ class SeriesGroup:
     """One unit found by discovery: an image stack, or a set-aside object with its reason."""
 
     headers: list[DicomHeader]
-    split: list[str] = field(default_factory=list)
+    split: list[Split] = field(default_factory=list)
     excluded: str | None = None
     layout: str = "single"
     axis4: str | None = None
@@ -111,6 +83,8 @@ class SeriesGroup:
     shape: tuple[int, ...] | None = None
     #: Multi-frame only: ``(column, row, slice)`` steps in mm when discovery parsed the frames.
     spacing: tuple[float, float, float] | None = None
+    #: 4D single-frame stacks: the header attribute whose values are the time points.
+    time_attribute: str | None = None
     #: ``"path: what is wrong"`` for each broken file in ``headers`` (see :func:`broken_image_reason`).
     broken: list[str] = field(default_factory=list)
 
@@ -139,13 +113,9 @@ class SeriesGroup:
 
 
 def image_storage_class(sop_class_uid: str) -> str | None:
-    """The name of the image storage class of a SOP class UID, or ``None`` for any other class."""
-    if sop_class_uid in NOT_IMAGE_STORAGE:
-        return None
-    for uid, name in IMAGE_STORAGE_CLASSES.items():
-        if sop_class_uid == uid or sop_class_uid.startswith(uid + "."):
-            return name
-    return None
+    """The name of the image storage class of a SOP class UID (whole-UID match), or ``None`` for any other."""
+    found = sop_class(sop_class_uid)
+    return found.name if found is not None and found.kind is not SopKind.NON_IMAGE else None
 
 
 def broken_image_reason(header: DicomHeader) -> str | None:
@@ -166,9 +136,9 @@ def broken_image_reason(header: DicomHeader) -> str | None:
 
 def non_image_reason(header: DicomHeader) -> str | None:
     """Why a file is not part of an image volume, or ``None`` if it is an image."""
-    for prefix, reason in NON_IMAGE_SOP_CLASSES:
-        if header.sop_class_uid.startswith(prefix):
-            return reason
+    found = sop_class(header.sop_class_uid)
+    if found is not None and found.kind is SopKind.NON_IMAGE:
+        return found.reason
     if header.modality in NON_IMAGE_MODALITIES:
         return NON_IMAGE_MODALITIES[header.modality]
     if not header.has_pixels:
@@ -200,7 +170,7 @@ def group_headers(headers: Iterable[DicomHeader]) -> list[SeriesGroup]:
         for copy_index, part in enumerate(copies, start=1):
             for group in _group_one_uid(part):
                 if len(copies) > 1:
-                    group.split.append(f"copy {copy_index} of the same SOPInstanceUIDs")
+                    group.split.append(Split(SplitKind.COPY, copy_index))
                 groups.append(group)
     for header in cut_early:
         stack = _stack_in_folder(header, groups)
@@ -251,17 +221,17 @@ def _label_name_clashes(groups: list[SeriesGroup]) -> None:
 def _split_label(group: SeriesGroup) -> str:
     """A short readable label from a unit's split reasons (SeriesNumber and echo/index splits left out)."""
     parts = []
-    for reason in group.split:
-        if reason.startswith("copy "):
-            parts.append("copy-" + reason.split()[1])
-        elif reason == "orientation":
+    for split in group.split:
+        if split.kind is SplitKind.COPY:
+            parts.append(f"copy-{split.value}")
+        elif split.kind is SplitKind.ORIENTATION:
             parts.append(_plane(group.first.iop))
-        elif reason.startswith("matrix "):
-            parts.append("matrix-" + reason.split()[1])
-        elif reason.endswith(" samples/pixel"):
-            parts.append(reason.split()[0] + "-samples")
-        elif reason in ("mosaic", "single"):
-            parts.append(reason)
+        elif split.kind is SplitKind.MATRIX:
+            parts.append(f"matrix-{split.value}")
+        elif split.kind is SplitKind.SAMPLES:
+            parts.append(f"{split.value}-samples")
+        elif split.kind is SplitKind.LAYOUT:
+            parts.append(str(split.value))
     return "-".join(parts)
 
 
@@ -361,7 +331,7 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
     """Split one SeriesInstanceUID's image files into stacks (reasons in ``split``)."""
     # multi-frame files of one series, matrix and image type are pooled (Siemens XA writes
     # one enhanced file per time point); discovery then checks that their frames form
-    # volumes (multiframe_units) and splits them per file otherwise. Mosaic files (one per
+    # volumes (layouts.enhanced) and splits them per file otherwise. Mosaic files (one per
     # time point) and single-frame slices are bucketed below.
     stacks: list[SeriesGroup] = []
     singles = []
@@ -379,9 +349,9 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
         stacks.append(SeriesGroup(pool, layout="multiframe"))
     if len(stacks) > 1 or (stacks and singles):
         for stack in stacks:
-            stack.split.append("multiframe file" if len(stack.headers) == 1 else "multiframe files")
+            stack.split.append(Split(SplitKind.MULTIFRAME_FILE))
 
-    buckets: list[tuple[tuple, list[DicomHeader], list[str]]] = []
+    buckets: list[tuple[tuple, list[DicomHeader], list[Split]]] = []
     for header in singles:
         iop = np.asarray(header.iop) if header.iop else None
         key = (header.series_number, header.rows, header.columns, header.samples_per_pixel, layout_of(header))
@@ -399,22 +369,26 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
         for bucket_key, _, reasons in buckets:
             (number, rows, columns, samples, layout), iop = bucket_key
             if len({k[0][0] for k in keys}) > 1:
-                reasons.append(f"SeriesNumber {number}")
+                reasons.append(Split(SplitKind.SERIES_NUMBER, number))
             if len({(k[0][1], k[0][2]) for k in keys}) > 1:
-                reasons.append(f"matrix {columns}x{rows}")
+                reasons.append(Split(SplitKind.MATRIX, f"{columns}x{rows}"))
             if len({k[0][3] for k in keys}) > 1:
-                reasons.append(f"{samples} samples/pixel")
+                reasons.append(Split(SplitKind.SAMPLES, samples))
             if len({k[0][4] for k in keys}) > 1:
-                reasons.append(layout)
+                reasons.append(Split(SplitKind.LAYOUT, layout))
             if not reasons:
-                reasons.append("orientation")
+                reasons.append(Split(SplitKind.ORIENTATION))
     for bucket_key, bucket, reasons in buckets:
-        if bucket_key[0][4] == "mosaic":  # every mosaic file holds all slices: files are time points
-            stacks.append(SeriesGroup(bucket, split=reasons, layout="mosaic", axis4="time" if len(bucket) > 1 else None))
+        if bucket_key[0][4] == "mosaic":  # every mosaic file holds all slices: files are time points of one echo
+            for echo_split, files in _split_echoes(bucket):
+                stack = SeriesGroup(files, split=reasons + echo_split, layout="mosaic",
+                                    axis4="time" if len(files) > 1 else None)
+                stack.frame_group = " ".join(split.label for split in echo_split)
+                stacks.append(stack)
             continue
         for stack in _split_duplicates(bucket):
             if stack.split:  # echo / index splits share SeriesNumber and description: a label tells them apart
-                stack.frame_group = " ".join(part.replace(" ", "-") for part in stack.split)
+                stack.frame_group = " ".join(split.label for split in stack.split)
             stack.split = reasons + stack.split
             stacks.append(stack)
     return stacks
@@ -446,9 +420,19 @@ def _has_duplicates(headers: list[DicomHeader]) -> bool:
     return keys is not None and len(set(keys)) < len(keys)
 
 
-_ECHO_FIELDS = (("echo_number", "echo"), ("echo_time", "echo time"))
-_TIME_FIELDS = (("temporal_position", "temporal position"), ("trigger_time", "trigger time"),
-                ("acquisition_number", "acquisition number"))
+_ECHO_FIELDS = (("echo_number", SplitKind.ECHO), ("echo_time", SplitKind.ECHO_TIME))
+_TIME_FIELDS = (("temporal_position", SplitKind.TEMPORAL_POSITION), ("trigger_time", SplitKind.TRIGGER_TIME),
+                ("acquisition_number", SplitKind.ACQUISITION_NUMBER))
+
+
+def _split_echoes(headers: list[DicomHeader]) -> list[tuple[list[Split], list[DicomHeader]]]:
+    """Files of one stack per echo (EchoNumbers, else EchoTime, when every file has one and they differ)."""
+    for attribute, kind in _ECHO_FIELDS:
+        values = {getattr(h, attribute) for h in headers}
+        if len(values) > 1 and None not in values:
+            return [([Split(kind, value)], [h for h in headers if getattr(h, attribute) == value])
+                    for value in sorted(values)]
+    return [([], headers)]
 
 
 def _split_duplicates(headers: list[DicomHeader]) -> list[SeriesGroup]:
@@ -464,7 +448,7 @@ def _split_duplicates(headers: list[DicomHeader]) -> list[SeriesGroup]:
             result = []
             for value in sorted(parts):
                 for stack in _split_duplicates(parts[value]):
-                    stack.split.insert(0, f"{label} {value:g}")
+                    stack.split.insert(0, Split(label, value))
                     result.append(stack)
             return result
     for attribute, label in _TIME_FIELDS:
@@ -478,13 +462,13 @@ def _split_duplicates(headers: list[DicomHeader]) -> list[SeriesGroup]:
         distinct = all(len(set(p)) == len(p) for p in position_sets)
         if distinct and all(p == position_sets[0] for p in position_sets):
             ordered = [h for value in sorted(parts) for h in parts[value]]
-            group = SeriesGroup(ordered, axis4="time")
-            group.flags.append(f"4D over {label} ({len(parts)} volumes)")
+            group = SeriesGroup(ordered, axis4="time", time_attribute=attribute)
+            group.flags.append(f"4D over {label.value} ({len(parts)} volumes)")
             return [group]
         if distinct:
             result = []
             for value in sorted(parts):
-                stack = SeriesGroup(parts[value], split=[f"{label} {value:g}"])
+                stack = SeriesGroup(parts[value], split=[Split(label, value)])
                 result.append(stack)
             return result
     group = SeriesGroup(headers)
@@ -504,7 +488,7 @@ def _classify(stacks: list[SeriesGroup]) -> None:
         first = stack.first
         if "LOCALIZER" in first.image_type or "SCOUT" in first.image_type:
             stack.excluded = "localizer (ImageType LOCALIZER)"
-        elif first.sop_class_uid.startswith(SECONDARY_CAPTURE_PREFIX):
+        elif getattr(sop_class(first.sop_class_uid), "kind", None) is SopKind.SECONDARY_CAPTURE:
             stack.excluded = "secondary capture (screenshot or derived picture, not an acquired volume)"
         elif first.samples_per_pixel > 1 or first.photometric.startswith(("RGB", "YBR", "PALETTE")):
             stack.excluded = f"colour image ({first.photometric or 'RGB'}), not a greyscale volume"

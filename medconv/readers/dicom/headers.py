@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from .rawheader import PIXEL_DATA, RawHeader, parse_file
 
-#: File names and suffixes that are never DICOM (skipped without opening them).
+#: Suffixes of other formats: such a file is DICOM only with the Part-10 ``DICM`` marker.
 NOT_DICOM_SUFFIXES = (
     ".txt", ".xml", ".json", ".csv", ".md", ".html", ".pdf", ".py", ".zip", ".tar", ".tgz", ".nii", ".nii.gz",
     ".mhd", ".mha", ".raw", ".zraw", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".npz", ".npy",
@@ -81,6 +82,15 @@ class DicomHeader:
     patient_position: str = ""
     body_part: str = ""
     protocol_name: str = ""
+    sequence_name: str = ""
+    repetition_time: float | None = None
+    flip_angle: float | None = None
+    field_strength: float | None = None
+    spacing_between_slices: float | None = None
+    temporal_positions: int | None = None
+    acquisition_time: str = ""
+    #: SpecificCharacterSet (0008,0005) as written (``""``: the default repertoire).
+    charset: str = ""
     transfer_syntax: str = ""
     mosaic_images: int | None = None
     has_pixels: bool = False
@@ -99,7 +109,7 @@ class DicomHeader:
     pixel_length: int = 0
     #: VR of the Pixel Data element as written ("" in implicit VR).
     pixel_vr: str = ""
-    #: ``(size, mtime_ns)`` of the file when the raw parser read it (``None``: parsed by pydicom).
+    #: ``(size, mtime_ns)`` of the file when its header was parsed (``None``: not known).
     file_stamp: tuple[int, int] | None = None
 
     @property
@@ -160,7 +170,12 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("SliceThickness", "slice_thickness", "float"), ("ConvolutionKernel", "kernel", "text"),
     ("KVP", "kvp", "float"), ("WindowCenter", "window_center", "float"), ("WindowWidth", "window_width", "float"),
     ("PatientPosition", "patient_position", "text"), ("BodyPartExamined", "body_part", "text"),
-    ("ProtocolName", "protocol_name", "text"),
+    ("ProtocolName", "protocol_name", "text"), ("SequenceName", "sequence_name", "text"),
+    ("RepetitionTime", "repetition_time", "float"), ("FlipAngle", "flip_angle", "float"),
+    ("MagneticFieldStrength", "field_strength", "float"),
+    ("SpacingBetweenSlices", "spacing_between_slices", "float"),
+    ("NumberOfTemporalPositions", "temporal_positions", "int"), ("AcquisitionTime", "acquisition_time", "text"),
+    ("SpecificCharacterSet", "charset", "text"),
     ("BitsStored", "bits_stored", "us"), ("HighBit", "high_bit", "us"),
     ("PixelRepresentation", "pixel_representation", "us"), ("PlanarConfiguration", "planar_configuration", "us"),
     ("RescaleSlope", "slope", "float"), ("RescaleIntercept", "intercept", "float"),
@@ -182,7 +197,9 @@ FIELD_TAGS: dict[str, int] = {
     "WindowWidth": 0x00281051, "PatientPosition": 0x00185100, "BodyPartExamined": 0x00180015,
     "ProtocolName": 0x00181030, "BitsStored": 0x00280101, "HighBit": 0x00280102, "PixelRepresentation": 0x00280103,
     "PlanarConfiguration": 0x00280006, "RescaleSlope": 0x00281053, "RescaleIntercept": 0x00281052,
-    "RescaleType": 0x00281054, "Units": 0x00541001,
+    "RescaleType": 0x00281054, "Units": 0x00541001, "SequenceName": 0x00180024, "RepetitionTime": 0x00180080,
+    "FlipAngle": 0x00181314, "MagneticFieldStrength": 0x00180087, "SpacingBetweenSlices": 0x00180088,
+    "NumberOfTemporalPositions": 0x00200105, "AcquisitionTime": 0x00080032, "SpecificCharacterSet": 0x00080005,
 }
 
 
@@ -280,8 +297,8 @@ def _raw_mosaic_value(vr: bytes, value: bytes):
 def reuse_or_read(path: str, known: DicomHeader | None) -> DicomHeader:
     """``known`` (a header from an earlier scan of ``path``) if the file is unchanged since, else a new parse.
 
-    Unchanged means the same size and modification time as when the raw parser
-    read it; headers parsed by pydicom carry no stamp and are parsed again.
+    Unchanged means the same size and modification time as when the header was
+    parsed; a header without a stamp (built by hand) is parsed again.
     """
     if known is not None and known.file_stamp is not None:
         try:
@@ -310,7 +327,10 @@ def read_header_pydicom(path: str) -> DicomHeader:
         syntax = str(meta.get("TransferSyntaxUID", "") or "")
         media_sop = str(meta.get("MediaStorageSOPClassUID", "") or "")
     mosaic = ds[MOSAIC_IMAGES_TAG].value if MOSAIC_IMAGES_TAG in raw_values else None
-    return _header_from_values(path, raw_values, syntax, media_sop, mosaic)
+    header = _header_from_values(path, raw_values, syntax, media_sop, mosaic)
+    status = os.stat(path)
+    header.file_stamp = (status.st_size, status.st_mtime_ns)
+    return header
 
 
 def _header_from_values(path: str, raw_values: dict, syntax: str, media_sop: str, mosaic) -> DicomHeader:
@@ -378,14 +398,58 @@ def classify_path(path: str) -> str | None:
     if name.upper() == "DICOMDIR":
         return "DICOMDIR (a media index, not an image)"
     if lower.endswith(NOT_DICOM_SUFFIXES) and not lower.endswith((".dcm.gz", ".ima.gz")):
-        return "not DICOM (file suffix)"
+        # the suffix alone never decides (Agfa writes Part-10 files as *.img): only the DICM marker,
+        # the one start a non-DICOM file does not have by chance, makes such a file DICOM
+        return None if has_dicm_marker(path) else "not DICOM (file suffix, no DICM marker)"
     if not looks_like_dicom(path):
         return "not DICOM (no DICM marker)"
     return None
 
 
+def has_dicm_marker(path: str) -> bool:
+    """``DICM`` at byte 128 (a Part-10 file); never raises."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(128)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+#: A file cut inside the 128-byte preamble (or empty) never reached its header; below this size it is checked.
+PREAMBLE_END = 132
+_DICOM_NAME = re.compile(r"^([0-9.]+|[^.]*|.*\.(dcm|ima|dicom|dic))$", re.IGNORECASE)
+
+
+def interrupted_download(path: str) -> str | None:
+    """Why a file named like a DICOM file holds no header at all (empty, or cut inside its preamble), or ``None``.
+
+    Such a file beside a series is a slice that never arrived: it must be named in
+    the manifest, not skipped as "not DICOM" (files named otherwise, ``notes.txt``, are skipped).
+    """
+    if not _DICOM_NAME.match(os.path.basename(path)):
+        return None
+    try:
+        size = os.path.getsize(path)
+        if size >= PREAMBLE_END:
+            return None
+        with open(path, "rb") as handle:
+            head = handle.read(PREAMBLE_END)
+    except OSError:
+        return None
+    if size == 0:
+        return "empty file (0 bytes): an interrupted download or copy; re-download the series"
+    if not any(head):
+        return (f"file cut inside the DICOM preamble ({size} bytes, all zero): an interrupted download; "
+                "re-download the series")
+    return None
+
+
 def scan_one(path: str) -> tuple[str, DicomHeader | str, str]:
     """``("ok", header, "")``, ``("skip", path, reason)`` or ``("bad", path, reason)`` for one file."""
+    damage = interrupted_download(path)
+    if damage:
+        return ("bad", path, damage)
     reason = classify_path(path)
     if reason:
         return ("skip", path, reason)

@@ -174,6 +174,8 @@ def units_for(headers: Sequence[PixelHeader]) -> str | None:
         return "HU"
     if first.modality == "PT" and first.pet_units:
         return first.pet_units
+    if first.modality == "RTDOSE" and first.rescale_type:
+        return first.rescale_type  # DoseUnits: GY or RELATIVE
     return None
 
 
@@ -250,6 +252,32 @@ def read_pixel_stack(paths: Sequence[str], headers: Sequence[Any] | None = None)
         pixel_headers.append(header)
     assert stored is not None
     return finish_stack(stored, pixel_headers)
+
+
+def decode_file(header: Any) -> tuple[np.ndarray, PixelHeader]:
+    """Every frame of one file as stored values ``(frames, rows, columns[, samples])``, and its pixel header.
+
+    ``header`` is the file's scanned :class:`~.headers.DicomHeader`: uncompressed
+    little-endian pixel data at a known offset is read straight from the file
+    (no parse); anything else is parsed and decoded by pydicom's plugins.
+    """
+    direct = direct_pixel_header(header)
+    if direct is not None:
+        stored = np.empty((direct.frames,) + direct.frame_shape, dtype=direct.stored_dtype)
+        needed = stored.nbytes
+        if header.pixel_length >= needed:
+            read_pixel_bytes(header.path, header.pixel_offset, stored)
+            mask_stored_bits(stored, direct)
+            return stored, direct
+    try:
+        with open_dicom(header.path) as fp:
+            ds = parse_header(fp, header.path)
+            pixel = pixel_header(ds, header.path)
+            stored = np.empty((pixel.frames,) + pixel.frame_shape, dtype=pixel.stored_dtype)
+            decode_into(header.path, pixel, stored, fp)
+    except OSError as exc:
+        raise UnreadableFileError(f"cannot read the file ({exc})", path=header.path) from exc
+    return stored, pixel
 
 
 def _scan_header(path: str):

@@ -175,6 +175,7 @@ def plan_stack(
     columns: int | None = None,
     slice_thickness: float | None = None,
     paths: Sequence[str] | None = None,
+    unreadable_nearby: Sequence[str] = (),
 ) -> StackPlan:
     """Sort slices along the normal, measure the step and check the stack.
 
@@ -200,6 +201,9 @@ def plan_stack(
         Used as the slice step of a single-slice stack.
     paths:
         The file of each position (same order), to name a slice in an error.
+    unreadable_nearby:
+        Unreadable files beside the stack: missing slices are then refused, never
+        filled (the gap is most likely those files).
 
     Returns
     -------
@@ -319,6 +323,12 @@ def plan_stack(
             flags.append("gap")
             what = f"{missing} missing slice(s) (steps are multiples of {base_step:.3f} mm)"
             out_count = last_index + 1
+            if unreadable_nearby:
+                raise GeometryError(
+                    f"{what}, and {len(unreadable_nearby)} file(s) beside the series are unreadable, e.g. "
+                    f"{unreadable_nearby[0]}: the missing slices are probably those files, so the gap is not "
+                    "filled by interpolation", path, "re-download the series (or remove the broken files to "
+                    "accept the gap)")
         else:
             flags.append("uneven")
             what = f"uneven slice spacing ({steps.min():.3f} to {steps.max():.3f} mm)"

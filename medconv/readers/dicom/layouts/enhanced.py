@@ -28,20 +28,18 @@ ultrasound, angiography runs, NM tomography) are not converted
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
-from medconv.errors import GeometryError, NotAVolumeError, UnsupportedFormatError
-from medconv.options import ReadOptions
-from medconv.source import Source
-from medconv.volume import Volume
+from medconv.errors import GeometryError, MedconvError, NotAVolumeError, UnsupportedFormatError
 
-from .decode import PixelHeader, decode_into, pixel_header, read_datasets
-from .pixels import invert_monochrome1, rescale_frames
-from .series_meta import meta_from_dataset
+from ..decode import read_datasets
+from ..order import POSITION_TOLERANCE_MM, order_frames
+from ..plan import Axis4, FrameRef, Layout, PlanFailure, Split, SplitKind, UnitPlan
 
 
 @dataclass
@@ -216,143 +214,105 @@ def _group_labels(frames: Sequence[Frame]) -> dict[str, str]:
 
 
 def frame_groups(paths: Sequence[str]) -> list[str]:
-    """The labels of the frame groups (separate images) of multi-frame files, in first-frame order.
-
-    Discovery can make one Source per group, with ``info["frame_group"]`` set to
-    the label; a single group is labelled ``""``.
-    """
+    """The labels of the frame groups (separate images) of multi-frame files, in first-frame order
+    (a single group is labelled ``""``)."""
     frames = _frames_of(read_datasets(paths), paths)
     return list(_group_labels(frames).values())
 
 
-def _split_repeats(frames: list[Frame], normal: np.ndarray, path: str) -> list[list[Frame]]:
-    """Frames of one group as volumes: ``volumes[t][k]``, positions in input order within each volume."""
-    distance = np.array([float(np.dot(frame.position, normal)) for frame in frames])
-    order = np.argsort(distance, kind="stable")
-    positions: list[list[Frame]] = []
-    last = None
-    for index in order:
-        if last is None or abs(distance[index] - last) > 0.01:
-            positions.append([])
-            last = distance[index]
-        positions[-1].append(frames[index])
-    repeats = {len(p) for p in positions}
-    if len(repeats) != 1:
-        raise GeometryError(
-            f"slice positions hold different numbers of frames ({sorted(repeats)}): the frames do not form "
-            "complete volumes", path=path, hint="convert this object with dcm2niix",
-        )
-    count = repeats.pop()
-    for at_position in positions:
-        at_position.sort(key=lambda frame: frame.order)
-    return [[at_position[t] for at_position in positions] for t in range(count)]
+def _none_if_nan(value: float) -> float | None:
+    return None if math.isnan(value) else value
 
 
-def read_multiframe(source: Source, options: ReadOptions = ReadOptions()) -> Volume:
-    """Read the multi-frame file(s) of ``source`` into a 3D volume, or 4D when positions repeat.
+def _timing(ds: Any) -> dict[str, float]:
+    """RepetitionTime and FlipAngle of an enhanced MR object (MRTimingAndRelatedParametersSequence)."""
+    found: dict[str, float] = {}
+    for container in (ds.get("SharedFunctionalGroupsSequence"), ds.get("PerFrameFunctionalGroupsSequence")):
+        if not container:
+            continue
+        timing = _item(container[0], "MRTimingAndRelatedParametersSequence")
+        for keyword in ("RepetitionTime", "FlipAngle"):
+            value = _float(timing.get(keyword)) if timing is not None else math.nan
+            if keyword not in found and not math.isnan(value):
+                found[keyword] = value
+    return found
 
-    ``source.info["frame_group"]`` (from :func:`frame_groups`) selects one frame
-    group; without it the first group is read and the others are named in a warning.
 
-    Raises
-    ------
-    GeometryError
-        Frames without position/orientation, incomplete volumes, or a stack
-        refused by the tilt/spacing policy.
-    NotAVolumeError
-        A classic multi-frame image without frame positions.
-    UnreadableFileError
-        A file cannot be parsed or decoded.
-    """
-    from .stack import plan_stack, volume_from_stack
+def _described(header, ds: Any, first: Frame):
+    """The scanned header of the unit's first file with the facts enhanced objects keep in functional groups."""
+    timing = _timing(ds)
+    changes: dict[str, Any] = {}
+    if header.echo_time is None and not math.isnan(first.echo):
+        changes["echo_time"] = first.echo
+    if header.repetition_time is None and "RepetitionTime" in timing:
+        changes["repetition_time"] = timing["RepetitionTime"]
+    if header.flip_angle is None and "FlipAngle" in timing:
+        changes["flip_angle"] = timing["FlipAngle"]
+    if first.rescale_type and not header.rescale_type:
+        changes["rescale_type"] = first.rescale_type.upper()
+    return dataclasses.replace(header, **changes) if changes else header
 
-    paths = list(source.paths)
-    datasets = read_datasets(paths)
+
+def _plans_of(headers: Sequence, datasets: Sequence[Any], group, per_file: bool) -> list[UnitPlan]:
+    """One plan per frame group of files read together (checked to form complete volumes)."""
+    paths = [h.path for h in headers]
     frames = _frames_of(datasets, paths)
     labels = _group_labels(frames)
-    groups = list(labels.values())
-    warnings: list[str] = []
-    wanted = source.info.get("frame_group")
-    if wanted is not None:
-        if wanted not in groups:
-            raise UnsupportedFormatError(f"no frame group {wanted!r} (found {groups})", path=paths[0])
-        group = wanted
-    else:
-        group = groups[0]
-        if len(groups) > 1:
-            warnings.append(
-                f"{len(groups)} frame groups in this object; read {group!r}, not converted: "
-                + ", ".join(repr(g) for g in groups[1:])
-            )
-    selected = [frame for frame in frames if labels[frame.group] == group]
-    first = selected[0]
-    iop = first.iop
-    if any(not np.allclose(frame.iop, iop, atol=1e-4) for frame in selected):
-        raise GeometryError("frames of one group have different orientations", path=paths[0])
-    normal = np.cross(iop[:3], iop[3:])
-    volumes = _split_repeats(selected, normal, paths[0])
-    base = volumes[0]
-    plan = plan_stack(np.stack([frame.position for frame in base]), iop, first.pixel_spacing, options,
-                      path=paths[0], rows=int(datasets[0].Rows), columns=int(datasets[0].Columns))
-    reference = np.stack([base[k].position for k in plan.order])
-    for volume in volumes[1:]:
-        positions = np.stack([volume[k].position for k in plan.order])
-        if not np.allclose(positions, reference, atol=0.01):
-            raise GeometryError("repeated volumes of a multi-frame object are not at the same positions",
-                                path=paths[0], hint="convert this object with dcm2niix")
-    ordered = [[volume[k] for k in plan.order] for volume in volumes]
-    array, units, pixel_warnings = _decode_selected(datasets, paths, ordered)
-    warnings.extend(pixel_warnings)
-    if len(ordered) == 1:
-        array = array[0]
-    meta = meta_from_dataset(datasets[0], paths, units, warnings)
-    if len(ordered) > 1:
-        echoes = {frame[0].echo for frame in ordered}
-        temporals = {frame[0].temporal for frame in ordered}
-        meta["axis4"] = "echo" if len(echoes) > 1 and len(temporals) <= 1 else "time" if len(temporals) > 1 else "volume"
-    if group:
-        meta.setdefault("dicom", {})["FrameGroup"] = group
-    return volume_from_stack(array, plan, meta, options.kind or "intensity", options)
+    plans = []
+    for key, label in labels.items():
+        selected = [frame for frame in frames if frame.group == key]
+        first = selected[0]
+        if any(not np.allclose(frame.iop, first.iop, atol=1e-4) for frame in selected):
+            raise GeometryError("frames of one group have different orientations", path=paths[0])
+        normal = np.cross(first.iop[:3], first.iop[3:])
+        distinct = len({round(float(np.dot(frame.position, normal)) / POSITION_TOLERANCE_MM) for frame in selected})
+        axis4 = None
+        if distinct < len(selected):
+            echoes = {frame.echo for frame in selected if not math.isnan(frame.echo)}
+            temporals = {frame.temporal for frame in selected if not math.isnan(frame.temporal)}
+            axis4 = Axis4.ECHO if len(echoes) > 1 and len(temporals) <= 1 else \
+                Axis4.TIME if len(temporals) > 1 else Axis4.VOLUME
+        refs = tuple(FrameRef(path=paths[f.file_index], frame=f.frame_index, position=tuple(float(v) for v in f.position),
+                              sop_instance_uid=headers[f.file_index].sop_instance_uid,
+                              echo=_none_if_nan(f.echo), temporal=_none_if_nan(f.temporal),
+                              acquisition=f.order[2:] if len(f.order) > 2 else f.order,
+                              slope=f.slope, intercept=f.intercept) for f in selected)
+        splits = list(group.split) + ([Split(SplitKind.MULTIFRAME_FILE)] if per_file else [])
+        if label:
+            splits.append(Split(SplitKind.FRAME_GROUP, label))
+        described = (_described(headers[first.file_index], datasets[first.file_index], first),)
+        others = tuple(h for i, h in enumerate(headers) if i != first.file_index)
+        plan = UnitPlan(layout=Layout.ENHANCED, frames=refs, headers=described + others, iop=first.iop,
+                        pixel_spacing=first.pixel_spacing, rows=int(datasets[0].Rows), columns=int(datasets[0].Columns),
+                        axis4=axis4, splits=tuple(splits), label=label, frame_group=label)
+        order_frames(plan)  # complete volumes at shared positions, or GeometryError
+        plans.append(plan)
+    return plans
 
 
-def _decode_selected(datasets: Sequence[Any], paths: Sequence[str],
-                     ordered: list[list[Frame]]) -> tuple[np.ndarray, str | None, list[str]]:
-    """Decode the files and gather the selected frames into ``(t, k, rows, cols)``, rescaled per frame."""
-    headers: list[PixelHeader] = [pixel_header(ds, path) for ds, path in zip(datasets, paths)]
-    first = headers[0]
-    if any(h.samples != 1 for h in headers):
-        raise UnsupportedFormatError("colour multi-frame images are not volumes medconv converts", path=paths[0])
-    if len({(h.rows, h.columns) for h in headers}) != 1:
-        raise UnsupportedFormatError("multi-frame files of different matrix sizes", path=paths[0])
-    dtypes = {h.stored_dtype for h in headers}
-    stored_dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.int32)
-    needed = {frame.file_index for volume in ordered for frame in volume}
-    decoded: dict[int, np.ndarray] = {}
-    for file_index in sorted(needed):
-        header = headers[file_index]
-        buffer = np.empty((header.frames, header.rows, header.columns), dtype=header.stored_dtype)
-        decode_into(paths[file_index], header, buffer)
-        if header.photometric == "MONOCHROME1":
-            invert_monochrome1(buffer, header)
-        decoded[file_index] = buffer
-    count_t, count_k = len(ordered), len(ordered[0])
-    stored = np.empty((count_t * count_k, first.rows, first.columns), dtype=stored_dtype)
-    slopes, intercepts = [], []
-    for t, volume in enumerate(ordered):
-        for k, frame in enumerate(volume):
-            stored[t * count_k + k] = decoded[frame.file_index][frame.frame_index]
-            slopes.append(frame.slope)
-            intercepts.append(frame.intercept)
-    decoded.clear()
-    warnings = []
-    if len(set(zip(slopes, intercepts))) > 1:
-        warnings.append("rescale slope/intercept vary between frames; applied per frame")
-    if any(h.photometric == "MONOCHROME1" for h in headers):
-        warnings.append("MONOCHROME1 pixel data inverted within the stored range so that higher values are brighter")
-    array = rescale_frames(stored, slopes, intercepts).reshape(count_t, count_k, first.rows, first.columns)
-    units = None
-    if first.modality == "CT":
-        units = "HU"
-    elif first.modality == "RTDOSE" and ordered[0][0].rescale_type:
-        units = ordered[0][0].rescale_type  # DoseUnits: GY or RELATIVE
-    return np.ascontiguousarray(array), units, warnings
+def plan_enhanced(group) -> list[UnitPlan | PlanFailure]:
+    """The plans of the multi-frame files of one stack: one per frame group.
+
+    Each file is parsed once, here (functional groups, headers only); reading
+    decodes the frames without parsing again. Pooled files (Siemens XA writes
+    one file per time point) stay one unit when, in every frame group, their
+    frames form complete volumes at shared positions; otherwise each file is a
+    unit of its own. What cannot be planned is a :class:`PlanFailure`.
+    """
+    headers = tuple(group.headers)
+    try:
+        datasets = read_datasets([h.path for h in headers])
+    except MedconvError as exc:
+        return [PlanFailure(headers, exc)]
+    try:
+        return list(_plans_of(headers, datasets, group, per_file=False))
+    except Exception as exc:  # a malformed functional group is a bad file: reading says what is wrong
+        if len(headers) == 1:
+            return [PlanFailure(headers, exc)]
+    outcomes: list[UnitPlan | PlanFailure] = []
+    for header, ds in zip(headers, datasets):  # the pool does not form volumes: each file on its own
+        try:
+            outcomes.extend(_plans_of([header], [ds], group, per_file=True))
+        except Exception as exc:
+            outcomes.append(PlanFailure((header,), exc))
+    return outcomes

@@ -38,12 +38,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from medconv.errors import GeometryError
-from medconv.options import ReadOptions
-from medconv.source import Source
-from medconv.volume import Volume
 
-from .decode import first_float, read_datasets
-from .series_meta import meta_from_dataset
+from ..decode import first_float, read_datasets
+from ..order import order_frames
+from ..plan import Axis4, Layout, UnitPlan
+from .single_frame import frame_of
 
 _GRADIENT_TAGS = {
     "philips": (0x200510B0, 0x200510B1, 0x200510B2),
@@ -116,92 +115,52 @@ def _instance(ds: Any) -> float:
     return math.inf if number is None else number
 
 
-def diffusion_volume_count(paths: Sequence[str]) -> int | None:
-    """How many diffusion volumes single-frame files with repeated positions form, or ``None``.
-
-    Discovery asks this of a stack whose repeated positions no temporal or echo
-    index tells apart: when every file carries a diffusion key and each key holds
-    the same slice positions once, the stack is read by :func:`read_vendor_4d`.
-    Headers only; never raises (``None``: not a complete diffusion series).
-    """
-    try:
-        datasets = read_datasets(paths)
-        volumes: dict[tuple, list[int]] = {}
-        normal = None
-        for ds in datasets:
-            key = diffusion_key(ds)
-            if key is None:
-                return None
-            if normal is None:
-                iop = [float(v) for v in ds.ImageOrientationPatient]
-                normal = np.cross(iop[:3], iop[3:])
-            distance = float(np.dot([float(v) for v in ds.ImagePositionPatient], normal))
-            volumes.setdefault(key, []).append(int(round(distance / 0.01)))
-    except Exception:
-        return None
-    position_sets = [sorted(bins) for bins in volumes.values()]
-    if len(volumes) < 2 or any(len(set(p)) != len(p) or p != position_sets[0] for p in position_sets):
-        return None
-    return len(volumes)
+class NoDiffusionKey(GeometryError):
+    """No file of the stack carries a diffusion key: it is not a diffusion series."""
 
 
-def read_vendor_4d(source: Source, options: ReadOptions = ReadOptions()) -> Volume:
-    """Read single-frame files whose positions repeat once per diffusion weighting as one 4D volume.
+def plan_vendor_4d(group) -> UnitPlan:
+    """The 4D plan of single-frame files whose positions repeat once per diffusion weighting.
+
+    Each file is parsed once, here (private tags are not in the header scan).
+    Volumes are ordered by acquisition: the weighting whose first file has the
+    smallest InstanceNumber first.
 
     Raises
     ------
     GeometryError
-        Repeats that no diffusion key tells apart, weightings that do not cover
-        the same slice positions, or a stack refused by the tilt/spacing policy.
-    UnreadableFileError
-        A file cannot be parsed or decoded.
+        A file without a diffusion key, fewer than two weightings, or weightings
+        that do not each hold the same slice positions once.
     """
-    from .pixels import read_pixel_stack
-    from .stack import plan_stack, volume_from_stack
-
-    datasets = read_datasets(source.paths)
-    volumes: dict[tuple, list[int]] = {}
-    for index, ds in enumerate(datasets):
-        key = diffusion_key(ds)
+    headers = tuple(group.headers)
+    datasets = read_datasets([h.path for h in headers])
+    keys = [diffusion_key(ds) for ds in datasets]
+    if all(key is None for key in keys):
+        raise NoDiffusionKey("slices repeat positions but carry no diffusion b-value to tell the volumes apart",
+                             path=headers[0].path, hint="convert this series with dcm2niix")
+    for header, key in zip(headers, keys):
         if key is None:
-            raise GeometryError(
-                "slices repeat positions but carry no diffusion b-value to tell the volumes apart",
-                path=source.paths[index], hint="convert this series with dcm2niix",
-            )
-        volumes.setdefault(key, []).append(index)
-    keys = sorted(volumes, key=lambda key: min(_instance(datasets[i]) for i in volumes[key]))
-    first = datasets[volumes[keys[0]][0]]
-    iop = [float(v) for v in first.ImageOrientationPatient]
-    spacing = [float(v) for v in first.PixelSpacing]
-    normal = np.cross(iop[:3], iop[3:])
-
-    def positions(indices: Sequence[int]) -> np.ndarray:
-        return np.array([[float(v) for v in datasets[i].ImagePositionPatient] for i in indices])
-
-    base = volumes[keys[0]]
-    plan = plan_stack(positions(base), iop, spacing, options, path=source.paths[base[0]],
-                      rows=int(first.Rows), columns=int(first.Columns))
-    reference = np.sort(positions(base) @ normal)
-    ordered_paths: list[str] = []  # volume by volume, each ascending along the normal like plan.order
-    for key in keys:
-        indices = volumes[key]
-        distances = positions(indices) @ normal
-        if len(indices) != len(base) or not np.allclose(np.sort(distances), reference, atol=0.01):
-            raise GeometryError(
-                f"diffusion volume b={key[0]:g} gradient={key[1]} does not cover the same {len(base)} slice "
-                f"positions as the first volume", path=source.paths[indices[0]],
-                hint="the series is incomplete; convert it with dcm2niix",
-            )
-        ordered_paths.extend(source.paths[indices[k]] for k in np.argsort(distances, kind="stable"))
-    stack = read_pixel_stack(ordered_paths)
-    count = len(base)
-    array = stack.array.reshape((len(keys), count) + stack.array.shape[1:])
-    meta = meta_from_dataset(first, ordered_paths, stack.units, stack.warnings)
-    meta["axis4"] = "volume"
-    meta.setdefault("dicom", {})["DiffusionBValues"] = [key[0] for key in keys]
-    meta["dicom"]["DiffusionGradients"] = [list(key[1]) for key in keys]
-    meta["warnings"] = list(meta["warnings"]) + [
-        f"{len(keys)} diffusion-weighted volumes at the same positions stacked as a 4D volume "
-        "(b-values and gradients in the sidecar)"
-    ]
-    return volume_from_stack(np.ascontiguousarray(array), plan, meta, options.kind or "intensity", options)
+            raise GeometryError("a file of this diffusion series carries no b-value: the volumes cannot be told apart",
+                                path=header.path, hint="the series is incomplete or mixed; get the complete series")
+    first_instance: dict[tuple, float] = {}
+    for header, key in zip(headers, keys):
+        number = math.inf if header.instance_number is None else float(header.instance_number)
+        first_instance[key] = min(first_instance.get(key, math.inf), number)
+    rank = {key: index for index, key in enumerate(sorted(first_instance, key=lambda k: first_instance[k]))}
+    if len(rank) < 2:
+        raise GeometryError("slices repeat positions but all carry the same diffusion weighting", headers[0].path,
+                            "the series holds duplicated files; remove the duplicates")
+    frames = tuple(frame_of(header, diffusion=key, acquisition=(rank[key],) + frame_of(header).acquisition)
+                   for header, key in zip(headers, keys))
+    first = headers[0]
+    plan = UnitPlan(layout=Layout.VENDOR_4D, frames=frames, headers=headers, iop=first.iop,
+                    pixel_spacing=first.pixel_spacing, rows=first.rows, columns=first.columns, axis4=Axis4.VOLUME,
+                    splits=tuple(group.split), label=group.frame_group,
+                    warnings=(f"{len(rank)} diffusion-weighted volumes at the same positions stacked as a 4D volume "
+                              "(b-values and gradients in the sidecar)",))
+    order = order_frames(plan)
+    for volume in order.volumes:
+        if len({frames[i].diffusion for i in volume}) != 1:
+            raise GeometryError("a diffusion weighting does not cover every slice position once", headers[0].path,
+                                "the series is incomplete; convert it with dcm2niix")
+    return plan

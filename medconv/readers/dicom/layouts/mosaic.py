@@ -12,8 +12,9 @@ it by ``(m*r - r)/2`` rows and ``(m*c - c)/2`` columns along the IOP directions.
 Tile ``t`` lies ``t * SpacingBetweenSlices`` (or ``SliceThickness``) further
 along the CSA ``SliceNormalVector`` (the IOP cross product when the CSA header
 has none). The positions then go through :func:`stack.plan_stack` like any
-other stack (sorting, checks), and several mosaic files of one series become
-the time axis of a 4D volume, ordered by AcquisitionNumber, then InstanceNumber.
+other stack (sorting, checks, :mod:`..assemble`), and several mosaic files of
+one series become the time axis of a 4D volume, ordered by AcquisitionNumber,
+then InstanceNumber, then AcquisitionTime (:mod:`..order`).
 """
 
 from __future__ import annotations
@@ -24,13 +25,9 @@ from typing import Any
 import numpy as np
 
 from medconv.errors import GeometryError, UnsupportedFormatError
-from medconv.options import ReadOptions
-from medconv.source import Source
-from medconv.volume import Volume
 
-from .decode import decode_into, pixel_header, read_datasets
-from .pixels import finish_stack
-from .series_meta import meta_from_dataset
+from ..decode import read_datasets
+from ..plan import Axis4, FrameRef, Layout, UnitPlan
 
 MOSAIC_IMAGES_TAG = 0x0019100A
 
@@ -137,74 +134,55 @@ def unpack_mosaic(mosaic: np.ndarray, count: int, out: np.ndarray) -> None:
     out[...] = grid[:count]
 
 
-def _time_key(ds: Any, path: str) -> tuple:
-    def number(keyword: str) -> float:
-        try:
-            return float(ds.get(keyword))
-        except (TypeError, ValueError):
-            return math.inf
+def plan_mosaic(group) -> UnitPlan:
+    """The plan of the mosaic files of one stack: one frame per tile, one volume per file.
 
-    return (number("AcquisitionNumber"), number("InstanceNumber"), str(ds.get("AcquisitionTime", "")), path)
-
-
-def read_mosaic_series(source: Source, options: ReadOptions = ReadOptions()) -> Volume:
-    """Read the Siemens mosaic files of ``source`` into a 3D volume (one file) or 4D (time points).
+    Each file is parsed once here (its CSA header gives the tile count and slice
+    normal); reading then decodes the pixels without parsing again.
 
     Raises
     ------
     UnsupportedFormatError
-        Not a mosaic (no slice count), or files of different mosaic layouts.
+        Not a mosaic (no slice count), or a tile grid that does not fit the matrix.
     GeometryError
-        Geometry missing, or time points whose slice positions differ.
-    UnreadableFileError
-        A file cannot be parsed or decoded.
+        Geometry missing, or files whose orientation or matrix differ.
     """
-    from .stack import plan_stack, volume_from_stack
+    headers = tuple(group.headers)
+    datasets = read_datasets([h.path for h in headers])
+    frames: list[FrameRef] = []
+    warnings: list[str] = []
+    first_iop = tiles = spacing = None
+    for header, ds in zip(headers, datasets):
+        csa = _csa_image_header(ds)
+        count = mosaic_slice_count(ds, csa)
+        if not count:
+            raise UnsupportedFormatError("a MOSAIC image without NumberOfImagesInMosaic (CSA or 0019,100A)",
+                                         path=header.path, hint="convert this series with dcm2niix")
+        positions, iop, pixel_spacing, tile_shape, notes = mosaic_geometry(ds, csa, count, header.path)
+        if first_iop is None:
+            first_iop, tiles, spacing = iop, tile_shape, pixel_spacing
+            warnings.extend(notes)
+        elif tile_shape != tiles or not np.allclose(iop, first_iop, atol=1e-4):
+            raise GeometryError(f"mosaic time points do not share one geometry (compared with {headers[0].path})",
+                                path=header.path, hint="the series mixes different acquisitions; convert them separately")
+        acquisition = (_number(header.acquisition_number), _number(header.instance_number),
+                       header.acquisition_time, header.path)
+        for tile in range(count):
+            frames.append(FrameRef(path=header.path, frame=tile, position=tuple(float(v) for v in positions[tile]),
+                                   sop_instance_uid=header.sop_instance_uid, echo=None, acquisition=acquisition))
+    return UnitPlan(layout=Layout.MOSAIC, frames=tuple(frames), headers=headers,
+                    iop=tuple(float(v) for v in first_iop), pixel_spacing=tuple(spacing), rows=tiles[0],
+                    columns=tiles[1], axis4=Axis4.TIME if len(headers) > 1 else None, splits=tuple(group.split),
+                    label=group.frame_group, warnings=tuple(warnings))
 
-    entries = [(_time_key(ds, path), path, ds) for path, ds in zip(source.paths, read_datasets(source.paths))]
-    entries.sort(key=lambda entry: entry[0])
-    _, first_path, first_ds = entries[0]
-    csa = _csa_image_header(first_ds)
-    count = mosaic_slice_count(first_ds, csa)
-    if not count:
-        raise UnsupportedFormatError("a MOSAIC image without NumberOfImagesInMosaic (CSA or 0019,100A)",
-                                     path=first_path, hint="convert this series with dcm2niix")
-    positions, iop, spacing, (tile_rows, tile_cols), warnings = mosaic_geometry(first_ds, csa, count, first_path)
-    headers = []
-    for _, path, ds in entries[1:]:
-        other_positions, other_iop, _, _, _ = mosaic_geometry(ds, _csa_image_header(ds), count, path)
-        if (int(ds.Rows), int(ds.Columns)) != (int(first_ds.Rows), int(first_ds.Columns)) or not (
-            np.allclose(other_positions, positions, atol=0.01) and np.allclose(other_iop, iop, atol=1e-4)
-        ):
-            raise GeometryError(
-                f"mosaic time points do not share one geometry (compared with {first_path})", path=path,
-                hint="the series mixes different acquisitions; convert them separately",
-            )
-    plan = plan_stack(positions, iop, spacing, options, path=first_path,
-                      rows=tile_rows, columns=tile_cols, slice_thickness=None)
-    stored = None
-    mosaic = None
-    for index, (_, path, ds) in enumerate(entries):
-        header = pixel_header(ds, path)
-        if header.samples != 1:
-            raise UnsupportedFormatError("colour mosaic images are not supported", path=path)
-        if mosaic is None or mosaic.dtype != header.stored_dtype:
-            mosaic = np.empty((1, header.rows, header.columns), dtype=header.stored_dtype)
-        if stored is None:
-            stored = np.empty((len(entries), count, tile_rows, tile_cols), dtype=header.stored_dtype)
-        decode_into(path, header, mosaic)
-        unpack_mosaic(mosaic[0], count, stored[index])
-        headers.append(header)
-    stack = finish_stack(stored, headers)
-    array = stack.array
-    if not np.array_equal(plan.order, np.arange(count)):
-        array = array[:, plan.order]
-    if len(entries) == 1:
-        array = array[0]
-    array = np.ascontiguousarray(array)
-    meta = meta_from_dataset(first_ds, [path for _, path, _ in entries], stack.units,
-                             list(warnings) + list(stack.warnings))
-    if len(entries) > 1:
-        meta["axis4"] = "time"
-    meta.setdefault("dicom", {})["NumberOfImagesInMosaic"] = count
-    return volume_from_stack(array, plan, meta, options.kind or "intensity", options)
+
+def _number(value) -> float:
+    return math.inf if value is None else float(value)
+
+
+def decode_tiles(stored: np.ndarray, plan: UnitPlan) -> np.ndarray:
+    """The ``(tiles, rows, columns)`` slices of one decoded mosaic ``(1, R, C)``."""
+    count = sum(1 for frame in plan.frames if frame.path == plan.frames[0].path)
+    out = np.empty((count, plan.rows, plan.columns), dtype=stored.dtype)
+    unpack_mosaic(stored[0], count, out)
+    return out
