@@ -174,3 +174,11 @@ def test_every_option_is_documented(name):
     for param in command_object(name).params:
         if isinstance(param, click.Option) and param.name != "help":
             assert param.opts[-1] in docs, f"{name} {param.opts[-1]}"
+
+
+def test_docs_show_the_real_top_level_help():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
+    shown = page.split("$ medconv --help\n", 1)[1].split("```", 1)[0]
+    assert shown == help_text()

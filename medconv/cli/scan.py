@@ -10,8 +10,8 @@ from typing import Any, Iterable
 import click
 
 from ..batch.plan import discover_sources, source_location
-from ..errors import NothingFoundError
 from ..source import Source
+from .hints import nothing_found
 from .options import Example, command
 
 #: Geometry and content flags a reader may set in ``Source.info`` (as booleans or in ``info["flags"]``).
@@ -106,7 +106,7 @@ def scan(src: str, csv_path: str | None, reader_names: tuple[str, ...], quiet: b
 
     sources = discover_sources(src, reader_names or None)
     if not sources:
-        raise NothingFoundError("no convertible image found", src, "check the folder and the --reader names")
+        raise nothing_found(src, None, reader_names)
     rows = [scan_row(source) for source in sources]
     if csv_path:
         write_scan_csv(rows, csv_path)
