@@ -42,7 +42,7 @@ def nifti_file(folder):
 
 # -- output names ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["out.png", "out.jpg", "out.tar.gz"])
+@pytest.mark.parametrize("name", ["out.jpg", "out.bmp", "out.tar.gz"])
 def test_unknown_output_suffix_is_a_usage_error_listing_the_formats(tmp_path, capsys, name):
     source = nifti_file(tmp_path / "src")
     code, err = medconv(capsys, "convert", source, tmp_path / name)
@@ -56,9 +56,9 @@ def test_a_folder_name_with_a_dot_and_an_existing_folder_stay_folders(tmp_path, 
     source = nifti_file(tmp_path / "src")
     assert medconv(capsys, "convert", source, tmp_path / "run.v2", "-q")[0] == 0
     assert (tmp_path / "run.v2" / "case.nii.gz").is_file()
-    (tmp_path / "old.png").mkdir()
-    assert medconv(capsys, "convert", source, tmp_path / "old.png", "-q")[0] == 0
-    assert (tmp_path / "old.png" / "case.nii.gz").is_file()
+    (tmp_path / "old.jpg").mkdir()
+    assert medconv(capsys, "convert", source, tmp_path / "old.jpg", "-q")[0] == 0
+    assert (tmp_path / "old.jpg" / "case.nii.gz").is_file()
 
 
 def test_a_file_name_where_a_dataset_command_writes_a_folder(tmp_path, capsys, dicom_tree):
@@ -120,12 +120,15 @@ def test_tcia2nii_on_a_nifti_file_names_the_file(tmp_path, capsys):
     assert f"it is a NIfTI file: run medconv convert {source}" in err
 
 
-def test_folder_of_pictures_is_named_as_2d_pictures(tmp_path, capsys):
+def test_tcia2nii_on_a_folder_of_jpegs_suggests_the_2d_path_that_works(tmp_path, capsys):
     (tmp_path / "jpgs").mkdir()
     for index in range(3):
         Image.fromarray(np.full((6, 6), index * 40, np.uint8)).save(tmp_path / "jpgs" / f"CHNCXR_{index:04d}_0.jpg")
     code, err = medconv(capsys, "tcia2nii", tmp_path / "jpgs", tmp_path / "out")
-    assert code == 3 and "3 2D pictures, e.g. CHNCXR_0000_0.jpg" in err
+    suggested = f"run medconv convert {tmp_path / 'jpgs'} {tmp_path / 'out'}"
+    assert code == 3 and "it holds 3 2D picture (PNG, JPEG, BMP, GIF) file(s)" in err and suggested in err
+    assert medconv(capsys, *suggested.split()[2:], "-q")[0] == 0  # the suggestion converts them
+    assert len(list((tmp_path / "out").glob("CHNCXR_*.nii.gz"))) == 3
 
 
 def test_scan_says_the_same(tmp_path, capsys, dicom_tree):

@@ -43,7 +43,8 @@ PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 COMMAND_FOR_READER = {"dicom": "tcia2nii", "metaimage": "mhd2nii"}
 
 #: How a reader's files are called in a hint.
-FORMAT_NAMES = {"dicom": "DICOM", "metaimage": "MetaImage", "nifti": "NIfTI", "tiff": "TIFF", "npz": "npz"}
+FORMAT_NAMES = {"dicom": "DICOM", "metaimage": "MetaImage", "nifti": "NIfTI", "tiff": "TIFF", "npz": "npz",
+                "image2d": "2D picture (PNG, JPEG, BMP, GIF)"}
 
 #: What each dataset command looks for, for "no ... found".
 WANTED = {("dicom",): "no DICOM image series found", ("metaimage",): "no MetaImage volume (.mhd, .mha) found"}

@@ -86,7 +86,8 @@ def _output_fields(values: Mapping[str, Any]):
     overwrite = bool(values["overwrite"])
     return {
         Target.DATASET: {"fmt": values["fmt"], "template": values["name"]},
-        Target.WRITE: {"sidecar": bool(values["sidecar"]), "overwrite": overwrite},
+        Target.WRITE: {"sidecar": bool(values["sidecar"]), "overwrite": overwrite,
+                       "png_depth": int(values["png_depth"]) if values["png_depth"] else None},
         Target.RUN: {"overwrite": overwrite, "manifest": values["manifest"], "preview": bool(values["preview"])},
     }
 
@@ -95,6 +96,9 @@ output_options = OptionGroup(
     "Output",
     click.option("-f", "--format", "fmt", type=OutputFormat(), default=DEFAULT_FORMAT, show_default=True,
                  help="Output format of every unit."),
+    click.option("--png-depth", type=click.Choice(("8", "16")), default=None,
+                 help="Bits per sample of .png outputs [default: 8 for 8-bit data, else 16]; values that do not "
+                      "fit are an error, never clipped."),
     click.option("--name", "name", default=None, metavar="TEMPLATE",
                  help="Output names, e.g. '{patient_id}/{series_number}_{modality}': header facts plus {id} {stem} "
                       "{parent} {reader} {ext} (docs/batch.md)."),
