@@ -1,6 +1,6 @@
-"""Visual QA: a small PNG per output with three orthogonal mid-slices, and an ``index.html`` contact sheet.
+"""Visual QA: a small PNG per output with three orthogonal slices, and an ``index.html`` contact sheet.
 
-Each picture shows the axial, coronal and sagittal mid-slices in the radiological
+Each picture shows an axial, a coronal and a sagittal slice in the radiological
 display convention, whatever the volume's storage order: the volume is first
 permuted/flipped to its closest LPS axes (no interpolation), then
 
@@ -10,12 +10,18 @@ permuted/flipped to its closest LPS axes (no interpolation), then
 
 and every edge is labelled with its anatomical direction, so a flipped or
 swapped volume is visible at a glance. Pixels keep their physical aspect ratio.
+The slices of an image go through its middle; those of a label map, and of an
+image with its label map drawn over it, through the largest connected labelled
+region (an off-centre nodule, one of two lungs). The caption, wrapped to the
+picture's width and never cut, names the voxel the slices go through in the
+output's own (i, j, k) and says when a reader repaired the grid (a tilted
+series stays oblique on purpose).
 Intensities: CT (``modality`` CT or ``units`` HU) in a soft-tissue window (level 40,
 width 400 HU); anything else between its 1st and 99th percentiles. Label maps are
 drawn in colour; when an image and a label map of the same grid are both in the
 run (LUNA16's ``subset0/X`` and ``seg-lungs-LUNA16/X``, Sliver07's ``liver-orig001``
 and ``liver-seg001``, the Decathlon's ``imagesTr/X`` and ``labelsTr/X``), the index
-shows the labels over the image.
+shows the labels over the image, read back from the two outputs.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from typing import Iterable
 
 import numpy as np
 
+from .errors import MedconvError
+
 #: Longest side of one panel, in pixels.
 PANEL_SIZE = 192
 SOFT_TISSUE = (40.0, 400.0)
@@ -37,7 +45,7 @@ PAIR_TOKENS = {"seg", "segmentation", "mask", "masks", "label", "labels", "gt", 
                "ct", "vol", "volume", "lungs", "luna16"}
 _PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
                      [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212]], dtype=np.uint8)
-_SUFFIXES = (".nii.gz", ".nii", ".npz")
+_SUFFIXES = (".nii.gz", ".nii", ".npz", ".nrrd", ".nhdr", ".mha", ".mhd")
 _VIEWS = (("axial", "R", "L", "A", "P"), ("coronal", "R", "L", "S", "I"), ("sagittal", "A", "P", "S", "I"))
 
 
@@ -48,11 +56,8 @@ def _strip_suffix(path: str) -> str:
     return os.path.splitext(path)[0]
 
 
-def display_panels(volume) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
-    """The three mid-slices in display order (rows top->bottom, columns left->right) and their pixel sizes.
-
-    Returns ``([axial, coronal, sagittal], [(row_mm, col_mm), ...])``.
-    """
+def _lps_view(volume):
+    """The spatial array permuted/flipped to closest-LPS axes, its spacing, and the nibabel transform used."""
     from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
 
     array = np.asarray(volume.array)
@@ -61,18 +66,74 @@ def display_panels(volume) -> tuple[list[np.ndarray], list[tuple[float, float]]]
     if array.ndim == 2:
         array = array[:, :, None]
     # nibabel's orientation tools work in RAS; asking for "LPS" gives axes pointing to L, P, S
-    current = io_orientation(volume.affine_ras)
-    transform = ornt_transform(current, axcodes2ornt("LPS"))
+    transform = ornt_transform(io_orientation(volume.affine_ras), axcodes2ornt("LPS"))
     lps = apply_orientation(array, transform)
     spacing = np.empty(3)
     for axis, (target, _) in enumerate(transform):
         spacing[int(target)] = volume.spacing[axis]
-    x, y, z = (n // 2 for n in lps.shape)
+    return lps, spacing, transform, array.shape
+
+
+def _volume_index(lps_index, transform, shape) -> tuple[int, ...]:
+    """The volume's own (i, j, k) of a voxel given by its closest-LPS index (the inverse of ``_lps_view``)."""
+    index = []
+    for axis, (target, flip) in enumerate(transform):
+        q = int(lps_index[int(target)])
+        index.append(shape[axis] - 1 - q if flip < 0 else q)
+    return tuple(index)
+
+
+def display_panels(volume, focus: tuple[int, int, int] | None = None
+                   ) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
+    """The three slices through ``focus`` (closest-LPS index; default the middle) in display order, and pixel sizes.
+
+    Returns ``([axial, coronal, sagittal], [(row_mm, col_mm), ...])``; rows run top->bottom, columns left->right.
+    """
+    lps, spacing, _, _ = _lps_view(volume)
+    x, y, z = focus if focus is not None else (n // 2 for n in lps.shape)
     axial = lps[:, :, z].T  # rows: A->P, columns: R->L
     coronal = lps[:, y, :].T[::-1]  # rows: S->I, columns: R->L
     sagittal = lps[x, :, :].T[::-1]  # rows: S->I, columns: A->P
     sizes = [(spacing[1], spacing[0]), (spacing[2], spacing[0]), (spacing[2], spacing[1])]
     return [axial, coronal, sagittal], sizes
+
+
+def label_focus(volume) -> tuple[int, int, int] | None:
+    """Closest-LPS index of a voxel of the largest connected labelled region, nearest its centroid; ``None`` if empty.
+
+    The three slices through it all cut that region (a nodule off the middle of
+    the volume, one lung of two). Connectivity: faces (6-neighbours), SimpleITK.
+    """
+    import SimpleITK as sitk
+
+    lps = _lps_view(volume)[0]
+    mask = np.ascontiguousarray(lps != 0, dtype=np.uint8)
+    if not mask.any():
+        return None
+    components = sitk.RelabelComponent(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.T)), sortByObjectSize=True)
+    largest = np.argwhere(sitk.GetArrayViewFromImage(components).T == 1)  # (x, y, z) of its voxels
+    nearest = largest[np.argmin(((largest - largest.mean(axis=0)) ** 2).sum(axis=1))]
+    return tuple(int(v) for v in nearest)
+
+
+def focus_caption(volume, focus: tuple[int, int, int] | None, why: str) -> str:
+    """``"slices through voxel (i, j, k) = (3, 40, 12) (why)"`` in the volume's own index order."""
+    lps, _, transform, shape = _lps_view(volume)
+    if focus is None:
+        focus = tuple(n // 2 for n in lps.shape)
+    i, j, k = _volume_index(focus, transform, shape)
+    return f"slices through voxel (i, j, k) = ({i}, {j}, {k}), {why}"
+
+
+def repair_caption(volume) -> str | None:
+    """What a reader did to the grid, for a caption: a tilted series looks oblique on purpose."""
+    flags = set(volume.meta.get("geometry_flags") or ())
+    done = []
+    if "tilt" in flags:
+        done.append("gantry tilt repaired: resampled onto an orthogonal grid, oblique like the acquisition")
+    if flags & {"uneven", "gap"}:
+        done.append("slice spacing repaired: resampled onto a regular grid")
+    return "; ".join(done) or None
 
 
 def intensity_range(volume) -> tuple[float, float]:
@@ -105,8 +166,35 @@ def _label_rgb(panel: np.ndarray) -> np.ndarray:
     return colours
 
 
-def _compose(panels_rgb: list[np.ndarray], sizes, title: str):
-    """The three panels side by side at physical aspect, edges labelled, title on top."""
+#: Pixels per line of caption text (PIL's default bitmap font is 11 px high).
+LINE_HEIGHT = 13
+
+
+def wrap_caption(lines: Iterable[str], width_px: int, draw) -> list[str]:
+    """Caption lines broken at spaces (or anywhere in a long word) so that none is wider than ``width_px``."""
+    wrapped = []
+    for line in lines:
+        current = ""
+        for word in line.split(" "):
+            candidate = f"{current} {word}" if current else word
+            if draw.textlength(candidate) <= width_px:
+                current = candidate
+                continue
+            if current:
+                wrapped.append(current)
+            while len(word) > 1 and draw.textlength(word) > width_px:  # a word wider than the picture
+                cut = len(word) - 1
+                while cut > 1 and draw.textlength(word[:cut]) > width_px:
+                    cut -= 1
+                wrapped.append(word[:cut])
+                word = word[cut:]
+            current = word
+        wrapped.append(current)
+    return wrapped
+
+
+def _compose(panels_rgb: list[np.ndarray], sizes, caption: list[str]):
+    """The three panels side by side at physical aspect, edges labelled, the caption above them (wrapped, never cut)."""
     from PIL import Image, ImageDraw
 
     pictures = []
@@ -115,12 +203,15 @@ def _compose(panels_rgb: list[np.ndarray], sizes, title: str):
         scale = PANEL_SIZE / max(height_mm, width_mm)
         size = (max(1, round(width_mm * scale)), max(1, round(height_mm * scale)))
         pictures.append(Image.fromarray(rgb, "RGB").resize(size, Image.NEAREST))
-    margin, top = 14, 18
+    margin = 14
     width = sum(p.width for p in pictures) + margin * (2 * len(pictures))
+    lines = wrap_caption(caption, width - 8, ImageDraw.Draw(Image.new("RGB", (1, 1))))
+    top = 4 + LINE_HEIGHT * len(lines)
     height = max(p.height for p in pictures) + 2 * margin + top
     sheet = Image.new("RGB", (width, height), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
-    draw.text((4, 2), title[:120], fill=(230, 230, 230))
+    for number, line in enumerate(lines):
+        draw.text((4, 2 + LINE_HEIGHT * number), line, fill=(230, 230, 230) if number == 0 else (190, 190, 190))
     x = margin
     for picture, (view, left, right, up, down) in zip(pictures, _VIEWS):
         y = top + margin
@@ -136,6 +227,16 @@ def _compose(panels_rgb: list[np.ndarray], sizes, title: str):
     return sheet
 
 
+def caption_lines(volume, name: str, focus, why: str) -> list[str]:
+    """The caption of one picture: name, shape, axes and kind; where the slices are; what repaired the grid."""
+    lines = [f"{name}  {'x'.join(map(str, volume.shape))}  {volume.axis_codes}  {volume.kind}",
+             focus_caption(volume, focus, why)]
+    repaired = repair_caption(volume)
+    if repaired:
+        lines.append(repaired)
+    return lines
+
+
 def write_unit_preview(volume, output_like: str) -> str:
     """Write ``<output stem>.png`` (and hidden display slices for overlays) for one volume; returns the PNG path.
 
@@ -143,22 +244,21 @@ def write_unit_preview(volume, output_like: str) -> str:
     """
     stem = _strip_suffix(output_like)
     os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
-    panels, sizes = display_panels(volume)
+    focus = label_focus(volume) if volume.kind == "label" else None
+    panels, sizes = display_panels(volume, focus)
     if volume.kind == "label":
         rgb = [_label_rgb(panel) for panel in panels]
-        stored = [panel.astype(np.int32) for panel in panels]
     else:
         window = intensity_range(volume)
-        stored = [_to_grey(panel, window) for panel in panels]
-        rgb = [np.repeat(grey[..., None], 3, axis=2) for grey in stored]
-    title = f"{os.path.basename(stem)}  {'x'.join(map(str, volume.shape))}  {volume.axis_codes}  {volume.kind}"
+        rgb = [np.repeat(_to_grey(panel, window)[..., None], 3, axis=2) for panel in panels]
+    why = "the largest labelled region" if focus is not None else "the middle of the volume"
     png = stem + ".png"
-    _compose(rgb, sizes, title).save(png, optimize=True)
+    caption = caption_lines(volume, os.path.basename(stem), focus, why)
+    _compose(rgb, sizes, caption).save(png, optimize=True)
     info = {"shape": list(volume.spatial_shape), "affine": np.round(volume.affine_ras, 3).tolist(),
             "kind": volume.kind, "axes": volume.axis_codes, "spacing": [round(s, 4) for s in volume.spacing],
-            "sizes": [list(map(float, s)) for s in sizes], "title": title}
-    np.savez_compressed(slices_path(stem), axial=stored[0], coronal=stored[1], sagittal=stored[2],
-                        info=np.asarray(json.dumps(info)))
+            "sizes": [list(map(float, s)) for s in sizes], "caption": caption}
+    np.savez_compressed(slices_path(stem), info=np.asarray(json.dumps(info)))
     return png
 
 
@@ -175,9 +275,9 @@ def pair_key(relative_stem: str) -> str:
     return "-".join(tokens)
 
 
-def _load_slices(path: str):
+def _load_info(path: str) -> dict:
     with np.load(path) as data:
-        return [data["axial"], data["coronal"], data["sagittal"]], json.loads(str(data["info"]))
+        return json.loads(str(data["info"]))
 
 
 def find_pairs(preview_dir: str, stems: Iterable[str]) -> dict[str, str]:
@@ -188,7 +288,7 @@ def find_pairs(preview_dir: str, stems: Iterable[str]) -> dict[str, str]:
         path = slices_path(os.path.join(preview_dir, *stem.split("/")))
         if not os.path.isfile(path):
             continue
-        _, info = _load_slices(path)
+        info = _load_info(path)
         infos[stem] = info
         by_key[pair_key(stem)][info["kind"]].append(stem)
     pairs = {}
@@ -202,35 +302,53 @@ def find_pairs(preview_dir: str, stems: Iterable[str]) -> dict[str, str]:
     return pairs
 
 
-def write_overlay(preview_dir: str, image_stem: str, label_stem: str) -> str:
-    """``<image stem>.overlay.png``: the label map in colour over the image (40% opacity)."""
-    def base(stem):
-        return os.path.join(preview_dir, *stem.split("/"))
+def write_overlay(preview_dir: str, image_stem: str, label_stem: str, image_output: str,
+                  label_output: str) -> tuple[str, list[str]]:
+    """``<image stem>.overlay.png``: the label map in colour (40 % opacity) over the image, through its largest region.
 
-    grey, info = _load_slices(slices_path(base(image_stem)))
-    labels, _ = _load_slices(slices_path(base(label_stem)))
+    Both outputs are read back (they share one grid: :func:`find_pairs` checked
+    it), so the slices go through the region wherever it lies, not the middle.
+    """
+    from .api import read
+
+    image, label = read(image_output), read(label_output)
+    focus = label_focus(label)
+    grey_panels, sizes = display_panels(image, focus)
+    label_panels, _ = display_panels(label, focus)
+    window = intensity_range(image)
     panels = []
-    for image, label in zip(grey, labels):
-        rgb = np.repeat(image[..., None], 3, axis=2).astype(np.float64)
-        colour = _label_rgb(label).astype(np.float64)
-        mask = (label != 0)[..., None]
-        panels.append(np.where(mask, 0.6 * rgb + 0.4 * colour, rgb).astype(np.uint8))
-    path = base(image_stem) + ".overlay.png"
-    _compose(panels, info["sizes"], info["title"] + f"  + {label_stem.rsplit('/', 1)[-1]}").save(path, optimize=True)
-    return path
+    for grey, labels in zip(grey_panels, label_panels):
+        rgb = np.repeat(_to_grey(grey, window)[..., None], 3, axis=2).astype(np.float64)
+        colour = _label_rgb(labels).astype(np.float64)
+        panels.append(np.where((labels != 0)[..., None], 0.6 * rgb + 0.4 * colour, rgb).astype(np.uint8))
+    name = f"{image_stem.rsplit('/', 1)[-1]} + {label_stem.rsplit('/', 1)[-1]}"
+    why = "the largest region of the labels" if focus is not None else "the middle (the labels are empty)"
+    path = os.path.join(preview_dir, *image_stem.split("/")) + ".overlay.png"
+    caption = caption_lines(image, name, focus, why)
+    _compose(panels, sizes, caption).save(path, optimize=True)
+    return path, caption
 
 
 def write_index(preview_dir: str, relatives: Iterable[str]) -> str:
     """Write overlays for image/label pairs and ``index.html``, a contact sheet of every preview of the run."""
-    stems = [_strip_suffix(relative) for relative in relatives]
+    relatives = list(relatives)
+    output_of = {_strip_suffix(relative): os.path.join(os.path.dirname(os.path.abspath(preview_dir)),
+                                                       *relative.split("/")) for relative in relatives}
+    stems = list(output_of)
     present = [stem for stem in stems if os.path.isfile(os.path.join(preview_dir, *stem.split("/")) + ".png")]
     pairs = find_pairs(preview_dir, present)
+    overlays: dict[str, list[str]] = {}
     for image, label in pairs.items():
-        write_overlay(preview_dir, image, label)
+        try:
+            overlays[image] = write_overlay(preview_dir, image, label, output_of[image], output_of[label])[1]
+        except MedconvError:  # an output format medconv cannot read back (e.g. NRRD): no overlay for this pair
+            continue
     figures = []
     for stem in present:
-        picture = stem + (".overlay.png" if stem in pairs else ".png")
-        caption = html.escape(stem) + (f" <small>+ {html.escape(pairs[stem])}</small>" if stem in pairs else "")
+        picture = stem + (".overlay.png" if stem in overlays else ".png")
+        lines = overlays.get(stem) or _load_info(slices_path(os.path.join(preview_dir, *stem.split("/")))).get(
+            "caption", [stem])
+        caption = "<br>".join(html.escape(line) for line in lines)
         figures.append(f'<figure><a href="{html.escape(picture)}"><img src="{html.escape(picture)}" loading="lazy"></a>'
                        f"<figcaption>{caption}</figcaption></figure>")
     page = ("<!doctype html><meta charset='utf-8'><title>medconv preview</title>"

@@ -50,6 +50,8 @@ BUILTIN_WRITERS: tuple[PluginSpec, ...] = (
     PluginSpec("nifti", "medconv.writers.nifti:NiftiWriter"),
     PluginSpec("npz", "medconv.writers.npz:NpzWriter"),
     PluginSpec("png", "medconv.writers.png:PngWriter"),
+    PluginSpec("nrrd", "medconv.writers.nrrd:NrrdWriter"),
+    PluginSpec("metaimage", "medconv.writers.metaimage:MetaImageWriter"),
 )
 
 

@@ -174,3 +174,23 @@ def test_every_option_is_documented(name):
     for param in command_object(name).params:
         if isinstance(param, click.Option) and param.name != "help":
             assert param.opts[-1] in docs, f"{name} {param.opts[-1]}"
+
+
+def test_docs_show_the_real_top_level_help():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
+    shown = page.split("$ medconv --help\n", 1)[1].split("```", 1)[0]
+    assert shown == help_text()
+
+
+def test_png_depth_flag_reaches_the_png_writer(tmp_path):
+    """The PNG writer's hints name --png-depth: the flag exists and sets WriteOptions.png_depth."""
+    from PIL import Image
+
+    (tmp_path / "src").mkdir()
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8) * 3).save(tmp_path / "src" / "x.png")
+    for depth, mode in (("16", "I;16"), ("8", "L")):
+        out = tmp_path / f"out{depth}"
+        assert main(["convert", str(tmp_path / "src" / "x.png"), str(out / "x.png"), "--png-depth", depth, "-q"]) == 0
+        assert Image.open(out / "x.png").mode == mode

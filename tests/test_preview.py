@@ -92,3 +92,71 @@ def test_ct_picture_is_written_with_a_soft_tissue_window(tmp_path):
 def test_images_and_label_maps_pair_by_name(image, label):
     assert pair_key(image) == pair_key(label)
     assert pair_key("liver-orig001") != pair_key("liver-orig002")
+
+
+# -- where the slices go, and what the caption says -------------------------------------------------------------
+
+def _blob_tree(root):
+    """A Decathlon-like image/label pair: a nodule-like ball far from the middle, and a smaller blob elsewhere."""
+    import nibabel as nib
+
+    shape = (48, 40, 30)
+    grid = np.stack(np.meshgrid(*(np.arange(n) for n in shape), indexing="ij"), axis=-1)
+    nodule = ((grid - (38, 9, 24)) ** 2).sum(axis=-1) <= 9      # radius 3 voxels, near a corner
+    speck = ((grid - (8, 30, 5)) ** 2).sum(axis=-1) <= 1          # smaller: must not be chosen
+    image = np.where(nodule, 60, -800).astype(np.int16)
+    labels = (nodule | speck).astype(np.uint8)
+    affine = np.diag([-0.8, -0.8, 2.0, 1.0])                      # i towards L, j towards P: LPS storage
+    for folder, data in (("imagesTr", image), ("labelsTr", labels)):
+        (root / folder).mkdir(parents=True)
+        nib.save(nib.Nifti1Image(data, affine), str(root / folder / "lung_001.nii.gz"))
+    return nodule
+
+
+def test_overlay_goes_through_an_off_centre_nodule(tmp_path):
+    import re
+
+    from PIL import Image
+
+    from medconv.cli.main import main
+
+    nodule = _blob_tree(tmp_path / "src")
+    middle = tuple(n // 2 for n in nodule.shape)
+    assert not (nodule[middle[0]].any() or nodule[:, middle[1]].any() or nodule[:, :, middle[2]].any())
+    assert main(["convert", str(tmp_path / "src"), str(tmp_path / "out"), "--preview", "-q", "-j", "1"]) == 0
+    preview = tmp_path / "out" / "_preview"
+    index = (preview / "index.html").read_text()
+    caption = re.search(r"lung_001 \+ lung_001.*?slices through voxel \(i, j, k\) = \((\d+), (\d+), (\d+)\)", index)
+    i, j, k = map(int, caption.groups())
+    # each of the three slices cuts the nodule (numpy on the label array, not medconv's code)
+    assert nodule[i].any() and nodule[:, j].any() and nodule[:, :, k].any()
+    # and the picture shows it: tinted (non-grey) pixels in each of the three panels
+    picture = np.asarray(Image.open(preview / "imagesTr" / "lung_001.overlay.png").convert("RGB")).astype(int)
+    tinted = np.flatnonzero(((picture.max(axis=2) - picture.min(axis=2)) > 20)[40:].any(axis=0))  # below the caption
+    groups = np.split(tinted, np.flatnonzero(np.diff(tinted) > 10) + 1)
+    assert len(groups) >= 3, "mask colour in the axial, coronal and sagittal panels"
+
+
+def test_tilt_repaired_series_says_so_in_its_caption(tmp_path):
+    from medconv.cli.main import main
+
+    assert main(["sample", str(tmp_path / "sample"), "--patients", "2", "--slices", "8", "--size", "32"]) == 0
+    assert main(["tcia2nii", str(tmp_path / "sample"), str(tmp_path / "out"), "--preview", "-q", "-j", "1"]) == 0
+    index = (tmp_path / "out" / "_preview" / "index.html").read_text()
+    figures = index.split("<figure>")[1:]
+    tilted = [f for f in figures if "tilt" in f.split("<figcaption>")[1].split("<br>")[0]]
+    assert tilted and all("gantry tilt repaired: resampled onto an orthogonal grid" in f for f in tilted)
+    assert sum("gantry tilt repaired" in f for f in figures) == len(tilted)
+
+
+def test_captions_wrap_and_are_never_cut():
+    from PIL import Image, ImageDraw
+
+    from medconv.preview import wrap_caption
+
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text = ["1.3.6.1.4.1.14519.5.2.1.6279.6001.105756658031515062000744821260_with_a_very_long_series_description"
+            "  512x512x300  LPS  intensity", "slices through voxel (i, j, k) = (256, 256, 150), the middle of the volume"]
+    lines = wrap_caption(text, 200, draw)
+    assert all(draw.textlength(line) <= 200 for line in lines) and len(lines) > 2
+    assert "".join(lines).replace(" ", "") == "".join(text).replace(" ", "")

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from ..registry import matching_suffix, writers
 from .batch_options import batch_options
 from .datasets import run_dataset, source_argument
 from .input_options import dicom_input, label_input, reader_choice, tiff_input
 from .options import Example, ParsedOptions, command
-from .output_options import output_options
+from .output_options import Destination, destination_kind, output_options
 from .transform_options import transform_options
-
-
-def _output_suffixes() -> tuple[str, ...]:
-    return tuple(suffix for writer in writers.available() for suffix in writer.suffixes)
 
 
 CONVERT_EXAMPLES = (
@@ -49,7 +42,7 @@ def convert(src: str, dst: str, options: ParsedOptions) -> int:
                                MetaImage, NIfTI, TIFF ...), like tcia2nii/mhd2nii:
                                parallel, resumable, with a manifest.
     """
-    if matching_suffix(dst, _output_suffixes()) and not os.path.isdir(dst):
+    if destination_kind(dst, file_allowed=True) is Destination.FILE:
         return _convert_one_file(src, dst, options)
     return run_dataset(src, dst, options)
 

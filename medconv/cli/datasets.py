@@ -11,7 +11,7 @@ import click
 from .batch_options import batch_options
 from .input_options import dicom_input, label_input
 from .options import Example, ParsedOptions, command
-from .output_options import output_options
+from .output_options import destination_kind, output_options
 from .transform_options import transform_options
 
 source_argument = click.argument("src", type=click.Path(exists=True), metavar="SRC")
@@ -23,11 +23,19 @@ def run_dataset(src: str, dst: str, options: ParsedOptions, readers: tuple[str, 
     from ..batch import UnitJob
     from ..batch.dataset import convert_dataset
 
+    from ..errors import NothingFoundError
+    from .hints import nothing_found
+
+    destination_kind(dst, file_allowed=False)  # a file name here is a usage error, never a folder of that name
     chosen = options.dataset
+    readers = readers or chosen.readers
     job = UnitJob(fmt=chosen.fmt, read_options=options.read, write_options=options.write,
                   preprocessing=chosen.preprocessing)
-    return convert_dataset(src, dst, reader_names=readers or chosen.readers or None, job=job, options=options.run,
-                           template=chosen.template, dry_run=chosen.dry_run)
+    try:
+        return convert_dataset(src, dst, reader_names=readers or None, job=job, options=options.run,
+                               template=chosen.template, dry_run=chosen.dry_run)
+    except NothingFoundError:
+        raise nothing_found(src, dst, readers) from None
 
 
 TCIA_EXAMPLES = (
@@ -42,7 +50,7 @@ TCIA_EXAMPLES = (
 )
 
 
-@command(examples=TCIA_EXAMPLES, short_help="Every DICOM image series under SRC -> one NIfTI (or npz) each.")
+@command(examples=TCIA_EXAMPLES, short_help="Every DICOM image series under SRC -> one NIfTI (or --format) each.")
 @source_argument
 @folder_argument
 @dicom_input
@@ -69,7 +77,7 @@ MHD_EXAMPLES = (
 )
 
 
-@command(examples=MHD_EXAMPLES, short_help="Every MetaImage volume (.mhd/.raw, .mha) under SRC -> NIfTI (or npz).")
+@command(examples=MHD_EXAMPLES, short_help="Every MetaImage volume (.mhd/.raw, .mha) under SRC -> NIfTI (or --format).")
 @source_argument
 @folder_argument
 @label_input

@@ -71,8 +71,8 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", "-V", prog_name="medconv")
 def cli():
-    """Convert and preprocess medical-imaging datasets (DICOM, MetaImage, NIfTI, TIFF) into NIfTI or npz:
-    whole folders at once, in parallel, resumable, with a manifest."""
+    """Convert and preprocess medical-imaging datasets (DICOM, MetaImage, NIfTI, TIFF) into NIfTI, NRRD,
+    MetaImage or npz: whole folders at once, in parallel, resumable, with a manifest."""
 
 
 def main(argv: list[str] | None = None) -> int:

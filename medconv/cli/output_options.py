@@ -7,10 +7,14 @@ format is offered too and ``--help`` does not load every writer.
 
 from __future__ import annotations
 
+import enum
+import os
+import re
 from typing import Any, Mapping
 
 import click
 
+from ..errors import UsageError
 from .options import OptionGroup, Target
 
 DEFAULT_FORMAT = "nii.gz"
@@ -21,6 +25,45 @@ def output_formats() -> tuple[str, ...]:
     from ..registry import writers
 
     return tuple(suffix.lstrip(".") for writer in writers.available() for suffix in writer.suffixes)
+
+
+#: A name that ends like a file (``out.png``, ``out.tar.gz``), not like a folder (``out``, ``run.v2``, ``2024.11``).
+FILE_LIKE_SUFFIX = re.compile(r"(\.[A-Za-z]{2,5})+$")
+
+
+class Destination(enum.Enum):
+    """What DST names: one output file, or the folder of a dataset's outputs."""
+
+    FILE = "file"
+    FOLDER = "folder"
+
+
+def destination_kind(dst: str, *, file_allowed: bool) -> Destination:
+    """Whether ``dst`` is one output file (its suffix is a writer's) or a folder.
+
+    A name that ends like a file but is no format medconv writes (``out.png``) is a
+    usage error listing the formats, never a folder of that name; so is a file
+    name where a command writes a folder (``tcia2nii SRC out.nrrd``). An existing
+    folder is always a folder.
+    """
+    if os.path.isdir(dst):
+        return Destination.FOLDER
+    from ..registry import matching_suffix
+
+    formats = output_formats()
+    suffix = matching_suffix(dst, ["." + fmt for fmt in formats])
+    if suffix and file_allowed:
+        return Destination.FILE
+    if suffix:
+        raise UsageError("DST is the folder the outputs go to, not a file", dst,
+                         f"give a folder name and --format {suffix.lstrip('.')}")
+    looks_like_file = FILE_LIKE_SUFFIX.search(os.path.basename(os.path.normpath(dst)))
+    if looks_like_file:
+        listed = ", ".join("." + fmt for fmt in formats)
+        raise UsageError(f"{looks_like_file.group(0)!r} is not an output format medconv writes", dst,
+                         f"formats: {listed}; for a folder of outputs give a name without a suffix, "
+                         "or create the folder first")
+    return Destination.FOLDER
 
 
 class OutputFormat(click.ParamType):
@@ -43,7 +86,8 @@ def _output_fields(values: Mapping[str, Any]):
     overwrite = bool(values["overwrite"])
     return {
         Target.DATASET: {"fmt": values["fmt"], "template": values["name"]},
-        Target.WRITE: {"sidecar": bool(values["sidecar"]), "overwrite": overwrite},
+        Target.WRITE: {"sidecar": bool(values["sidecar"]), "overwrite": overwrite,
+                       "png_depth": int(values["png_depth"]) if values["png_depth"] else None},
         Target.RUN: {"overwrite": overwrite, "manifest": values["manifest"], "preview": bool(values["preview"])},
     }
 
@@ -52,6 +96,9 @@ output_options = OptionGroup(
     "Output",
     click.option("-f", "--format", "fmt", type=OutputFormat(), default=DEFAULT_FORMAT, show_default=True,
                  help="Output format of every unit."),
+    click.option("--png-depth", type=click.Choice(("8", "16")), default=None,
+                 help="Bits per sample of .png outputs [default: 8 for 8-bit data, else 16]; values that do not "
+                      "fit are an error, never clipped."),
     click.option("--name", "name", default=None, metavar="TEMPLATE",
                  help="Output names, e.g. '{patient_id}/{series_number}_{modality}': header facts plus {id} {stem} "
                       "{parent} {reader} {ext} (docs/batch.md)."),

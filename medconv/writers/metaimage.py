@@ -1,0 +1,121 @@
+"""MetaImage output: ``.mha`` (header and voxels in one file) and ``.mhd`` (header + ``.raw``/``.zraw``).
+
+* The world space of MetaImage is LPS (ITK's), so ``Offset`` is the Volume's
+  origin and ``TransformMatrix`` its direction, written as MetaIO stores it:
+  the direction's columns (the axes) one after another, i.e. the transpose of
+  ITK's row-major ``GetDirection()`` (DESIGN.md; checked against SimpleITK).
+  ``AnatomicalOrientation`` carries the ITK letters ITK itself writes for that
+  direction (``RAI`` for the identity; informative only, readers use the matrix).
+* The element type is kept (labels stay integers); bool is written as
+  ``MET_UCHAR`` and float16 as ``MET_FLOAT``. Little-endian
+  (``BinaryDataByteOrderMSB = False``).
+* ``.mha`` is zlib-deflated by default (``CompressedData = True``, ISA-L;
+  ``compression_level=0`` writes raw). ``.mhd`` writes ``<stem>.raw`` by default
+  (the LUNA16 layout, memory-mappable), ``<stem>.zraw`` when a level above 0 is
+  asked; the data file is complete before the header appears.
+* A 4D volume is written with ``NDims = 4`` (spacing 1 and no rotation along
+  the fourth axis), as ITK writes a 4D image.
+* A JSON sidecar like NIfTI's is written beside it on request.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..atomic import atomic_output
+from ..options import WriteOptions
+from ..registry import matching_suffix
+from ..volume import Volume
+from .sidecar import sidecar_path, write_sidecar
+from .voxels import (compression_wanted, element_dtype, number, write_chunks, write_detached, write_raw,
+                     zlib_chunks)
+
+#: numpy type -> MetaIO element type (MetaIO's MET_LONG is 4 bytes: 64-bit types are MET_LONG_LONG).
+MET_TYPES = {"i1": "MET_CHAR", "u1": "MET_UCHAR", "i2": "MET_SHORT", "u2": "MET_USHORT", "i4": "MET_INT",
+             "u4": "MET_UINT", "i8": "MET_LONG_LONG", "u8": "MET_ULONG_LONG", "f4": "MET_FLOAT", "f8": "MET_DOUBLE"}
+
+#: ITK's orientation letter for an axis pointing along +/- each LPS world axis (ITK names the end it comes *from*).
+_ITK_LETTERS = (("R", "L"), ("A", "P"), ("I", "S"))
+
+
+def itk_orientation(direction: np.ndarray) -> str:
+    """The ``AnatomicalOrientation`` ITK writes for an LPS direction (closest world axis of each column)."""
+    letters = []
+    for axis in range(direction.shape[1]):
+        column = direction[:, axis]
+        world = int(np.argmax(np.abs(column)))
+        letters.append(_ITK_LETTERS[world][0 if column[world] > 0 else 1])
+    return "".join(letters)
+
+
+def _numbers(values) -> str:
+    return " ".join(number(v) for v in values)
+
+
+def metaimage_header(volume: Volume, dtype: np.dtype, data_file: str, compressed_size: int | None) -> bytes:
+    """The MetaImage header of ``volume``; ``compressed_size`` set means ``CompressedData = True``."""
+    ndims = volume.array.ndim
+    direction = np.eye(ndims)
+    direction[:3, :3] = volume.direction
+    spacing = list(volume.spacing) + [1.0] * (ndims - 3)
+    origin = list(volume.origin) + [0.0] * (ndims - 3)
+    lines = [
+        "ObjectType = Image",
+        f"NDims = {ndims}",
+        "BinaryData = True",
+        "BinaryDataByteOrderMSB = False",
+        f"CompressedData = {compressed_size is not None}",
+    ]
+    if compressed_size is not None:
+        lines.append(f"CompressedDataSize = {compressed_size}")
+    lines += [
+        "TransformMatrix = " + _numbers(direction.T.reshape(-1)),  # the axes one after another
+        "Offset = " + _numbers(origin),
+        "CenterOfRotation = " + _numbers([0.0] * ndims),
+        f"AnatomicalOrientation = {itk_orientation(volume.direction)}",
+        "ElementSpacing = " + _numbers(spacing),
+        "DimSize = " + " ".join(str(n) for n in volume.shape),
+        f"ElementType = {MET_TYPES[f'{dtype.kind}{dtype.itemsize}']}",
+        f"ElementDataFile = {data_file}",
+    ]
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
+class MetaImageWriter:
+    """Writes ``.mha`` and ``.mhd`` files (and the JSON sidecar on request)."""
+
+    name = "metaimage"
+    suffixes = (".mha", ".mhd")
+
+    def write(self, volume: Volume, dest: str | os.PathLike, options: WriteOptions = WriteOptions()) -> list[str]:
+        dest = os.fspath(dest)
+        suffix = matching_suffix(dest, self.suffixes) or ".mha"
+        dtype = element_dtype(volume.array, dest)
+        if suffix == ".mhd":
+            compress = compression_wanted(options, default_on=False)
+            data_path = dest[: -len(suffix)] + (".zraw" if compress else ".raw")
+
+            def write_data(temp: str) -> None:
+                if compress:
+                    write_chunks(temp, b"", zlib_chunks(volume.array, dtype, options))
+                else:
+                    write_raw(temp, volume.array, dtype, gzip=False, options=options)
+
+            written = write_detached(dest, data_path, write_data, lambda: metaimage_header(
+                volume, dtype, os.path.basename(data_path), os.path.getsize(data_path) if compress else None),
+                options.overwrite)
+        else:
+            with atomic_output(dest, overwrite=options.overwrite) as temp:
+                if compression_wanted(options, default_on=True):
+                    chunks = zlib_chunks(volume.array, dtype, options)
+                    header = metaimage_header(volume, dtype, "LOCAL", sum(len(chunk) for chunk in chunks))
+                    write_chunks(temp, header, chunks)
+                else:
+                    write_raw(temp, volume.array, dtype, gzip=False, options=options,
+                              header=metaimage_header(volume, dtype, "LOCAL", None))
+            written = [dest]
+        if options.sidecar:
+            written.append(write_sidecar(volume, sidecar_path(dest, suffix), overwrite=True))
+        return written
