@@ -18,15 +18,24 @@
 See docs/export.md.
 """
 
-from .cases import Case, CaseSplit, Channel, LabelSource, Pairing, Unpaired, UnpairedReason
-from .checks import CheckReport, Problem, check_dataset
-from .formats import FORMATS
-from .labelmap import LabelSpec, LabelTable, build_label_table
-from .rules import PAIRING_RULES, find_cases
-from .run import ExportOptions, ExportResult, export_dataset, pair_dataset
+import importlib
+from typing import Any
 
-__all__ = [
-    "Case", "CaseSplit", "Channel", "CheckReport", "ExportOptions", "ExportResult", "FORMATS", "LabelSource",
-    "LabelSpec", "LabelTable", "PAIRING_RULES", "Pairing", "Problem", "Unpaired", "UnpairedReason",
-    "build_label_table", "check_dataset", "export_dataset", "find_cases", "pair_dataset",
-]
+#: public name -> submodule; imported on first use, so a worker that unpickles a case imports only what it needs
+_EXPORTS = {
+    "Case": "cases", "CaseSplit": "cases", "Channel": "cases", "LabelSource": "cases", "Pairing": "cases",
+    "Unpaired": "cases", "UnpairedReason": "cases",
+    "CheckReport": "checks", "Problem": "checks", "check_dataset": "checks",
+    "FORMATS": "formats",
+    "LabelSpec": "labelmap", "LabelTable": "labelmap", "build_label_table": "labelmap",
+    "PAIRING_RULES": "rules", "find_cases": "rules",
+    "ExportOptions": "run", "ExportResult": "run", "export_dataset": "run", "pair_dataset": "run",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -1,5 +1,8 @@
 """Exporting one case inside a worker: read, check grids, preprocess, labels follow, remap, write, record.
 
+A failure is one line (the manifest's reason; the summary prefixes the case id):
+the file concerned, what is wrong, what to do.
+
 The batch runner sees a case as one unit (:class:`CaseUnit`) and runs it with
 :class:`CaseExporter` (``UnitJob.converter``). For each case:
 
@@ -181,20 +184,20 @@ def _read(source, job: UnitJob, kind: str) -> Volume:
     return readers.get(source.reader).read(source, options)
 
 
-def _channel_volume(channel: Channel, volume: Volume, case_id: str) -> Volume:
+def _channel_volume(channel: Channel, volume: Volume) -> Volume:
     """The 3D volume of one channel (one index of a 4D unit's 4th axis, or a 3D unit)."""
     array = volume.array
     if channel.volume_index is None:
         if array.ndim == 4 and array.shape[3] == 1:
             array = array[..., 0]
         elif array.ndim == 4:
-            raise GeometryError(f"case {case_id}: channel {channel.name!r} is a 4D image of {array.shape[3]} volumes",
+            raise GeometryError(f"channel {channel.name!r} is a 4D image of {array.shape[3]} volumes",
                                 channel.source.path, "export one volume per channel, or name the channels with --pairs")
         meta = dict(volume.meta)
     else:
         if array.ndim != 4 or channel.volume_index >= array.shape[3]:
             held = array.shape[3] if array.ndim == 4 else 1
-            raise GeometryError(f"case {case_id}: channel {channel.name!r} is volume {channel.volume_index} but the "
+            raise GeometryError(f"channel {channel.name!r} is volume {channel.volume_index} but the "
                                 f"image holds {held}", channel.source.path,
                                 "fix the image or the dataset's channel list (dataset.json 'modality')")
         array = array[..., channel.volume_index]
@@ -202,8 +205,7 @@ def _channel_volume(channel: Channel, volume: Volume, case_id: str) -> Volume:
     return volume.replace(array=array, meta=meta)
 
 
-def _onto_reference(volume: Volume, reference: Volume, what: str, case_id: str, policy: GridPolicy,
-                    warnings: list[str]) -> Volume:
+def _onto_reference(volume: Volume, reference: Volume, what: str, policy: GridPolicy, warnings: list[str]) -> Volume:
     """``volume`` on ``reference``'s grid: snapped when within tolerance, else resampled (policy) or refused."""
     differences = grid_differences(reference, volume)
     if not differences:  # the same grid within nnU-Net's tolerances: take the reference's geometry exactly
@@ -211,7 +213,7 @@ def _onto_reference(volume: Volume, reference: Volume, what: str, case_id: str, 
     where = (volume.meta.get("source_files") or [None])[0]
     text = describe_differences(differences)
     if policy != "resample":
-        raise GeometryError(f"case {case_id}: the {what} is not on the image's grid ({text})", where,
+        raise GeometryError(f"the {what} is not on the image's grid ({text})", where,
                             "fix or re-register the file, or pass --on-grid-mismatch resample to resample it "
                             "onto the image grid (nearest neighbour for label maps)")
     how = "nearest neighbour" if volume.kind == "label" else "linear"
@@ -219,11 +221,11 @@ def _onto_reference(volume: Volume, reference: Volume, what: str, case_id: str, 
     return resample_to_grid(volume, Grid.of(reference))
 
 
-def _no_nan(volume: Volume, what: str, case_id: str) -> None:
+def _no_nan(volume: Volume, what: str) -> None:
     if volume.array.dtype.kind == "f":
         bad = int(np.count_nonzero(~np.isfinite(volume.array)))
         if bad:
-            raise GeometryError(f"case {case_id}: the {what} holds {bad} NaN or infinite voxel(s)",
+            raise GeometryError(f"the {what} holds {bad} NaN or infinite voxel(s)",
                                 (volume.meta.get("source_files") or [None])[0],
                                 "replace them in the source image (nnU-Net refuses NaN)")
 
@@ -250,23 +252,22 @@ def build_case(case: Case, job: UnitJob, exporter: CaseExporter) -> BuiltCase:
     warnings: list[str] = []
     volumes = {source.id: _read(source, job, "label" if any(label.source.id == source.id for label in case.labels)
                                 else "intensity") for source in case.sources}
-    channels = [_channel_volume(channel, volumes[channel.source.id], case.case_id) for channel in case.channels]
+    channels = [_channel_volume(channel, volumes[channel.source.id]) for channel in case.channels]
     reference = channels[0]
     for index, channel in enumerate(case.channels):
         if index:
-            channels[index] = _onto_reference(channels[index], reference, f"channel {channel.name!r}", case.case_id,
+            channels[index] = _onto_reference(channels[index], reference, f"channel {channel.name!r}",
                                               exporter.on_grid_mismatch, warnings)
-        _no_nan(channels[index], f"channel {channel.name!r}", case.case_id)
+        _no_nan(channels[index], f"channel {channel.name!r}")
     label_in = None
     if case.label is not None:
         label_in = volumes[case.label.source.id]
         if label_in.array.ndim == 4 and label_in.array.shape[3] == 1:
             label_in = label_in.replace(array=label_in.array[..., 0])
         if label_in.array.ndim != reference.array.ndim:
-            raise GeometryError(f"case {case.case_id}: the label map has shape {label_in.shape}, the image "
+            raise GeometryError(f"the label map has shape {label_in.shape}, the image "
                                 f"{reference.shape}", case.label.source.path, "give one 3D label map per case")
-        label_in = _onto_reference(label_in, reference, "label map", case.case_id, exporter.on_grid_mismatch,
-                                   warnings)
+        label_in = _onto_reference(label_in, reference, "label map", exporter.on_grid_mismatch, warnings)
     preprocessing = job.preprocessing
     images = [preprocessing(channel) if preprocessing is not None else channel for channel in channels]
     for index in range(1, len(images)):  # one grid for all channels, also after preprocessing
@@ -279,7 +280,7 @@ def build_case(case: Case, job: UnitJob, exporter: CaseExporter) -> BuiltCase:
         try:
             mapped = exporter.labels.apply(followed.array, case.label.names)
         except MedconvError as exc:
-            raise type(exc)(f"case {case.case_id}: {exc.message}", case.label.source.path, exc.hint) from None
+            raise type(exc)(exc.message, case.label.source.path, exc.hint) from None
         label_out = followed.replace(array=mapped, meta={**followed.meta, "labels": [
             {"value": value, "name": name} for value, name in exporter.labels.names_by_value().items() if value]})
         warnings += [w for w in followed.warnings if w not in label_in.warnings]
