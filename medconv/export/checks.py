@@ -164,5 +164,5 @@ def _voxel_problems(case: CaseFiles, loaded: dict, declared: set[int]) -> list[P
             stray = sorted(v for v in values if v not in declared)
             if stray:
                 problems.append(Problem(f"{case.label} holds label value(s) {', '.join(map(str, stray[:10]))} that "
-                                        "dataset.json does not declare", case.case_id))
+                                        "are not declared", case.case_id))
     return problems
