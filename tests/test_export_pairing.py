@@ -134,3 +134,48 @@ def test_two_annotated_series_of_one_patient_get_series_numbers():
     notes = [Source(f"rt-{s.id}", "fake", (f"/data/rt-{s.id}.dcm",), "/data", {"annotates": s.id}) for s in images]
     pairing = find_cases("/data", images + notes)
     assert [case.case_id for case in pairing.cases] == ["P1_3", "P1_5"]
+
+
+def test_annotation_units_export_end_to_end_with_labels_matched_by_name(tmp_path, monkeypatch):
+    """Two structure sets numbering GTV and Lung differently become one table; each mask lands on its image."""
+    import nibabel as nib
+
+    from export_synth import affine_for
+    from medconv.batch import RunOptions
+    from medconv.export import export_dataset
+    from medconv.registry import PluginSpec, readers
+    from nnunet_reference import nnunet_problems
+
+    monkeypatch.setattr(readers, "_builtins", readers._builtins + (
+        PluginSpec("fakeannot", "export_annotation_reader:FakeAnnotationReader"),))
+    readers.refresh()
+    src = tmp_path / "TCIA"
+    numbering = {"P1": {1: "GTV", 2: "Lung"}, "P2": {1: "Lung", 2: "GTV"}}
+    masks = {}
+    for number, (patient, table) in enumerate(numbering.items()):
+        affine = affine_for(number)
+        save_nifti(np.full((6, 5, 4), -500, np.int16), affine, src / patient / "ct.nii.gz")
+        mask = np.zeros((6, 5, 4), np.uint8)
+        mask[1:3, 1:3, 1] = [k for k, v in table.items() if v == "GTV"][0]
+        mask[4, :, 2] = [k for k, v in table.items() if v == "Lung"][0]
+        np.save(src / patient / "rt.npy", mask)
+        masks[patient] = mask
+        (src / patient / "rt.annotation.json").write_text(json.dumps({
+            "annotates": f"{patient}/ct", "image_file": f"{patient}/ct.nii.gz", "mask": "rt.npy",
+            "labels": [{"value": k, "name": v} for k, v in table.items()]}))
+    try:
+        result = export_dataset(src, tmp_path / "raw", ExportOptions(format="nnunet", dataset_id=700, name="RT"),
+                                run_options=RunOptions(jobs=1, progress=False, summary=False))
+    finally:
+        readers.refresh()
+    assert result.pairing.rule == "annotations" and result.exit_code == 0
+    folder = Path(result.dataset_dir)
+    assert nnunet_problems(str(folder)) == []
+    assert json.loads((folder / "dataset.json").read_text())["labels"] == {"background": 0, "GTV": 1, "Lung": 2}
+    for patient, table in numbering.items():  # NIfTI images carry no patient id: the case is the image unit's id
+        ours = np.asanyarray(nib.load(str(folder / "labelsTr" / f"{patient}_ct.nii.gz")).dataobj)
+        by_name = {"GTV": 1, "Lung": 2}
+        expected = np.vectorize(lambda v: by_name[table[v]] if v else 0)(masks[patient])
+        np.testing.assert_array_equal(ours, expected)
+        np.testing.assert_array_equal(nib.load(str(folder / "labelsTr" / f"{patient}_ct.nii.gz")).affine,
+                                      nib.load(str(src / patient / "ct.nii.gz")).affine)

@@ -241,7 +241,8 @@ def follow_image(label: Volume, image_out: Volume, orient: Optional[str]) -> Vol
 
     if orient:
         label = reorient(label, orient)
-    label = resample_to_grid(label, Grid.of(image_out))
+    if grid_differences(image_out, label):
+        label = resample_to_grid(label, Grid.of(image_out))
     if grid_differences(image_out, label):
         raise GeometryError("the label map did not land on the image grid (a bug in medconv)")
     return label.replace(spacing=image_out.spacing, origin=image_out.origin, direction=image_out.direction)
