@@ -268,12 +268,15 @@ def check(folder: str, headers_only: bool, jobs: int) -> int:
 class ExportGroup(click.Group):
     """``medconv export``: its help lists the formats with an example each."""
 
-    examples = (Example("a Decathlon task to nnU-Net v2", "medconv export nnunet ./Task01_BrainTumour ./nnUNet_raw --id 501"),)
+    @property
+    def examples(self):
+        """The first example of each subcommand (``medconv --help`` shows the first)."""
+        return tuple(e for c in (nnunet, msd, monai, check) for e in c.examples[:1])
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         super().format_epilog(ctx, formatter)
         with formatter.section("Examples"):
-            write_examples(formatter, tuple(e for c in (nnunet, msd, monai, check) for e in c.examples[:1]))
+            write_examples(formatter, self.examples)
 
 
 @click.group("export", cls=ExportGroup, short_help="Image/label cases -> nnU-Net v2, Decathlon or MONAI layouts.")
