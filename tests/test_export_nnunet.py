@@ -44,6 +44,7 @@ def _manifest(folder: str) -> dict[str, dict]:
     return {row["unit_id"]: row for row in rows}
 
 
+@pytest.mark.slow  # two worker processes (~6 s with their start-up on 2 cores)
 def test_task01_4d_four_channels_split_into_nnunet_channels(tmp_path):
     src = write_task01(tmp_path / "Task01_BrainTumour", train=3, test=1)
     result = _export(src, tmp_path / "raw", format="nnunet", dataset_id=501, name="Brain",
