@@ -160,3 +160,9 @@ class NotMyFormat(Exception):
 
     Not a user-facing error: the registry catches it and tries the next reader.
     """
+
+
+class LabelValuesError(MedconvError):
+    """A label map holds values that cannot be labels here (not integers, or outside the dataset's label table)."""
+
+    code = "label-values"

@@ -3,13 +3,21 @@
 A volume is a *label* mask (nearest-neighbour resampling, never windowed, written
 as a compact integer type) when, in this order:
 
-1. ``ReadOptions.kind`` says so (or says ``"intensity"``: the option always wins);
-2. its path relative to the dataset root names a label mask (see below) and its
-   values can be labels: integers, none negative, at most
-   :data:`MAX_NAMED_LABEL_VALUES` distinct values (a CT in a folder called
-   ``unlabeled`` or ``Task_Segmentation`` stays an image);
-3. its content looks like labels: an integer (or boolean) type holding at most
-   :data:`MAX_LABEL_VALUES` distinct values, one of them 0.
+1. ``ReadOptions.kind`` says so (or says ``"intensity"``: the option always wins;
+   a training export sets it from the pairing, which knows which side is the label);
+2. its path relative to the dataset root names a label mask (see below).
+
+Nothing else decides: the kind follows from what ``medconv scan`` sees too
+(options and names; the NIfTI reader adds the header's label intent), so scan
+and convert always agree. The content only **checks** a name's verdict: a file
+named like a mask whose values cannot be labels (not integers, negative, more
+than :data:`MAX_NAMED_LABEL_VALUES` distinct values) is refused with
+:class:`~medconv.errors.LabelValuesError` saying how to read it as an image,
+never silently read as one. An image the names call an image but whose content
+looks like a label map (an integer type, at most :data:`FEW_VALUES` distinct
+values, 0 among them) stays an image; when a resampling would interpolate it,
+:func:`interpolation_warning` says so, naming the option that reads it as a
+label map.
 
 **Default names** (no ``--labels`` given) are matched by whole words, never by
 substrings: each path component is split into words at every non-alphanumeric
@@ -36,13 +44,16 @@ called ``my_segmentation_project`` does not turn every image into a label.
 
 from __future__ import annotations
 
+import enum
 import fnmatch
 import os
 import re
+from dataclasses import dataclass
 from typing import Iterable, Literal, Optional
 
 import numpy as np
 
+from .errors import LabelValuesError
 from .options import ReadOptions
 from .pixels import smallest_integer_dtype
 
@@ -55,7 +66,7 @@ from .pixels import smallest_integer_dtype
 LABEL_WORDS: frozenset[str] = frozenset({
     "seg", "segs", "segmentation", "segmentations", "dseg", "aseg", "aparc", "mask", "masks",
     "label", "labels", "labelmap", "labelmaps", "gt", "groundtruth", "parcels", "parcellation",
-    "annotation", "annotations",
+    "annotation", "annotations", "annot", "annots",
 })
 
 _SEG_NUMBER = re.compile(r"seg\d+$")
@@ -64,7 +75,7 @@ _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])|(?<=[0-9])(?=[A-Za-
 #: Name matches need plausible label content: at most this many distinct values.
 MAX_NAMED_LABEL_VALUES = 4096
 
-#: At most this many distinct values (0 included) make an integer volume look like labels.
+#: At most this many distinct values (0 included) make :func:`looks_like_labels` say yes.
 MAX_LABEL_VALUES = 16
 
 #: Voxels sampled (evenly strided) before a full count of distinct values: an
@@ -182,7 +193,7 @@ def distinct_values(array: np.ndarray, limit: int = MAX_LABEL_VALUES) -> Optiona
 
 
 def looks_like_labels(array: np.ndarray, limit: int = MAX_LABEL_VALUES) -> bool:
-    """Whether ``array``'s content looks like a label mask.
+    """Whether ``array``'s content looks like a label mask (a hint for people; it never decides the kind).
 
     An integer or boolean type, at most ``limit`` distinct values, one of them 0
     (the background every mask has). Floats never look like labels by content
@@ -195,16 +206,49 @@ def looks_like_labels(array: np.ndarray, limit: int = MAX_LABEL_VALUES) -> bool:
     return values is not None and bool(np.any(values == 0))
 
 
+class KindBasis(enum.Enum):
+    """What decided a volume's kind."""
+
+    OPTION = "option"  # ReadOptions.kind (--kind, or a training export's pairing)
+    NAME = "name"  # the path names a label mask (default words or --labels)
+    DEFAULT = "default"  # nothing says label: an image
+
+
+@dataclass(frozen=True)
+class KindDecision:
+    """A volume's kind, what decided it, and a short sentence for the manifest."""
+
+    kind: Kind
+    basis: KindBasis
+    reason: str
+
+
+def kind_decision(relpath: str | os.PathLike, options: ReadOptions = ReadOptions()) -> KindDecision:
+    """The kind of the file at ``relpath`` (relative to the dataset root), from the option and the name only.
+
+    This is the whole decision, the same at discovery (``medconv scan``) and when
+    the voxels are read; :func:`decide_kind` adds the content check.
+    """
+    if options.kind is not None:
+        return KindDecision(options.kind, KindBasis.OPTION, f"kind={options.kind} was asked for")
+    pattern = matching_label_pattern(relpath, options.label_patterns)
+    if pattern is not None:
+        named = f"the name {pattern!r} says label" if options.label_patterns is None else \
+            f"path matches label pattern {pattern!r}"
+        return KindDecision("label", KindBasis.NAME, named)
+    return KindDecision("intensity", KindBasis.DEFAULT, "no label pattern matches")
+
+
 def decide_kind(relpath: str | os.PathLike, array: Optional[np.ndarray], options: ReadOptions = ReadOptions()) -> tuple[Kind, str]:
-    """Decide whether a volume is a label mask, and say why.
+    """Decide whether a volume is a label mask, and say why (:func:`kind_decision`, then the content check).
 
     Parameters
     ----------
     relpath:
         Path of the file relative to the dataset root.
     array:
-        Its voxels (any axis order); ``None`` decides by option and name only,
-        as discovery does before any pixel is read.
+        Its voxels (any axis order), to check a name's "label" against; ``None``
+        at discovery, before any pixel is read (the kind is the same).
     options:
         ``options.kind`` forces the answer; ``options.label_patterns`` replaces
         the default patterns.
@@ -213,24 +257,39 @@ def decide_kind(relpath: str | os.PathLike, array: Optional[np.ndarray], options
     -------
     (kind, reason):
         ``"label"`` or ``"intensity"`` and a short sentence for the manifest.
+
+    Raises
+    ------
+    LabelValuesError
+        The name says label but the values cannot be labels.
     """
-    if options.kind is not None:
-        return options.kind, f"kind={options.kind} was asked for"
-    pattern = matching_label_pattern(relpath, options.label_patterns)
-    if pattern is not None:
-        named = f"the name {pattern!r} says label" if options.label_patterns is None else \
-            f"path matches label pattern {pattern!r}"
-        if array is None:
-            return "label", named
+    decision = kind_decision(relpath, options)
+    if decision.basis is KindBasis.NAME and array is not None:
         problem = _not_label_content(np.asarray(array))
-        if problem is None:
-            return "label", named
-        return "intensity", f"{named} but {problem}"
-    if array is not None and looks_like_labels(np.asarray(array)):
-        return "label", f"integer values with at most {MAX_LABEL_VALUES} distinct values including 0"
-    if array is None:
-        return "intensity", "no label pattern matches (content not checked yet)"
-    return "intensity", "no label pattern matches and the content does not look like labels"
+        if problem is not None:
+            hint = "pass --kind intensity to read it as an image, or --labels PATTERN to say which files are masks"
+            raise LabelValuesError(f"{decision.reason}, but {problem}: it is not a label map", os.fspath(relpath), hint)
+    return decision.kind, decision.reason
+
+
+#: At most this many distinct values (0 among them) make an integer image look like a label map to
+#: :func:`interpolation_warning` (a 21-label atlas does; a CT or an 8-bit photograph does not).
+FEW_VALUES = 64
+
+
+def interpolation_warning(volume, method: str) -> Optional[str]:
+    """A warning when ``method`` would interpolate an image whose content looks like a label map, else ``None``.
+
+    Such an image was called an image because nothing named it a label map; a
+    linear or B-spline resampling would invent values between its labels.
+    """
+    if volume.kind != "intensity" or method == "nearest" or volume.array.dtype.kind not in "iub":
+        return None
+    values = distinct_values(volume.array, FEW_VALUES)
+    if values is None or not np.any(values == 0) or len(values) < 2:
+        return None
+    return (f"resample: interpolated ({method}) an integer image with only {len(values)} distinct values "
+            "including 0; if it is a label map, read it as one (--kind label, or --labels PATTERN naming it)")
 
 
 def _not_label_content(array: np.ndarray) -> Optional[str]:

@@ -70,7 +70,10 @@ def test_every_example_uses_only_options_its_command_offers(name):
         for part in example.line.split("&&"):
             words = shlex.split(part)
             assert words[:1] == ["medconv"] and words[1] in COMMANDS, example.line
-            offered = {opt for p in command_object(words[1]).params for opt in p.opts + p.secondary_opts}
+            target = command_object(words[1])
+            if isinstance(target, click.Group):  # a command with subcommands (export nnunet ...): the subcommand's
+                target = target.get_command(None, words[2])
+            offered = {opt for p in target.params for opt in p.opts + p.secondary_opts}
             used = [w.split("=")[0] for w in words[2:] if w.startswith("-") and not w[1:2].isdigit()]
             assert set(used) <= offered, f"{example.line}: {set(used) - offered}"
 

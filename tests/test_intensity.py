@@ -167,3 +167,48 @@ def test_unknown_units_are_trusted_and_scaled_units_are_recorded():
     out = window(volume, preset="lung", scale="unit")
     np.testing.assert_allclose(out.array, [[[0.0, 0.5, 1.0]]])
     assert out.meta["units"] == "window fraction [0, 1]" and "window" not in out.meta
+
+
+def _four_channels(axis4):
+    """A BraTS-like 4D image: four channels on unrelated intensity scales."""
+    rng = np.random.default_rng(3)
+    channels = [rng.normal(150.0 * (c + 1), 12.0 * (c + 1), size=(10, 9, 8)) for c in range(4)]
+    meta = {"axis4": axis4} if axis4 else {}
+    return Volume(np.stack(channels, axis=3).astype(np.float32), spacing=(1, 1, 1), meta=meta), channels
+
+
+@pytest.mark.parametrize("axis4", [pytest.param("channel", id="channel"), pytest.param("volume", id="volume"),
+                                   pytest.param(None, id="unknown")])
+def test_zscore_of_a_multichannel_image_is_per_channel(axis4):
+    volume, channels = _four_channels(axis4)
+    out = normalize(volume, "zscore")
+    for index, channel in enumerate(channels):
+        foreground = channel[channel > channel.mean()]  # written out from the definition, per channel
+        expected = (channel - foreground.mean()) / foreground.std()
+        np.testing.assert_allclose(out.array[..., index], expected, rtol=1e-5, atol=1e-5)
+        assert abs(float(out.array[..., index][channel > channel.mean()].mean())) < 1e-4
+    assert out.history[-1].startswith("normalize zscore per channel over each channel's foreground (0: mean ")
+    assert "; 3: mean " in out.history[-1]
+
+
+def test_percentile_of_a_multichannel_image_is_per_channel():
+    volume, channels = _four_channels("channel")
+    out = normalize(volume, "percentile", percentiles=(1, 99))
+    for index, channel in enumerate(channels):
+        lo, hi = np.percentile(channel.astype(np.float32).astype(np.float64), [1, 99])
+        expected = (np.clip(channel.astype(np.float32).astype(np.float64), lo, hi) - lo) / (hi - lo)
+        np.testing.assert_allclose(out.array[..., index], expected, atol=1e-6)
+    assert out.array.min() == 0 and out.array.max() == 1
+    assert "per channel (0: [" in out.history[-1]
+
+
+@pytest.mark.parametrize("axis4", ["time", "echo"])
+def test_a_time_series_or_echoes_share_one_normalisation(axis4):
+    volume, _ = _four_channels(axis4)
+    out = normalize(volume, "zscore")
+    data = volume.array.astype(np.float64)
+    foreground = data[data > data.mean()]
+    np.testing.assert_allclose(out.array, (data - foreground.mean()) / foreground.std(), rtol=1e-5, atol=1e-5)
+    assert "per channel" not in out.history[-1]
+    forced = normalize(volume, "zscore", per_channel=True)
+    assert forced.history[-1].startswith("normalize zscore per channel")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medconv.labels import compact_labels, decide_kind, distinct_values, is_label_path, looks_like_labels
+from medconv.errors import LabelValuesError
+from medconv.labels import (KindBasis, compact_labels, decide_kind, distinct_values, is_label_path, kind_decision,
+                            looks_like_labels)
 from medconv.options import ReadOptions
 
 
@@ -51,11 +53,13 @@ def test_patterns_are_case_insensitive_and_configurable():
     assert is_label_path("a\\b\\liver-seg1.mhd")  # Windows separators
 
 
-@pytest.mark.parametrize("relpath", ["unlabeled/ct.nii.gz", "labelsTr/ct.nii.gz"])
-def test_a_label_name_on_image_content_stays_an_image(relpath):
+def test_a_label_name_on_image_content_is_refused_with_the_fix():
     ct = np.random.default_rng(1).integers(-1024, 1500, size=(20, 20, 20)).astype(np.int16)
-    kind, reason = decide_kind(relpath, ct)
-    assert kind == "intensity", reason
+    assert decide_kind("unlabeled/ct.nii.gz", ct)[0] == "intensity"
+    with pytest.raises(LabelValuesError, match="says label, but it has negative values") as info:
+        decide_kind("labelsTr/ct.nii.gz", ct)
+    assert "--kind intensity" in info.value.hint
+    assert decide_kind("labelsTr/ct.nii.gz", ct, ReadOptions(kind="intensity"))[0] == "intensity"
 
 
 def test_a_named_parcellation_with_many_labels_is_a_label():
@@ -86,19 +90,76 @@ def test_content_check_refutes_ct_from_a_sample_and_counts_masks_exactly():
     np.testing.assert_array_equal(distinct_values(mask.T), [0, 2, 9])
 
 
-def test_decide_kind_order_option_then_name_then_content():
+def test_decide_kind_by_option_then_name_never_by_content():
     mask = np.zeros((4, 4, 4), np.uint8)
     ct = np.random.default_rng(1).integers(-1000, 1000, (4, 4, 4)).astype(np.int16)
     assert decide_kind("liver-seg001.mhd", ct, ReadOptions(kind="intensity"))[0] == "intensity"
     assert decide_kind("liver-orig001.mhd", mask, ReadOptions(kind="label"))[0] == "label"
     kind, reason = decide_kind("liver-seg001.mhd", mask + 1)  # no background, but named: still a label
     assert kind == "label" and "liver-seg001.mhd" in reason
-    kind, reason = decide_kind("liver-seg001.mhd", ct)  # named, but negative values: an image after all
-    assert kind == "intensity" and "negative" in reason
-    assert decide_kind("liver-orig001.mhd", mask)[0] == "label"  # by content
-    assert decide_kind("liver-orig001.mhd", ct)[0] == "intensity"
-    assert decide_kind("seg/prob.nii", np.array([0.0, 0.25]))[0] == "intensity"  # name says label, values do not
-    assert decide_kind("liver-seg001.mhd", None)[0] == "label"  # discovery: name only
+    assert decide_kind("liver-orig001.mhd", mask)[0] == "intensity"  # content never makes a label
+    quantised_mr = np.resize(np.arange(0, 250, 25, dtype=np.uint8), (6, 6, 6))  # 10 grey levels
+    assert decide_kind("mr/t1.nii.gz", quantised_mr)[0] == "intensity"
+    with pytest.raises(LabelValuesError, match="not integers"):
+        decide_kind("seg/prob.nii", np.array([0.0, 0.25]))
+    assert decide_kind("liver-seg001.mhd", None)[0] == "label"  # discovery: the same answer
+    assert decide_kind("annot/atlas.nii.gz", None)[0] == "label"
+    decision = kind_decision("annot/atlas.nii.gz")
+    assert decision.basis is KindBasis.NAME and decision.kind == "label"
+    assert kind_decision("x.nii", ReadOptions(kind="label")).basis is KindBasis.OPTION
+    assert kind_decision("x.nii").basis is KindBasis.DEFAULT
+
+
+def test_interpolating_an_image_that_looks_like_labels_warns():
+    from medconv.transforms import resample
+    from medconv.volume import Volume
+
+    atlas = np.zeros((12, 12, 12), np.uint8)
+    for value in range(1, 22):  # a 21-label atlas no name called a label map
+        atlas[value % 12, :, value // 12] = value
+    warned = resample(Volume(atlas, spacing=(1, 1, 1)), 1.5)
+    assert any("interpolated (linear) an integer image with only 22 distinct values" in w and "--kind label" in w
+               for w in warned.warnings)
+    assert not resample(Volume(atlas, spacing=(1, 1, 1)), 1.5, interpolation="nearest").warnings
+    assert not [w for w in resample(Volume(atlas, spacing=(1, 1, 1), kind="label"), 1.5).warnings
+                if "interpolated" in w]
+    ct = np.random.default_rng(0).integers(-1024, 2000, size=(12, 12, 12)).astype(np.int16)
+    assert not resample(Volume(ct, spacing=(1, 1, 1)), 1.5).warnings
+
+
+def test_scan_and_convert_agree_on_the_kind(tmp_path):
+    """Every unit's kind in scan (headers and names) is the kind convert writes, or convert refuses it saying why."""
+    import json
+
+    import nibabel as nib
+
+    from medconv.cli.main import main
+
+    rng = np.random.default_rng(4)
+    files = {
+        "annot/atlas.nii.gz": np.resize(np.arange(22, dtype=np.uint8), (8, 8, 8)),  # 21 labels, named by its folder
+        "mr/t1_quantised.nii.gz": np.resize(np.arange(0, 250, 25, dtype=np.uint8), (8, 8, 8)),  # 10 grey levels
+        "data/roi.nii.gz": np.resize(np.array([0, 1], np.uint8), (8, 8, 8)),  # a mask no name reveals
+        "labelsTr/ct.nii.gz": rng.integers(-1024, 1500, (8, 8, 8)).astype(np.int16),  # a CT filed as a label
+        "masks/lung.nii.gz": np.resize(np.array([0, 3, 4], np.uint8), (8, 8, 8)),
+    }
+    for relative, data in files.items():
+        (tmp_path / "src" / relative).parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "src" / relative)
+    assert main(["scan", str(tmp_path / "src"), "--csv", str(tmp_path / "scan.csv"), "-q"]) == 0
+    import csv
+
+    scanned = {row["unit"]: "label" in row["flags"].split(",") for row in csv.DictReader(open(tmp_path / "scan.csv"))}
+    assert main(["convert", str(tmp_path / "src"), str(tmp_path / "out"), "-q", "-j", "1"]) == 1
+    rows = {json.loads(line)["unit_id"]: json.loads(line) for line in open(tmp_path / "out" / "medconv-manifest.jsonl")}
+    for unit, is_label in scanned.items():
+        row = rows[unit]
+        if row["status"] == "converted":
+            assert (row["kind"] == "label") is is_label, unit
+        else:
+            assert unit == "labelsTr/ct" and is_label and "--kind intensity" in row["reason"]
+    assert scanned == {"annot/atlas": True, "mr/t1_quantised": False, "data/roi": False, "labelsTr/ct": True,
+                       "masks/lung": True}
 
 
 @pytest.mark.parametrize("values, dtype, expected", [

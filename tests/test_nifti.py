@@ -217,7 +217,7 @@ def test_nifti_pair_and_analyze_round_trip(tmp_path):
 
 @pytest.mark.parametrize("relpath, values, expected", [
     pytest.param("labelsTr/liver_001.nii.gz", [0, 1, 2], "label", id="msd-labels-folder"),
-    pytest.param("imagesTr/liver_001.nii.gz", [0, 1, 2], "label", id="few-integer-values"),
+    pytest.param("imagesTr/liver_001.nii.gz", [0, 1, 2], "intensity", id="few-integer-values-unnamed"),
     pytest.param("imagesTr/liver_001.nii.gz", list(range(-1024, -1000)), "intensity", id="many-values"),
 ])
 def test_label_masks_are_recognised_and_compacted(tmp_path, relpath, values, expected):

@@ -23,7 +23,7 @@ from .manifest import ManifestWriter, manifest_paths, read_manifest, rows_by_uni
 from .plan import Plan, PlannedUnit
 from .progress import BatchProgress
 from .report import Report
-from .unit import UnitJob, base_row, convert_unit, unit_fingerprint
+from .unit import UnitJob, base_row, run_unit, unit_fingerprint
 
 #: Memory assumed per worker when choosing the default ``--jobs`` (a large CT, read and written).
 WORKER_MEMORY_BUDGET = 2 << 30
@@ -146,11 +146,11 @@ def execute(units: list[PlannedUnit], job: UnitJob, jobs: int, backend: str = "l
         return
     if backend == "local" and jobs == 1:
         for unit in units:
-            yield convert_unit(unit, job)
+            yield run_unit(unit, job)
         return
     from joblib import Parallel, delayed
 
-    tasks = (delayed(convert_unit)(unit, job) for unit in units)
+    tasks = (delayed(run_unit)(unit, job) for unit in units)
     if backend == "local":
         parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered", batch_size=1)
         yield from parallel(tasks)

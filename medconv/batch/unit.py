@@ -41,6 +41,10 @@ class UnitJob:
         ``medconv.transforms.pipeline.Preprocessing``) or ``None``.
     preview_dir:
         Folder for preview pictures, or ``None`` for none.
+    converter:
+        What runs each unit in the worker: a picklable callable ``(unit, job) -> manifest row``
+        (with a ``describe()`` for the fingerprint); ``None`` is :func:`convert_unit`. A unit
+        that writes several files (an exported training case) brings its own.
     """
 
     fmt: str = "nii.gz"
@@ -48,6 +52,7 @@ class UnitJob:
     write_options: WriteOptions = WriteOptions()
     preprocessing: Optional[Callable[[Any], Any]] = None
     preview_dir: Optional[str] = None
+    converter: Optional[Callable[[PlannedUnit, "UnitJob"], dict]] = None
 
 
 def unit_fingerprint(unit: PlannedUnit, job: UnitJob) -> str:
@@ -61,6 +66,8 @@ def unit_fingerprint(unit: PlannedUnit, job: UnitJob) -> str:
     steps = preprocessing.describe() if hasattr(preprocessing, "describe") else repr(preprocessing)
     facts = [sorted(os.path.abspath(p) for p in unit.source.paths), unit.source.reader,
              unit.source.info.get("frame_group"), job.fmt, repr(job.read_options), steps]
+    if job.converter is not None:
+        facts.append(job.converter.describe() if hasattr(job.converter, "describe") else repr(job.converter))
     return hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:16]
 
 
@@ -75,6 +82,11 @@ def base_row(unit: PlannedUnit) -> dict[str, Any]:
         "medconv_version": __version__,
         "reason": "",
     }
+
+
+def run_unit(unit: PlannedUnit, job: UnitJob) -> dict[str, Any]:
+    """Run one unit with the job's converter (default :func:`convert_unit`); returns its manifest row."""
+    return (job.converter or convert_unit)(unit, job)
 
 
 def convert_unit(unit: PlannedUnit, job: UnitJob) -> dict[str, Any]:

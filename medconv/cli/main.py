@@ -30,6 +30,7 @@ COMMANDS = {
     "scan": "medconv.cli.scan:scan",
     "info": "medconv.cli.info:info",
     "sample": "medconv.cli.sample:sample",
+    "export": "medconv.cli.export:export",
 }
 
 

@@ -221,4 +221,7 @@ def scan(src: str, csv_path: str | None, as_json: bool, reader_names: tuple[str,
     console.print(f"{len(rows)} unit(s), {flagged} with flags or notes" + (f"; CSV: {csv_path}" if csv_path else ""))
     for line in unread_inputs(src):
         console.print(f"note: {line}", markup=False)
+    from ..export.report import print_cases  # the cases a training export would make, and what is unpaired
+
+    print_cases(src, sources, console)
     return 0

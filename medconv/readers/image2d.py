@@ -271,6 +271,10 @@ def plane_volume_array(array: np.ndarray) -> np.ndarray:
     return array.transpose(1, 0, 2)[:, :, np.newaxis, :]
 
 
+#: Why a 1-bit (bilevel) image is a label mask: its format says so (kind decided from the header, like scan).
+BILEVEL_REASON = "a 1-bit image is a mask"
+
+
 class Image2DReader:
     """PNG, JPEG, BMP and GIF files, one volume each (see the module notes)."""
 
@@ -303,6 +307,8 @@ class Image2DReader:
                 raise UnsupportedFormatError(f"a colour image ({array.shape[-1]} channels) cannot be a label map",
                                              source.path, "store masks as grey or palette images")
             kind, reason = "intensity", "a colour image is an intensity image"
+        elif header["mode"] == "1" and options.kind is None:  # the format says so, as scan sees too
+            kind, reason = "label", BILEVEL_REASON
         else:
             kind, reason = decide_kind(source.relative_path, view, options)
         if kind == "label":
@@ -338,13 +344,14 @@ def _file_info(path: str) -> dict[str, Any]:
         if png is not None:  # 26 bytes instead of Pillow's open: ChestX-ray14 has 112,120 of them
             columns, rows, _, colour_type = png
             samples = _PNG_SAMPLES.get(colour_type, 1)
+            bilevel = png[2] == 1 and colour_type == 0
             return {"shape": [columns, rows, 1] + ([samples] if samples > 1 else []), "format": "PNG",
-                    "kind_guess": decide_kind(os.path.basename(path), None)[0]}
+                    "kind_guess": "label" if bilevel else decide_kind(os.path.basename(path), None)[0]}
         with Image.open(path) as image:
             columns, rows = image.size
             channels = {"RGB": 3, "RGBA": 4, "LA": 2, "CMYK": 3, "YCbCr": 3}.get(image.mode, 1)
             shape = [columns, rows, 1] + ([channels] if channels > 1 else [])
             return {"shape": shape, "format": image.format, "mode": image.mode,
-                    "kind_guess": decide_kind(os.path.basename(path), None)[0]}
+                    "kind_guess": "label" if image.mode == "1" else decide_kind(os.path.basename(path), None)[0]}
     except Exception as exc:  # a broken file is reported when it is read
         return {"error": f"not a readable image ({exc})"}

@@ -204,8 +204,31 @@ def _foreground(array: np.ndarray) -> np.ndarray:
     return mask if mask.any() else np.ones(array.shape, dtype=bool)
 
 
+#: The meanings of a 4th axis whose volumes are normalised together: their relative
+#: intensities are the signal (a time series; multi-echo T2* decay).
+JOINT_AXIS4 = ("time", "echo")
+
+
+def normalizes_per_channel(volume: Volume) -> bool:
+    """Whether :func:`normalize` treats each volume of ``volume``'s 4th axis on its own by default.
+
+    Yes for a 4D image of channels (``meta["axis4"]`` ``"channel"``, or ``"volume"`` / unknown,
+    e.g. a Decathlon multi-modal NIfTI): FLAIR, T1 and T2 have unrelated intensity scales.
+    No for ``"time"`` and ``"echo"``, whose volumes share one scale.
+    """
+    return volume.array.ndim == 4 and volume.meta.get("axis4") not in JOINT_AXIS4
+
+
+def _zscore(data: np.ndarray) -> tuple[np.ndarray, float, float]:
+    values = data[_foreground(data)]
+    mean, std = float(values.mean()), float(values.std())
+    if not std > 0:
+        std = 1.0
+    return ((data - mean) / std).astype(np.float32), mean, std
+
+
 def normalize(volume: Volume, method: str = "zscore", *, percentiles: Sequence[float] = (0.5, 99.5),
-              scale: Scale = "unit") -> Volume:
+              scale: Scale = "unit", per_channel: bool | None = None) -> Volume:
     """MR-style intensity normalisation.
 
     Parameters
@@ -220,25 +243,69 @@ def normalize(volume: Volume, method: str = "zscore", *, percentiles: Sequence[f
         ``(low, high)`` in percent, for ``"percentile"``.
     scale:
         Output scaling for ``"percentile"``; ``zscore`` takes none.
+    per_channel:
+        Normalise each volume of a 4D image's 4th axis on its own, with its own
+        statistics (recorded per channel in the history). ``None`` decides by
+        :func:`normalizes_per_channel`: channels yes, time series and echoes no.
     """
     if method not in NORMALIZATIONS:
         raise UsageError(f"unknown normalisation {method!r}", hint="use zscore or percentile[:LOW,HIGH]")
     if volume.kind == "label":
         return _label_passthrough(volume, f"normalize {method}")
+    if per_channel is None:
+        per_channel = normalizes_per_channel(volume)
+    if per_channel and volume.array.ndim == 4:
+        return _normalize_channels(volume, method, percentiles, scale)
     data = volume.array.astype(np.float64)
     if method == "zscore":
-        values = data[_foreground(data)]
-        mean, std = float(values.mean()), float(values.std())
-        if not std > 0:
-            std = 1.0
-        result = ((data - mean) / std).astype(np.float32)
+        result, mean, std = _zscore(data)
         return volume.with_step(f"normalize zscore over foreground (mean {mean:.6g}, std {std:.6g}) -> float32",
                                 array=result)
-    low, high = (float(p) for p in percentiles)
-    if not 0 <= low < high <= 100:
-        raise UsageError(f"percentiles need 0 <= low < high <= 100, got {low:g}, {high:g}")
+    low, high = _checked_percentiles(percentiles)
     lo, hi = (float(v) for v in np.percentile(data, [low, high]))
     if hi <= lo:
         return volume.with_warning(f"normalize percentile {low:g}-{high:g}: the range is empty ({lo:g}); "
                                    f"volume left unchanged").with_step("normalize percentile: skipped (constant)")
     return _range_step(volume, lo, hi, scale, f"normalize percentile {low:g}-{high:g}")
+
+
+def _checked_percentiles(percentiles: Sequence[float]) -> tuple[float, float]:
+    low, high = (float(p) for p in percentiles)
+    if not 0 <= low < high <= 100:
+        raise UsageError(f"percentiles need 0 <= low < high <= 100, got {low:g}, {high:g}")
+    return low, high
+
+
+def _normalize_channels(volume: Volume, method: str, percentiles: Sequence[float], scale: Scale) -> Volume:
+    """:func:`normalize` applied to each volume of the 4th axis with its own statistics; one history step."""
+    parts, described, warnings = [], [], []
+    if method == "zscore":
+        for index in range(volume.array.shape[3]):
+            result, mean, std = _zscore(volume.array[..., index].astype(np.float64))
+            parts.append(result)
+            described.append(f"{index}: mean {mean:.6g}, std {std:.6g}")
+        step = "normalize zscore per channel over each channel's foreground (" + "; ".join(described) + ") -> float32"
+        return volume.with_step(step, array=np.stack(parts, axis=3))
+    low, high = _checked_percentiles(percentiles)
+    for index in range(volume.array.shape[3]):
+        data = volume.array[..., index].astype(np.float64)
+        lo, hi = (float(v) for v in np.percentile(data, [low, high]))
+        if hi <= lo:  # a constant channel: left as it is (scaled to 0 when the others are scaled)
+            warnings.append(f"normalize percentile {low:g}-{high:g}: channel {index} is constant ({lo:g})")
+            parts.append(np.zeros(data.shape, np.float32) if scale != "none" else data.astype(volume.array.dtype))
+            described.append(f"{index}: constant {lo:g}")
+            continue
+        parts.append(_scaled(data if scale != "none" else volume.array[..., index], lo, hi, scale))
+        described.append(f"{index}: [{lo:g}, {hi:g}]")
+    scaled = {"none": "", "unit": ", scaled to [0, 1] float32", "uint8": ", scaled to 0-255 uint8"}[scale]
+    step = f"normalize percentile {low:g}-{high:g} per channel (" + "; ".join(described) + f"){scaled}"
+    changes = {}
+    if scale != "none":
+        meta = dict(volume.meta)
+        meta["units"] = SCALED_UNITS[scale]
+        meta.pop("window", None)
+        changes["meta"] = meta
+    out = volume.with_step(step, array=np.stack(parts, axis=3), **changes)
+    for warning in warnings:
+        out = out.with_warning(warning)
+    return out

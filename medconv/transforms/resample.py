@@ -46,6 +46,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..geometry import affine_from_geometry
+from ..labels import interpolation_warning
 from ..sitk_bridge import from_sitk, import_sitk, to_sitk
 from ..volume import Volume
 
@@ -261,6 +262,9 @@ def resample_to_grid(volume: Volume, grid: Grid, *, interpolation: Interpolation
            f"{smoothing}{rounded}"
     out = volume.with_step(step, array=result, spacing=grid.spacing, origin=grid.origin,
                            direction=grid.direction_matrix)
+    looks_like_labels = interpolation_warning(volume, method)  # an image no name called a label map
+    if looks_like_labels:
+        out = out.with_warning(looks_like_labels)
     if label:
         lost = sorted(_label_set(volume.array) - _label_set(result))
         if lost:
