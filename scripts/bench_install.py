@@ -18,8 +18,9 @@ extras), then
 * wall time of ``medconv tcia2nii SERIES OUT --format nii.gz`` on a small
   generated CT series (16 slices of 128x128: start-up and imports dominate),
   median likewise;
-* ``python -X importtime`` of that conversion's imports: the cumulative import
-  time of the top-level packages it loads (microseconds, one run).
+* ``python -X importtime`` of that conversion: the import time of each
+  package it loads (the modules' own times summed per top-level package,
+  microseconds, one run).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def timed(argv: list[str], reps: int, cwd: Path) -> list[float]:
 
 
 def import_times(python: Path, series: Path, out: Path) -> dict[str, int]:
-    """Cumulative import time (us) of each top-level package a conversion loads (``-X importtime``)."""
+    """Import time (us) of each top-level package a conversion loads: its modules' own times (``-X importtime``)."""
     code = ("import sys; from medconv.cli.main import main; sys.argv = ['medconv', 'tcia2nii', sys.argv[1], "
             "sys.argv[2], '--format', 'nii.gz', '-q']; main()")
     shutil.rmtree(out, ignore_errors=True)
@@ -74,10 +75,10 @@ def import_times(python: Path, series: Path, out: Path) -> dict[str, int]:
                           capture_output=True, text=True)
     totals: dict[str, int] = {}
     for line in done.stderr.splitlines():
-        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
-        if match and len(match.group(3)) == 1:  # top level: one space of indentation
-            name = match.group(4).split(".")[0]
-            totals[name] = totals.get(name, 0) + int(match.group(2))
+        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)", line)
+        if match:
+            name = match.group(3).split(".")[0]
+            totals[name] = totals.get(name, 0) + int(match.group(1))
     return dict(sorted(totals.items(), key=lambda item: -item[1]))
 
 
