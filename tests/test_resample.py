@@ -11,6 +11,7 @@ whose second directional derivatives are bounded by ``C`` errs by at most
 from __future__ import annotations
 
 import math
+import os
 
 import nibabel as nib
 import numpy as np
@@ -433,3 +434,13 @@ def test_window_fused_into_the_resampling_equals_the_steps_one_by_one():
         assert fused.array.dtype == steps.array.dtype
         np.testing.assert_array_equal(fused.array, steps.array)
         assert fused.history == steps.history and dict(fused.meta) == dict(steps.meta)
+
+
+def test_threads_follow_the_share_joblib_gives_a_worker(monkeypatch):
+    from medconv.transforms.separable import available_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what joblib sets in each of 2 workers on 2 cores
+    assert available_threads(0) == 1
+    assert available_threads(3) == 3  # an explicit count wins
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert available_threads(0) == len(os.sched_getaffinity(0))
