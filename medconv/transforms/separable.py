@@ -248,10 +248,13 @@ def resample_separable(buffer: np.ndarray, ops: Sequence[AxisOperator], *, fill:
     plane_shape = (op_j.n_out, op_i.n_out)
     result: list[Optional[np.ndarray]] = [out]
 
+    outside_j, outside_i = np.flatnonzero(op_j.outside), np.flatnonzero(op_i.outside)
+
     def store(o0: int, values: np.ndarray) -> None:
-        values[op_k.outside[o0:o0 + len(values)]] = fill
-        values[:, op_j.outside] = fill
-        values[:, :, op_i.outside] = fill
+        outside_k = np.flatnonzero(op_k.outside[o0:o0 + len(values)])
+        for axis, outside in ((0, outside_k), (1, outside_j), (2, outside_i)):
+            if len(outside):  # most grids lie inside the input: no pass over the block then
+                values[(slice(None),) * axis + (outside,)] = fill
         finished = finish(values, o0)
         if result[0] is None:
             result[0] = np.empty((op_k.n_out,) + plane_shape, dtype=finished.dtype)
