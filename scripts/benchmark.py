@@ -491,19 +491,25 @@ def markdown(results: dict, context: dict, quick: bool = False) -> str:
 
 
 def run_small(work: Path, reps: int, quick: bool) -> str:
-    """scripts/bench_small.py's report (the small-folder workload of issue 14, item 2), or why it is missing."""
+    """scripts/bench_small.py's report (the small-folder workloads of issue 14, item 2), or why it is missing.
+
+    That script times its own workloads and judges its own targets (default
+    ``--jobs`` against ``--jobs 1`` and dcm2niix); its report is included as it
+    prints it. Quick mode leaves it out (its verdicts need the full repetitions).
+    """
     script = HERE / "bench_small.py"
+    if quick:
+        return "\n### Small folders\n\nNot run in quick mode: scripts/bench_small.py judges its targets on full runs.\n"
     if not script.exists():
         log("small: scripts/bench_small.py is not in this checkout; skipped")
         return "\n### Small folders\n\nNot measured: scripts/bench_small.py is not in this checkout.\n"
-    command = [sys.executable, str(script), "--work", str(work / "small"), "--reps", str(reps)] + \
-        (["--quick"] if quick else [])
+    command = [sys.executable, str(script), "--work", str(work / "small"), "--reps", str(reps)]
     log(f"small: {' '.join(command)}")
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         log(f"small: bench_small.py failed ({done.returncode}): {done.stderr.strip()[-300:]}")
-        return f"\n### Small folders\n\nbench_small.py FAILED (exit {done.returncode}).\n"
-    return "\n" + done.stdout
+        return f"\n### Small folders\n\nscripts/bench_small.py FAILED (exit {done.returncode}).\n"
+    return f"\n### Small folders (scripts/bench_small.py, its own verdicts)\n\n```\n{done.stdout.strip()}\n```\n"
 
 
 def tool_versions() -> dict:
