@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -286,6 +285,8 @@ def resample_separable(buffer: np.ndarray, ops: Sequence[AxisOperator], *, fill:
 
     run = run_linear if linear else run_nearest
     n_threads = max(1, min(available_threads(threads), len(k_blocks)))
+    from concurrent.futures import ThreadPoolExecutor  # lazy: the CLI imports this module for --help too
+
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):  # our threads do the parallel work
