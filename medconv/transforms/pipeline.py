@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..volume import Volume
-from .separable import BLOCK
+from .separable import SLAB_SLICES
 from .cast import cast, validate_dtype
 from .intensity import SCALES, clip, normalize, window
 from .orientation import reorient, validate_axis_codes
@@ -238,16 +238,16 @@ class Preprocessing:
 
 
 def _in_slice_blocks(volume: Volume, step: Callable[[Volume], Volume]) -> Volume:
-    """``step(volume)`` for a pointwise ``step``, run on blocks of :data:`BLOCK` slices (less memory, same values)."""
+    """``step(volume)`` for a pointwise ``step``, run a few slices at a time (less memory, same values)."""
     array = volume.array
-    if array.ndim != 3 or array.shape[2] <= BLOCK or volume.kind == "label":
+    if array.ndim != 3 or array.shape[2] <= SLAB_SLICES or volume.kind == "label":
         return step(volume)
     first = None
     out = None
-    for k0 in range(0, array.shape[2], BLOCK):
-        done = step(volume.replace(array=array[:, :, k0:k0 + BLOCK]))
+    for k0 in range(0, array.shape[2], SLAB_SLICES):
+        done = step(volume.replace(array=array[:, :, k0:k0 + SLAB_SLICES]))
         if out is None:
             first = done
             out = np.empty(array.shape[::-1], dtype=done.array.dtype)  # C-ordered (k, j, i), as readers make
-        out[k0:k0 + BLOCK] = np.asarray(done.array).T
+        out[k0:k0 + SLAB_SLICES] = np.asarray(done.array).T
     return first.replace(array=out.T)

@@ -58,7 +58,7 @@ from ..geometry import affine_from_geometry
 from ..labels import interpolation_warning
 from ..sitk_bridge import import_sitk, to_sitk
 from ..volume import Volume
-from .separable import BLOCK, AxisMap, available_threads, axis_map, linear_operator, nearest_operator, resample_separable
+from .separable import BLOCK, SLAB_SLICES, AxisMap, available_threads, axis_map, linear_operator, nearest_operator, resample_separable
 
 __all__ = ["Grid", "resample", "resample_to_grid", "grid_for_spacing", "default_fill", "antialias_sigmas",
            "INTERPOLATIONS"]
@@ -303,10 +303,14 @@ class _Finisher:
             block = block.astype(self.out_dtype)
         if self.then is None:
             return block
-        done = self.then(self.shell.replace(array=block.T))
-        if self.first is None:
-            self.first = done
-        return np.asarray(done.array).T
+        # a few slices at a time: the pointwise step may work in float64 (intensity.window does)
+        parts = []
+        for k0 in range(0, len(block), SLAB_SLICES):
+            done = self.then(self.shell.replace(array=block[k0:k0 + SLAB_SLICES].T))
+            if self.first is None:
+                self.first = done
+            parts.append(np.asarray(done.array).T)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def volume(self, array: np.ndarray) -> Volume:
         """The output Volume holding ``array`` (i, j, k[, t])."""

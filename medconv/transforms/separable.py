@@ -38,11 +38,15 @@ import numpy as np
 
 from .gaussian import discrete_gaussian_kernel
 
-__all__ = ["ALIGNMENT_TOLERANCE_VOXELS", "BLOCK", "AxisMap", "AxisOperator", "axis_map", "linear_operator",
+__all__ = ["ALIGNMENT_TOLERANCE_VOXELS", "BLOCK", "SLICE_BLOCK", "SLAB_SLICES", "AxisMap", "AxisOperator", "axis_map", "linear_operator",
            "nearest_operator", "resample_separable", "available_threads"]
 
 #: Output samples per dense block of a banded operator (measured: 16 beats 8 and 32 on a 512² x 300 CT).
 BLOCK = 16
+#: Output slices finished at a time (a block's float values, rounded or windowed, then stored).
+SLICE_BLOCK = 8
+#: Input slices resampled in-plane at a time (their float copies are the engine's working memory).
+SLAB_SLICES = 4
 #: Largest error, in input voxels, that treating the grids as axis-aligned may cause anywhere in the output.
 ALIGNMENT_TOLERANCE_VOXELS = 1e-4
 
@@ -129,12 +133,12 @@ class AxisOperator:
         return self.weights is None or (self.weights.shape[1] >= 1 and np.all(self.weights[:, 0] == 1.0)
                                         and not np.any(self.weights[:, 1:]))
 
-    def dense_blocks(self, dtype) -> list[tuple[int, int, int, int, np.ndarray]]:
-        """``(o0, o1, c0, c1, W[o0:o1, c0:c1])`` for blocks of :data:`BLOCK` output samples."""
+    def dense_blocks(self, dtype, block: int = BLOCK) -> list[tuple[int, int, int, int, np.ndarray]]:
+        """``(o0, o1, c0, c1, W[o0:o1, c0:c1])`` for blocks of ``block`` output samples."""
         blocks = []
         width = self.weights.shape[1]
-        for o0 in range(0, self.n_out, BLOCK):
-            o1 = min(o0 + BLOCK, self.n_out)
+        for o0 in range(0, self.n_out, block):
+            o1 = min(o0 + block, self.n_out)
             c0 = int(self.first[o0:o1].min())
             c1 = int(self.first[o0:o1].max()) + width
             dense = np.zeros((o1 - o0, c1 - c0))
@@ -196,9 +200,21 @@ def _apply_left(blocks, source: np.ndarray, out: np.ndarray) -> None:
 
 
 def _in_plane(buffer: np.ndarray, p0: int, p1: int, ops, blocks, work_dtype) -> np.ndarray:
-    """Slices ``p0:p1`` of ``buffer`` (k, j, i) resampled along j and i: (p1 - p0, Jo, Io) in ``work_dtype``."""
+    """Slices ``p0:p1`` of ``buffer`` (k, j, i) resampled along j and i: (p1 - p0, Jo, Io) in ``work_dtype``.
+
+    Computed :data:`SLAB_SLICES` input slices at a time, so that the float copies
+    of the input slices and the half-resampled slices stay small.
+    """
     op_j, op_i = ops
-    slab = buffer[p0:p1]
+    out = np.empty((p1 - p0, op_j.n_out, op_i.n_out), dtype=work_dtype)
+    for q0 in range(p0, p1, SLAB_SLICES):
+        q1 = min(q0 + SLAB_SLICES, p1)
+        out[q0 - p0:q1 - p0] = _in_plane_slab(buffer[q0:q1], ops, blocks, work_dtype)
+    return out
+
+
+def _in_plane_slab(slab: np.ndarray, ops, blocks, work_dtype) -> np.ndarray:
+    op_j, op_i = ops
     if op_i.weights is None:  # nearest: gathers, exact for every dtype
         return slab.take(op_j.first, axis=1).take(op_i.first, axis=2).astype(work_dtype, copy=False)
     slab = slab.astype(work_dtype)  # a copy: contiguous, and the input's dtype may not be a BLAS type
@@ -210,7 +226,7 @@ def _in_plane(buffer: np.ndarray, p0: int, p1: int, ops, blocks, work_dtype) -> 
         along_j = np.empty((slab.shape[0], op_j.n_out, slab.shape[2]), dtype=work_dtype)
         _apply_left(blocks[0], slab, along_j)
         slab = along_j
-    return np.ascontiguousarray(slab)
+    return slab
 
 
 def resample_separable(buffer: np.ndarray, ops: Sequence[AxisOperator], *, fill: float, work_dtype,
@@ -242,8 +258,8 @@ def resample_separable(buffer: np.ndarray, ops: Sequence[AxisOperator], *, fill:
     op_k, op_j, op_i = ops
     linear = op_k.weights is not None
     blocks = (op_j.dense_blocks(work_dtype), op_i.dense_blocks(work_dtype)) if linear else None
-    k_blocks = op_k.dense_blocks(work_dtype) if linear else \
-        [(o0, min(o0 + BLOCK, op_k.n_out)) for o0 in range(0, op_k.n_out, BLOCK)]
+    k_blocks = op_k.dense_blocks(work_dtype, SLICE_BLOCK) if linear else \
+        [(o0, min(o0 + SLICE_BLOCK, op_k.n_out)) for o0 in range(0, op_k.n_out, SLICE_BLOCK)]
     plane_shape = (op_j.n_out, op_i.n_out)
     result: list[Optional[np.ndarray]] = [out]
 
