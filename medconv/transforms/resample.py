@@ -58,7 +58,8 @@ from ..geometry import affine_from_geometry
 from ..labels import interpolation_warning
 from ..sitk_bridge import import_sitk, to_sitk
 from ..volume import Volume
-from .separable import BLOCK, SLAB_SLICES, AxisMap, available_threads, axis_map, linear_operator, nearest_operator, resample_separable
+from .separable import (BLOCK, SLAB_SLICES, AxisMap, available_threads, axis_map, linear_operator, nearest_operator,
+                        resample_separable)
 
 __all__ = ["Grid", "resample", "resample_to_grid", "grid_for_spacing", "default_fill", "antialias_sigmas",
            "INTERPOLATIONS"]
