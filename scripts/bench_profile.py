@@ -15,9 +15,17 @@ scripts/bench_workloads.py in ``bench-work/inputs``):
   milliseconds per file for a bare ``pydicom.dcmread`` of the header, for
   medconv's ``read_header`` and for ``scan_one``, then a cProfile summary.
 
+* ``prep``: ``--spacing 1`` (and ``--window lung --scale unit``) on the CT, in
+  this process: the previous implementation's stages (SimpleITK
+  ``DiscreteGaussianImageFilter``, ``ResampleImageFilter``, numpy rounding, the
+  window on the whole array) against ``Preprocessing`` as it is now, best of
+  ``--reps`` (each stage timed alone), then a cProfile of the current path with
+  one thread (so that the profile sees where the work is).
+
 Usage::
 
     .venv/bin/python scripts/bench_profile.py series [--ct bench-work/inputs/ct]
+    .venv/bin/python scripts/bench_profile.py prep [--ct bench-work/inputs/ct] [--reps 3]
     .venv/bin/python scripts/bench_profile.py scan [--tree bench-work/inputs/scan] [--files 3000]
 """
 
@@ -99,6 +107,81 @@ def profile_series(ct: Path, reps: int) -> None:
     print(top(profile, "tottime", 20))
 
 
+def profile_prep(ct: Path, reps: int) -> None:
+    import dataclasses
+
+    import numpy as np
+    import SimpleITK as sitk
+
+    import medconv
+    from medconv.sitk_bridge import from_sitk, to_sitk
+    from medconv.transforms import Preprocessing, window
+    from medconv.transforms.resample import antialias_sigmas, grid_for_spacing
+    from medconv.transforms.separable import available_threads
+
+    volume = medconv.read(str(ct))
+    grid = grid_for_spacing(volume, (1.0, 1.0, 1.0))
+    sigmas = antialias_sigmas(volume, grid)
+    threads = available_threads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    state: dict = {}
+
+    def old_cast():
+        state["image"] = sitk.Cast(to_sitk(volume), sitk.sitkFloat32)
+
+    def old_gaussian():
+        smoother = sitk.DiscreteGaussianImageFilter()
+        smoother.SetVariance([s * s for s in sigmas])
+        smoother.SetMaximumKernelWidth(128)
+        smoother.SetMaximumError(0.01)
+        smoother.SetUseImageSpacing(True)
+        state["smoothed"] = smoother.Execute(state["image"])
+
+    def old_resample():
+        state["resampled"] = sitk.Resample(state["smoothed"], list(grid.shape), sitk.Transform(), sitk.sitkLinear,
+                                           grid.origin, grid.spacing, grid.direction, -1024.0, sitk.sitkFloat32)
+
+    def old_round():
+        values = from_sitk(state["resampled"]).array
+        state["float"] = volume.replace(array=values, spacing=grid.spacing, origin=grid.origin,
+                                        direction=grid.direction_matrix)
+        np.clip(np.trunc(values + np.copysign(0.5, values)), -32768, 32767).astype(np.int16)
+
+    def old_window():
+        window(state["float"], preset="lung", scale="unit")
+
+    spacing = Preprocessing.from_options(spacing="1")
+    windowed = Preprocessing.from_options(spacing="1", window="lung", scale="unit")
+    stages = [("previous: to SimpleITK, cast to float32", old_cast),
+              ("previous: DiscreteGaussianImageFilter (sigma %s mm)" % ", ".join(f"{s:.3f}" for s in sigmas),
+               old_gaussian),
+              ("previous: ResampleImageFilter, linear, to 1 mm", old_resample),
+              ("previous: back to numpy, round to int16", old_round),
+              ("previous: window lung, scale unit, whole array", old_window),
+              ("now: Preprocessing(spacing=1)", lambda: spacing(volume)),
+              ("now: Preprocessing(spacing=1, window=lung, scale=unit)", lambda: windowed(volume))]
+    best = {name: float("inf") for name, _ in stages}
+    for _ in range(reps):
+        for name, stage in stages:
+            started = time.perf_counter()
+            stage()
+            best[name] = min(best[name], time.perf_counter() - started)
+    print(f"Preprocessing {ct} {volume.shape} -> {grid.shape}, {threads} threads, best of {reps} "
+          f"(load average {os.getloadavg()[0]:.2f}):\n")
+    print("| stage | seconds |\n|---|---:|")
+    for name, _ in stages:
+        print(f"| {name} | {best[name]:.3f} |")
+    previous = sum(v for k, v in best.items() if k.startswith("previous") and "window" not in k)
+    print(f"| previous, --spacing 1 in all | {previous:.3f} |")
+    one = dataclasses.replace(windowed, threads=1)
+    profile = cProfile.Profile()
+    profile.enable()
+    one(volume)
+    profile.disable()
+    print("\ncProfile of Preprocessing(spacing=1, window=lung, scale=unit) on one thread, by own time:\n")
+    print(top(profile, "tottime", 15))
+
+
 def profile_scan(tree: Path, n_files: int) -> None:
     import pydicom
 
@@ -134,7 +217,7 @@ def profile_scan(tree: Path, n_files: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("series", "scan"))
+    parser.add_argument("what", choices=("series", "scan", "prep"))
     parser.add_argument("--ct", type=Path, default=Path("bench-work/inputs/ct"))
     parser.add_argument("--tree", type=Path, default=Path("bench-work/inputs/scan"))
     parser.add_argument("--files", type=int, default=3000)
@@ -142,6 +225,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.what == "series":
         profile_series(args.ct, args.reps)
+    elif args.what == "prep":
+        profile_prep(args.ct, args.reps)
     else:
         profile_scan(args.tree, args.files)
     return 0

@@ -12,6 +12,8 @@ benchmark does not depend on the medconv code it measures:
   plus the small annotation XML that LIDC keeps next to each CT series.
 * :func:`write_luna_tree` – a LUNA16-style MetaImage tree (``subset0/<uid>.mhd`` + ``.raw``).
 * :func:`write_scan_tree` – many small DICOM files for the header-pass target.
+* :func:`link_first_patients` – a smaller tree made of the first patients of a
+  bigger one, by hard links (the scaling workload's 5- and 20-series trees).
 
 Next to each workload folder, ``<folder>.json`` records the parameters it was
 made with (outside the folder, so the converters never see it); :func:`ensure`
@@ -230,6 +232,30 @@ def write_scan_tree(dest: str | os.PathLike, n_files: int = 30000, size: int = 6
     return n_series
 
 
+def link_first_patients(dest: str | os.PathLike, source: str | os.PathLike, n_series: int) -> int:
+    """Hard-link the first ``n_series`` patient folders of the tree ``source`` into ``dest``; returns the file count.
+
+    The scaling workload's smaller trees are exact subsets of its largest one
+    (same files, no second copy on disk); hard links are ordinary files to every
+    converter.
+    """
+    dest, source = Path(dest), Path(source)
+    patients = sorted(p for p in source.iterdir() if p.is_dir())[:n_series]
+    if len(patients) < n_series:
+        raise SystemExit(f"{source} has {len(patients)} patient folders, {n_series} needed")
+    count = 0
+    for patient in patients:
+        for path in sorted(patient.rglob("*")):
+            target = dest / path.relative_to(source)
+            if path.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(path, target)
+                count += 1
+    return count
+
+
 def ensure(folder: str | os.PathLike, params: dict, make: Callable[[Path], object]) -> Path:
     """Make the workload in ``folder`` unless it exists with the same ``params``; returns the folder."""
     folder = Path(folder)
@@ -254,6 +280,7 @@ def ensure(folder: str | os.PathLike, params: dict, make: Callable[[Path], objec
 
 MAKERS: dict[str, Callable[..., object]] = {
     "ct": write_ct_series, "tree": write_lidc_tree, "luna": write_luna_tree, "scan": write_scan_tree,
+    "link_tree": link_first_patients,
 }
 
 

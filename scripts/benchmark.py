@@ -1,10 +1,16 @@
 #!/usr/bin/env python
-"""medconv against dcm2niix, dicom2nifti and SimpleITK, side by side, in one run (issue 7).
+"""medconv against dcm2niix, dicom2nifti and SimpleITK, side by side, in one run (issues 7 and 14).
 
 Usage (from the repository root)::
 
-    .venv/bin/python scripts/benchmark.py --quick              # < 2 minutes, small workloads
-    .venv/bin/python scripts/benchmark.py --json bench.json    # the full benchmark (~10 minutes)
+    .venv/bin/python scripts/benchmark.py --quick              # a few minutes, small workloads, no verdicts
+    .venv/bin/python scripts/benchmark.py --json bench.json    # the full benchmark (~25 minutes)
+
+Workloads: ``ct`` (one CT series to NIfTI), ``prep`` (the same series resampled
+to 1 mm, and windowed), ``tree`` (a LIDC-style tree), ``luna`` (MetaImage),
+``scan`` (the header pass), ``scaling`` (LIDC-style trees of 5, 20 and 80 series
+and one 1,000-slice series, against dcm2niix run two at a time), and ``small``
+(scripts/bench_small.py's small-folder workload, when that script exists).
 
 What it does, per workload (see scripts/bench_workloads.py):
 
@@ -22,7 +28,10 @@ What it does, per workload (see scripts/bench_workloads.py):
   dcm2niix's / SimpleITK's output on a few slices), so a fast wrong result
   cannot pass;
 * prints a Markdown table of medians, medconv's ratio to every peer and
-  PASS/FAIL for every target of issue 7; ``--json PATH`` keeps everything.
+  PASS/FAIL for every target of issues 7 and 14; ``--json PATH`` keeps everything.
+  ``--quick`` runs the same tools on small inputs: a smoke test of the harness,
+  the tools and the output checks. Its times are dominated by start-up, so it
+  judges no target (each says "judged on the full run").
 
 Peak RSS summed over processes counts shared pages (libraries, the page of
 numpy each worker maps) once per process, so it slightly overstates
@@ -62,6 +71,7 @@ class Sizes:
     tree: dict
     luna: dict
     scan: dict
+    scaling: dict  # trees: series counts of the LIDC-style trees; tree: their generator; long: the long series
     reps: dict  # timed repetitions per workload
 
 
@@ -70,15 +80,25 @@ FULL = Sizes(
     tree=dict(n_series=20, size=512, low=100, high=300, seed=100),
     luna=dict(n_images=10, size=512, low=100, high=300, seed=200),
     scan=dict(n_files=30000, size=64, slices_per_series=300, seed=300),
-    reps=dict(ct=5, tree=3, luna=3, scan=3),
+    scaling=dict(trees=(5, 20, 80), tree=dict(size=512, low=40, high=80, seed=500),
+                 long=dict(slices=1000, size=512, seed=600)),
+    reps=dict(ct=5, prep=5, tree=3, luna=3, scan=3, scaling=3, small=5),
 )
 QUICK = Sizes(
     ct=dict(slices=100, size=256, seed=0),
     tree=dict(n_series=20, size=128, low=20, high=40, seed=100),
     luna=dict(n_images=4, size=128, low=30, high=60, seed=200),
     scan=dict(n_files=3000, size=64, slices_per_series=300, seed=300),
-    reps=dict(ct=3, tree=3, luna=3, scan=3),
+    scaling=dict(trees=(5, 20, 80), tree=dict(size=64, low=8, high=16, seed=500),
+                 long=dict(slices=1000, size=64, seed=600)),
+    reps=dict(ct=3, prep=3, tree=3, luna=3, scan=3, scaling=2, small=3),
 )
+WORKLOADS = ("ct", "prep", "tree", "luna", "scan", "scaling", "small")
+
+
+def scaling_names(sizes: Sizes) -> list[str]:
+    """The measured sub-workloads of ``scaling``: one per tree size, then the long series."""
+    return [f"scaling-{n}" for n in sizes.scaling["trees"]] + [f"scaling-long{sizes.scaling['long']['slices']}"]
 
 
 def make_workloads(work: Path, sizes: Sizes, which: list[str], suffix: str = "") -> dict[str, Path]:
@@ -88,13 +108,31 @@ def make_workloads(work: Path, sizes: Sizes, which: list[str], suffix: str = "")
     loads numpy or pydicom and stays small (see bench_measure).
     """
     folders = {}
-    for name in which:
-        params = {"kind": name, **getattr(sizes, name)}
+
+    def make(name: str, folder_name: str, params: dict) -> Path:
         started = time.perf_counter()
-        folders[name] = work / "inputs" / (name + suffix)
-        subprocess.run([sys.executable, str(HERE / "bench_workloads.py"), str(folders[name]), json.dumps(params)],
+        folder = work / "inputs" / (folder_name + suffix)
+        subprocess.run([sys.executable, str(HERE / "bench_workloads.py"), str(folder), json.dumps(params)],
                        check=True)
-        log(f"workload {name}: {folders[name]} ready ({time.perf_counter() - started:.1f} s)")
+        log(f"workload {name}: {folder} ready ({time.perf_counter() - started:.1f} s)")
+        return folder
+
+    for name in which:
+        if name == "small":
+            continue  # scripts/bench_small.py makes and times its own folders
+        if name == "prep":  # the same series as ct
+            folders[name] = make(name, "ct", {"kind": "ct", **sizes.ct})
+        elif name == "scaling":
+            largest = max(sizes.scaling["trees"])
+            big = make(name, f"scaling-{largest}", {"kind": "tree", "n_series": largest, **sizes.scaling["tree"]})
+            for n in sizes.scaling["trees"]:
+                folders[f"scaling-{n}"] = big if n == largest else make(
+                    name, f"scaling-{n}", {"kind": "link_tree", "source": str(big), "n_series": n})
+            long = sizes.scaling["long"]
+            folders[f"scaling-long{long['slices']}"] = make(name, f"scaling-long{long['slices']}",
+                                                            {"kind": "ct", **long})
+        else:
+            folders[name] = make(name, name, {"kind": name, **getattr(sizes, name)})
     return folders
 
 
@@ -169,6 +207,19 @@ def tools_for(workload: str) -> list[Tool]:
             Tool("medconv mhd2nii --jobs 2", medconv("mhd2nii", "--jobs", "2", "--format", "nii.gz"), is_medconv=True),
             Tool("SimpleITK", peer("sitk-files")),
         ]
+    if workload == "prep":
+        flags = ("--jobs", "1", "--format", "nii.gz", "--spacing", "1")
+        return [
+            Tool("medconv --spacing 1", medconv("tcia2nii", *flags), is_medconv=True),
+            Tool("medconv --spacing 1 --window lung --scale unit",
+                 medconv("tcia2nii", *flags, "--window", "lung", "--scale", "unit"), is_medconv=True),
+            Tool("SimpleITK script", peer("sitk-preprocess")),
+        ]
+    if workload.startswith("scaling-"):
+        return [
+            Tool("medconv", medconv("tcia2nii", "--format", "nii.gz"), is_medconv=True),
+            Tool("dcm2niix -z y ×2", peer("dcm2niix-parallel")),
+        ]
     if workload == "scan":
         return [Tool("medconv scan", lambda src, out: [str(VENV_BIN / "medconv"), "scan", str(src), "--quiet",
                                                        "--csv", str(out / "scan.csv")], is_medconv=True, outputs=())]
@@ -185,13 +236,15 @@ class Target:
     text: str
     tool: str
     metric: str  # wall_s | peak_rss_mb | output_mb
-    reference: str | None  # another tool, or None for an absolute bound
+    reference: str | None  # another tool, "volume_mb", "files_per_s", or None for an absolute bound
     bound: float  # ratio (or absolute value) that must not be exceeded; negative: must be at least -bound
 
     def evaluate(self, medians: dict[str, dict], context: dict) -> tuple[float | None, bool | None]:
         if self.tool not in medians or medians[self.tool].get("failed"):
             return None, None
         value = medians[self.tool][self.metric]
+        if self.reference is None:
+            return value, value <= self.bound
         if self.reference == "files_per_s":
             rate = context["scan_files"] / value
             return rate, rate >= -self.bound
@@ -220,6 +273,50 @@ TARGETS = [
     Target("luna", "MetaImage tree wall ≤ 0.5× SimpleITK (medconv --jobs 1)", "medconv mhd2nii --jobs 1", "wall_s",
            "SimpleITK", 0.5),
     Target("scan", "scan ≥ 1,500 files/s (warm cache)", "medconv scan", "wall_s", "files_per_s", -1500),
+    Target("prep", "CT --spacing 1 wall ≤ 1.5 s", "medconv --spacing 1", "wall_s", None, 1.5),
+    Target("prep", "CT --spacing 1 --window lung --scale unit wall ≤ 0.5× the SimpleITK script",
+           "medconv --spacing 1 --window lung --scale unit", "wall_s", "SimpleITK script", 0.5),
+    Target("prep", "CT --spacing 1 peak RSS ≤ 3× the int16 volume", "medconv --spacing 1", "peak_rss_mb",
+           "volume_mb", 3.0),
+    Target("prep", "CT --spacing 1 --window lung --scale unit peak RSS ≤ 3× the int16 volume",
+           "medconv --spacing 1 --window lung --scale unit", "peak_rss_mb", "volume_mb", 3.0),
+]
+
+
+@dataclass(frozen=True)
+class ScalingTarget:
+    """A target over the scaling sub-workloads: medconv's ``metric`` at ``larger`` series ≤ ``bound`` × at ``smaller``."""
+
+    text: str
+    metric: str  # s_per_mb (wall) | cpu_s_per_mb | peak_rss_mb
+    larger: int
+    smaller: int
+    bound: float
+
+    def evaluate(self, results: dict, context: dict) -> tuple[float | None, bool | None]:
+        values = []
+        for n in (self.larger, self.smaller):
+            result = results.get(f"scaling-{n}")
+            medians = (result or {}).get("medians", {}).get("medconv", {})
+            if not medians or medians.get("failed"):
+                return None, None
+            if self.metric in ("s_per_mb", "cpu_s_per_mb"):
+                value = medians["wall_s" if self.metric == "s_per_mb" else "cpu_s"] / result["input_mb"]
+            else:
+                value = medians[self.metric]
+            values.append(value)
+        ratio = values[0] / values[1]
+        return ratio, ratio <= self.bound
+
+
+SCALING_TARGETS = [
+    ScalingTarget("scaling: time linear in the data (wall s/MB at 80 series ≤ 1.15× at 20)", "s_per_mb", 80, 20,
+                  1.15),
+    # CPU time is the cost itself and barely moves with other processes' load, which inflates wall time
+    ScalingTarget("scaling: CPU linear in the data (CPU s/MB at 80 series ≤ 1.15× at 20)", "cpu_s_per_mb", 80, 20,
+                  1.15),
+    ScalingTarget("scaling: peak RSS flat in the series count (80 series ≤ 1.25× 5 series)", "peak_rss_mb", 80, 5,
+                  1.25),
 ]
 
 
@@ -276,20 +373,97 @@ def run_workload(name: str, src: Path, work: Path, reps: int, warmup: bool) -> d
             if run.returncode:
                 log(f"  {tool.name} failed: {run.stderr_tail.strip()[-300:]}")
     return {"tools": [t.name for t in tools], "runs": [asdict(r) for r in runs], "medians": medians_of(runs),
-            "outputs": {t.name: out_root / slug(t.name) for t in tools}}
+            "outputs": {t.name: out_root / slug(t.name) for t in tools}, "input_mb": bytes_read / 1e6,
+            "input_files": len(input_files(src))}
 
 
-def markdown(results: dict, context: dict) -> str:
-    lines = []
-    titles = {
+def title(name: str, context: dict, result: dict) -> str:
+    fixed = {
         "ct": f"One CT series ({context.get('ct_desc', '')})",
+        "prep": f"Preprocessing one CT series: resample to 1 mm, window ({context.get('ct_desc', '')})",
         "tree": f"LIDC-style tree ({context.get('tree_desc', '')})",
         "luna": f"LUNA16-style MetaImage tree ({context.get('luna_desc', '')})",
         "scan": f"Header pass ({context.get('scan_desc', '')})",
     }
+    if name in fixed:
+        return fixed[name]
+    if "-long" in name:
+        return (f"Scaling: one {name.split('-long')[1]}-slice series ({result.get('input_files', 0)} files, "
+                f"{result.get('input_mb', 0):.1f} MB, {context.get('scaling_long_desc', '')})")
+    return (f"Scaling: {name.split('-')[1]} series ({result.get('input_files', 0)} files, "
+            f"{result.get('input_mb', 0):.1f} MB, {context.get('scaling_desc', '')})")
+
+
+def scaling_table(results: dict) -> list[str]:
+    """One row per scaling sub-workload: time, peak memory and throughput of medconv and of dcm2niix ×2."""
+    names = [n for n in results if n.startswith("scaling-")]
+    if not names:
+        return []
+    lines = ["### Scaling: how cost grows with the data", "",
+             "| input | files | MB | medconv s | CPU s | peak RSS MB | MB/s | dcm2niix ×2 s | CPU s | "
+             "peak RSS MB | MB/s | wall ratio |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in names:
+        result = results[name]
+        ours, peer_ = result["medians"].get("medconv", {}), result["medians"].get("dcm2niix -z y ×2", {})
+        if ours.get("failed") or peer_.get("failed") or not ours or not peer_:
+            lines.append(f"| {name} | {result['input_files']} | {result['input_mb']:.0f} | FAILED | | | | | | | | |")
+            continue
+        mb = result["input_mb"]
+        label = name.replace("scaling-long", "1 series of ").replace("scaling-", "") + \
+            (" slices" if "long" in name else " series")
+        lines.append(f"| {label} | {result['input_files']} | {mb:.1f} | {ours['wall_s']:.2f} | {ours['cpu_s']:.2f} "
+                     f"| {ours['peak_rss_mb']:.0f} | {mb / ours['wall_s']:.1f} | {peer_['wall_s']:.2f} "
+                     f"| {peer_['cpu_s']:.2f} | {peer_['peak_rss_mb']:.0f} | {mb / peer_['wall_s']:.1f} "
+                     f"| {ours['wall_s'] / peer_['wall_s']:.2f} |")
+    for metric, what in (("wall_s", "wall"), ("cpu_s", "CPU")):
+        trees = [(results[n]["input_mb"], results[n]["medians"]["medconv"][metric]) for n in names
+                 if "long" not in n and not results[n]["medians"].get("medconv", {}).get("failed")]
+        if len(trees) >= 2:  # least-squares line through the trees: fixed cost + cost per MB
+            mean_x = sum(x for x, _ in trees) / len(trees)
+            mean_y = sum(y for _, y in trees) / len(trees)
+            slope = sum((x - mean_x) * (y - mean_y) for x, y in trees) / sum((x - mean_x) ** 2 for x, _ in trees)
+            lines += ["", f"medconv over the trees: {what} ≈ {mean_y - slope * mean_x:.2f} s + {slope * 1000:.2f} s "
+                          f"per GB of input (least squares through {len(trees)} points)."]
+    return lines + [""]
+
+
+def verdict_rows(results: dict, context: dict, quick: bool) -> list[str]:
+    rows = []
+    for target in TARGETS:
+        if target.workload not in results:
+            continue
+        value, ok = target.evaluate(results[target.workload]["medians"], context)
+        if results[target.workload].get("problems"):
+            ok = False if ok is not None else ok
+        if target.reference == "files_per_s":
+            shown = "–" if value is None else f"{value:.0f} files/s"
+        elif target.reference is None:
+            shown = "–" if value is None else f"{value:.2f} s"
+        else:
+            shown = "–" if value is None else f"{value:.{3 if target.metric == 'output_mb' else 2}f}×"
+        rows.append((target.text, shown, ok, bool(results[target.workload].get("problems"))))
+    for target in SCALING_TARGETS:
+        if f"scaling-{target.larger}" not in results or f"scaling-{target.smaller}" not in results:
+            continue
+        value, ok = target.evaluate(results, context)
+        problems = any(results[n].get("problems") for n in (f"scaling-{target.larger}", f"scaling-{target.smaller}"))
+        rows.append((target.text, "–" if value is None else f"{value:.2f}×", False if problems else ok, problems))
+    lines = []
+    for text, shown, ok, problems in rows:
+        if quick and not problems:  # small inputs: start-up dominates; only a wrong output fails here
+            verdict = "not judged (quick mode: judged on the full run)"
+        else:
+            verdict = "n/a (tool failed or missing)" if ok is None else "PASS" if ok else "FAIL"
+        lines.append(f"| {text} | {shown} | {verdict} |")
+    return lines
+
+
+def markdown(results: dict, context: dict, quick: bool = False) -> str:
+    lines = []
     for name, result in results.items():
         medians = result["medians"]
-        lines += [f"### {titles[name]}", "",
+        lines += [f"### {title(name, context, result)}", "",
                   "| tool | wall s (median) | min–max s | CPU s | peak RSS MB | output MB | runs |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
         for tool in result["tools"]:
@@ -316,22 +490,37 @@ def markdown(results: dict, context: dict) -> str:
         if result.get("problems"):
             lines += ["", "**Output check FAILED:**", ""] + [f"- {p}" for p in result["problems"]]
         else:
-            lines += ["", "Output check: all outputs agree (same voxels at the same RAS positions as the reference)."
-                      if name != "scan" else "Output check: not applicable (no images written)."]
+            lines += ["", "Output check: not applicable (no images written)." if name == "scan" else
+                      "Output check: on the SimpleITK script's RAS grid, values within the tolerances of "
+                      "scripts/bench_checks.py (it does not anti-alias)." if name == "prep" else
+                      "Output check: all outputs agree (same voxels at the same RAS positions as the reference)."]
         lines.append("")
-    lines += ["### Targets (issue 7)", "", "| target | measured | result |", "|---|---:|---|"]
-    for target in TARGETS:
-        if target.workload not in results:
-            continue
-        value, ok = target.evaluate(results[target.workload]["medians"], context)
-        if results[target.workload].get("problems"):
-            ok = False if ok is not None else ok
-        unit = " files/s" if target.reference == "files_per_s" else "×"
-        digits = 3 if target.metric == "output_mb" else 2
-        shown = "–" if value is None else f"{value:.{digits}f}{unit}" if unit == "×" else f"{value:.0f}{unit}"
-        verdict = "n/a (tool failed or missing)" if ok is None else "PASS" if ok else "FAIL"
-        lines.append(f"| {target.text} | {shown} | {verdict} |")
+    lines += scaling_table(results)
+    lines += ["### Targets (issues 7 and 14)", "", "| target | measured | result |", "|---|---:|---|"]
+    lines += verdict_rows(results, context, quick)
     return "\n".join(lines) + "\n"
+
+
+def run_small(work: Path, reps: int, quick: bool) -> str:
+    """scripts/bench_small.py's report (the small-folder workloads of issue 14, item 2), or why it is missing.
+
+    That script times its own workloads and judges its own targets (default
+    ``--jobs`` against ``--jobs 1`` and dcm2niix); its report is included as it
+    prints it. Quick mode leaves it out (its verdicts need the full repetitions).
+    """
+    script = HERE / "bench_small.py"
+    if quick:
+        return "\n### Small folders\n\nNot run in quick mode: scripts/bench_small.py judges its targets on full runs.\n"
+    if not script.exists():
+        log("small: scripts/bench_small.py is not in this checkout; skipped")
+        return "\n### Small folders\n\nNot measured: scripts/bench_small.py is not in this checkout.\n"
+    command = [sys.executable, str(script), "--work", str(work / "small"), "--reps", str(reps)]
+    log(f"small: {' '.join(command)}")
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        log(f"small: bench_small.py failed ({done.returncode}): {done.stderr.strip()[-300:]}")
+        return f"\n### Small folders\n\nscripts/bench_small.py FAILED (exit {done.returncode}).\n"
+    return f"\n### Small folders (scripts/bench_small.py, its own verdicts)\n\n```\n{done.stdout.strip()}\n```\n"
 
 
 def tool_versions() -> dict:
@@ -367,16 +556,21 @@ def machine() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small workloads, 3 repetitions (< 2 minutes)")
+    parser.add_argument("--quick", action="store_true",
+                        help="small workloads, 2-3 repetitions: checks the harness and outputs, judges no target")
     parser.add_argument("--work", type=Path, default=Path("bench-work"), help="work folder (default ./bench-work)")
-    parser.add_argument("--reps", type=int, help="timed repetitions per tool (default: 5 for ct, 3 for the others)")
-    parser.add_argument("--only", default="ct,tree,luna,scan", help="comma-separated workloads: ct,tree,luna,scan")
+    parser.add_argument("--reps", type=int, help="timed repetitions per tool (default: 5 for ct and prep, 3 others)")
+    parser.add_argument("--only", default=",".join(WORKLOADS),
+                        help=f"comma-separated workloads (default: all): {','.join(WORKLOADS)}")
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up run of each tool")
     parser.add_argument("--json", type=Path, help="also write every run, the medians and the verdicts here")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     reps = {name: args.reps or sizes.reps[name] for name in sizes.reps}
     which = [w.strip() for w in args.only.split(",") if w.strip()]
+    unknown = sorted(set(which) - set(WORKLOADS))
+    if unknown:
+        parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
     work = args.work.resolve()
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
@@ -391,10 +585,17 @@ def main(argv: list[str] | None = None) -> int:
         "luna_desc": f"{sizes.luna['n_images']} images of {sizes.luna['size']}×{sizes.luna['size']}×"
                      f"{sizes.luna['low']}–{sizes.luna['high']}",
         "scan_desc": f"{sizes.scan['n_files']} files of {sizes.scan['size']}×{sizes.scan['size']}",
+        "scaling_desc": f"LIDC-style, {sizes.scaling['tree']['low']}–{sizes.scaling['tree']['high']} slices of "
+                        f"{sizes.scaling['tree']['size']}×{sizes.scaling['tree']['size']} per series",
+        "scaling_long_desc": f"{sizes.scaling['long']['size']}×{sizes.scaling['long']['size']} slices",
     }
     expected = {"tree": sizes.tree["n_series"], "luna": sizes.luna["n_images"],
-                "scan": -(-sizes.scan["n_files"] // sizes.scan["slices_per_series"])}
-    results = {name: run_workload(name, folders[name], work, reps[name], warmup=not args.no_warmup) for name in which}
+                "scan": -(-sizes.scan["n_files"] // sizes.scan["slices_per_series"]),
+                **{f"scaling-{n}": n for n in sizes.scaling["trees"]}}
+    measured = [n for w in which for n in (scaling_names(sizes) if w == "scaling" else [w]) if n != "small"]
+    results = {name: run_workload(name, folders[name], work, reps[name.split("-")[0]], warmup=not args.no_warmup)
+               for name in measured}
+    small_report = run_small(work, reps["small"], args.quick) if "small" in which else ""
     load_after = os.getloadavg()
     from bench_checks import check_outputs  # nibabel and numpy: only once all timing is done
 
@@ -407,10 +608,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{' (skipped)' if args.no_warmup else ''}; load average {load_before[0]:.2f} before, "
               f"{load_after[0]:.2f} after. MB = 10^6 bytes. pigz: {shutil.which('pigz') or 'not on PATH'}.\n")
     if args.quick:
-        header += ("\nQuick mode: the workloads are small, so start-up (Python imports, about 0.5 s) dominates "
-                   "medconv's times and baseline memory its RSS; the verdicts below are indicative only. "
-                   "The targets of issue 7 are judged on the full run.\n")
-    report = header + "\n" + markdown(results, context)
+        header += ("\nQuick mode measures the same tools on small inputs (a 256×256×100 CT, trees of 128×128 "
+                   "slices, 64×64 scaling trees): it checks that every tool runs and that the outputs agree. "
+                   "Start-up (Python imports, about 0.3 s) dominates medconv's times and baseline memory its RSS, "
+                   "so no target is judged here (each says so); the targets are judged on the full run.\n")
+    report = header + "\n" + markdown(results, context, quick=args.quick) + small_report
     print(report)
     if args.json:
         payload = {"started": started.isoformat(), "mode": "quick" if args.quick else "full", "reps": reps,
@@ -420,8 +622,11 @@ def main(argv: list[str] | None = None) -> int:
                        n: {k: (v if k != "outputs" else {t: str(p) for t, p in v.items()}) for k, v in r.items()}
                        for n, r in results.items()},
                    "targets": [{"text": t.text, "value": t.evaluate(results[t.workload]["medians"], context)[0],
-                                "pass": t.evaluate(results[t.workload]["medians"], context)[1]}
-                               for t in TARGETS if t.workload in results],
+                                "pass": None if args.quick else t.evaluate(results[t.workload]["medians"], context)[1]}
+                               for t in TARGETS if t.workload in results]
+                   + [{"text": t.text, "value": t.evaluate(results, context)[0],
+                       "pass": None if args.quick else t.evaluate(results, context)[1]}
+                      for t in SCALING_TARGETS if f"scaling-{t.larger}" in results],
                    "markdown": report}
         args.json.write_text(json.dumps(payload, indent=1, default=str))
         log(f"wrote {args.json}")

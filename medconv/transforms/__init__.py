@@ -7,7 +7,7 @@ fixed order reorient -> resample -> window/clip/normalize -> cast::
     prep = Preprocessing.from_options(orient="RAS", spacing="1", window="lung", scale="unit")
     volume = prep(medconv.read("ct.nii.gz"))
 
-SimpleITK is imported only when a resampling runs.
+SimpleITK is imported only when a resampling needs it (oblique grids, B-spline).
 """
 
 from .cast import DTYPES, cast

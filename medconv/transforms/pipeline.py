@@ -3,7 +3,7 @@
 The steps always run in this fixed order, each one appending to ``Volume.history``:
 
 1. **reorient** (``orient``): exact permutation/flip of the axes;
-2. **resample** (``spacing`` or ``like``): SimpleITK, labels nearest;
+2. **resample** (``spacing`` or ``like``): :mod:`.resample`, labels nearest;
 3. **intensity** (one of ``window``, ``clip``, ``normalize``), then ``scale``;
 4. **cast** (``dtype``).
 
@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from typing import Any, Optional, Union
+from functools import partial
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
 
 from ..errors import UsageError
 from ..volume import Volume
+from .separable import SLAB_SLICES
 from .cast import cast, validate_dtype
 from .intensity import SCALES, clip, normalize, window
 from .orientation import reorient, validate_axis_codes
@@ -69,8 +73,9 @@ class Preprocessing:
         Final dtype name or ``None``; ``cast_clip`` clips out-of-range values
         instead of failing.
     threads:
-        Threads SimpleITK may use per resampling (0: all cores). Not a choice about
-        the result: a batch sets it (``dataclasses.replace``) to share cores between
+        Threads each resampling may use (0: the cores this process may use, see
+        :func:`~medconv.transforms.separable.available_threads`). Not a choice about
+        the result: a batch may set it (``dataclasses.replace``) to share cores between
         workers; it is left out of :meth:`describe`.
     """
 
@@ -164,27 +169,40 @@ class Preprocessing:
         return self.normalize is not None or self.scale != "none" or (self.dtype or "").startswith("float")
 
     def __call__(self, volume: Volume) -> Volume:
-        """Apply the chosen steps to ``volume`` in :data:`ORDER`."""
+        """Apply the chosen steps to ``volume`` in :data:`ORDER`.
+
+        A window or clip is pointwise, so it runs on blocks of slices: fused into the
+        resampling when there is one (each block of resampled slices is windowed as
+        soon as it exists), else block by block over the volume. The result is the
+        same as applying the steps one after the other on whole arrays, without
+        their full-size float intermediates.
+        """
         if self.orient:
             volume = reorient(volume, self.orient)
+        pointwise = self._pointwise_step()
         if self.spacing is not None or self.like is not None:
             grid = self.like if self.like is not None else grid_for_spacing(volume, self.spacing)
             # keep interpolated floats when the next steps rescale anyway (no double rounding)
             volume = resample_to_grid(volume, grid, interpolation=self.interpolation, fill=self.fill,
                                       antialias=self.antialias, dtype="float32" if self._intensity_floats else None,
-                                      threads=self.threads)
-        if self.window is not None or self.window_name is not None:
-            if self.window_name:  # a preset or "dicom"
-                volume = window(volume, preset=self.window_name, scale=self.scale)
-            else:
-                volume = window(volume, *self.window, scale=self.scale)
-        elif self.clip is not None:
-            volume = clip(volume, *self.clip, scale=self.scale)
-        elif self.normalize is not None:
+                                      threads=self.threads, then=pointwise)
+        elif pointwise is not None:
+            volume = _in_slice_blocks(volume, pointwise)
+        if self.normalize is not None:
             volume = normalize(volume, self.normalize, percentiles=self.percentiles, scale=self.scale)
         if self.dtype is not None:
             volume = cast(volume, self.dtype, clip=self.cast_clip)
         return volume
+
+    def _pointwise_step(self) -> Optional[Callable[[Volume], Volume]]:
+        """The window or clip step as a function of a Volume (``None`` without one)."""
+        if self.window is not None or self.window_name is not None:
+            if self.window_name:  # a preset or "dicom"
+                return partial(window, preset=self.window_name, scale=self.scale)
+            return partial(window, level=self.window[0], width=self.window[1], scale=self.scale)
+        if self.clip is not None:
+            return partial(clip, minimum=self.clip[0], maximum=self.clip[1], scale=self.scale)
+        return None
 
     # -- description ------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -217,3 +235,19 @@ class Preprocessing:
             out["dtype"] = self.dtype
             out["cast_clip"] = self.cast_clip
         return out
+
+
+def _in_slice_blocks(volume: Volume, step: Callable[[Volume], Volume]) -> Volume:
+    """``step(volume)`` for a pointwise ``step``, run a few slices at a time (less memory, same values)."""
+    array = volume.array
+    if array.ndim != 3 or array.shape[2] <= SLAB_SLICES or volume.kind == "label":
+        return step(volume)
+    first = None
+    out = None
+    for k0 in range(0, array.shape[2], SLAB_SLICES):
+        done = step(volume.replace(array=array[:, :, k0:k0 + SLAB_SLICES]))
+        if out is None:
+            first = done
+            out = np.empty(array.shape[::-1], dtype=done.array.dtype)  # C-ordered (k, j, i), as readers make
+        out[k0:k0 + SLAB_SLICES] = np.asarray(done.array).T
+    return first.replace(array=out.T)

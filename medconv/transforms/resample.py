@@ -1,4 +1,11 @@
-"""Resampling onto a new spacing or onto a reference grid, done by SimpleITK.
+"""Resampling onto a new spacing or onto a reference grid.
+
+How: when the output grid's axes run along the input's (``--spacing`` always;
+``--like`` a reference in the same or a permuted / flipped orientation),
+linear and nearest resampling run on the separable path of
+:mod:`.separable` (one axis at a time, streamed over slices, in the output
+dtype); oblique grids and B-spline go to SimpleITK's ``ResampleImageFilter``.
+Both give the same values (tests/test_resample.py compares them).
 
 Rules (docs/preprocessing.md explains them with examples):
 
@@ -23,7 +30,9 @@ Rules (docs/preprocessing.md explains them with examples):
   axis by a Gaussian whose sigma (mm) is ``sqrt(new**2 - old**2) / (2*sqrt(2*ln 2))``:
   the blur that turns the old voxel's point spread (FWHM = old spacing) into one
   of FWHM = new spacing (Cardoso et al., "Scale factor point spread function
-  matching", MICCAI 2015).
+  matching", MICCAI 2015). The kernel is the discrete Gaussian of
+  :mod:`.gaussian` (ITK's ``DiscreteGaussianImageFilter`` kernel and truncation),
+  edge values repeated beyond the ends.
 * **Fill**: voxels outside the input take ``fill``; by default -1024 for CT
   (``meta["modality"] == "CT"`` or ``meta["units"] == "HU"``) and 0 otherwise;
   labels always get 0.
@@ -40,15 +49,17 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Literal, Sequence, Union
+from typing import Callable, Literal, Optional, Sequence, Union
 
 import numpy as np
 
 from ..errors import UsageError
 from ..geometry import affine_from_geometry
 from ..labels import interpolation_warning
-from ..sitk_bridge import from_sitk, import_sitk, to_sitk
+from ..sitk_bridge import import_sitk, to_sitk
 from ..volume import Volume
+from .separable import (BLOCK, SLAB_SLICES, AxisMap, available_threads, axis_map, linear_operator, nearest_operator,
+                        resample_separable)
 
 __all__ = ["Grid", "resample", "resample_to_grid", "grid_for_spacing", "default_fill", "antialias_sigmas",
            "INTERPOLATIONS"]
@@ -185,8 +196,8 @@ def resample(volume: Volume, spacing: Sequence[float | None] | float | None = No
         ``None`` (integers stay integers, rounded) or ``"float32"`` to keep the
         interpolated float values of an intensity volume.
     threads:
-        Threads SimpleITK may use; 0 is its default (all cores). A batch running
-        several workers gives each a share.
+        Threads the resampling may use; 0: the cores this process may use
+        (``OMP_NUM_THREADS`` when set, as joblib sets it in each batch worker).
 
     Returns
     -------
@@ -207,8 +218,15 @@ def resample(volume: Volume, spacing: Sequence[float | None] | float | None = No
 
 def resample_to_grid(volume: Volume, grid: Grid, *, interpolation: Interpolation | None = None,
                      fill: float | None = None, antialias: bool = True, dtype: str | None = None,
-                     threads: int = 0) -> Volume:
-    """Resample ``volume`` onto ``grid`` (see :func:`resample` for the parameters)."""
+                     threads: int = 0, then: Optional[Callable[[Volume], Volume]] = None) -> Volume:
+    """Resample ``volume`` onto ``grid`` (see :func:`resample` for the parameters).
+
+    ``then`` is an optional *pointwise* step (a window, a clip: each output value
+    depends on one resampled value only) applied to the result. On the separable
+    path it runs on each block of output slices as soon as it is resampled, so the
+    full-size intermediate never exists; its history entry and meta changes are
+    those it makes on the first block.
+    """
     if interpolation is not None and interpolation not in INTERPOLATIONS:
         raise UsageError(f"unknown interpolation {interpolation!r}", hint=f"use one of {', '.join(INTERPOLATIONS)}")
     if dtype not in (None, "float32"):
@@ -216,7 +234,8 @@ def resample_to_grid(volume: Volume, grid: Grid, *, interpolation: Interpolation
     spacing_text = ", ".join(f"{s:g}" for s in grid.spacing)
     target = grid.describe() if grid.source else f"spacing ({spacing_text}) mm, shape {tuple(grid.shape)}"
     if _on_grid(volume, grid):  # nothing to interpolate: keep the voxels as they are
-        return volume.with_step(f"resample: already on {target}, unchanged")
+        unchanged = volume.with_step(f"resample: already on {target}, unchanged")
+        return then(unchanged) if then is not None else unchanged
 
     label = volume.kind == "label"
     method = "nearest" if label else (interpolation or "linear")
@@ -226,52 +245,152 @@ def resample_to_grid(volume: Volume, grid: Grid, *, interpolation: Interpolation
     sigmas = antialias_sigmas(volume, grid) if (antialias and interpolated) else (0.0, 0.0, 0.0)
 
     if interpolated:
-        work_dtype = np.float64 if input_dtype == np.float64 else np.float32
+        work_dtype = np.dtype(np.float64 if input_dtype == np.float64 else np.float32)
         if dtype is None and np.issubdtype(input_dtype, np.integer):
             out_dtype = input_dtype
         else:
-            out_dtype = np.dtype(np.float32) if dtype == "float32" else np.dtype(work_dtype)
+            out_dtype = np.dtype(np.float32) if dtype == "float32" else work_dtype
     else:
         work_dtype = out_dtype = input_dtype
         if dtype == "float32" and not label:
             out_dtype = np.dtype(np.float32)
     _check_fill(fill_value, out_dtype)
 
-    array = volume.array if volume.array.ndim != 2 else volume.array[:, :, np.newaxis]
-    if array.ndim == 4:
-        parts = [_resample_3d(volume.replace(array=array[..., t]), grid, method, fill_value, sigmas, work_dtype,
-                              threads) for t in range(array.shape[3])]
-        result = np.stack(parts, axis=3)
-    else:
-        result = _resample_3d(volume.replace(array=array), grid, method, fill_value, sigmas, work_dtype, threads)
-
-    rounded = ""
-    if result.dtype != out_dtype:
-        if np.issubdtype(out_dtype, np.integer):
-            info = np.iinfo(out_dtype)
-            # round half away from zero, then clip into the dtype (B-spline overshoot)
-            result = np.clip(np.trunc(result + np.copysign(0.5, result)), info.min, info.max).astype(out_dtype)
-            rounded = f", rounded to {out_dtype}"
-        else:
-            result = result.astype(out_dtype)
     smoothing = ""
     if any(sigmas):
         smoothing = ", anti-aliased (Gaussian sigma " + ", ".join(f"{s:.3g}" for s in sigmas) + " mm)"
+    rounded = f", rounded to {out_dtype}" if out_dtype != work_dtype and np.issubdtype(out_dtype, np.integer) else ""
     how = f"{method}{' (label)' if label else ''}"
     step = f"resample {tuple(round(s, 4) for s in volume.spacing)} mm -> {target}; {how}, fill {fill_value:g}" \
            f"{smoothing}{rounded}"
-    out = volume.with_step(step, array=result, spacing=grid.spacing, origin=grid.origin,
-                           direction=grid.direction_matrix)
+    shell = volume.with_step(step, spacing=grid.spacing, origin=grid.origin, direction=grid.direction_matrix)
     looks_like_labels = interpolation_warning(volume, method)  # an image no name called a label map
     if looks_like_labels:
-        out = out.with_warning(looks_like_labels)
+        shell = shell.with_warning(looks_like_labels)
+    fused = then if (then is not None and not label) else None
+    finish = _Finisher(shell, out_dtype, fused)
+
+    array = volume.array if volume.array.ndim != 2 else volume.array[:, :, np.newaxis]
+    job = _Resampling(volume, grid, method, fill_value, sigmas, work_dtype, available_threads(threads))
+    if array.ndim == 4:
+        result = np.stack([job.run(array[..., t], finish).T for t in range(array.shape[3])], axis=3)
+    else:
+        result = job.run(array, finish).T  # (i, j, k) view of the C-ordered (k, j, i) output
+    out = finish.volume(result)
     if label:
         lost = sorted(_label_set(volume.array) - _label_set(result))
         if lost:
             shown = ", ".join(str(v) for v in lost[:10]) + (" ..." if len(lost) > 10 else "")
             out = out.with_warning(f"resample: label(s) {shown} vanished (structures smaller than the new voxels, "
                                    f"or outside the new grid)")
+        if then is not None:
+            out = then(out)
     return out
+
+
+class _Finisher:
+    """Turns blocks of resampled slices (k, j, i) into the output: rounding, then the fused pointwise step."""
+
+    def __init__(self, shell: Volume, out_dtype: np.dtype, then: Optional[Callable[[Volume], Volume]]):
+        self.shell, self.out_dtype, self.then = shell, np.dtype(out_dtype), then
+        self.first: Optional[Volume] = None  # the pointwise step's result on the first block
+
+    def __call__(self, block: np.ndarray, first_slice: int = 0) -> np.ndarray:
+        if block.dtype != self.out_dtype:
+            if np.issubdtype(self.out_dtype, np.integer):
+                info = np.iinfo(self.out_dtype)
+                # round half away from zero, then clip into the dtype (B-spline overshoot)
+                block = np.clip(np.trunc(block + np.copysign(0.5, block)), info.min, info.max)
+            block = block.astype(self.out_dtype)
+        if self.then is None:
+            return block
+        # a few slices at a time: the pointwise step may work in float64 (intensity.window does)
+        parts = []
+        for k0 in range(0, len(block), SLAB_SLICES):
+            done = self.then(self.shell.replace(array=block[k0:k0 + SLAB_SLICES].T))
+            if self.first is None:
+                self.first = done
+            parts.append(np.asarray(done.array).T)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def volume(self, array: np.ndarray) -> Volume:
+        """The output Volume holding ``array`` (i, j, k[, t])."""
+        base = self.first if self.first is not None else self.shell
+        return base.replace(array=array)
+
+
+@dataclass(frozen=True)
+class _Resampling:
+    """One 3D resampling onto ``grid``: separable when the grids are axis-aligned, else SimpleITK."""
+
+    volume: Volume
+    grid: Grid
+    method: str
+    fill: float
+    sigmas: tuple[float, float, float]
+    work_dtype: np.dtype
+    threads: int
+
+    def run(self, array: np.ndarray, finish: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+        """The resampled (k, j, i) C-ordered output of the 3D ``array`` (i, j, k), finished block by block."""
+        if self.method in ("linear", "nearest"):
+            mapping = axis_map(self.volume.spacing, self.volume.origin, self.volume.direction, self.grid.shape,
+                               self.grid.spacing, self.grid.origin, self.grid.direction_matrix)
+            if mapping is not None:
+                buffer, ops = self._separable(array, mapping)
+                return resample_separable(buffer, ops, fill=self.fill, work_dtype=self.work_dtype, finish=finish,
+                                          threads=self.threads)
+        values = self._sitk(array)
+        out = None
+        for k0 in range(0, values.shape[0], BLOCK):
+            block = finish(values[k0:k0 + BLOCK], k0)
+            if out is None:
+                out = np.empty(values.shape, dtype=block.dtype)
+            out[k0:k0 + BLOCK] = block
+        return out
+
+    def _separable(self, array: np.ndarray, mapping: AxisMap):
+        """The (k, j, i) input buffer in output axis order and the operators along output k, j, i."""
+        buffer = np.transpose(array, mapping.source).T  # views: output axis m <- input axis source[m]
+        ops = []
+        for m in (2, 1, 0):
+            n = mapping.source[m]
+            size = array.shape[n]
+            positions = mapping.start[m] + mapping.step[m] * np.arange(self.grid.shape[m])
+            if mapping.step[m] < 0:  # read the input backwards: positions then increase
+                buffer = np.flip(buffer, axis=2 - m)
+                positions = (size - 1) - positions
+            if self.method == "nearest":
+                ops.append(nearest_operator(size, positions))
+            else:
+                ops.append(linear_operator(size, positions, (self.sigmas[n] / self.volume.spacing[n]) ** 2))
+        return buffer, ops
+
+    def _sitk(self, array: np.ndarray) -> np.ndarray:
+        """SimpleITK's resampling (oblique grids, B-spline): the (k, j, i) float or input-dtype array."""
+        sitk = import_sitk()
+        source = self.volume.replace(array=array)
+        if self.method != "nearest" and any(self.sigmas):  # the same Gaussian as the separable path, in place
+            ops = [linear_operator(n, np.arange(n), (s / h) ** 2) for n, s, h in
+                   zip(array.shape[::-1], self.sigmas[::-1], self.volume.spacing[::-1])]
+            smoothed = resample_separable(array.T, ops, fill=0.0, work_dtype=self.work_dtype,
+                                          finish=lambda block, _: block, threads=self.threads)
+            source = source.replace(array=smoothed.T)
+        image = to_sitk(source)
+        pixel_type = image.GetPixelID()
+        if self.method != "nearest":
+            pixel_type = sitk.sitkFloat64 if self.work_dtype == np.float64 else sitk.sitkFloat32
+            image = sitk.Cast(image, pixel_type)
+        resampler = sitk.ResampleImageFilter()
+        resampler.SetSize([int(n) for n in self.grid.shape])
+        resampler.SetOutputOrigin(self.grid.origin)
+        resampler.SetOutputSpacing(self.grid.spacing)
+        resampler.SetOutputDirection(self.grid.direction)
+        resampler.SetInterpolator(_sitk_interpolator(sitk, self.method))
+        resampler.SetDefaultPixelValue(float(self.fill))
+        resampler.SetOutputPixelType(pixel_type)
+        resampler.SetNumberOfThreads(self.threads)
+        return sitk.GetArrayFromImage(resampler.Execute(image))
 
 
 def _label_set(array: np.ndarray) -> set:
@@ -298,34 +417,3 @@ def _check_fill(fill: float, dtype: np.dtype) -> None:
         if not (info.min <= fill <= info.max) or fill != math.floor(fill):
             raise UsageError(f"fill value {fill:g} does not fit the output dtype {dtype}",
                              hint=f"choose --fill between {info.min} and {info.max}, or resample to float32")
-
-
-def _resample_3d(volume: Volume, grid: Grid, method: str, fill: float, sigmas, work_dtype,
-                 threads: int = 0) -> np.ndarray:
-    """One 3D resampling with SimpleITK; returns the (i, j, k) array."""
-    sitk = import_sitk()
-    image = to_sitk(volume)
-    pixel_type = image.GetPixelID()
-    if method != "nearest":
-        pixel_type = sitk.sitkFloat64 if work_dtype == np.float64 else sitk.sitkFloat32
-        image = sitk.Cast(image, pixel_type)
-        if any(sigmas):
-            smoother = sitk.DiscreteGaussianImageFilter()
-            smoother.SetVariance([s * s for s in sigmas])  # mm**2: spacing is taken into account
-            smoother.SetMaximumKernelWidth(128)
-            smoother.SetMaximumError(0.01)
-            smoother.SetUseImageSpacing(True)
-            if threads:
-                smoother.SetNumberOfThreads(threads)
-            image = smoother.Execute(image)
-    resampler = sitk.ResampleImageFilter()
-    resampler.SetSize([int(n) for n in grid.shape])
-    resampler.SetOutputOrigin(grid.origin)
-    resampler.SetOutputSpacing(grid.spacing)
-    resampler.SetOutputDirection(grid.direction)
-    resampler.SetInterpolator(_sitk_interpolator(sitk, method))
-    resampler.SetDefaultPixelValue(float(fill))
-    resampler.SetOutputPixelType(pixel_type)
-    if threads:
-        resampler.SetNumberOfThreads(threads)
-    return from_sitk(resampler.Execute(image)).array
