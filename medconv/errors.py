@@ -277,6 +277,8 @@ _ERRNO_FAULTS = {
                    "rename or remove that file, or choose another destination"),
     errno.EISDIR: (NotAFolderError, "this is a folder where a file is needed",
                    "rename or remove that folder, or choose another name"),
+    errno.EFBIG: (DiskFullError, "the file is too large for the file system or the file size limit",
+                  "write to another file system, or raise the limit ('ulimit -f')"),
     errno.ENAMETOOLONG: (EnvironmentFaultError, "the path is too long for the file system",
                          "choose a shorter destination path or a shorter --name template"),
     errno.EMFILE: (EnvironmentFaultError, "too many open files", "raise the limit ('ulimit -n') or lower --jobs"),
@@ -286,6 +288,10 @@ _ERRNO_FAULTS = {
     errno.ENOENT: (EnvironmentFaultError, "the file or folder disappeared while medconv was using it",
                    "do not move or delete files during a run; rerun the same command"),
 }
+
+
+#: errno values only a write can raise: such an error without a file name is about the output being written.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 
 def environment_fault(exc: BaseException, path: str | os.PathLike | None = None) -> EnvironmentFaultError | None:
