@@ -315,6 +315,14 @@ def _boot_command() -> list[str]:
     return [sys.executable, *flags, "-u", "-c", code]
 
 
+#: Helpers told to exit and not waited for; reaped when the next helper starts.
+_exiting: list[subprocess.Popen] = []
+
+
+def _reap_exited() -> None:
+    _exiting[:] = [process for process in _exiting if process.poll() is None]
+
+
 class GuardedProcess:
     """One reusable helper process that runs calls sent to it, and reports how it died if it does.
 
@@ -347,6 +355,7 @@ class GuardedProcess:
     def start(self) -> None:
         """Start the helper process (it imports medconv.guard, then waits for calls)."""
         self.stop()
+        _reap_exited()
         parent_end, child_end = socket.socketpair()
         self._stderr = tempfile.TemporaryFile(prefix=f"{self.name}-", suffix=".stderr")
         try:
@@ -359,8 +368,13 @@ class GuardedProcess:
         self._stderr_mark = 0
         self.starts += 1
 
-    def stop(self, kill: bool = False) -> None:
-        """End the helper: close its pipe (it exits) and reap it; ``kill`` does not wait for that."""
+    def stop(self, kill: bool = False, wait: bool = True) -> None:
+        """End the helper: close its pipe (an idle helper then exits on its own).
+
+        ``kill`` kills it first (a helper in the middle of a call); ``wait`` waits for
+        it to end (killing it after :data:`EXIT_GRACE_SECONDS`); without ``wait``, an
+        idle helper is left to exit and is reaped later.
+        """
         process, self._process = self._process, None
         if self._channel is not None:
             self._channel.close()
@@ -368,11 +382,14 @@ class GuardedProcess:
         if process is not None:
             if kill and process.poll() is None:
                 process.kill()
-            try:
-                process.wait(timeout=EXIT_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            if wait or kill:
+                try:
+                    process.wait(timeout=EXIT_GRACE_SECONDS)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            else:
+                _exiting.append(process)
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
