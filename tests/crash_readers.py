@@ -71,9 +71,21 @@ def guarded_abort() -> None:
     guarded(abort, what="JPEG-LS decoding", path="frame.dcm")
 
 
+def bug() -> None:
+    {}["a key that is not there"]  # a bug in a reader: an internal error with a traceback
+
+
+def decide() -> None:
+    """What a built-in reader does when it has to decide something: it logs it (and goes on)."""
+    import logging
+
+    logging.getLogger("medconv.readers.crash_test").info("decided to fill a gap of 2 slices")
+    logging.getLogger("medconv.readers.crash_test").debug("gap between slices 4 and 7")
+
+
 BEHAVIOURS = {
     "abort": abort, "segfault": segfault, "panic": panic, "guarded-abort": guarded_abort,
-    "allocate": lambda: allocate(1 << 40), "hang": lambda: hang(60),
+    "allocate": lambda: allocate(1 << 40), "hang": lambda: hang(60), "bug": bug, "decide": decide,
 }
 
 
@@ -108,10 +120,14 @@ class BrokenDiscoveryReader:
         return path.endswith(".brk")
 
     def discover(self, root):
+        from medconv.errors import UnreadableFileError
+
         names = sorted(n for n in os.listdir(root) if n.endswith(".brk"))
         for name in names:
             if name.startswith("bad"):
                 raise NotImplementedError(f"Unknown Value Representation in {name}")
+            if name.startswith("typed"):
+                raise UnreadableFileError("the header's DimSize is inf", os.path.join(root, name))
             yield Source(id=name[:-4], reader=self.name, paths=(os.path.join(root, name),), root=root)
 
     def read(self, source, options):

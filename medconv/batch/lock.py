@@ -26,6 +26,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 LOCK_NAME = "medconv.lock"
 #: How often to retry when the lock file is replaced while being locked (another run just ended).
 LOCK_ATTEMPTS = 5
+#: How long to wait for a holder that has just locked to write its details (pid, host ...).
+DETAILS_WAITS, DETAILS_WAIT_SECONDS = 20, 0.025
 
 
 @dataclass(frozen=True)
@@ -140,11 +143,19 @@ class DestinationLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                holder = LockHolder.read(self.path) or previous
-                raise self._locked(holder) from None
+                raise self._locked(self._holder_details(previous)) from None
             if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                 return self._check_content(previous)
             raise
+
+    def _holder_details(self, previous: LockHolder | None) -> LockHolder | None:
+        """The live holder's details; it writes them just after locking, so give it a moment."""
+        for _ in range(DETAILS_WAITS):
+            holder = LockHolder.read(self.path)
+            if holder is not None:
+                return holder
+            time.sleep(DETAILS_WAIT_SECONDS)
+        return previous
 
     def _check_content(self, previous: LockHolder | None) -> None:
         if previous is None or previous.pid == os.getpid():

@@ -19,6 +19,7 @@ with :func:`crashed_result`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -27,7 +28,7 @@ import time
 import traceback
 import warnings
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from .._version import __version__
 from ..errors import WRITE_ERRNOS, MedconvError, MemoryLimitError, NotAVolumeError, PermissionDeniedError, \
@@ -220,37 +221,50 @@ def _warnings_as_log(caught: list[warnings.WarningMessage]) -> list[LogLine]:
             for w in caught]
 
 
-def local_convert(unit: PlannedUnit, job: UnitJob) -> UnitResult:
-    """Convert one unit in this process: its log records go straight to this process's handlers.
-
-    Python warnings raised by libraries on the way are logged (debug level), not
-    printed on the terminal.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("default")
-        row = run_unit(unit, job)
-    for level, name, message in _warnings_as_log(caught):
-        logging.getLogger(name).log(level, "%s: %s", unit.id, message)
-    return UnitResult(row)
-
-
-def worker_convert(unit: PlannedUnit, job: UnitJob, log_level: int = logging.WARNING) -> UnitResult:
-    """Convert one unit in a worker process: its log records (at ``log_level`` and above) travel back with the row."""
+@contextlib.contextmanager
+def _collected_logs(level: int | None, set_aside_handlers: bool) -> Iterator[list[LogLine]]:
+    """Collect the package logger's records (and Python warnings) at ``level`` (None: as it is) and above."""
     logger = logging.getLogger(PACKAGE_LOGGER)
     collect = _Collect()
-    saved = logger.level, logger.propagate
-    logger.setLevel(log_level)
-    logger.propagate = False  # nothing on the worker's stderr: the parent logs what comes back
+    saved = logger.handlers[:], logger.level, logger.propagate
+    if set_aside_handlers:
+        logger.handlers[:] = []
+    if level is not None:
+        logger.setLevel(level)
     logger.addHandler(collect)
+    logger.propagate = False
+    lines: list[LogLine] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("default")
-            row = run_unit(unit, job)
+            yield lines
     finally:
-        logger.removeHandler(collect)
-        logger.setLevel(saved[0])
-        logger.propagate = saved[1]
-    lines = collect.lines + [line for line in _warnings_as_log(caught) if line[0] >= log_level]
+        threshold = logger.getEffectiveLevel()
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
+        lines.extend(line for line in collect.lines + _warnings_as_log(caught) if line[0] >= threshold)
+
+
+def local_convert(unit: PlannedUnit, job: UnitJob) -> UnitResult:
+    """Convert one unit in this process, its log records collected like a worker's (:func:`worker_convert`).
+
+    While the unit converts, the package logger's handlers are set aside and its
+    records (and Python warnings, at debug level) are collected, so that the
+    caller logs them with the unit's id, exactly as for a unit that ran in a worker.
+    """
+    with _collected_logs(None, set_aside_handlers=True) as lines:
+        row = run_unit(unit, job)
+    return UnitResult(row, tuple(lines))
+
+
+def worker_convert(unit: PlannedUnit, job: UnitJob, log_level: int = logging.WARNING) -> UnitResult:
+    """Convert one unit in a worker process: its log records (at ``log_level`` and above) travel back with the row.
+
+    Nothing is written on the worker's stderr; the parent logs what comes back.
+    """
+    with _collected_logs(log_level, set_aside_handlers=False) as lines:
+        row = run_unit(unit, job)
     return UnitResult(row, tuple(lines))
 
 
