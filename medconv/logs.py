@@ -67,8 +67,9 @@ class _TerminalFormatter(logging.Formatter):
 def configure_logging(verbosity: int = 0, log_file: str | os.PathLike | None = None) -> None:
     """Send medconv's messages to the terminal (by ``verbosity``) and, with ``log_file``, to that file.
 
-    Calling it again replaces what an earlier call installed. Raises ``OSError``
-    when the log file cannot be opened (the CLI reports it as a user error).
+    Calling it again replaces what an earlier call installed. Raises the
+    :class:`~medconv.errors.EnvironmentFaultError` (a user error) when the log file
+    cannot be opened.
     """
     logger = logging.getLogger(PACKAGE)
     for handler in [h for h in logger.handlers if getattr(h, "_medconv", False)]:
@@ -78,9 +79,17 @@ def configure_logging(verbosity: int = 0, log_file: str | os.PathLike | None = N
     handlers: list[logging.Handler] = [terminal]
     if log_file is not None:
         path = os.fspath(log_file)
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        file_handler = logging.FileHandler(path, mode="a", encoding="utf-8", errors="backslashreplace")
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            file_handler = logging.FileHandler(path, mode="a", encoding="utf-8", errors="backslashreplace")
+        except OSError as exc:
+            from .errors import environment_fault
+
+            fault = environment_fault(exc, path)
+            if fault is None:
+                raise
+            raise type(fault)(f"cannot write the log file: {fault.message}", fault.path,
+                              "choose another --log path") from None
         file_handler.setLevel(logging.DEBUG)
         file_handler.setFormatter(logging.Formatter(FILE_FORMAT))
         handlers.append(file_handler)

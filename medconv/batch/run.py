@@ -82,6 +82,13 @@ class RunOptions:
     unit_seconds:
         Wall time one unit may take in a worker before the worker is stopped and the
         unit fails; ``None``: no limit.
+    verbosity:
+        What the terminal shows (:mod:`medconv.logs`): -1 errors only, 0 errors and the
+        summary, 1 one line per unit, 2 debug details. Applied by
+        :func:`~medconv.batch.dataset.convert_dataset` (the CLI); library callers
+        configure :mod:`logging` as they like.
+    log_file:
+        Append every message (debug level) to this file; applied like ``verbosity``.
     """
 
     jobs: int | None = None
@@ -94,6 +101,8 @@ class RunOptions:
     summary: bool = True
     unit_memory: int | None = None
     unit_seconds: float | None = None
+    verbosity: int = 0
+    log_file: str | None = None
 
     def unit_limits(self) -> Limits:
         """The :class:`~medconv.guard.Limits` of one unit in a worker."""
