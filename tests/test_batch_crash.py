@@ -39,11 +39,12 @@ def run_crash_plan(src: Path, dest: Path, **options):
     return plan, run_plan(plan, UnitJob(), RunOptions(progress=False, **options))
 
 
+@pytest.mark.slow  # the hang takes its 8 s time limit (long enough for a worker's first unit on a busy machine)
 def test_workers_contain_signals_panics_memory_and_hangs(tmp_path, monkeypatch):
     install_crash_reader(tmp_path / "plugin", monkeypatch)
     names = ["abort", "segfault", "panic", "allocate", "hang", "ok-1", "ok-2", "ok-3", "ok-4"]
     src = crash_tree(tmp_path / "src", names)
-    plan, report = run_crash_plan(src, tmp_path / "out", jobs=2, unit_memory=512 << 20, unit_seconds=3)
+    plan, report = run_crash_plan(src, tmp_path / "out", jobs=2, unit_memory=512 << 20, unit_seconds=8)
     found = rows(tmp_path / "out")
     assert set(found) == set(names) and report.done == report.total == len(names)
     assert report.exit_code == 1
@@ -53,7 +54,7 @@ def test_workers_contain_signals_panics_memory_and_hangs(tmp_path, monkeypatch):
     assert "PanicException: index out of bounds" in found["panic"]["reason"]
     assert found["panic"]["error_type"] == "crashed"
     assert found["allocate"]["error_type"] == "memory" and "out of memory" in found["allocate"]["reason"]
-    assert "time limit (3 s)" in found["hang"]["reason"]
+    assert "time limit (8 s)" in found["hang"]["reason"]
     for name in names:
         assert str(src / f"{name}.crash") in found[name]["reason"] or name.startswith("ok")
     for index in range(1, 5):  # the units after the crashes ran on replacement workers
@@ -143,3 +144,33 @@ def test_workers_never_import_from_the_folder_medconv_is_started_from(tmp_path):
     summary = json.loads((tmp_path / "out" / "medconv-summary.json").read_text())
     assert summary["execution"] == "workers"
     assert sorted(p.name for p in hostile.iterdir()) == sorted(f"{m}.py" for m in ("json", "numpy", "nibabel", "isal"))
+
+
+@pytest.mark.slow
+def test_a_unit_that_kills_every_dask_worker_fails_alone(tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    install_crash_reader(tmp_path / "plugin", monkeypatch)
+    src = crash_tree(tmp_path / "src", ["abort", "ok-1", "ok-2"])
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        plan, report = run_crash_plan(src, tmp_path / "out", backend="dask", scheduler=cluster.scheduler_address)
+    found = rows(tmp_path / "out")
+    assert set(found) == {"abort", "ok-1", "ok-2"} and report.done == 3
+    assert found["abort"]["error_type"] == "crashed" and "Dask lost every worker that tried it" in found["abort"]["reason"]
+    assert found["ok-1"]["status"] == found["ok-2"]["status"] == "converted"
+
+
+@pytest.mark.corpus
+def test_a_run_that_dies_in_its_own_process_is_named_by_the_next_run(tmp_path):
+    """An unguarded native abort in the main process ends that run; the lock file says which unit it was on."""
+    src = _corrupt_dicom_tree(tmp_path / "src")
+    (src / "b" / "rle_panic.dcm").unlink()
+    command = [str(VENV_BIN / "medconv"), "tcia2nii", str(src), str(tmp_path / "out"), "--include-2d"]
+    died = subprocess.run(command + ["-j", "1"], capture_output=True, text=True, timeout=300)
+    assert died.returncode in (-6, 134)  # SIGABRT: GDCM's uncaught exception, nothing Python can catch
+    rerun = subprocess.run(command + ["-j", "2"], capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 1
+    crashed = next(row for row in rows(tmp_path / "out").values() if row["error_type"] == "crashed")
+    assert f"note: the last run into {tmp_path / 'out'} ended while converting {crashed['unit_id']}" in rerun.stderr

@@ -47,11 +47,26 @@ def test_a_large_plan_gets_workers_sharing_the_cores(tmp_path, monkeypatch):
     assert execution.workers * execution.threads <= cores()
 
 
+@pytest.mark.parametrize("n_cores, mode, workers, threads", [
+    pytest.param(2, Mode.IN_PROCESS, 1, 2, id="2-cores-one-process"),
+    pytest.param(8, Mode.WORKERS, 4, 2, id="8-cores-4-workers"),
+])
+def test_compressed_output_counts_the_compression_threads_of_each_unit(tmp_path, monkeypatch, n_cores, mode,
+                                                                        workers, threads):
+    monkeypatch.setattr("medconv.batch.execution.cores", lambda: n_cores)
+    monkeypatch.setattr("medconv.batch.execution.available_memory", lambda: 64 << 30)
+    units = units_of(tmp_path, [MIN_BYTES_FOR_WORKERS // 2] * 6)
+    execution = choose_execution(units, jobs=None, fmt="nii.gz")
+    assert (execution.mode, execution.workers, execution.threads) == (mode, workers, threads)
+    uncompressed = choose_execution(units, jobs=None, fmt="nii")
+    assert uncompressed.mode is Mode.WORKERS and uncompressed.workers == min(n_cores, 6)
+
+
 @pytest.mark.parametrize("jobs, n_units, mode, workers", [
     pytest.param(1, 5, Mode.IN_PROCESS, 1, id="jobs-1"),
     pytest.param(2, 5, Mode.WORKERS, 2, id="jobs-2"),
     pytest.param(4, 3, Mode.WORKERS, 3, id="never-more-workers-than-units"),
-    pytest.param(2, 1, Mode.IN_PROCESS, 1, id="one-unit"),
+    pytest.param(2, 1, Mode.WORKERS, 1, id="one-unit-asked-for-workers"),
     pytest.param(None, 1, Mode.IN_PROCESS, 1, id="one-unit-by-default"),
 ])
 def test_explicit_jobs_and_single_units(tmp_path, jobs, n_units, mode, workers):

@@ -1,19 +1,28 @@
 """Where a plan's units run: in this process, in worker processes, or on a Dask cluster.
 
-The choice follows the plan, so that small work has no fixed cost (issue 14):
+The choice follows the plan, so that small work has no fixed cost (issue 14); the
+constants below were measured on the project's 2-core machine (docs/batch.md gives
+the figures and the commands):
 
-* **in-process** when workers cannot pay off: one unit, ``--jobs 1``, or a plan whose
-  input is small (fewer than :data:`MIN_BYTES_FOR_WORKERS` bytes). Starting a worker
-  costs :data:`WORKER_START_SECONDS` (a Python interpreter importing numpy and the
-  readers); a small plan converts in less time than that saves. Each unit then
-  compresses with every core (ISA-L threads), so the cores are used anyway.
-* **workers** otherwise: ``--jobs`` processes (default :func:`default_jobs`, never more
-  than units), started once and reused for the whole run, each compressing with
-  ``cores // workers`` threads (SimpleITK resampling likewise), so that workers times
-  threads never exceeds the cores. Each worker is a :class:`~medconv.guard.GuardedProcess`:
-  a crash ends only its unit (:mod:`medconv.batch.pool`).
-* **dask** with ``--backend dask``: one task per unit on a ``distributed`` scheduler, a
-  lost worker's unit failing alone.
+* **One pool of cores.** A unit written to a compressed format (``.nii.gz``) already
+  keeps about :data:`CORES_PER_COMPRESSED_UNIT` cores busy in one process: ISA-L
+  compresses on every core it is given. So the default number of workers is
+  ``cores // CORES_PER_COMPRESSED_UNIT`` for such formats (``cores`` otherwise),
+  fewer when memory is short or units are few, and each worker gets
+  ``cores // workers`` compression threads (SimpleITK resampling likewise): workers
+  times threads never exceeds the cores. On two cores a ``.nii.gz`` run is
+  therefore one process using both cores, which measured faster than two workers
+  (whose interpreters each import and start on their own).
+* **in-process** when workers cannot pay off (and ``--jobs`` does not ask for them):
+  one unit, ``--jobs 1``, one worker's worth of cores, or a plan whose input is
+  below :data:`MIN_BYTES_FOR_WORKERS`:
+  starting the workers costs :data:`WORKER_START_SECONDS`, more than a small plan
+  could save.
+* **workers** otherwise, and whenever ``--jobs N`` (N >= 2) asks for them, even for
+  one unit: ``min(N, units)`` processes, started once and reused for the whole run. Each worker is a :class:`~medconv.guard.GuardedProcess`: a crash ends
+  only its unit (:mod:`medconv.batch.pool`).
+* **dask** with ``--backend dask``: one task per unit on a ``distributed``
+  scheduler, a lost worker's unit failing alone.
 
 The in-process path keeps crash containment where it matters through
 :func:`medconv.guard.guarded`, which readers use for risky native decoding.
@@ -39,18 +48,25 @@ log = logging.getLogger(__name__)
 WORKER_MEMORY_BUDGET = 2 << 30
 #: Environment variable naming the Dask scheduler (``tcp://host:8786``) for ``--backend dask``.
 SCHEDULER_ENV = "MEDCONV_SCHEDULER"
-#: Wall time to start the worker processes until they take their first unit (measured on the
-#: project's 2-core machine: 0.45-0.6 s for two workers; scripts/bench_small.py).
-WORKER_START_SECONDS = 0.5
-#: Input bytes one unit converts per second in this process, uncompressed DICOM or raw to
-#: ``.nii.gz`` with two compression threads (measured 110-160 MB/s; scripts/bench_small.py).
-IN_PROCESS_BYTES_PER_SECOND = 130e6
-#: What two workers gain over one process that already compresses on both cores
-#: (measured: 1.4-1.6x on trees of 512x512 series; scripts/bench_small.py).
-WORKER_SPEEDUP = 1.5
+#: Wall time from starting two workers until both have converted a first small unit, beyond what
+#: the same units take in this process (measured 0.9-1.3 s at load 3-4; 4 small MR series,
+#: ``scripts/bench_small.py``: ``--jobs 2`` 2.2-2.5 s against ``--jobs 1`` 1.1-1.5 s).
+WORKER_START_SECONDS = 1.0
+#: Input bytes one unit converts per second in this process (measured 45-180 MB/s for DICOM to
+#: ``.nii.gz`` and ``.nii``, about 30 MB/s to ``.npz``, whose zlib is single-threaded).
+IN_PROCESS_BYTES_PER_SECOND = 100e6
+#: What two workers gain over one process when the units are single-threaded work (``.nii``,
+#: ``.npz``): at best two cores for one.
+WORKER_SPEEDUP = 2.0
 #: Below this much input, workers cost more to start than they save:
-#: ``t / WORKER_SPEEDUP + WORKER_START_SECONDS < t`` needs ``t > 3 * WORKER_START_SECONDS``.
+#: ``t / WORKER_SPEEDUP + WORKER_START_SECONDS < t`` needs ``t > 2 * WORKER_START_SECONDS``.
 MIN_BYTES_FOR_WORKERS = int(IN_PROCESS_BYTES_PER_SECOND * WORKER_START_SECONDS / (1 - 1 / WORKER_SPEEDUP))
+#: Cores one unit keeps busy when its output is compressed on several threads (ISA-L gzip):
+#: measured 7.5 s of CPU in 5.1 s of wall time with two threads (docs/benchmarks.md); ``--jobs 2``
+#: on that tree took 1.1x the time of ``--jobs 1``.
+CORES_PER_COMPRESSED_UNIT = 2
+#: Output formats whose writer compresses on ``WriteOptions.threads`` threads.
+THREADED_FORMATS = ("nii.gz",)
 
 
 class Mode(enum.Enum):
@@ -72,6 +88,14 @@ class Execution:
     threads: int
     reason: str
 
+    def describe(self) -> str:
+        """``in-process, 2 threads per unit`` / ``workers: 2 processes x 1 thread`` / ``dask``."""
+        if self.mode is Mode.IN_PROCESS:
+            return f"in-process, {self.threads} thread(s) per unit"
+        if self.mode is Mode.WORKERS:
+            return f"workers: {self.workers} process(es) x {self.threads} thread(s)"
+        return f"dask, {self.workers or 'one task per worker thread'} in flight"
+
 
 def cores() -> int:
     """The cores this process may use."""
@@ -86,9 +110,12 @@ def available_memory() -> int | None:
         return None
 
 
-def default_jobs(units: int | None = None) -> int:
-    """All cores, fewer when memory cannot hold :data:`WORKER_MEMORY_BUDGET` per worker or units are few."""
+def default_jobs(units: int | None = None, fmt: str | None = None) -> int:
+    """Workers for a run: the cores (divided by :data:`CORES_PER_COMPRESSED_UNIT` for a threaded format),
+    fewer when memory cannot hold :data:`WORKER_MEMORY_BUDGET` per worker or units are few."""
     jobs = cores()
+    if fmt in THREADED_FORMATS:
+        jobs = max(1, jobs // CORES_PER_COMPRESSED_UNIT)
     memory = available_memory()
     if memory:
         jobs = min(jobs, max(1, memory // WORKER_MEMORY_BUDGET))
@@ -111,8 +138,9 @@ def input_bytes(units: list[PlannedUnit], stop_at: int | None = None) -> int:
     return total
 
 
-def choose_execution(units: list[PlannedUnit], jobs: int | None, backend: str = "local") -> Execution:
-    """Decide where ``units`` run (see the module docstring for the rule)."""
+def choose_execution(units: list[PlannedUnit], jobs: int | None, backend: str = "local",
+                     fmt: str | None = None) -> Execution:
+    """Decide where ``units`` run, written as ``fmt`` (see the module docstring for the rule)."""
     n_cores = cores()
     if backend == "dask":
         return Execution(Mode.DASK, jobs if jobs and jobs > 0 else 0, 1, "--backend dask")
@@ -121,20 +149,22 @@ def choose_execution(units: list[PlannedUnit], jobs: int | None, backend: str = 
     work = [unit for unit in units if unit.failure is None]
     if jobs == 1:
         return Execution(Mode.IN_PROCESS, 1, n_cores, "--jobs 1")
-    if len(work) <= 1:
-        return Execution(Mode.IN_PROCESS, 1, n_cores, f"{len(work)} unit(s) to convert: no worker could help")
     if not WORKERS_SUPPORTED:
         return Execution(Mode.IN_PROCESS, 1, n_cores, "worker processes need a POSIX system")
-    if jobs:
+    if jobs and work:  # asked for: workers, also for one unit (a crash of native code then ends only it)
         workers = min(jobs, len(work))
         return Execution(Mode.WORKERS, workers, max(1, n_cores // workers), f"--jobs {jobs}, {len(work)} units")
-    workers = default_jobs(len(work))
+    if len(work) <= 1:
+        return Execution(Mode.IN_PROCESS, 1, n_cores, f"{len(work)} unit(s) to convert: no worker could help")
+    workers = default_jobs(len(work), fmt)
     if workers <= 1:
-        return Execution(Mode.IN_PROCESS, 1, n_cores, "one core (or memory for one worker) only")
+        why = (f"{fmt} is compressed on all {n_cores} cores by one unit" if fmt in THREADED_FORMATS
+               and n_cores < 2 * CORES_PER_COMPRESSED_UNIT else "one core (or memory for one worker) only")
+        return Execution(Mode.IN_PROCESS, 1, n_cores, why)
     size = input_bytes(work, stop_at=MIN_BYTES_FOR_WORKERS)
     if size <= MIN_BYTES_FOR_WORKERS:
         return Execution(Mode.IN_PROCESS, 1, n_cores,
-                         f"{len(work)} units, {size / 1e6:.0f} MB of input: less than workers cost to start "
+                         f"{len(work)} units, {size / 1e6:.1f} MB of input: less than workers cost to start "
                          f"(they pay off past {MIN_BYTES_FOR_WORKERS / 1e6:.0f} MB)")
     return Execution(Mode.WORKERS, workers, max(1, n_cores // workers),
                      f"{len(work)} units, over {MIN_BYTES_FOR_WORKERS / 1e6:.0f} MB of input")
@@ -153,20 +183,27 @@ def job_for(job: UnitJob, execution: Execution) -> UnitJob:
 
 def execute(units: list[PlannedUnit], job: UnitJob, execution: Execution, *, cancelled: Callable[[], bool],
             scheduler: str | None = None, unit_limits: Limits = Limits(),
-            on_pool: Callable[[object], None] | None = None) -> Iterator[UnitResult]:
+            on_pool: Callable[[object], None] | None = None,
+            on_local_unit: Callable[[str | None], None] | None = None) -> Iterator[UnitResult]:
     """Convert ``units`` as ``execution`` says, yielding each result as its unit finishes (any order).
 
     ``cancelled()`` is asked before each unit starts; once true, no further unit
     starts (those running finish). ``on_pool`` receives the worker pool, so that the
-    caller can cancel it.
+    caller can cancel it; ``on_local_unit`` is told the id of each unit converted in
+    this process as it starts (and ``None`` after the last).
     """
     if not units:
         return
     if execution.mode is Mode.IN_PROCESS:
-        for unit in units:
-            if cancelled():
-                return
-            yield local_convert(unit, job)
+        note = on_local_unit or (lambda unit_id: None)
+        try:
+            for unit in units:
+                if cancelled():
+                    return
+                note(unit.id)
+                yield local_convert(unit, job)
+        finally:
+            note(None)
         return
     level = logging.getLogger("medconv").getEffectiveLevel()
     if execution.mode is Mode.WORKERS:

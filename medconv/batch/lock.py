@@ -51,6 +51,8 @@ class LockHolder:
     host: str
     started: str
     command: str
+    #: The unit the holder was converting in its own process, if it said (a crash there ends the run).
+    converting: str | None = None
 
     @classmethod
     def current(cls) -> "LockHolder":
@@ -67,8 +69,9 @@ class LockHolder:
         if not isinstance(data, dict):
             return None
         pid = data.get("pid")
+        converting = data.get("converting")
         return cls(pid if isinstance(pid, int) else None, str(data.get("host", "?")), str(data.get("started", "?")),
-                   str(data.get("command", "")))
+                   str(data.get("command", "")), str(converting) if converting else None)
 
     def describe(self) -> str:
         command = f" ('{self.command}')" if self.command else ""
@@ -101,6 +104,7 @@ class DestinationLock:
         self._fd: int | None = None
         #: The holder of a stale lock this run took over, if any (for the log).
         self.took_over: LockHolder | None = None
+        self._holder: LockHolder | None = None
 
     def acquire(self) -> "DestinationLock":
         for _ in range(LOCK_ATTEMPTS):
@@ -122,6 +126,9 @@ class DestinationLock:
             self.took_over = previous
             log.info("%s: took over the lock left by a run that ended without releasing it (%s)", self.path,
                      previous.describe())
+            if previous.converting:
+                log.warning("the run that left it ended while converting %s in its own process (a crash of native "
+                            "code there?); rerunning it with --jobs 2 contains such a crash", previous.converting)
         self._record(LockHolder.current())
         return self
 
@@ -172,9 +179,15 @@ class DestinationLock:
             "wait for it to finish, or choose another destination folder; if no such run exists (a run on "
             f"another machine that died), delete {self.path}")
 
+    def note_converting(self, unit_id: str | None) -> None:
+        """Record the unit this process is converting itself: if a crash ends the run, the next run names it."""
+        if self._holder is not None:
+            self._record(LockHolder(**{**self._holder.__dict__, "converting": unit_id}))
+
     def _record(self, holder: LockHolder) -> None:
+        self._holder = holder
         data = json.dumps({"pid": holder.pid, "host": holder.host, "started": holder.started,
-                           "command": holder.command}) + "\n"
+                           "command": holder.command, "converting": holder.converting}) + "\n"
         assert self._fd is not None
         with contextlib.suppress(OSError):  # the details are for people; the flock is the lock
             os.ftruncate(self._fd, 0)

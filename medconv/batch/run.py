@@ -228,25 +228,31 @@ def run_plan(plan: Plan, job: UnitJob = UnitJob(), options: RunOptions = RunOpti
         from .progress import batch_console
 
         console = batch_console()
-    started = time.perf_counter()
     csv_path, jsonl_path = manifest_paths(plan.dest, options.manifest)
     folders = _prepare_destination(plan, csv_path)
     with contextlib.ExitStack() as held:
+        locks = []
         for index, folder in enumerate(folders):
             try:
-                held.enter_context(DestinationLock(folder))
+                locks.append(held.enter_context(DestinationLock(folder)))
             except EnvironmentFaultError as exc:
                 if index == 0:
                     raise
                 raise ManifestWriteError(f"the manifest cannot be written: {exc.message}", csv_path,
                                          "give --manifest a path you can write to") from None
-        return _run_locked(plan, job, options, console, csv_path, jsonl_path, started)
+        report = Report(total=len(plan.units), manifest_paths=(csv_path, jsonl_path), notes=list(plan.notes))
+        for lock in locks:
+            if lock.took_over is not None and lock.took_over.converting:
+                report.notes.append(f"the last run into {lock.folder} ended while converting "
+                                    f"{lock.took_over.converting} in its own process (a crash?); --jobs 2 "
+                                    "contains a crash of native code")
+        return _run_locked(plan, job, options, console, csv_path, jsonl_path, report, locks[0])
 
 
 def _run_locked(plan: Plan, job: UnitJob, options: RunOptions, console, csv_path: str, jsonl_path: str,
-                started: float) -> Report:
+                report: Report, lock: DestinationLock) -> Report:
+    started = time.perf_counter()
     log_path = os.path.join(os.path.dirname(os.path.abspath(csv_path)), LOG_NAME)
-    report = Report(total=len(plan.units), manifest_paths=(csv_path, jsonl_path), notes=list(plan.notes))
     removed = remove_leftover_temporaries(plan, extra=(csv_path, jsonl_path))
     if removed:
         report.notes.append(f"removed {removed} temporary file(s) left by an interrupted run")
@@ -265,14 +271,13 @@ def _run_locked(plan: Plan, job: UnitJob, options: RunOptions, console, csv_path
                     continue
                 row = _skipped_row(unit, previous.get(unit.id)) if existing == "done" else _existing_row(unit, existing)
             _record(row, manifest, report, log_path)
-        execution = choose_execution(todo, options.jobs, options.backend)
+        execution = choose_execution(todo, options.jobs, options.backend, job.fmt)
         report.execution = execution.mode.value if todo else None
-        log.info("%d unit(s) to convert, %d skipped or known; execution: %s, %d worker(s) x %d thread(s) (%s)",
-                 len(todo), len(plan.units) - len(todo), execution.mode.value, execution.workers, execution.threads,
-                 execution.reason)
+        log.info("%d unit(s) to convert, %d skipped or known; execution: %s (%s)", len(todo),
+                 len(plan.units) - len(todo), execution.describe(), execution.reason)
         run_job = job_for(job, execution)
         run_job = replace(run_job, write_options=replace(run_job.write_options, overwrite=True), preview_dir=preview_dir)
-        _convert(todo, run_job, execution, options, console, manifest, report, log_path)
+        _convert(todo, run_job, execution, options, console, manifest, report, log_path, lock)
         manifest.finish()
     except ManifestWriteError as exc:
         manifest.close()
@@ -296,7 +301,7 @@ def _run_locked(plan: Plan, job: UnitJob, options: RunOptions, console, csv_path
 
 
 def _convert(todo: list[PlannedUnit], job: UnitJob, execution, options: RunOptions, console,
-             manifest: ManifestWriter, report: Report, log_path: str) -> None:
+             manifest: ManifestWriter, report: Report, log_path: str, lock: DestinationLock) -> None:
     """Run the units to do, recording each row as it comes; stop starting units when DST refuses writes."""
     done: set[str] = set()
     stop: dict[str, str] = {}
@@ -309,10 +314,10 @@ def _convert(todo: list[PlannedUnit], job: UnitJob, execution, options: RunOptio
             pool.cancel()
 
     show = options.progress and console.is_terminal
+    results = execute(todo, job, execution, cancelled=lambda: bool(stop), scheduler=options.scheduler,
+                      unit_limits=options.unit_limits(), on_pool=pools.append, on_local_unit=lock.note_converting)
     try:
         with _sigterm_as_interrupt(), BatchProgress(console, len(todo), enabled=show) as progress:
-            results = execute(todo, job, execution, cancelled=lambda: bool(stop), scheduler=options.scheduler,
-                              unit_limits=options.unit_limits(), on_pool=pools.append)
             for result in results:
                 _replay_log(result)
                 row = result.row
@@ -321,6 +326,7 @@ def _convert(todo: list[PlannedUnit], job: UnitJob, execution, options: RunOptio
                     _record(row, manifest, report, log_path)
                 except ManifestWriteError as exc:  # nothing more can be recorded: stop here
                     cancel(exc.one_line(), exc.code)
+                    results.close()
                     raise
                 progress.advance(row)
                 if row.get("error_type") in DESTINATION_WIDE_CODES and not stop:
@@ -329,6 +335,7 @@ def _convert(todo: list[PlannedUnit], job: UnitJob, execution, options: RunOptio
                            "see its row); fix that, then rerun the same command", row["error_type"])
     except KeyboardInterrupt:
         report.interrupted = True
+        results.close()  # stops the workers now (killed mid-unit), before their temporaries are removed
         remove_leftover_temporaries(_plan_of(todo))
         log.warning("interrupted: %d of %d unit(s) finished", len(done), len(todo))
         return
