@@ -31,7 +31,8 @@ def units_of(tmp_path: Path, sizes: list[int]) -> list[PlannedUnit]:
     return units
 
 
-def test_a_small_plan_runs_in_this_process(tmp_path):
+def test_a_small_plan_runs_in_this_process(tmp_path, monkeypatch):
+    monkeypatch.setattr("medconv.batch.execution.available_memory", lambda: 64 << 30)
     units = units_of(tmp_path, [MIN_BYTES_FOR_WORKERS // 8] * 4)
     execution = choose_execution(units, jobs=None)
     assert execution.mode is Mode.IN_PROCESS and execution.threads == cores()
@@ -96,3 +97,12 @@ def test_the_default_run_of_a_small_tree_starts_no_process(tmp_path, monkeypatch
     assert started == []
     assert main(["convert", str(tmp_path / "src"), str(tmp_path / "out2"), "-q", "-j", "2"]) == 0
     assert len(started) == 2  # the same tree with --jobs 2: two workers, started once for the run
+
+
+def test_available_memory_counts_the_page_cache_that_can_be_dropped():
+    """Free pages alone are a fraction of it once files were read; psutil is the reference."""
+    psutil = pytest.importorskip("psutil")
+    from medconv.batch.execution import available_memory
+
+    reference = psutil.virtual_memory().available
+    assert abs(available_memory() - reference) < max(256 << 20, reference // 10)

@@ -103,7 +103,19 @@ def cores() -> int:
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available now (Linux, macOS), or ``None`` when unknown."""
+    """Bytes of memory available now for new work, or ``None`` when unknown.
+
+    Linux: ``MemAvailable`` of ``/proc/meminfo`` (free memory plus the page cache
+    that can be dropped; the free pages alone are a fraction of it on a machine that
+    has read files). Elsewhere: the free physical pages.
+    """
+    try:
+        with open("/proc/meminfo", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
