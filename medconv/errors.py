@@ -9,6 +9,7 @@ internal error.
 
 from __future__ import annotations
 
+import errno
 import os
 
 
@@ -41,8 +42,8 @@ class MedconvError(Exception):
             text = f"{text} ({self.hint})"
         return " ".join(text.split())  # one line, whatever a third-party message held
 
-    def __reduce__(self):  # keep path and hint across process boundaries
-        return (_rebuild, (type(self), self.message, self.path, self.hint))
+    def __reduce__(self):  # keep path, hint and any extra fields across process boundaries
+        return (_rebuild, (type(self), self.message, self.path, self.hint), dict(self.__dict__))
 
 
 def _rebuild(cls, message, path, hint):
@@ -166,3 +167,146 @@ class LabelValuesError(MedconvError):
     """A label map holds values that cannot be labels here (not integers, or outside the dataset's label table)."""
 
     code = "label-values"
+
+
+class MemoryLimitError(MedconvError, MemoryError):
+    """A unit (or a guarded call) needed more memory than it may use.
+
+    Raised instead of a bare ``MemoryError`` so that the batch records it as the
+    unit's failure with a reason, never as a bug in medconv.
+    """
+
+    code = "memory"
+
+
+class DecoderCrashedError(UnreadableFileError):
+    """Native decoding code died (a signal, a panic, an abort) or overran its limits.
+
+    Raised by :func:`medconv.guard.guarded` in the caller's process, which lives on.
+    The file is probably corrupt (or the decoder has a bug); either way only this
+    unit fails. ``reason`` is how the guarded process ended (``signal 6 (SIGABRT)``,
+    ``no answer within 60 s`` ...).
+    """
+
+    code = "decoder-crashed"
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None, hint: str | None = None,
+                 reason: str = ""):
+        self.reason = reason
+        super().__init__(message, path=path, hint=hint)
+
+
+class DecoderTimeoutError(DecoderCrashedError):
+    """A guarded call gave no answer within its time limit; its process was killed."""
+
+    code = "decoder-timeout"
+
+
+class UnitCrashedError(MedconvError):
+    """The process converting a unit died (a signal or a native abort outside any guarded call).
+
+    The batch records the unit as failed with this reason and carries on with a
+    new worker process.
+    """
+
+    code = "crashed"
+
+
+class EnvironmentFaultError(MedconvError):
+    """The machine refused something medconv needed: permission, disk space, a writable folder.
+
+    A user's problem to fix (the hint says how), never a bug in medconv. Built
+    from an :class:`OSError` by :func:`environment_fault`.
+    """
+
+    code = "environment"
+    #: The ``errno`` of the OSError it was made from, if any.
+    errno: int | None = None
+
+
+class PermissionDeniedError(EnvironmentFaultError):
+    """No permission to read an input or to write into the destination."""
+
+    code = "permission"
+
+
+class DiskFullError(EnvironmentFaultError):
+    """The destination's file system is full (or over quota)."""
+
+    code = "disk-full"
+
+
+class ReadOnlyDestinationError(EnvironmentFaultError):
+    """The destination is on a read-only file system."""
+
+    code = "read-only"
+
+
+class NotAFolderError(EnvironmentFaultError):
+    """A path that has to be a folder is a file (or the other way round)."""
+
+    code = "not-a-folder"
+
+
+class DestinationLockedError(MedconvError):
+    """Another medconv run is writing into the same destination folder."""
+
+    code = "locked"
+
+
+class ManifestWriteError(EnvironmentFaultError):
+    """The manifest itself cannot be written: the run cannot record what it does."""
+
+    code = "manifest"
+
+
+_ERRNO_FAULTS = {
+    errno.EACCES: (PermissionDeniedError, "permission denied",
+                   "check the permissions, or choose a destination folder you can write to"),
+    errno.EPERM: (PermissionDeniedError, "operation not permitted",
+                  "check the permissions, or choose a destination folder you can write to"),
+    errno.ENOSPC: (DiskFullError, "no space left on the device", "free some space, then rerun the same command "
+                                                                 "(finished units are kept)"),
+    errno.EDQUOT: (DiskFullError, "disk quota exceeded", "free some space or raise the quota, then rerun the same "
+                                                         "command (finished units are kept)"),
+    errno.EROFS: (ReadOnlyDestinationError, "the file system is read-only",
+                  "choose a destination folder on a writable disk"),
+    errno.ENOTDIR: (NotAFolderError, "a part of this path is a file, not a folder",
+                    "rename or remove that file, or choose another destination"),
+    errno.EEXIST: (NotAFolderError, "a file is in the way where a folder is needed",
+                   "rename or remove that file, or choose another destination"),
+    errno.EISDIR: (NotAFolderError, "this is a folder where a file is needed",
+                   "rename or remove that folder, or choose another name"),
+    errno.EFBIG: (DiskFullError, "the file is too large for the file system or the file size limit",
+                  "write to another file system, or raise the limit ('ulimit -f')"),
+    errno.ENAMETOOLONG: (EnvironmentFaultError, "the path is too long for the file system",
+                         "choose a shorter destination path or a shorter --name template"),
+    errno.EMFILE: (EnvironmentFaultError, "too many open files", "raise the limit ('ulimit -n') or lower --jobs"),
+    errno.ENFILE: (EnvironmentFaultError, "too many open files in the system", "lower --jobs"),
+    errno.EIO: (EnvironmentFaultError, "input/output error (a failing disk or network file system)",
+                "check the disk or the mount, then rerun"),
+    errno.ENOENT: (EnvironmentFaultError, "the file or folder disappeared while medconv was using it",
+                   "do not move or delete files during a run; rerun the same command"),
+}
+
+
+#: errno values only a write can raise: such an error without a file name is about the output being written.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def environment_fault(exc: BaseException, path: str | os.PathLike | None = None) -> EnvironmentFaultError | None:
+    """The typed user error for an :class:`OSError` the machine raised, or ``None`` if it is not one.
+
+    ``path`` names the file when the error does not (``exc.filename`` wins).
+    Errors outside the known environment faults (permission, space, read-only,
+    file-in-the-way, vanished files ...) return ``None``: they stay internal errors.
+    """
+    if not isinstance(exc, OSError) or exc.errno not in _ERRNO_FAULTS:
+        return None
+    cls, message, hint = _ERRNO_FAULTS[exc.errno]
+    where = exc.filename if exc.filename is not None else path
+    if isinstance(where, bytes):
+        where = os.fsdecode(where)
+    fault = cls(message, where, hint)
+    fault.errno = exc.errno
+    return fault

@@ -1,4 +1,4 @@
-"""The same plan on a Dask cluster (joblib's dask backend on distributed) gives the same bytes as a local run."""
+"""The same plan on a Dask cluster (one task per unit on distributed) gives the same bytes as a local run."""
 
 from __future__ import annotations
 

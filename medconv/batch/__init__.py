@@ -11,6 +11,7 @@ the parent writes one manifest row per unit as it finishes. See docs/batch.md.
 0
 """
 
+from .. import logs as _logs  # noqa: F401  (the package logger's NullHandler: no stray output for library users)
 from .manifest import COLUMNS, ManifestWriter, manifest_paths, read_manifest
 from .plan import Plan, PlannedUnit, discover_sources, make_plan, source_location
 from .report import Report

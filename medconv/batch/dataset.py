@@ -26,8 +26,10 @@ def convert_dataset(src: str | os.PathLike, dest: str | os.PathLike, *, reader_n
     :class:`~medconv.errors.OutputCollisionError` for problems found while planning;
     a unit's own failure never raises (it is a manifest row).
     """
+    from ..logs import configure_logging
     from .progress import batch_console
 
+    configure_logging(options.verbosity, options.log_file)
     if console is None:
         console = batch_console()  # a log file or pipe: plain lines, never wrapped
     if template:

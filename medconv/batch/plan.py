@@ -4,21 +4,42 @@ Planning reads headers only (through the readers' ``discover``), never pixels, a
 knows no format: it asks the registry for Sources and :mod:`medconv.layout` for
 names. It guarantees that no two units write the same path and that no output
 lands on an input file.
+
+Planning never aborts over one bad input: a reader whose discovery breaks off
+(an exception it did not foresee) becomes one unit that fails with the reason,
+naming the file when the error does, and the other readers' units are planned
+as usual. (Readers catch their own per-file problems first; this is the last net.)
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import traceback
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
-from ..errors import NothingFoundError, OutputCollisionError, UsageError
+from ..errors import MedconvError, MissingDependencyError, NothingFoundError, OutputCollisionError, UsageError
 from ..layout import check_template_fields, id_fragment, output_stem, uid_fragment
 from ..registry import writer_for_format
 from ..source import Source
 from .manifest import DEFAULT_NAME as MANIFEST_NAME
+
+log = logging.getLogger(__name__)
+
+#: ``Source.info`` key marking a unit made by planning for a reader's discovery that broke off.
+DISCOVERY_FAILED = "discovery_failed"
+
+
+@dataclass(frozen=True)
+class PlannedFailure:
+    """Why a unit fails before it runs: its reader's discovery broke off (one manifest row, no work)."""
+
+    reason: str
+    code: str
+    traceback: str = ""
 
 
 @dataclass(frozen=True)
@@ -40,6 +61,12 @@ class PlannedUnit:
         (``Source.info["excluded"]``), shown by ``--dry-run``; ``None`` otherwise. The
         reader still decides when the unit runs (an option such as ``--include-2d``
         may make it convertible), so excluded units cost one quick task each.
+    failure:
+        Set when the unit fails before it runs (its reader's discovery broke off);
+        ``output``, ``relative`` and ``sidecar`` are then empty.
+    name:
+        ``relative`` without the format suffix: the unit's name in the manifest and
+        the order of its rows (the unit id when it has no output).
     """
 
     source: Source
@@ -47,6 +74,12 @@ class PlannedUnit:
     relative: str
     sidecar: str | None = None
     excluded: str | None = None
+    failure: PlannedFailure | None = None
+    name: str = ""
+
+    def __post_init__(self):
+        if not self.name:
+            object.__setattr__(self, "name", self.relative or self.source.id)
 
     @property
     def id(self) -> str:
@@ -55,10 +88,14 @@ class PlannedUnit:
     def is_complete(self) -> bool:
         """True when the output (and its sidecar, if one is written) exists under its final name.
 
+        Never for a unit that fails when planning (it has no output).
+
         Writers rename a file to its final name only when it is complete
         (:mod:`medconv.atomic`) and write the sidecar after the image, so both
         existing means the unit finished.
         """
+        if self.failure is not None:
+            return False
         return os.path.isfile(self.output) and (self.sidecar is None or os.path.isfile(self.sidecar))
 
     def existing_output(self, fingerprint: str) -> str | None:
@@ -102,18 +139,19 @@ class Plan:
 
 
 def source_location(source: Source) -> str:
-    """Where a unit comes from, for people: its file, or the common folder of its files.
+    """Where a unit comes from, as an absolute path: its file, or the folder holding its files.
 
-    A unit named after its first file (a NIfTI file, a ``.mhd`` header with its
-    ``.raw``) is that file; a unit of many files (a DICOM series) is their folder.
+    A unit of one file, or named after its first file (a NIfTI file, a ``.mhd``
+    header with its ``.raw``), is that file; a unit of several files (a DICOM
+    series) is the deepest folder holding all of them.
     """
     stem = source.id.replace("\\", "/").rsplit("/", 1)[-1]
     if len(source.paths) == 1 or os.path.basename(source.paths[0]).startswith(stem + "."):
-        return source.paths[0]
+        return os.path.abspath(source.paths[0])
     try:
-        return os.path.commonpath(source.paths)
+        return os.path.abspath(os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in source.paths]))
     except ValueError:
-        return source.paths[0]
+        return os.path.abspath(source.paths[0])
 
 
 def discover_sources(root: str, reader_names: Sequence[str] | None, dest: str | None = None) -> list[Source]:
@@ -121,9 +159,11 @@ def discover_sources(root: str, reader_names: Sequence[str] | None, dest: str | 
 
     Files claimed by several readers are kept once (the first reader in registry
     order); one reader may make several units of the same files (e.g. the frame
-    groups of one enhanced DICOM file).
+    groups of one enhanced DICOM file). A reader whose discovery raises gives one
+    extra Source marked :data:`DISCOVERY_FAILED` (see :func:`discovery_failure`),
+    and the other readers go on.
     """
-    from ..api import discover
+    from ..registry import readers
 
     root = os.fspath(root)
     if not os.path.exists(root):
@@ -134,16 +174,49 @@ def discover_sources(root: str, reader_names: Sequence[str] | None, dest: str | 
     sources: list[Source] = []
     claimed_by: dict[tuple[str, ...], str] = {}
     earlier_output = _earlier_output_roots(root_real)
-    for source in discover(root, reader_names):
-        if skip_dest and all(_inside(os.path.realpath(p), dest_real) for p in source.paths):
-            continue  # an earlier output of ours inside the dataset folder
-        if all(earlier_output(os.path.dirname(os.path.realpath(p))) for p in source.paths):
-            continue  # the output of another medconv run kept inside the dataset folder
-        key = tuple(sorted(source.paths))
-        if claimed_by.setdefault(key, source.reader) != source.reader:
-            continue
-        sources.append(source)
+    plugins = [readers.get(name) for name in reader_names] if reader_names else readers.available()
+    for reader in plugins:
+        found = 0
+        try:
+            for source in reader.discover(root):
+                if skip_dest and all(_inside(os.path.realpath(p), dest_real) for p in source.paths):
+                    continue  # an earlier output of ours inside the dataset folder
+                if all(earlier_output(os.path.dirname(os.path.realpath(p))) for p in source.paths):
+                    continue  # the output of another medconv run kept inside the dataset folder
+                key = tuple(sorted(source.paths))
+                if claimed_by.setdefault(key, source.reader) != source.reader:
+                    continue
+                sources.append(source)
+                found += 1
+        except (KeyboardInterrupt, SystemExit, MissingDependencyError):
+            raise
+        except BaseException as exc:  # the last net: the plan goes on without the rest of this reader's units
+            sources.append(discovery_failure(getattr(reader, "name", type(reader).__name__), root, exc, found))
     return sources
+
+
+def discovery_failure(reader: str, root: str, exc: BaseException, found: int = 0) -> Source:
+    """A Source standing for a reader's discovery that raised ``exc`` after ``found`` units.
+
+    It names the file the error names (``MedconvError.path``, ``OSError.filename``),
+    else ``root``. Planning turns it into a unit that fails with this reason.
+    """
+    from ..errors import environment_fault
+
+    fault = environment_fault(exc) if isinstance(exc, OSError) else None
+    typed = fault or (exc if isinstance(exc, MedconvError) else None)
+    path = getattr(typed, "path", None) or getattr(exc, "filename", None) or root
+    path = os.fsdecode(path) if isinstance(path, bytes) else str(path)
+    if typed is not None:
+        reason, code, trace = typed.one_line(), typed.code, ""
+    else:
+        reason, code, trace = f"internal error: {type(exc).__name__}: {exc}", "internal", traceback.format_exc()
+    partial = f" after {found} unit(s)" if found else ""
+    reason = f"the {reader} reader's search of {root} stopped{partial}: {reason} (the other readers' units go on)"
+    log.warning("%s", reason)
+    ident = f"{reader}-discovery-failed"
+    info = {DISCOVERY_FAILED: True, "error": reason, "error_type": code, "traceback": trace}
+    return Source(ident, reader, (path,), root if os.path.isdir(root) else "", info)
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -217,7 +290,9 @@ def make_plan(sources: Iterable[Source], dest: str | os.PathLike, *, fmt: str = 
     if not sources:
         raise NothingFoundError("no convertible image found", root or dest,
                                 "check the folder, or run 'medconv scan' on it to see what is there")
-    if template:
+    failed = [source for source in sources if source.info.get(DISCOVERY_FAILED)]
+    sources = [source for source in sources if not source.info.get(DISCOVERY_FAILED)]
+    if template and sources:
         check_template_fields(template, sources)
     stems = {index: output_stem(source, template) for index, source in enumerate(sources)}
     notes: list[str] = []
@@ -237,7 +312,12 @@ def make_plan(sources: Iterable[Source], dest: str | os.PathLike, *, fmt: str = 
             raise OutputCollisionError("the sidecar would replace a file medconv did not write", side,
                                        "choose a destination folder outside the dataset, or --no-sidecar")
         excluded = source.info.get("excluded")
-        plan.units.append(PlannedUnit(source, output, relative, side, str(excluded) if excluded else None))
+        plan.units.append(PlannedUnit(source, output, relative, side, str(excluded) if excluded else None,
+                                      name=stems[index]))
+    for source in failed:
+        failure = PlannedFailure(str(source.info["error"]), str(source.info["error_type"]),
+                                 str(source.info.get("traceback") or ""))
+        plan.units.append(PlannedUnit(source, "", "", None, failure=failure))
     return plan
 
 

@@ -36,6 +36,10 @@ class Report:
     notes: list[str] = field(default_factory=list)
     warned: list[str] = field(default_factory=list)
     warned_count: int = 0
+    #: Set when the manifest could not be written (the run stopped there): the one-line reason.
+    manifest_error: str | None = None
+    #: Where the units ran: ``in-process``, ``workers`` or ``dask`` (None: nothing was converted).
+    execution: str | None = None
 
     def add(self, row: dict[str, Any]) -> None:
         """Count one manifest row."""
@@ -63,7 +67,7 @@ class Report:
             return EXIT_INTERRUPTED
         if self.total == 0:
             return EXIT_NOTHING
-        if self.counts["failed"]:
+        if self.counts["failed"] or self.manifest_error:
             return EXIT_FAILED
         return EXIT_OK
 
@@ -82,6 +86,8 @@ class Report:
             "exit_code": self.exit_code,
             "seconds": round((self.finished or time.time()) - self.started, 3),
             "manifest": list(self.manifest_paths),
+            "manifest_error": self.manifest_error,
+            "execution": self.execution,
             "log": self.log_path,
             "preview_index": self.preview_index,
         }
@@ -131,6 +137,10 @@ class Report:
                           f"{self.log_path}. Please report them.[/]")
         if self.interrupted:
             console.print("[bold yellow]interrupted[/]: rerun the same command to finish (finished units are kept)")
+        if self.manifest_error:
+            console.print(f"[bold red]MANIFEST NOT WRITTEN[/]: {self.manifest_error}; the run stopped after "
+                          f"{self.done} of {self.total} unit(s) (outputs under their final names are complete; "
+                          "rerun the same command once this is fixed)", highlight=False)
         for path in self.manifest_paths[:1]:
             console.print(f"manifest: {os.path.relpath(path) if not os.path.isabs(path) else path}", highlight=False)
         if self.preview_index:

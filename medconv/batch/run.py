@@ -1,37 +1,54 @@
-"""Running a plan: resume, parallel conversion (joblib, or Dask on a cluster), manifest, report.
+"""Running a plan: lock the destination, resume, convert (in-process, workers or Dask), manifest, report.
 
 Memory: the parent keeps the plan (a few hundred bytes per unit) and receives
 one small result row per unit; each worker holds one unit at a time. A worker
 needs about 2-3x the size of its largest volume (the decoded array, a
 preprocessing copy, compression buffers): a 512x512x600 int16 CT is 315 MB, so
 about 1 GB. The default number of workers is therefore
-``min(cores, available memory / WORKER_MEMORY_BUDGET)``.
+``min(cores, available memory / WORKER_MEMORY_BUDGET)`` (:mod:`.execution`).
+
+Whatever happens to a unit, it gets a manifest row: converted, skipped, failed
+(with the reason: a typed error, a crash of its worker, an environment fault) or
+excluded. When the destination itself refuses further writes (disk full, read-only),
+no further unit is started and the rest are recorded as not converted, with that
+reason. When the manifest cannot be written, the run stops and says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from ..atomic import is_temporary
-from ..errors import UsageError
+from ..errors import DiskFullError, EnvironmentFaultError, ManifestWriteError, ReadOnlyDestinationError, \
+    environment_fault
+from ..guard import Limits
+from .execution import SCHEDULER_ENV, WORKER_MEMORY_BUDGET, available_memory, choose_execution, default_jobs, \
+    execute, job_for
+from .lock import DestinationLock
 from .manifest import ManifestWriter, manifest_paths, read_manifest, rows_by_unit
 from .plan import Plan, PlannedUnit
 from .progress import BatchProgress
 from .report import Report
-from .unit import UnitJob, base_row, run_unit, unit_fingerprint
+from .unit import UnitJob, UnitResult, base_row, convert_unit, unit_fingerprint
 
-#: Memory assumed per worker when choosing the default ``--jobs`` (a large CT, read and written).
-WORKER_MEMORY_BUDGET = 2 << 30
-#: Environment variable naming the Dask scheduler (``tcp://host:8786``) for ``--backend dask``.
-SCHEDULER_ENV = "MEDCONV_SCHEDULER"
+__all__ = ["RunOptions", "run_plan", "print_plan", "remove_leftover_temporaries", "default_jobs",
+           "WORKER_MEMORY_BUDGET", "SCHEDULER_ENV", "LOG_NAME", "SUMMARY_NAME", "PREVIEW_DIR"]
+
+log = logging.getLogger(__name__)
+
 LOG_NAME = "medconv-errors.log"
 SUMMARY_NAME = "medconv-summary.json"
 PREVIEW_DIR = "_preview"
+#: ``error_type`` codes of faults that concern the whole destination: no later unit can be written either.
+DESTINATION_WIDE_CODES = frozenset({DiskFullError.code, ReadOnlyDestinationError.code})
 
 
 @dataclass(frozen=True)
@@ -41,11 +58,11 @@ class RunOptions:
     Parameters
     ----------
     jobs:
-        Worker processes; ``None`` or 0 for :func:`default_jobs`, 1 to run in this process.
+        Worker processes; ``None`` or 0 to let the plan decide (in this process when
+        the plan is small, else :func:`default_jobs` workers), 1 to run in this process.
         With Dask: the number of tasks in flight (default: every worker thread).
     backend:
-        ``"local"`` (joblib's loky processes) or ``"dask"`` (joblib's Dask backend on a
-        ``distributed`` scheduler).
+        ``"local"`` (this machine) or ``"dask"`` (a ``distributed`` scheduler).
     scheduler:
         Dask scheduler address; default from the ``MEDCONV_SCHEDULER`` environment variable.
     overwrite:
@@ -58,6 +75,20 @@ class RunOptions:
         Show a progress bar (only on a terminal).
     summary:
         Print the summary at the end.
+    unit_memory:
+        Bytes of address space one unit may add in a worker process before it fails
+        with a memory error (Linux); ``None``: the memory available when the run starts;
+        0: no limit. Not applied in this process.
+    unit_seconds:
+        Wall time one unit may take in a worker before the worker is stopped and the
+        unit fails; ``None``: no limit.
+    verbosity:
+        What the terminal shows (:mod:`medconv.logs`): -1 errors only, 0 errors and the
+        summary, 1 one line per unit, 2 debug details. Applied by
+        :func:`~medconv.batch.dataset.convert_dataset` (the CLI); library callers
+        configure :mod:`logging` as they like.
+    log_file:
+        Append every message (debug level) to this file; applied like ``verbosity``.
     """
 
     jobs: int | None = None
@@ -68,40 +99,31 @@ class RunOptions:
     preview: bool = False
     progress: bool = True
     summary: bool = True
+    unit_memory: int | None = None
+    unit_seconds: float | None = None
+    verbosity: int = 0
+    log_file: str | None = None
+
+    def unit_limits(self) -> Limits:
+        """The :class:`~medconv.guard.Limits` of one unit in a worker."""
+        memory = self.unit_memory
+        if memory is None:
+            memory = available_memory()
+        return Limits(memory_bytes=memory or None, seconds=self.unit_seconds)
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available now (Linux, macOS), or ``None`` when unknown."""
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def default_jobs(units: int | None = None) -> int:
-    """All cores, fewer when memory cannot hold :data:`WORKER_MEMORY_BUDGET` per worker or units are few."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    jobs = cores
-    memory = available_memory()
-    if memory:
-        jobs = min(jobs, max(1, memory // WORKER_MEMORY_BUDGET))
-    if units is not None:
-        jobs = min(jobs, max(1, units))
-    return max(1, int(jobs))
-
-
-def remove_leftover_temporaries(plan: Plan) -> int:
+def remove_leftover_temporaries(plan: Plan, extra: tuple[str, ...] = ()) -> int:
     """Delete temporary files that an interrupted earlier run left beside this plan's outputs.
 
     Only files named like :func:`medconv.atomic.temporary_name` of one of the
-    plan's own outputs or sidecars are removed; nothing else is touched.
+    plan's own outputs or sidecars (or of the ``extra`` paths: the manifests) are
+    removed; nothing else is touched.
     """
     wanted: dict[str, set[str]] = {}
-    for unit in plan.units:
-        for path in (unit.output, unit.sidecar):
-            if path:
-                folder, name = os.path.split(path)
-                wanted.setdefault(folder, set()).add(name)
+    for path in [p for unit in plan.units for p in (unit.output, unit.sidecar)] + list(extra):
+        if path:
+            folder, name = os.path.split(path)
+            wanted.setdefault(folder, set()).add(name)
     removed = 0
     for folder, names in wanted.items():
         try:
@@ -119,8 +141,10 @@ def remove_leftover_temporaries(plan: Plan) -> int:
 def _skipped_row(unit: PlannedUnit, previous: dict[str, Any] | None) -> dict[str, Any]:
     row = base_row(unit)
     if previous and previous.get("status") == "converted" and previous.get("output") == unit.relative:
-        for key in ("shape", "spacing", "dtype", "kind", "warnings", "history"):
-            row[key] = previous.get(key)
+        for key in ("shape", "spacing", "dtype", "kind", "warnings", "history", "patient_id", "study_uid",
+                    "series_uid", "modality", "series_description"):
+            if previous.get(key) not in (None, ""):
+                row[key] = previous.get(key)
     row.update(status="skipped", reason="output exists (converted by an earlier run; --overwrite redoes it)",
                seconds=0.0)
     return row
@@ -139,120 +163,236 @@ def _existing_row(unit: PlannedUnit, existing: str) -> dict[str, Any]:
     return row
 
 
-def execute(units: list[PlannedUnit], job: UnitJob, jobs: int, backend: str = "local",
-            scheduler: str | None = None) -> Iterator[dict[str, Any]]:
-    """Convert ``units``, yielding each result row as soon as its unit finishes (any order)."""
-    if not units:
-        return
-    if backend == "local" and jobs == 1:
-        for unit in units:
-            yield run_unit(unit, job)
-        return
-    from joblib import Parallel, delayed
+def _not_run_row(unit: PlannedUnit, why: str, code: str) -> dict[str, Any]:
+    row = base_row(unit)
+    row.update(status="failed", reason=f"not converted: {why}", error_type=code, output="", seconds=0.0)
+    return row
 
-    tasks = (delayed(run_unit)(unit, job) for unit in units)
-    if backend == "local":
-        parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered", batch_size=1)
-        yield from parallel(tasks)
-        return
-    if backend != "dask":
-        raise UsageError(f"unknown backend {backend!r}", hint="use 'local' or 'dask'")
-    address = scheduler or os.environ.get(SCHEDULER_ENV)
-    if not address:
-        raise UsageError("--backend dask needs a scheduler address",
-                         hint=f"pass --scheduler tcp://HOST:8786 or set {SCHEDULER_ENV}; see docs/batch.md")
-    try:
-        import joblib
-        from distributed import Client
-    except ImportError:
-        from ..errors import MissingDependencyError
 
-        raise MissingDependencyError("--backend dask needs the 'distributed' package",
-                                     hint="pip install 'medconv[dask]'") from None
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a job scheduler's stop, ``kill``) ends the run like Ctrl-C: workers stopped, temporaries removed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        client = Client(address, timeout="20s")
-    except OSError as exc:
-        raise UsageError(f"cannot reach the Dask scheduler at {address} ({exc})",
-                         hint="start it with 'dask scheduler' and check the address") from None
-    try:
-        with joblib.parallel_config(backend="dask"):
-            parallel = Parallel(n_jobs=jobs if jobs > 0 else -1, return_as="generator_unordered", batch_size=1)
-            yield from parallel(tasks)
+        yield
     finally:
-        client.close()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _prepare_destination(plan: Plan, csv_path: str) -> list[str]:
+    """Create the destination (and the manifest's folder); returns the folders to lock.
+
+    An environment fault here means nothing can start: it is raised as the typed
+    user error (the CLI exits with 2).
+    """
+    folders = [os.path.abspath(plan.dest)]
+    manifest_folder = os.path.dirname(os.path.abspath(csv_path))
+    if os.path.realpath(manifest_folder) != os.path.realpath(folders[0]):
+        folders.append(manifest_folder)
+    for folder in folders:
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            fault = environment_fault(exc, folder)
+            if fault is None:
+                raise
+            raise fault from None
+    return folders
 
 
 def run_plan(plan: Plan, job: UnitJob = UnitJob(), options: RunOptions = RunOptions(), console=None) -> Report:
     """Run ``plan``: skip finished units, convert the rest, write the manifest; return the Report.
 
-    Never raises for a unit's failure (it becomes a manifest row). Ctrl-C stops the
-    workers, keeps every finished output and the manifest of what finished, and
-    returns a Report whose exit code is 130.
+    Never raises for a unit's failure (it becomes a manifest row). Ctrl-C (or
+    SIGTERM) stops the workers, keeps every finished output and the manifest of
+    what finished, and returns a Report whose exit code is 130.
+
+    Raises
+    ------
+    EnvironmentFaultError
+        The destination (or the manifest) cannot be created or written at all:
+        nothing could start.
+    DestinationLockedError
+        Another run is writing into the destination.
+    UsageError
+        A bad backend, or ``--backend dask`` without a reachable scheduler.
     """
     if console is None:
         from .progress import batch_console
 
         console = batch_console()
-    os.makedirs(plan.dest, exist_ok=True)
     csv_path, jsonl_path = manifest_paths(plan.dest, options.manifest)
+    folders = _prepare_destination(plan, csv_path)
+    with contextlib.ExitStack() as held:
+        locks = []
+        for index, folder in enumerate(folders):
+            try:
+                locks.append(held.enter_context(DestinationLock(folder)))
+            except EnvironmentFaultError as exc:
+                if index == 0:
+                    raise
+                raise ManifestWriteError(f"the manifest cannot be written: {exc.message}", csv_path,
+                                         "give --manifest a path you can write to") from None
+        report = Report(total=len(plan.units), manifest_paths=(csv_path, jsonl_path), notes=list(plan.notes))
+        for lock in locks:
+            if lock.took_over is not None and lock.took_over.converting:
+                report.notes.append(f"the last run into {lock.folder} ended while converting "
+                                    f"{lock.took_over.converting} in its own process (a crash?); --jobs 2 "
+                                    "contains a crash of native code")
+        return _run_locked(plan, job, options, console, csv_path, jsonl_path, report, locks[0])
+
+
+def _run_locked(plan: Plan, job: UnitJob, options: RunOptions, console, csv_path: str, jsonl_path: str,
+                report: Report, lock: DestinationLock) -> Report:
+    started = time.perf_counter()
     log_path = os.path.join(os.path.dirname(os.path.abspath(csv_path)), LOG_NAME)
-    report = Report(total=len(plan.units), manifest_paths=(csv_path, jsonl_path), notes=list(plan.notes))
-    removed = remove_leftover_temporaries(plan)
+    removed = remove_leftover_temporaries(plan, extra=(csv_path, jsonl_path))
     if removed:
         report.notes.append(f"removed {removed} temporary file(s) left by an interrupted run")
     previous = rows_by_unit(read_manifest(jsonl_path))
     preview_dir = os.path.join(plan.dest, PREVIEW_DIR) if options.preview else None
+    manifest = ManifestWriter(csv_path, jsonl_path)  # ManifestWriteError here: nothing can start
     todo: list[PlannedUnit] = []
-    with ManifestWriter(csv_path, jsonl_path) as manifest:
+    try:
         for unit in plan.units:
-            existing = None if options.overwrite else unit.existing_output(unit_fingerprint(unit, job))
-            if existing is None:
-                todo.append(unit)
-                continue
-            row = _skipped_row(unit, previous.get(unit.id)) if existing == "done" else _existing_row(unit, existing)
-            manifest.write(row)
-            report.add(row)
-        jobs_wanted = options.jobs or (default_jobs(len(todo)) if options.backend == "local" else -1)
-        if options.backend == "local":
-            jobs_wanted = max(1, min(jobs_wanted, len(todo)))  # no idle workers: their cores go to gzip threads
-        write_options = job.write_options
-        if write_options.threads == 0:  # share the cores between workers (Dask: one worker per core)
-            cores = os.cpu_count() or 1
-            threads = max(1, cores // jobs_wanted) if options.backend == "local" else 1
-            write_options = replace(write_options, threads=threads)
-        job = replace(job, write_options=replace(write_options, overwrite=True), preview_dir=preview_dir)
-        show = options.progress and console.is_terminal
-        try:
-            with BatchProgress(console, len(todo), enabled=show) as progress:
-                for row in execute(todo, job, jobs_wanted, options.backend, options.scheduler):
-                    if row.get("traceback"):
-                        _log_internal_error(log_path, row)
-                        report.log_path = log_path
-                    manifest.write(row)
-                    report.add(row)
-                    progress.advance(row)
-        except KeyboardInterrupt:
-            report.interrupted = True
-            remove_leftover_temporaries(plan)
+            if unit.failure is not None:
+                row = convert_unit(unit, job)  # its planned failure, without running anything
+            else:
+                existing = None if options.overwrite else unit.existing_output(unit_fingerprint(unit, job))
+                if existing is None:
+                    todo.append(unit)
+                    continue
+                row = _skipped_row(unit, previous.get(unit.id)) if existing == "done" else _existing_row(unit, existing)
+            _record(row, manifest, report, log_path)
+        execution = choose_execution(todo, options.jobs, options.backend, job.fmt)
+        report.execution = execution.mode.value if todo else None
+        log.info("%d unit(s) to convert, %d skipped or known; execution: %s (%s)", len(todo),
+                 len(plan.units) - len(todo), execution.describe(), execution.reason)
+        run_job = job_for(job, execution)
+        run_job = replace(run_job, write_options=replace(run_job.write_options, overwrite=True), preview_dir=preview_dir)
+        _convert(todo, run_job, execution, options, console, manifest, report, log_path, lock)
+        manifest.finish()
+    except ManifestWriteError as exc:
+        manifest.close()
+        report.manifest_error = exc.one_line()
+        log.error("%s", report.manifest_error)
+    finally:
+        manifest.close()
     report.finished = time.time()
     if preview_dir and os.path.isdir(preview_dir):
         try:
             from ..preview import write_index
 
-            report.preview_index = write_index(preview_dir, [unit.relative for unit in plan.units])
+            report.preview_index = write_index(preview_dir, [unit.relative for unit in plan.units if unit.relative])
         except Exception as exc:  # pictures are a convenience; never fail a run over them
             report.notes.append(f"preview index not written: {type(exc).__name__}: {exc}")
     with contextlib.suppress(OSError):
         report.write_json(os.path.join(os.path.dirname(os.path.abspath(csv_path)), SUMMARY_NAME))
+    log.info("run finished in %.2f s: %s", time.perf_counter() - started,
+             ", ".join(f"{count} {status}" for status, count in sorted(report.counts.items())))
     return report
 
 
-def _log_internal_error(log_path: str, row: dict[str, Any]) -> None:
+def _convert(todo: list[PlannedUnit], job: UnitJob, execution, options: RunOptions, console,
+             manifest: ManifestWriter, report: Report, log_path: str, lock: DestinationLock) -> None:
+    """Run the units to do, recording each row as it comes; stop starting units when DST refuses writes."""
+    done: set[str] = set()
+    stop: dict[str, str] = {}
+    pools: list[Any] = []
+
+    def cancel(reason: str, code: str) -> None:
+        stop.setdefault("reason", reason)
+        stop.setdefault("code", code)
+        for pool in pools:
+            pool.cancel()
+
+    show = options.progress and console.is_terminal
+    results = execute(todo, job, execution, cancelled=lambda: bool(stop), scheduler=options.scheduler,
+                      unit_limits=options.unit_limits(), on_pool=pools.append, on_local_unit=lock.note_converting)
+    try:
+        with _sigterm_as_interrupt(), BatchProgress(console, len(todo), enabled=show) as progress:
+            for result in results:
+                _replay_log(result)
+                row = result.row
+                done.add(row["unit_id"])
+                try:
+                    _record(row, manifest, report, log_path)
+                except ManifestWriteError as exc:  # nothing more can be recorded: stop here
+                    cancel(exc.one_line(), exc.code)
+                    results.close()
+                    raise
+                progress.advance(row)
+                if row.get("error_type") in DESTINATION_WIDE_CODES and not stop:
+                    log.error("stopping: %s", row["reason"])
+                    cancel(f"the run stopped starting units when {row['unit_id']} failed ({row['error_type']}: "
+                           "see its row); fix that, then rerun the same command", row["error_type"])
+    except KeyboardInterrupt:
+        report.interrupted = True
+        results.close()  # stops the workers now (killed mid-unit), before their temporaries are removed
+        remove_leftover_temporaries(_plan_of(todo))
+        log.warning("interrupted: %d of %d unit(s) finished", len(done), len(todo))
+        return
+    if stop:
+        for unit in todo:
+            if unit.id not in done:
+                _record(_not_run_row(unit, stop["reason"], stop["code"]), manifest, report, log_path)
+
+
+def _plan_of(units: list[PlannedUnit]) -> Plan:
+    return Plan(root="", dest="", fmt="", suffix="", units=list(units))
+
+
+def _record(row: dict[str, Any], manifest: ManifestWriter, report: Report, log_path: str) -> None:
+    """Write one row to the manifest, count it, log it (and its traceback)."""
+    if row.get("traceback"):
+        _log_traceback(log_path, row)
+        report.log_path = log_path
+    manifest.write(row)
+    report.add(row)
+    _log_row(row)
+
+
+def _log_row(row: dict[str, Any]) -> None:
+    status = row.get("status")
+    unit = row.get("unit_id")
+    seconds = row.get("seconds") or 0.0
+    if status == "converted":
+        shape = "x".join(str(n) for n in row.get("shape") or ())
+        log.info("converted %s -> %s (%s %s) in %.2f s", unit, row.get("output"), shape, row.get("dtype"), seconds)
+        for warning in row.get("warnings") or ():
+            log.info("  %s: %s", unit, warning)
+        for step in row.get("history") or ():
+            log.debug("  %s: applied %s", unit, step)
+    elif status == "failed":
+        log.warning("failed %s: %s", unit, row.get("reason"))
+        if row.get("traceback"):
+            log.debug("%s: traceback or last output:\n%s", unit, row["traceback"])
+    else:
+        log.info("%s %s: %s", status, unit, row.get("reason"))
+
+
+def _replay_log(result: UnitResult) -> None:
+    """Emit, in this process, what a unit logged in its worker."""
+    unit = result.row.get("unit_id")
+    for level, name, message in result.log:
+        logging.getLogger(name).log(level, "%s: %s", unit, message)
+
+
+def _log_traceback(log_path: str, row: dict[str, Any]) -> None:
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    with open(log_path, "a", encoding="utf-8") as handle:
-        handle.write(f"--- {stamp} internal error in unit {row['unit_id']} ({row.get('source')})\n")
-        handle.write(row.get("traceback") or "")
-        handle.write("\n")
+    with contextlib.suppress(OSError):
+        with open(log_path, "a", encoding="utf-8") as handle:
+            what = "internal error" if row.get("error_type") == "internal" else row.get("error_type") or "error"
+            handle.write(f"--- {stamp} {what} in unit {row['unit_id']} ({row.get('source')})\n")
+            handle.write(row.get("traceback") or "")
+            handle.write("\n")
 
 
 def print_plan(plan: Plan, console, limit: int | None = None) -> None:
@@ -266,9 +406,13 @@ def print_plan(plan: Plan, console, limit: int | None = None) -> None:
         if limit is not None and index >= limit:
             table.add_row("...", "", "", f"{len(plan.units) - limit} more", "")
             break
-        status = f"probably excluded: {unit.excluded}" if unit.excluded else ("exists" if unit.is_complete() else "to do")
+        if unit.failure is not None:
+            status = f"fails: {unit.failure.reason}"
+        elif unit.excluded:
+            status = f"probably excluded: {unit.excluded}"
+        else:
+            status = "exists" if unit.is_complete() else "to do"
         table.add_row(unit.id, unit.source.reader, str(len(unit.source.paths)), unit.relative, status)
     console.print(table)
     for note in plan.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
-

@@ -1,29 +1,45 @@
-"""Converting one unit inside a worker: read, preprocess, write, and return a small result row.
+"""Converting one unit (in a worker or in the main process): read, preprocess, write, return a small row.
 
 This is the only code that runs in worker processes. It returns a dict of a few
 hundred bytes (never the Volume), so the parent's memory does not grow with the
-data. Failures are sorted here:
+data. Failures are sorted here, and nothing but Ctrl-C and ``SystemExit`` escapes:
 
 * :class:`~medconv.errors.NotAVolumeError` -> ``excluded`` (an RTSTRUCT, a localizer ...);
 * any other :class:`~medconv.errors.MedconvError` -> ``failed`` with its one-line reason;
+* an :class:`OSError` the machine raised (permission, disk full, read-only ...) ->
+  ``failed`` with the user error of :func:`~medconv.errors.environment_fault`;
+* ``MemoryError`` -> ``failed`` (``memory``), never an internal error;
+* a ``BaseException`` from native code (a Rust ``PanicException``) -> ``failed`` (``crashed``);
 * anything else is a bug in medconv -> ``failed`` with ``error_type="internal"`` and
   the traceback, which the parent writes to the log file.
+
+A worker that dies outright (a signal) cannot answer: the pool builds that unit's row
+with :func:`crashed_result`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import time
 import traceback
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Optional
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator, Optional
 
 from .._version import __version__
-from ..errors import MedconvError, NotAVolumeError
+from ..errors import WRITE_ERRNOS, MedconvError, MemoryLimitError, NotAVolumeError, PermissionDeniedError, \
+    UnitCrashedError, environment_fault
 from ..options import ReadOptions, WriteOptions
 from .plan import PlannedUnit, source_location
+
+#: The package logger every medconv module logs under (configured by :mod:`medconv.logs`).
+PACKAGE_LOGGER = "medconv"
+#: One log record made while a unit ran in a worker: (level, logger name, message).
+LogLine = tuple[int, str, str]
 
 
 @dataclass(frozen=True)
@@ -71,10 +87,24 @@ def unit_fingerprint(unit: PlannedUnit, job: UnitJob) -> str:
     return hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class UnitResult:
+    """What converting one unit gives back to the parent: its manifest row and what it logged."""
+
+    row: dict[str, Any]
+    log: tuple[LogLine, ...] = field(default=())
+
+
+#: Header facts copied into the manifest (from ``Source.info``, then the written volume's ``meta``).
+IDENTITY_KEYS = ("patient_id", "study_uid", "series_uid", "modality", "series_description")
+
+
 def base_row(unit: PlannedUnit) -> dict[str, Any]:
     """The manifest fields known before the unit runs."""
-    return {
+    info = unit.source.info
+    row = {
         "unit_id": unit.id,
+        "name": unit.name,
         "source": source_location(unit.source),
         "reader": unit.source.reader,
         "files": len(unit.source.paths),
@@ -82,11 +112,31 @@ def base_row(unit: PlannedUnit) -> dict[str, Any]:
         "medconv_version": __version__,
         "reason": "",
     }
+    row.update({key: _text(info.get(key)) for key in IDENTITY_KEYS})
+    return row
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def run_unit(unit: PlannedUnit, job: UnitJob) -> dict[str, Any]:
-    """Run one unit with the job's converter (default :func:`convert_unit`); returns its manifest row."""
-    return (job.converter or convert_unit)(unit, job)
+    """Run one unit with the job's converter (default :func:`convert_unit`); returns its manifest row.
+
+    A converter of its own that lets an exception escape gives an internal-error row,
+    like :func:`convert_unit` does: nothing but Ctrl-C and ``SystemExit`` escapes a unit.
+    """
+    if job.converter is None or unit.failure is not None:
+        return convert_unit(unit, job)
+    start = time.perf_counter()
+    try:
+        return job.converter(unit, job)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        row = base_row(unit)
+        row.update(_internal(exc), output="", seconds=round(time.perf_counter() - start, 3))
+        return row
 
 
 def convert_unit(unit: PlannedUnit, job: UnitJob) -> dict[str, Any]:
@@ -95,7 +145,12 @@ def convert_unit(unit: PlannedUnit, job: UnitJob) -> dict[str, Any]:
 
     start = time.perf_counter()
     row = base_row(unit)
+    if unit.failure is not None:  # known when planning (a reader's discovery broke off): nothing to run
+        row.update(status="failed", reason=unit.failure.reason, error_type=unit.failure.code,
+                   traceback=unit.failure.traceback or None, output="", seconds=0.0)
+        return row
     try:
+        _check_readable(unit.source.paths)
         volume = readers.get(unit.source.reader).read(unit.source, job.read_options)
         if job.preprocessing is not None:
             volume = job.preprocessing(volume)
@@ -106,19 +161,136 @@ def convert_unit(unit: PlannedUnit, job: UnitJob) -> dict[str, Any]:
         row.update(status="converted", shape=list(volume.shape), spacing=[round(s, 6) for s in volume.spacing],
                    dtype=str(volume.array.dtype), kind=volume.kind, warnings=list(volume.warnings),
                    history=list(volume.history))
+        row.update({key: _text(volume.meta[key]) for key in IDENTITY_KEYS if volume.meta.get(key) not in (None, "")})
         if job.preview_dir:
             row.update(_preview(volume, unit, job.preview_dir))
     except NotAVolumeError as exc:
         row.update(status="excluded", reason=exc.one_line(), error_type=exc.code)
     except MedconvError as exc:
         row.update(status="failed", reason=exc.one_line(), error_type=exc.code)
+    except MemoryError:  # a runaway allocation (a corrupt header) or a volume too big for this machine
+        error = MemoryLimitError("ran out of memory converting this unit", row["source"],
+                                 "the input may be corrupt; otherwise lower --jobs or use a machine with more memory")
+        row.update(status="failed", reason=error.one_line(), error_type=error.code)
+    except OSError as exc:  # a write error without a file name is about the output (a read names its file)
+        fault = environment_fault(exc, unit.output if exc.errno in WRITE_ERRNOS else row["source"])
+        if fault is None:
+            row.update(_internal(exc))
+        else:  # the machine said no (permission, space, read-only ...): the user's to fix, not a bug
+            row.update(status="failed", reason=fault.one_line(), error_type=fault.code)
     except Exception as exc:  # a bug in medconv (or a plugin): recorded, the batch goes on
-        row.update(status="failed", reason=f"internal error: {type(exc).__name__}: {exc}", error_type="internal",
-                   traceback=traceback.format_exc())
+        row.update(_internal(exc))
+    except BaseException as exc:  # a Rust panic (pyo3's PanicException) and the like, from native code
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        error = UnitCrashedError(f"a native library crashed ({type(exc).__module__}.{type(exc).__qualname__}: "
+                                 f"{exc})", row["source"], "the input is probably corrupt; the other units go on")
+        row.update(status="failed", reason=error.one_line(), error_type=error.code, traceback=traceback.format_exc())
     if row.get("status") != "converted":
         row["output"] = ""  # nothing was written
     row["seconds"] = round(time.perf_counter() - start, 3)
     return row
+
+
+def _check_readable(paths) -> None:
+    """Fail with the plain reason when an input file cannot be opened (a reader would call it corrupt)."""
+    for path in paths:
+        if not os.access(path, os.R_OK) and os.path.lexists(path):
+            raise PermissionDeniedError("permission denied", path, "check the file's permissions; medconv only reads it")
+
+
+def _internal(exc: BaseException) -> dict[str, Any]:
+    return {"status": "failed", "reason": f"internal error: {type(exc).__name__}: {exc}", "error_type": "internal",
+            "traceback": traceback.format_exc()}
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[LogLine] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append((record.levelno, record.name, record.getMessage()))
+        except Exception:  # a bad log call must never fail a unit
+            self.lines.append((record.levelno, record.name, str(record.msg)))
+
+
+def _warnings_as_log(caught: list[warnings.WarningMessage]) -> list[LogLine]:
+    return [(logging.DEBUG, "py.warnings", f"{w.category.__name__}: {w.message} ({os.path.basename(w.filename)}:{w.lineno})")
+            for w in caught]
+
+
+@contextlib.contextmanager
+def _collected_logs(level: int | None, set_aside_handlers: bool) -> Iterator[list[LogLine]]:
+    """Collect the package logger's records (and Python warnings) at ``level`` (None: as it is) and above."""
+    logger = logging.getLogger(PACKAGE_LOGGER)
+    collect = _Collect()
+    saved = logger.handlers[:], logger.level, logger.propagate
+    if set_aside_handlers:
+        logger.handlers[:] = []
+    if level is not None:
+        logger.setLevel(level)
+    logger.addHandler(collect)
+    logger.propagate = False
+    lines: list[LogLine] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            yield lines
+    finally:
+        threshold = logger.getEffectiveLevel()
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
+        lines.extend(line for line in collect.lines + _warnings_as_log(caught) if line[0] >= threshold)
+
+
+def local_convert(unit: PlannedUnit, job: UnitJob) -> UnitResult:
+    """Convert one unit in this process, its log records collected like a worker's (:func:`worker_convert`).
+
+    While the unit converts, the package logger's handlers are set aside and its
+    records (and Python warnings, at debug level) are collected, so that the
+    caller logs them with the unit's id, exactly as for a unit that ran in a worker.
+    """
+    with _collected_logs(None, set_aside_handlers=True) as lines:
+        row = run_unit(unit, job)
+    return UnitResult(row, tuple(lines))
+
+
+def worker_convert(unit: PlannedUnit, job: UnitJob, log_level: int = logging.WARNING) -> UnitResult:
+    """Convert one unit in a worker process: its log records (at ``log_level`` and above) travel back with the row.
+
+    Nothing is written on the worker's stderr; the parent logs what comes back.
+    """
+    with _collected_logs(log_level, set_aside_handlers=False) as lines:
+        row = run_unit(unit, job)
+    return UnitResult(row, tuple(lines))
+
+
+def crashed_result(unit: PlannedUnit, death, seconds: float, how: str | None = None) -> UnitResult:
+    """The row of a unit whose worker died (``death``: a :class:`medconv.guard.Death`; ``how`` overrides its wording)."""
+    row = base_row(unit)
+    where = f" in {death.crash_site}" if death.crash_site else ""
+    said = f": {death.last_words}" if death.last_words else ""
+    if death.timed_out_after is not None:
+        message = f"stopped: the unit took longer than its time limit ({death.timed_out_after:g} s)"
+        hint = "the input may be corrupt (a decoder that never ends); otherwise raise the time limit"
+    else:
+        message = f"the worker process converting this unit crashed ({how or death.describe()}){where}{said}"
+        hint = "the input is probably corrupt, or a decoder has a bug; the other units go on"
+    error = UnitCrashedError(message, row["source"], hint)
+    row.update(status="failed", reason=error.one_line(), error_type=error.code, output="",
+               traceback=death.stderr or None, seconds=round(seconds, 3))
+    return UnitResult(row)
+
+
+def internal_result(unit: PlannedUnit, message: str, trace: str, seconds: float) -> UnitResult:
+    """The row of a unit whose worker could not run it at all (a bug, or a broken installation)."""
+    row = base_row(unit)
+    row.update(status="failed", reason=f"internal error: {message}", error_type="internal", output="",
+               traceback=trace or None, seconds=round(seconds, 3))
+    return UnitResult(row)
 
 
 def _preview(volume, unit: PlannedUnit, preview_dir: str) -> dict[str, Any]:

@@ -49,7 +49,9 @@ def convert(src: str, dst: str, options: ParsedOptions) -> int:
 
 def _convert_one_file(src: str, dst: str, options: ParsedOptions) -> int:
     from ..api import convert as convert_file
+    from ..logs import configure_logging
 
+    configure_logging(options.run.verbosity, options.run.log_file)
     readers = options.dataset.readers
     written = convert_file(src, dst, read_options=options.read, write_options=options.write,
                            transform=options.dataset.preprocessing, reader=readers[0] if readers else None)

@@ -1,8 +1,13 @@
 """The ``medconv`` click group, its lazy command table, and the error-to-exit-code boundary.
 
 Exit codes (also owned by a batch ``Report``): 0 all converted or skipped, 1 some
-units failed, 2 usage error, 3 nothing found. A MedconvError prints as one line;
-anything else is a bug and prints one line plus where the traceback was logged.
+units failed, 2 usage error or nothing could start, 3 nothing found, 130 interrupted.
+A MedconvError prints as one line. So does a fault of the machine (permission
+denied, disk full, read-only destination, a file where a folder is needed): a
+user error naming the path and what to do, exit 2 when the run could not start
+(the destination cannot be made or locked) and 1 when a conversion failed on it.
+Anything else is a bug: one line, plus where the traceback was logged (the
+``--log`` file when there is one, else a file in the temporary folder).
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import traceback
 import click
 
 from .._version import __version__
-from ..errors import MedconvError, NothingFoundError, UsageError
+from ..errors import (DestinationLockedError, EnvironmentFaultError, MedconvError, NothingFoundError, UsageError,
+                      environment_fault)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING = 0, 1, 2, 3
 
@@ -91,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     except NothingFoundError as exc:
         click.echo(f"medconv: {exc.one_line()}", err=True)
         code = EXIT_NOTHING
-    except UsageError as exc:
+    except (UsageError, DestinationLockedError, EnvironmentFaultError) as exc:  # nothing could start
         click.echo(f"medconv: {exc.one_line()}", err=True)
         code = EXIT_USAGE
     except MedconvError as exc:
@@ -100,17 +106,40 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("medconv: interrupted", err=True)
         code = 130
+    except OSError as exc:
+        fault = environment_fault(exc)
+        if fault is None:
+            code = _internal_error(exc)
+        else:  # the machine said no (permission, space, read-only ...): the user's to fix, not a bug
+            click.echo(f"medconv: {fault.one_line()}", err=True)
+            code = EXIT_FAILED
     except Exception as exc:  # a bug: one line for the user, the traceback in a log file
-        log = os.path.join(tempfile.gettempdir(), f"medconv-crash-{os.getpid()}.log")
-        with open(log, "w", encoding="utf-8") as handle:
-            traceback.print_exc(file=handle)
-        click.echo(f"medconv: internal error: {type(exc).__name__}: {exc} (a bug; traceback in {log})", err=True)
-        code = EXIT_FAILED
+        code = _internal_error(exc)
     else:
         code = result if isinstance(result, int) else EXIT_OK
     if __name__ == "__main__" or argv is None:
         sys.exit(code)
     return code
+
+
+def _internal_error(exc: BaseException) -> int:
+    """Report a bug: one line, the traceback in the ``--log`` file if there is one, else in the temp folder."""
+    import logging
+
+    from ..logs import log_file_path
+
+    where = log_file_path()
+    if where:
+        logging.getLogger("medconv.cli").debug("internal error", exc_info=True)
+    else:
+        where = os.path.join(tempfile.gettempdir(), f"medconv-crash-{os.getpid()}.log")
+        try:
+            with open(where, "w", encoding="utf-8") as handle:
+                traceback.print_exc(file=handle)
+        except OSError:
+            where = "(no file could be written)"
+    click.echo(f"medconv: internal error: {type(exc).__name__}: {exc} (a bug; traceback in {where})", err=True)
+    return EXIT_FAILED
 
 
 if __name__ == "__main__":
