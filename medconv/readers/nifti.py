@@ -1,10 +1,19 @@
-"""NIfTI-1, NIfTI-2 and Analyze 7.5 input through nibabel.
+"""NIfTI-1, NIfTI-2 and Analyze 7.5 input: headers through nibabel, voxels read with bounds.
 
 Affine choice (the same as nibabel's ``get_best_affine``): the sform when its code
 is non-zero, else the qform when its code is non-zero, else the fallback built from
 pixdim (recorded as a warning, since such a file has no real orientation). When the
-sform has shear that spacing/origin/direction cannot express and a qform is set,
-the qform is used with a warning; with no usable alternative the file is refused.
+sform has shear that spacing/origin/direction cannot express (or is not finite)
+and a qform is set, the qform is used with a warning; with no usable alternative
+the file is refused.
+
+Voxels are read by :func:`_read_array` from the header's shape, type and offset,
+never trusting them: the declared voxels are checked against
+``ReadOptions.max_voxels``, an uncompressed file against the bytes it holds, and a
+``.gz`` is inflated into the final buffer and stops at the declared size
+(:mod:`medconv.readers.bounded_io`), so a 57-byte ``.nii.gz`` declaring 32767³ voxels
+fails at once. nibabel's scaling rules are kept (``scl_slope`` 0 or not finite: no
+scaling); a rescale that makes values non-finite fails (:mod:`medconv.pixels`).
 """
 
 from __future__ import annotations
@@ -21,7 +30,9 @@ from ..options import ReadOptions
 from ..pixels import apply_rescale
 from ..source import Source
 from ..volume import Volume
-from .files import file_source_id, walk_files
+from .bounded_io import check_data_size, inflate_into, read_into
+from .files import check_dataset_file, check_source, dataset_root, file_source_id, guarded_source, walk_files
+from .limits import check_voxel_count, voxel_count
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz")
 _LABEL_INTENT = 1002  # NIFTI_INTENT_LABEL
@@ -54,15 +65,19 @@ class NiftiReader:
         for path, suffix in walk_files(root, NIFTI_SUFFIXES):
             if suffix.startswith(".img"):
                 continue  # the data half of a pair; found through its .hdr
-            relative = os.path.relpath(path, root) if os.path.isdir(root) else os.path.basename(path)
-            try:
-                info = _header_info(_load(path), relative)
-            except MedconvError as exc:
-                info = {"error": exc.one_line()}
-            yield Source(id=file_source_id(path, root, suffix), reader=self.name, paths=(path,),
-                         root=root if os.path.isdir(root) else "", info=info)
+            yield guarded_source(self.name, path, root, suffix, lambda: self._describe(path, root, suffix))
+
+    def _describe(self, path: str, root: str, suffix: str) -> Source:
+        relative = os.path.relpath(path, root) if os.path.isdir(root) else os.path.basename(path)
+        try:
+            info = _header_info(_load(path), relative)
+        except MedconvError as exc:
+            info = {"error": exc.one_line()}
+        return Source(id=file_source_id(path, root, suffix), reader=self.name, paths=(path,),
+                      root=root if os.path.isdir(root) else "", info=info)
 
     def read(self, source: Source, options: ReadOptions = ReadOptions()) -> Volume:
+        check_source(source, options)
         path = source.path
         if path.lower().endswith((".img", ".img.gz")):
             path = path[: -len(".img")] + ".hdr" if path.lower().endswith(".img") else path[:-7] + ".hdr.gz"
@@ -70,19 +85,13 @@ class NiftiReader:
         header = image.header
         warnings: list[str] = []
         spacing, origin, direction, affine_kind = _geometry(image, path, warnings)
-        try:
-            array = _read_array(image)
-        except FileNotFoundError as exc:
-            raise UnreadableFileError(f"the data file {os.path.basename(exc.filename or '')!r} does not exist", path,
-                                      "a .hdr needs its .img beside it") from exc
-        except (OSError, ValueError, EOFError) as exc:
-            raise UnreadableFileError(f"the voxel data cannot be read ({exc})", path,
-                                      "the file is probably truncated; download it again") from exc
+        array = _read_array(image, path, dataset_root(source), options)
         while array.ndim > 4 and array.shape[-1] == 1:
             array = array[..., 0]
         if array.ndim > 4:
             raise InvalidVolumeError(f"{array.ndim}-dimensional images are not supported (shape {array.shape})")
         intent = int(header["intent_code"]) if "intent_code" in header else 0
+        units = _xyzt_units(header, warnings)
         if intent == _LABEL_INTENT and options.kind is None:
             kind, kind_reason = "label", "NIfTI intent is label"
         else:
@@ -98,11 +107,11 @@ class NiftiReader:
                 "descrip": _text(header.get("descrip")),
                 "intent_code": intent,
                 "kind_reason": kind_reason,
-                "xyzt_units": list(header.get_xyzt_units()) if hasattr(header, "get_xyzt_units") else None,
+                "xyzt_units": list(units) if units else None,
             },
         }
         if array.ndim == 4:
-            meta["axis4"] = "time" if header.get_xyzt_units()[1] != "unknown" else "volume"
+            meta["axis4"] = "time" if units and units[1] != "unknown" else "volume"
         return Volume(array=array, spacing=spacing, origin=origin, direction=direction, kind=kind, meta=meta)
 
 
@@ -152,11 +161,15 @@ def _geometry(image, path: str, warnings: list[str]):
     try:
         spacing, origin, direction = geometry_from_affine(LPS_TO_RAS @ affine_ras)
     except InvalidVolumeError as exc:
+        finite = bool(np.all(np.isfinite(affine_ras)))
+        problem = "has shear, which medconv cannot represent" if finite else "holds values that are not finite"
         alternative = _qform_if_set(image)
         if alternative is None or affine_kind != "sform":
-            raise GeometryError(f"the {affine_kind} has shear, which medconv cannot represent", path,
-                                "resample the image onto an orthogonal grid first") from exc
-        warnings.append("the sform has shear; used the qform instead")
+            raise GeometryError(f"the {affine_kind} {problem}", path,
+                                "resample the image onto an orthogonal grid first" if finite else
+                                "the header is corrupt; fix its sform/qform") from exc
+        warnings[:] = [w for w in warnings if not w.startswith("sform and qform disagree")]
+        warnings.append(f"the sform {'has shear' if finite else 'is not finite'}; used the qform instead")
         spacing, origin, direction = geometry_from_affine(LPS_TO_RAS @ alternative)
         affine_kind = "qform"
     return spacing, origin, direction, affine_kind
@@ -188,18 +201,68 @@ def _qform_if_set(image):
     return qform if qcode else None
 
 
-def _read_array(image) -> np.ndarray:
-    proxy = image.dataobj
+def _read_array(image, path: str, root: str, options: ReadOptions) -> np.ndarray:
+    """The voxels (scaled as nibabel scales them), read from the header's shape, type and offset with bounds.
+
+    ``path`` is the header file; its data file (itself, or the ``.img`` of a pair)
+    must be a regular file inside ``root`` unless ``options.follow_outside``.
+    """
+    proxy = image.dataobj  # nibabel's ArrayProxy: the data file, offset, shape, on-disk type and order
+    shape = tuple(int(s) for s in proxy.shape)
+    dtype = np.dtype(proxy.dtype)
+    if not shape or any(s <= 0 for s in shape):
+        raise UnreadableFileError(f"the header declares the shape {shape}, which holds no voxels", path,
+                                  "the header's dim field is corrupt; download the file again")
+    check_voxel_count(shape, path, options)
+    data_file = proxy.file_like
+    if not isinstance(data_file, str):  # pragma: no cover - nib.load of a path always gives one
+        raise UnreadableFileError("nibabel names no data file for this header", path)
+    if not os.path.lexists(data_file):
+        raise UnreadableFileError(f"the data file {os.path.basename(data_file)!r} does not exist", path,
+                                  "a .hdr needs its .img beside it")
+    if data_file != path:
+        check_dataset_file(data_file, root, follow_outside=options.follow_outside, referrer=path, role="data file")
+    offset = int(proxy.offset)
+    minimum = getattr(image.header, "single_vox_offset", 0) if data_file == path else 0
+    if offset < minimum:  # nibabel reads the header's own bytes as voxels here
+        raise UnreadableFileError(f"vox_offset = {offset} puts the voxels inside the header (a .nii needs at "
+                                  f"least {minimum})", path, "the header is corrupt; fix vox_offset")
+    nbytes = voxel_count(shape) * dtype.itemsize
+    buffer = np.empty(voxel_count(shape), dtype)
+    flat = memoryview(buffer.view(np.uint8)).cast("B")
+    what = f"the data file {os.path.basename(data_file)!r}" if data_file != path else "the voxel data"
+    try:
+        with open(data_file, "rb") as handle:
+            if data_file.lower().endswith(".gz"):
+                inflate_into(handle, flat, path, what=what, skip=offset, exact=False)
+            else:
+                check_data_size(data_file, offset, nbytes, path, what=what)
+                handle.seek(offset)
+                read_into(handle, flat, path, what)
+    except OSError as exc:
+        raise UnreadableFileError(f"cannot read {what} ({exc.strerror or exc})", path) from exc
+    raw = buffer.reshape(shape, order=proxy.order)
+    if dtype.byteorder == ">" or (dtype.byteorder == "=" and not np.little_endian):
+        raw = raw.astype(dtype.newbyteorder("="))
     slope = getattr(proxy, "slope", 1.0)
     inter = getattr(proxy, "inter", 0.0)
     slope = 1.0 if slope is None or not np.isfinite(slope) or slope == 0 else float(slope)
     inter = 0.0 if inter is None or not np.isfinite(inter) else float(inter)
-    raw = np.asanyarray(proxy.get_unscaled()) if hasattr(proxy, "get_unscaled") else np.asanyarray(proxy)
-    if raw.dtype.byteorder == ">" or (raw.dtype.byteorder == "=" and not np.little_endian):
-        raw = raw.astype(raw.dtype.newbyteorder("="))
     if slope == 1.0 and inter == 0.0:
         return raw
-    return apply_rescale(raw, slope, inter)
+    return apply_rescale(raw, slope, inter, path=path)
+
+
+def _xyzt_units(header, warnings: list[str]) -> tuple[str, str] | None:
+    """nibabel's ``(space, time)`` unit names, or ``None`` (Analyze has none); a code NIfTI does not
+    define is ignored with a warning (nibabel raises ``KeyError`` for it)."""
+    if not hasattr(header, "get_xyzt_units"):
+        return None
+    try:
+        return tuple(header.get_xyzt_units())
+    except (KeyError, ValueError):
+        warnings.append(f"xyzt_units = {int(header['xyzt_units'])} holds a unit code NIfTI does not define: ignored")
+        return ("unknown", "unknown")
 
 
 def _text(value) -> str | None:
