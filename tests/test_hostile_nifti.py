@@ -55,6 +55,19 @@ def test_a_bad_header_is_one_failing_unit_and_the_good_file_still_reads(tmp_path
     np.testing.assert_array_equal(NiftiReader().read(sources["good"]).array, np.asanyarray(nib.load(corpus).dataobj))
 
 
+def test_a_broken_qform_beside_a_valid_sform_is_ignored_with_a_warning_as_nibabel_does(tmp_path):
+    """The issue's "bad quaternion": nibabel's get_qform raises, which stopped discovery."""
+    corpus = corpus_path(*ANATOMICAL)  # sform_code 2
+    path = _with_fields(corpus, tmp_path / "q.nii", quatern_b=0.9, quatern_c=0.9, quatern_d=0.9, qform_code=1)
+    with pytest.raises(ValueError):
+        nib.load(path).header.get_qform()
+    source = next(iter(NiftiReader().discover(str(tmp_path))))
+    assert "error" not in source.info
+    volume = NiftiReader().read(source)
+    np.testing.assert_allclose(volume.affine_ras, nib.load(path).affine, atol=1e-5)
+    assert any("quaternion" in warning and "ignored" in warning for warning in volume.warnings)
+
+
 def test_an_undefined_unit_code_is_a_warning_not_an_exception(tmp_path):
     corpus = corpus_path(*ANATOMICAL)
     path = _with_fields(corpus, tmp_path / "units.nii", xyzt_units=255)

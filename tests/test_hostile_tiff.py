@@ -108,6 +108,22 @@ def test_a_sample_format_tifffile_cannot_decode_is_refused_not_an_empty_array(tm
         medconv.read(path)
 
 
+def test_a_decoding_tag_tifffile_cannot_parse_is_refused_not_dropped(tmp_path):
+    """tifffile drops a Compression tag whose values lie past the file's end and decodes as uncompressed
+    (a fuzz mutant of this file came out as its LZW bytes, shown as pixels)."""
+    data = corpus_path(*RGB).read_bytes()
+    order, place, _, _ = _entry(data, 259)
+    out = bytearray(data)
+    struct.pack_into(order + "I", out, place + 4, 3)  # three SHORTs: stored out of line ...
+    struct.pack_into(order + "I", out, place + 8, 0xFFFFFF00)  # ... past the end of the file
+    path = tmp_path / "dropped.tif"
+    path.write_bytes(bytes(out))
+    with tifffile.TiffFile(path) as tif:
+        assert 259 not in tif.pages.first.tags and tif.pages.first.compression == 1
+    with pytest.raises(UnreadableFileError, match="page 1's Compression cannot be read"):
+        medconv.read(path)
+
+
 # -- item 13: memory bombs -----------------------------------------------------------------------------------------
 
 def test_max_voxels_applies_to_tiff():

@@ -157,13 +157,13 @@ def _load(path: str):
 
 def _geometry(image, path: str, warnings: list[str]):
     """``(spacing, origin, direction, affine_kind)`` in LPS, following the documented sform/qform choice."""
-    affine_ras, affine_kind = _choose_affine(image, warnings)
+    affine_ras, affine_kind = _choose_affine(image, path, warnings)
     try:
         spacing, origin, direction = geometry_from_affine(LPS_TO_RAS @ affine_ras)
     except InvalidVolumeError as exc:
         finite = bool(np.all(np.isfinite(affine_ras)))
         problem = "has shear, which medconv cannot represent" if finite else "holds values that are not finite"
-        alternative = _qform_if_set(image)
+        alternative = _qform_if_set(image, path, [])
         if alternative is None or affine_kind != "sform":
             raise GeometryError(f"the {affine_kind} {problem}", path,
                                 "resample the image onto an orthogonal grid first" if finite else
@@ -175,16 +175,16 @@ def _geometry(image, path: str, warnings: list[str]):
     return spacing, origin, direction, affine_kind
 
 
-def _choose_affine(image, warnings: list[str]) -> tuple[np.ndarray, str]:
+def _choose_affine(image, path: str, warnings: list[str]) -> tuple[np.ndarray, str]:
     header = image.header
     if hasattr(header, "get_sform"):
         sform, scode = header.get_sform(coded=True)
         if scode:
-            qform = _qform_if_set(image)
+            qform = _qform_if_set(image, path, warnings)
             if qform is not None and not np.allclose(qform, sform, atol=1e-3):
                 warnings.append("sform and qform disagree; used the sform (as nibabel does)")
             return sform, "sform"
-        qform = _qform_if_set(image)
+        qform = _qform_if_set(image, path, None)
         if qform is not None:
             return qform, "qform"
         warnings.append("no sform or qform: orientation unknown, used the pixdim fallback affine")
@@ -193,11 +193,25 @@ def _choose_affine(image, warnings: list[str]) -> tuple[np.ndarray, str]:
     return image.affine, "analyze"
 
 
-def _qform_if_set(image):
+def _qform_if_set(image, path: str, warnings: list[str] | None):
+    """The qform when its code is set, else ``None``.
+
+    Quaternions that are not a rotation (b² + c² + d² > 1: nibabel raises
+    ``ValueError``) are an error when the qform is the affine to use
+    (``warnings`` is ``None``), and otherwise ignored with a warning (the sform is used,
+    as nibabel does).
+    """
     header = image.header
     if not hasattr(header, "get_qform"):
         return None
-    qform, qcode = header.get_qform(coded=True)
+    try:
+        qform, qcode = header.get_qform(coded=True)
+    except ValueError as exc:
+        problem = f"the qform's quaternion (quatern_b, c, d) is not a rotation ({exc})"
+        if warnings is None:
+            raise GeometryError(problem, path, "the header is corrupt; fix its qform") from exc
+        warnings.append(f"{problem}: ignored it")
+        return None
     return qform if qcode else None
 
 

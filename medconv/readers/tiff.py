@@ -55,7 +55,7 @@ from ..volume import Volume
 from .files import (check_discovered_file, check_source, discovery_failure_source, file_source_id, guarded_source,
                     natural_key, outside_source, walk_files)
 from .limits import check_voxel_count
-from .tiff_structure import check_ifd_chain, check_series_layout
+from .tiff_structure import IfdChain, check_ifd_chain, check_series_layout
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff")
 
@@ -186,11 +186,12 @@ def _rgb_to_gray(array: np.ndarray) -> np.ndarray:
     return grey.astype(array.dtype)
 
 
-def _open(path: str) -> "tifffile.TiffFile":
-    """tifffile's view of ``path``, after :func:`check_ifd_chain` (a looping chain would never end)."""
-    check_ifd_chain(path)
+def _open(path: str) -> tuple["tifffile.TiffFile", IfdChain]:
+    """tifffile's view of ``path``, after :func:`check_ifd_chain` (a looping chain would never end),
+    and the chain that walk found (for :func:`check_series_layout`)."""
+    chain = check_ifd_chain(path)
     try:
-        return tifffile.TiffFile(path)
+        return tifffile.TiffFile(path), chain
     except FileNotFoundError:
         raise UnreadableFileError("the file does not exist", path) from None
     except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error on bad files
@@ -218,14 +219,15 @@ def _read_file(path: str, warnings: list[str],
                options: ReadOptions = ReadOptions()) -> tuple[np.ndarray, str, dict[str, Any]]:
     """``(array, axes, header)`` of the first series of one file, after the checks of
     :mod:`medconv.readers.tiff_structure` and the voxel limit."""
-    with _open(path) as tif:
+    tif, chain = _open(path)
+    with tif:
         try:
             series_list = tif.series
             if not series_list:
                 raise UnreadableFileError("the TIFF holds no image", path)
             series = series_list[0]
             check_voxel_count(series.shape, path, options)
-            check_series_layout(series, path)
+            check_series_layout(series, path, chain)
             page = series.pages[0] if series.pages else tif.pages.first
         except (UnreadableFileError, VolumeTooLargeError):
             raise
@@ -340,7 +342,7 @@ class TiffReader:
 def _file_info(path: str) -> dict[str, Any]:
     """Header facts for ``medconv scan`` (pages are not decoded)."""
     try:
-        with _open(path) as tif:
+        with _open(path)[0] as tif:
             series = tif.series[0]
             stated, spacing_from = file_spacing(tif)
             page = series.pages[0] if series.pages else tif.pages.first
@@ -359,7 +361,7 @@ def _file_info(path: str) -> dict[str, Any]:
 
 def _single_2d_page(path: str) -> Optional[tuple]:
     try:
-        with _open(path) as tif:
+        with _open(path)[0] as tif:
             if len(tif.pages) != 1 or len(tif.series) != 1:
                 return None
             series = tif.series[0]

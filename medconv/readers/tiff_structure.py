@@ -10,7 +10,9 @@ files with :class:`~medconv.errors.UnreadableFileError` naming the file:
   points back into the file made tifffile loop forever (a cycle longer than 100
   pages) or silently drop pages (a shorter one: 19 of ``mri.tif``'s 27 slices);
 * :func:`check_series_layout` checks, for every page of the series to be read,
-  that its strips or tiles cover the whole image (a PlanarConfiguration other
+  that tifffile parsed every tag that decides how its pixels decode (a Compression
+  tag whose value it cannot read is dropped, and LZW bytes come out as pixels), that
+  its strips or tiles cover the whole image (a PlanarConfiguration other
   than 1 or 2 made tifffile fill a third of an RGB image and leave the rest
   uninitialised memory, different on every read), that none is missing (tifffile
   fills a missing strip with zeros) and that no page of the series is missing.
@@ -20,6 +22,9 @@ from __future__ import annotations
 
 import os
 import struct
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from ..errors import UnreadableFileError
 from .limits import MAX_TIFF_PAGES, voxel_count
@@ -29,22 +34,39 @@ PLANAR_CONFIGURATIONS = (1, 2)
 
 _CORRUPT_HINT = "the file is corrupt; download it again, or re-save it with another program"
 
+#: Tags that decide how a page's pixels are decoded: one tifffile cannot parse must not be dropped silently.
+DECODING_TAGS: dict[int, str] = {
+    256: "ImageWidth", 257: "ImageLength", 258: "BitsPerSample", 259: "Compression", 262: "PhotometricInterpretation",
+    266: "FillOrder", 273: "StripOffsets", 277: "SamplesPerPixel", 278: "RowsPerStrip", 279: "StripByteCounts",
+    284: "PlanarConfiguration", 317: "Predictor", 322: "TileWidth", 323: "TileLength", 324: "TileOffsets",
+    325: "TileByteCounts", 338: "ExtraSamples", 339: "SampleFormat", 347: "JPEGTables", 530: "YCbCrSubSampling",
+    32997: "ImageDepth", 32998: "TileDepth"}
+_DECODING_CODES = np.array(sorted(DECODING_TAGS), dtype=np.uint16)
 
-def check_ifd_chain(path: str) -> int:
-    """The number of pages in ``path``'s main IFD chain; raises for a chain that loops or is too long.
 
-    Classic TIFF and BigTIFF, either byte order. The walk reads two small fields
-    per page (entry count and next offset) and stops at offset 0 or at an offset
-    past the file's end (tifffile reports that one itself); it never reads more
-    than ``file size / 6`` pages, since distinct pages need distinct offsets.
-    A file that is not TIFF is left to tifffile to refuse.
+@dataclass(frozen=True)
+class IfdChain:
+    """What :func:`check_ifd_chain` found: the pages, and the decoding tags each page's IFD holds."""
+
+    pages: int = 0
+    decoding_tags: dict = field(default_factory=dict)  # IFD offset -> frozenset of tag codes
+
+
+def check_ifd_chain(path: str) -> IfdChain:
+    """The main IFD chain of ``path``; raises for a chain that loops or is too long.
+
+    Classic TIFF and BigTIFF, either byte order. The walk reads each page's entry
+    count, the tag codes of its entries and its next offset, and stops at offset 0
+    or at an offset past the file's end (tifffile reports that one itself); it never
+    reads more than ``file size / 6`` pages, since distinct pages need distinct
+    offsets. A file that is not TIFF is left to tifffile to refuse.
     """
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as handle:
             head = handle.read(16)
             if len(head) < 8 or head[:2] not in (b"II", b"MM"):
-                return 0
+                return IfdChain()
             order = "<" if head[:2] == b"II" else ">"
             magic = struct.unpack(order + "H", head[2:4])[0]
             if magic == 42:
@@ -54,10 +76,11 @@ def check_ifd_chain(path: str) -> int:
                 count_format, entry_size, offset_format = "Q", 20, "Q"
                 offset = struct.unpack(order + "Q", head[8:16])[0]
             else:
-                return 0
+                return IfdChain()
             count_size = struct.calcsize(count_format)
             offset_size = struct.calcsize(offset_format)
             seen: dict[int, int] = {}
+            tags: dict[int, frozenset] = {}
             while offset and offset + count_size <= size:
                 if offset in seen:
                     raise UnreadableFileError(
@@ -69,22 +92,23 @@ def check_ifd_chain(path: str) -> int:
                 seen[offset] = len(seen)
                 handle.seek(offset)
                 entries = struct.unpack(order + count_format, handle.read(count_size))[0]
-                handle.seek(offset + count_size + entries * entry_size)
-                field = handle.read(offset_size)
-                if len(field) < offset_size:
+                if offset + count_size + entries * entry_size + offset_size > size:
                     break  # a truncated last page: tifffile reports it
-                offset = struct.unpack(order + offset_format, field)[0]
-            return len(seen)
+                codes = np.frombuffer(handle.read(entries * entry_size), dtype=order + "u2")[::entry_size // 2]
+                tags[offset] = frozenset(int(c) for c in codes[np.isin(codes, _DECODING_CODES)])
+                offset = struct.unpack(order + offset_format, handle.read(offset_size))[0]
+            return IfdChain(len(seen), tags)
     except OSError as exc:
         raise UnreadableFileError(f"cannot read the file ({exc.strerror or exc})", path) from exc
     except struct.error:
-        return 0  # a header field cut short: tifffile reports the file
+        return IfdChain()  # a header field cut short: tifffile reports the file
 
 
-def check_series_layout(series, path: str) -> None:
-    """Refuse a series whose pages tifffile could not fill completely (see the module notes).
+def check_series_layout(series, path: str, chain: IfdChain | None = None) -> None:
+    """Refuse a series whose pages tifffile could not decode as the file says, or fill completely.
 
-    ``series`` is a ``tifffile.TiffPageSeries``; nothing is decoded.
+    ``series`` is a ``tifffile.TiffPageSeries``; ``chain`` what :func:`check_ifd_chain`
+    found in the same file (for the tags tifffile dropped); nothing is decoded.
     """
     pages = series.pages
     missing = sum(page is None for page in pages)
@@ -95,7 +119,7 @@ def check_series_layout(series, path: str) -> None:
     for index, page in enumerate(pages):
         keyframe = page.keyframe
         if id(keyframe) not in keyframes_checked:
-            _check_keyframe(keyframe, path)
+            _check_keyframe(keyframe, path, chain)
             keyframes_checked.add(id(keyframe))
         if keyframe.is_contiguous and len(page.dataoffsets) <= 1:
             continue  # read as one block, whose length tifffile checks
@@ -108,7 +132,13 @@ def check_series_layout(series, path: str) -> None:
                 _CORRUPT_HINT)
 
 
-def _check_keyframe(page, path: str) -> None:
+def _check_keyframe(page, path: str, chain: IfdChain | None) -> None:
+    written = chain.decoding_tags.get(page.offset, frozenset()) if chain is not None else frozenset()
+    dropped = sorted(code for code in written if code not in page.tags)
+    if dropped:
+        names = ", ".join(DECODING_TAGS[code] for code in dropped)
+        raise UnreadableFileError(f"page {page.index + 1}'s {names} cannot be read (tifffile drops such a tag "
+                                  "and decodes the pixels as if it were absent)", path, _CORRUPT_HINT)
     tag = page.tags.get(284)  # PlanarConfiguration
     if tag is not None and int(tag.value) not in PLANAR_CONFIGURATIONS:
         raise UnreadableFileError(f"PlanarConfiguration = {tag.value}: TIFF defines only 1 (chunky) and 2 (planar)",
