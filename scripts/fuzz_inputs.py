@@ -667,6 +667,12 @@ def _itk_normalized(path: Path) -> Path:
         if sep and key.strip().lower() in spelled:
             lines[n] = f"{spelled[key.strip().lower()]} ={value}"
             fields[key.strip().lower()] = value.strip()
+    name = fields.get("elementdatafile", "")
+    if name and name.upper() != "LOCAL" and not (path.parent / name).exists():  # medconv's case-insensitive match
+        actual = {entry.lower(): entry for entry in os.listdir(path.parent)}.get(name.lower())
+        if actual:
+            lines = [f"ElementDataFile = {actual}" if line.startswith("ElementDataFile") else line for line in lines]
+            fields["elementdatafile"] = actual
     if fields.get("compresseddata", "").lower() in ("true", "1"):
         source = data[end:] if fields.get("elementdatafile", "").upper() == "LOCAL" else \
             (path.parent / fields.get("elementdatafile", "")).read_bytes()

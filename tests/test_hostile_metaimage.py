@@ -95,6 +95,23 @@ def test_contradicting_byte_orders_are_refused_not_guessed(head):
         medconv.read(path)
 
 
+@pytest.mark.parametrize("separator", [pytest.param("\xa0", id="no-break-space"), pytest.param("\r", id="lone-cr")])
+def test_header_white_space_is_what_metaio_takes_for_it(head, separator):
+    """``CompressedData =\xa0True`` is not True for MetaIO (C isspace), and a lone CR ends a line: read the
+    header as ITK does, never as "compressed" on a guess (both files fail, in SimpleITK too)."""
+    import zlib
+
+    src, text = head
+    (src / "z.zraw").write_bytes(zlib.compress((src / "HeadMRVolume.raw").read_bytes()))
+    path = _variant(src, text, "z", ElementDataFile="z.zraw")
+    path.write_bytes(path.read_bytes().replace(b"ElementDataFile", f"CompressedData ={separator}True\nElementDataFile"
+                                               .encode("latin-1")))
+    with pytest.raises(RuntimeError):
+        sitk.ReadImage(str(path))
+    with pytest.raises(UnreadableFileError):
+        medconv.read(path)
+
+
 # -- item 11: file-name patterns and lists have hard limits, checked before names are built ------------------
 
 def test_a_pattern_of_fifty_million_names_fails_at_once(head):

@@ -55,6 +55,10 @@ _SYNONYMS = {
     "elementsize": "elementsize",
 }
 _PATTERN = re.compile(r"^(?P<pattern>\S*%\S*)\s+(?P<first>-?\d+)\s+(?P<last>-?\d+)(?:\s+(?P<step>-?\d+))?\s*$")
+#: What MetaIO (C ``isspace``) strips around keys and values: ASCII white space only; a latin-1
+#: no-break space (0xA0) is part of the value, so ``= \xa0True`` is not ``True``.
+_SPACE = " \t\n\r\f\v"
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 _LIST = re.compile(r"^LIST(?:\s+(?P<ndim>\d+)\s*D?)?\s*$", re.IGNORECASE)
 #: No data-file name (from a LIST or a pattern) is longer than this (PATH_MAX on Linux).
 _MAX_NAME = 4096
@@ -137,34 +141,36 @@ class MetaHeader:
 
 
 def _canonical(key: str) -> str:
-    key = key.strip().lower()
+    key = key.strip(_SPACE).lower()
     return _SYNONYMS.get(key, key)
 
 
 def _read_header_lines(path: str) -> tuple[list[tuple[str, str]], int, list[str]]:
-    """``(pairs, data_offset, trailing_lines)``; ``trailing_lines`` follow an ``ElementDataFile = LIST``."""
+    """``(pairs, data_offset, trailing_lines)``; ``trailing_lines`` follow an ``ElementDataFile = LIST``.
+
+    Lines end at ``\n``, ``\r\n`` or a lone ``\r`` (as MetaIO reads them: ``Key =\rTrue`` is two lines).
+    """
     with open(path, "rb") as handle:
         head = handle.read(_HEADER_LIMIT)
     pairs: list[tuple[str, str]] = []
     position = 0
     while position < len(head):
-        end = head.find(b"\n", position)
-        if end < 0:
-            end = len(head)
+        match = _LINE_END.search(head, position)
+        end, after = (match.start(), match.end()) if match else (len(head), len(head))
         raw = head[position:end]
-        position = end + 1
-        line = raw.decode("latin-1").strip()
+        position = after
+        line = raw.decode("latin-1").strip(_SPACE)
         if not line:
             continue
         key, sep, value = line.partition("=")
-        if not sep or not key.strip() or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()):
+        if not sep or not key.strip(_SPACE) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip(_SPACE)):
             raise UnreadableFileError(f"not a MetaImage header: line {line[:60]!r} is not 'Key = Value'", path,
                                       "check that this is a .mhd/.mha file and not a truncated or binary one")
-        pairs.append((key.strip(), value.strip()))
+        pairs.append((key.strip(_SPACE), value.strip(_SPACE)))
         if _canonical(key) == "elementdatafile":
             trailing: list[str] = []
-            if value.strip().upper().startswith("LIST"):
-                trailing = [t.strip() for t in head[position:].decode("latin-1").splitlines() if t.strip()]
+            if value.strip(_SPACE).upper().startswith("LIST"):
+                trailing = [t.strip(_SPACE) for t in head[position:].decode("latin-1").splitlines() if t.strip(_SPACE)]
             return pairs, position, trailing
     raise UnreadableFileError("the header has no ElementDataFile line", path,
                               "a MetaImage header must end with 'ElementDataFile = <file>|LOCAL|LIST'")
@@ -194,7 +200,10 @@ def _numbers(path: str, key: str, value: Optional[str], count: Optional[int], ki
     if value is None:
         return None
     try:
-        floats = [float(v) for v in value.split()]
+        tokens = [t for t in re.split(r"[ \t\n\r\f\v]+", value) if t]
+        if not all(t.isascii() for t in tokens):
+            raise ValueError(value)  # float() would accept a no-break space, C's strtod does not
+        floats = [float(v) for v in tokens]
     except ValueError:
         raise UnreadableFileError(f"{key} = {value[:80]!r} is not a list of numbers", path) from None
     if count is not None and len(floats) < count:
@@ -211,7 +220,7 @@ def _numbers(path: str, key: str, value: Optional[str], count: Optional[int], ki
 
 
 def _flag(value: Optional[str]) -> bool:
-    return value is not None and value.strip().lower() in ("true", "1", "yes")
+    return value is not None and value.strip(_SPACE).lower() in ("true", "1", "yes")
 
 
 def parse_header(path: str | os.PathLike) -> MetaHeader:
@@ -433,6 +442,7 @@ def _raw_offset(name: str, header: MetaHeader, start: int, nbytes: int) -> int:
     except OSError as exc:
         raise UnreadableFileError(f"cannot read the data file {name} ({exc.strerror or exc})", header.path) from exc
     offset = start + (size - start - nbytes if header.header_size == -1 else header.header_size)
-    check_data_size(name, max(offset, start), nbytes, header.path,
+    check_data_size(name, max(offset, start), nbytes, header.path, what="the LOCAL data in" if header.local else
+                    "the data file",
                     hint="the download is probably truncated, or DimSize/ElementType are wrong; download it again")
     return offset
