@@ -213,3 +213,43 @@ def test_nan_stored_in_a_float_image_is_data_not_an_error():
     stored = np.array([np.nan, 1.0, np.inf], np.float32)
     result = apply_rescale(stored, 2.0, 1.0)
     np.testing.assert_array_equal(result, np.array([np.nan, 3.0, np.inf], np.float32))
+
+
+# -- the command-line flags -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def head_outside(tmp_path):
+    """SRC/head.mhd naming ../HeadMRVolume.raw (outside SRC)."""
+    corpus = corpus_path("metaimage", "vtk-data", "Data", "HeadMRVolume.mhd")
+    (tmp_path / "src").mkdir()
+    shutil.copy(corpus.with_suffix(".raw"), tmp_path / "HeadMRVolume.raw")
+    (tmp_path / "src" / "head.mhd").write_text(corpus.read_text().replace("= HeadMRVolume.raw", "= ../HeadMRVolume.raw"))
+    return tmp_path
+
+
+@pytest.mark.parametrize("command", ["mhd2nii", "convert"])
+def test_follow_outside_and_max_voxels_flags_reach_the_reader(head_outside, command):
+    import SimpleITK as sitk
+
+    from medconv.cli.main import main
+
+    src = str(head_outside / "src")
+    assert main([command, src, str(head_outside / "refused"), "-j", "1", "-q"]) == 1
+    assert main([command, src, str(head_outside / "followed"), "-j", "1", "-q", "--follow-outside"]) == 0
+    written = nib.load(head_outside / "followed" / "head.nii.gz")
+    reference = sitk.GetArrayFromImage(sitk.ReadImage(str(head_outside / "src" / "head.mhd")))
+    np.testing.assert_array_equal(np.asanyarray(written.dataobj), reference.T)
+    assert main([command, src, str(head_outside / "limited"), "-j", "1", "-q", "--follow-outside",
+                 "--max-voxels", "100k"]) == 1  # 124,992 voxels
+    import json
+
+    row = json.loads((head_outside / "limited" / "medconv-manifest.jsonl").read_text().splitlines()[0])
+    assert row["error_type"] == "too-large" and "limit of 100,000" in row["reason"]
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "lots", "1.5G"])
+def test_a_bad_max_voxels_is_a_usage_error(head_outside, capsys, value):
+    from medconv.cli.main import main
+
+    assert main(["mhd2nii", str(head_outside / "src"), str(head_outside / "out"), "--max-voxels", value]) == 2
+    assert "--max-voxels" in capsys.readouterr().err

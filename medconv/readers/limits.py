@@ -82,7 +82,7 @@ def check_voxel_count(shape, path: str, options: ReadOptions) -> int:
     count = voxel_count(shape)
     limit = max_voxels(options)
     if count > limit:
-        where = "ReadOptions.max_voxels" if options.max_voxels is not None else \
+        where = "--max-voxels / ReadOptions.max_voxels" if options.max_voxels is not None else \
             f"the default: the memory available now at {DEFAULT_BYTES_PER_VOXEL} bytes per voxel"
         dims = "x".join(str(int(s)) for s in shape)
         raise VolumeTooLargeError(f"the header declares {dims} = {count:,} voxels, more than the limit of "
