@@ -94,6 +94,8 @@ def test_every_bomb_fails_typed_in_under_a_second_and_200_mb(bombs):
     results = read_in_subprocess([(path, options) for path, options, _, _ in bombs.values()])
     assert len(results) == len(bombs)
     for (name, (_, _, error, message)), result in zip(bombs.items(), results):
+        print(f"{name:36} {result['outcome']:20} {result['seconds'] * 1000:7.1f} ms  peak RSS {result['rss_mb']:5.0f} MB"
+              f" (before {result['before_mb']:.0f} MB)")  # shown with -s: the figures in docs/reliability.md
         assert result["outcome"] == error and message in result["message"], (name, result)
         assert result["seconds"] < MAX_SECONDS, (name, result)
         assert result["rss_mb"] < MAX_RSS_MB, (name, result)
