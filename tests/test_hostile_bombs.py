@@ -76,6 +76,17 @@ def bombs(tmp_path_factory):
     (folder / "short.nii.gz").write_bytes(gzip.compress(_nifti_header((1000, 1000, 500)) + b"\x01" * 1000))
     cases["nifti 1 GB declared in 1 kB"] = (folder / "short.nii.gz", {"max_voxels": 10**9}, "UnreadableFileError",
                                             "inflates to 1000 bytes, the header needs 1000000000")
+    extension = struct.pack("<4B2i", 1, 0, 0, 0, 2**31 - 8, 0)  # one extension announcing 2 GiB
+    compressor = isal_zlib.compressobj(0, isal_zlib.DEFLATED, 31)
+    with open(folder / "extension.nii.gz", "wb") as handle:  # 20 MB whose stream holds those 2 GiB
+        header = bytearray(_nifti_header((4, 4, 4))[:348])
+        header[108:112] = struct.pack("<f", 2.0**31)  # vox_offset: extensions may fill 2 GiB before the voxels
+        handle.write(compressor.compress(bytes(header) + extension))
+        for _ in range(2 << 10):
+            handle.write(compressor.compress(block))
+        handle.write(compressor.flush())
+    cases["nifti 2 GiB header extension"] = (folder / "extension.nii.gz", {}, "UnreadableFileError",
+                                             "extensions declare 2147483640 bytes")
     mri = corpus_path("tiff", "mri.tif").read_bytes()
     (folder / "huge.tif").write_bytes(_tiff_with(mri, width=65535, length=65535))  # SHORT tags: 65535 at most
     cases["tiff 27 pages of 65535^2"] = (folder / "huge.tif", {}, "VolumeTooLargeError", "27x65535x65535")

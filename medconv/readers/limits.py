@@ -32,6 +32,9 @@ FALLBACK_MAX_VOXELS = 2**31
 #: pattern): one per slice of a very large stack; checked before any name is built.
 MAX_DATA_FILES = 100_000
 
+#: At most this many bytes of NIfTI header extensions (a CIFTI-2 XML, the largest real kind, is a few MB).
+MAX_NIFTI_EXTENSION_BYTES = 256 << 20
+
 #: At most this many pages (IFDs) in one TIFF file: longer chains are refused
 #: (a 100,000-plane light-sheet stack is the largest real case we know).
 MAX_TIFF_PAGES = 1_000_000

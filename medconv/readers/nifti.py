@@ -33,6 +33,7 @@ from ..volume import Volume
 from .bounded_io import check_data_size, inflate_into, read_into
 from .files import check_dataset_file, check_source, dataset_root, file_source_id, guarded_source, walk_files
 from .limits import check_voxel_count, voxel_count
+from .nifti_extensions import check_extensions
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz")
 _LABEL_INTENT = 1002  # NIFTI_INTENT_LABEL
@@ -144,9 +145,12 @@ def _load(path: str):
     import nibabel as nib
 
     try:
+        check_extensions(path)  # before nibabel reads every extension into memory
         image = nib.load(path)
     except FileNotFoundError as exc:
         raise UnreadableFileError("the file does not exist", path) from exc
+    except UnreadableFileError:
+        raise
     except Exception as exc:
         raise UnreadableFileError(f"not a readable NIfTI/Analyze file ({exc})", path) from exc
     if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image, nib.AnalyzeImage)):
