@@ -3,10 +3,10 @@
 * :func:`check_data_size` compares the bytes a header needs with the bytes an
   uncompressed file holds, before anything is allocated;
 * :func:`read_into` reads exactly that many bytes into a preallocated buffer;
-* :func:`inflate_into` inflates a zlib or gzip stream into a preallocated buffer and
-  **stops at the declared size**: a 3 MB ``.zraw`` that would inflate to 3 GiB fails
-  after the first bytes past the declared size, with the memory of the buffer only.
-  Input is read in chunks, so a huge file costs no more memory than a small one.
+* :func:`inflate` inflates a zlib or gzip stream and **stops at the declared size**:
+  a 3 MB ``.zraw`` that would inflate to 3 GiB fails after the first byte past the
+  declared size; no more input is read than a stream of the declared size can take
+  (:func:`deflate_bound`), so a huge file costs no more memory than a small one.
 
 The buffer is allocated with ``numpy.empty``, whose pages the system provides only
 when they are written: a header that declares far more than its file holds costs
@@ -20,9 +20,6 @@ from typing import BinaryIO
 
 from ..errors import UnreadableFileError
 
-#: Compressed bytes read per step, and the most output one inflate step may make.
-INPUT_CHUNK = 4 << 20
-OUTPUT_CHUNK = 16 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 
 TRUNCATED_HINT = "the download is probably truncated, or the header's sizes are wrong; download it again"
@@ -59,17 +56,23 @@ def read_into(handle: BinaryIO, out: memoryview, header: str, what: str) -> None
         got += count
 
 
-def inflate_into(handle: BinaryIO, out: memoryview, header: str, *, what: str = "the compressed data",
-                 skip: int = 0, exact: bool = True, limit: int | None = None) -> None:
-    """Inflate the zlib or gzip stream read from ``handle`` into ``out``, skipping its first ``skip`` bytes.
+def deflate_bound(size: int) -> int:
+    """The most bytes a zlib or gzip stream of ``size`` inflated bytes can take (zlib's ``compressBound``,
+    plus room for a gzip header with a file name and comment)."""
+    return size + (size >> 12) + (size >> 14) + (size >> 25) + 13 + (64 << 10)
+
+
+def inflate(handle: BinaryIO, size: int, header: str, *, what: str = "the compressed data", skip: int = 0,
+            exact: bool = True, limit: int | None = None) -> memoryview:
+    """``size`` bytes inflated from the zlib or gzip stream read from ``handle``, after its first ``skip``.
 
     Parameters
     ----------
     handle:
         Positioned at the start of the stream (zlib, or gzip: detected by its magic;
         several gzip members are read as one stream, as ``gzip`` does).
-    out:
-        A flat byte view of the buffer to fill completely.
+    size:
+        The bytes the header declares.
     header:
         The file the error is about (the header that declared the size).
     what:
@@ -77,80 +80,71 @@ def inflate_into(handle: BinaryIO, out: memoryview, header: str, *, what: str = 
     skip:
         Inflated bytes to drop first (a ``.nii.gz``'s header before its voxels).
     exact:
-        The stream must end exactly at ``skip + len(out)`` bytes (MetaImage); with
+        The stream must end exactly at ``skip + size`` bytes (MetaImage); with
         ``False`` inflation simply stops there (NIfTI ignores trailing bytes).
     limit:
         Compressed bytes to read at most (MetaImage ``CompressedDataSize`` of LOCAL
-        data); ``None``: up to the end of the file.
+        data); ``None``: as many as a stream of that size can take (:func:`deflate_bound`).
+
+    Returns a read-only view of the bytes (no copy is made for a single stream).
+    Memory: the compressed input (at most :func:`deflate_bound` of the declared
+    size, whatever the file's size) and the declared output, never more.
 
     Raises
     ------
     UnreadableFileError
-        The stream is corrupt, ends before ``out`` is full, or (``exact``) goes on past it.
+        The stream is corrupt, ends before ``size`` bytes, or (``exact``) goes on past them.
     """
     try:
         from isal import isal_zlib as zlib_module
     except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fallback
         import zlib as zlib_module
 
-    need = skip + len(out)
-    produced = 0  # inflated bytes so far, skipped ones included
-    remaining_input = limit
-    pending = b""
-    decompressor = None
-    started = False
-
-    def read_input() -> bytes:
-        nonlocal remaining_input
-        size = INPUT_CHUNK if remaining_input is None else min(INPUT_CHUNK, remaining_input)
-        if size <= 0:
-            return b""
-        data = handle.read(size)
-        if remaining_input is not None:
-            remaining_input -= len(data)
-        return data
-
-    input_done = False
+    need = skip + size
+    budget = deflate_bound(need) if limit is None else min(limit, deflate_bound(need))
+    data = handle.read(budget)
+    pieces: list[bytes] = []
+    produced = 0
+    complete = False  # the last stream ended (its checksum verified)
     try:
-        while True:
-            if not pending and not input_done:
-                pending = read_input()
-                input_done = not pending
-            if decompressor is None:
-                if not pending or (started and not pending.startswith(_GZIP_MAGIC)):
-                    break  # the end, or bytes after the (last) stream: ignored, as zlib and gzip do
-                decompressor = zlib_module.decompressobj(31 if pending.startswith(_GZIP_MAGIC) else 15)
-                started = True
-            room = need - produced
-            piece = decompressor.decompress(pending, min(room + 1, OUTPUT_CHUNK))
-            pending = decompressor.unconsumed_tail
-            if piece:
-                if len(piece) > room:
-                    if exact:
-                        raise UnreadableFileError(
-                            f"{what} inflates to more than the {need} bytes the header declares", header,
-                            "the data does not match the sizes its header declares; inflating stopped there")
-                    piece = piece[:room]
-                start = max(produced, skip)
-                if produced + len(piece) > skip:
-                    out[start - skip:produced + len(piece) - skip] = piece[start - produced:]
-                produced += len(piece)
-                if produced == need and not exact:
-                    return
-            if decompressor.eof:
-                pending = decompressor.unused_data  # a following gzip member, or trailing bytes
-                decompressor = None
-            elif input_done and not pending and not piece:
+        while data:
+            decompressor = zlib_module.decompressobj(31 if data[:2] == _GZIP_MAGIC else 15)
+            piece = decompressor.decompress(data, need - produced + (1 if exact else 0))
+            pieces.append(piece)
+            produced += len(piece)
+            complete = decompressor.eof
+            if produced > need:
+                raise UnreadableFileError(
+                    f"{what} inflates to more than the {need} bytes the header declares", header,
+                    "the data does not match the sizes its header declares; inflating stopped there")
+            if produced == need and (not exact or not complete):
+                if exact and decompressor.decompress(decompressor.unconsumed_tail, 1):
+                    raise UnreadableFileError(
+                        f"{what} inflates to more than the {need} bytes the header declares", header,
+                        "the data does not match the sizes its header declares; inflating stopped there")
+                complete = decompressor.eof  # the probe may have read the stream's end
+                if not exact or not complete:
+                    break
+            if not complete:
                 break  # the input ended inside the stream
+            data = decompressor.unused_data
+            if not data.startswith(_GZIP_MAGIC):
+                break  # bytes after the (last) stream: ignored, as zlib and gzip do
     except UnreadableFileError:
         raise
     except Exception as exc:  # zlib.error / isal error: corrupt data
         raise UnreadableFileError(f"{what} cannot be inflated ({exc})", header,
                                   "the file is probably truncated or corrupt; download it again") from exc
-    if decompressor is not None:
+    if produced < need and not complete:
         raise UnreadableFileError(f"{what} cannot be inflated completely: the file ends inside its compressed "
-                                  f"stream, after {max(0, produced - skip)} of the {len(out)} bytes the header needs",
+                                  f"stream, after {max(0, produced - skip)} of the {size} bytes the header needs",
                                   header, TRUNCATED_HINT)
     if produced < need:
-        raise UnreadableFileError(f"{what} inflates to {max(0, produced - skip)} bytes, the header needs {len(out)}",
+        raise UnreadableFileError(f"{what} inflates to {max(0, produced - skip)} bytes, the header needs {size}",
                                   header, "the file is truncated, or its header's sizes are wrong")
+    if exact and not complete:
+        raise UnreadableFileError(f"{what} cannot be inflated completely: the file ends inside its compressed "
+                                  f"stream, after all {size} bytes the header needs but before its end",
+                                  header, TRUNCATED_HINT)
+    joined = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    return memoryview(joined)[skip:need]

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import UnreadableFileError, UnsupportedFormatError
 from ..options import ReadOptions
-from .bounded_io import check_data_size, inflate_into, read_into
+from .bounded_io import check_data_size, inflate, read_into
 from .limits import MAX_DATA_FILES, check_voxel_count, voxel_count
 
 #: MetaIO element types and their numpy types (sizes as MetaIO defines them:
@@ -378,7 +378,7 @@ def read_voxels(header: MetaHeader, options: ReadOptions = ReadOptions()) -> np.
     Before anything is allocated, the declared size is checked against
     ``options.max_voxels`` and, for uncompressed data, against the size of every
     data file; compressed data is inflated into the final buffer and stops at the
-    declared size (:func:`medconv.readers.bounded_io.inflate_into`). Raises
+    declared size (:func:`medconv.readers.bounded_io.inflate`). Raises
     :class:`UnreadableFileError` naming the file for a missing, short or corrupt
     data file, :class:`VolumeTooLargeError` past the voxel limit. Whether the data
     files may be read at all (inside the dataset folder) is the caller's check.
@@ -397,20 +397,24 @@ def read_voxels(header: MetaHeader, options: ReadOptions = ReadOptions()) -> np.
         offsets = [start + max(header.header_size, 0)] * len(files)
     else:
         offsets = [_raw_offset(name, header, start, per_file) for name in files]  # every size, before allocating
-    buffer = np.empty(nbytes // header.dtype.itemsize, dtype=header.dtype)
-    flat = memoryview(buffer.view(np.uint8))
+    single_stream = header.compressed and len(files) == 1
+    buffer = None if single_stream else np.empty(nbytes // header.dtype.itemsize, dtype=header.dtype)
+    flat = None if single_stream else memoryview(buffer.view(np.uint8))
     for index, (name, offset) in enumerate(zip(files, offsets)):
         what = f"the data file {os.path.basename(name)!r}" if header.data_files else "the LOCAL data"
-        part = flat[index * per_file:(index + 1) * per_file]
         try:
             with open(name, "rb") as handle:
                 handle.seek(offset)
                 if header.compressed:
                     # MetaIO trusts CompressedDataSize only for LOCAL data; an external file is read whole
                     limit = header.compressed_size if header.local else None
-                    inflate_into(handle, part, header.path, what=what, limit=limit)
+                    data = inflate(handle, per_file, header.path, what=what, limit=limit)
+                    if single_stream:
+                        buffer = np.frombuffer(data, dtype=header.dtype)  # no copy of the inflated bytes
+                    else:
+                        flat[index * per_file:(index + 1) * per_file] = data
                 else:
-                    read_into(handle, part, header.path, what)
+                    read_into(handle, flat[index * per_file:(index + 1) * per_file], header.path, what)
         except FileNotFoundError:
             raise _missing(name, header) from None
         except OSError as exc:

@@ -30,7 +30,7 @@ from ..options import ReadOptions
 from ..pixels import apply_rescale
 from ..source import Source
 from ..volume import Volume
-from .bounded_io import check_data_size, inflate_into, read_into
+from .bounded_io import check_data_size, inflate, read_into
 from .files import check_dataset_file, check_source, dataset_root, file_source_id, guarded_source, walk_files
 from .limits import check_voxel_count, voxel_count
 from .nifti_extensions import check_extensions
@@ -246,17 +246,16 @@ def _read_array(image, path: str, root: str, options: ReadOptions) -> np.ndarray
         raise UnreadableFileError(f"vox_offset = {offset} puts the voxels inside the header (a .nii needs at "
                                   f"least {minimum})", path, "the header is corrupt; fix vox_offset")
     nbytes = voxel_count(shape) * dtype.itemsize
-    buffer = np.empty(voxel_count(shape), dtype)
-    flat = memoryview(buffer.view(np.uint8)).cast("B")
     what = f"the data file {os.path.basename(data_file)!r}" if data_file != path else "the voxel data"
     try:
         with open(data_file, "rb") as handle:
             if data_file.lower().endswith(".gz"):
-                inflate_into(handle, flat, path, what=what, skip=offset, exact=False)
+                buffer = np.frombuffer(inflate(handle, nbytes, path, what=what, skip=offset, exact=False), dtype)
             else:
                 check_data_size(data_file, offset, nbytes, path, what=what)
+                buffer = np.empty(voxel_count(shape), dtype)
                 handle.seek(offset)
-                read_into(handle, flat, path, what)
+                read_into(handle, memoryview(buffer.view(np.uint8)).cast("B"), path, what)
     except OSError as exc:
         raise UnreadableFileError(f"cannot read {what} ({exc.strerror or exc})", path) from exc
     raw = buffer.reshape(shape, order=proxy.order)
