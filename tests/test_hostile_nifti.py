@@ -137,6 +137,18 @@ def test_a_declared_gigabyte_in_a_tiny_nii_gz_fails_on_what_it_holds(tmp_path):
         medconv.read(path, options=ReadOptions(max_voxels=10**9))
 
 
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_a_vox_offset_of_1e38_is_a_typed_error(tmp_path, suffix):
+    """Fuzz finding 12:24726: the offset sized a read (OverflowError escaped)."""
+    header = bytearray(_huge_header((4, 4, 4)))
+    header[108:112] = np.array(1e38, "<f4").tobytes()
+    data = bytes(header) + bytes(64 * 2)
+    path = tmp_path / f"far{suffix}"
+    path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+    with pytest.raises(UnreadableFileError):
+        medconv.read(path)
+
+
 def test_a_vox_offset_inside_the_header_is_refused(tmp_path):
     """nibabel reads a .nii with vox_offset 0 from byte 0: the header's own bytes become voxels."""
     header = nib.Nifti1Header()

@@ -15,6 +15,7 @@ the memory of the bytes actually there, not of the declaration.
 
 from __future__ import annotations
 
+import io
 import os
 from typing import BinaryIO
 
@@ -54,6 +55,17 @@ def read_into(handle: BinaryIO, out: memoryview, header: str, what: str) -> None
             raise UnreadableFileError(f"{what} ended after {got} of {len(out)} bytes (it changed while read?)",
                                       header, TRUNCATED_HINT)
         got += count
+
+
+def _remaining(handle: BinaryIO) -> int:
+    """The bytes left in ``handle`` from its position (a real file's size, or what a stream holds)."""
+    try:
+        return max(0, os.fstat(handle.fileno()).st_size - handle.tell())
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        position = handle.tell()
+        end = handle.seek(0, io.SEEK_END)
+        handle.seek(position)
+        return max(0, end - position)
 
 
 def deflate_bound(size: int) -> int:
@@ -102,7 +114,7 @@ def inflate(handle: BinaryIO, size: int, header: str, *, what: str = "the compre
 
     need = skip + size
     budget = deflate_bound(need) if limit is None else min(limit, deflate_bound(need))
-    data = handle.read(budget)
+    data = handle.read(min(budget, _remaining(handle)))  # a header's vox_offset 1e38 must not size a read
     pieces: list[bytes] = []
     produced = 0
     complete = False  # the last stream ended (its checksum verified)
