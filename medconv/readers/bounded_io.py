@@ -22,6 +22,8 @@ from typing import BinaryIO
 from ..errors import UnreadableFileError
 
 _GZIP_MAGIC = b"\x1f\x8b"
+#: Deflate inflates at most 1032 bytes per compressed byte (a 258-byte match per 2 bits).
+_MAX_DEFLATE_RATIO = 1032
 
 TRUNCATED_HINT = "the download is probably truncated, or the header's sizes are wrong; download it again"
 
@@ -121,7 +123,8 @@ def inflate(handle: BinaryIO, size: int, header: str, *, what: str = "the compre
     try:
         while data:
             decompressor = zlib_module.decompressobj(31 if data[:2] == _GZIP_MAGIC else 15)
-            piece = decompressor.decompress(data, need - produced + (1 if exact else 0))
+            most = len(data) * _MAX_DEFLATE_RATIO + 1024  # what these bytes can inflate to at all
+            piece = decompressor.decompress(data, min(need - produced + (1 if exact else 0), most))
             pieces.append(piece)
             produced += len(piece)
             complete = decompressor.eof
