@@ -98,6 +98,14 @@ def bombs(tmp_path_factory):
     struct.pack_into(order + "I", looped, ifds[-1] + 2 + 12 * count, ifds[75])  # tifffile never ends on this
     (folder / "loop.tif").write_bytes(bytes(looped))
     cases["tiff 150-page IFD cycle"] = (folder / "loop.tif", {}, "UnreadableFileError", "is page 76 again")
+    rgb = corpus_path("tiff", "shapes_zstd.tif").read_bytes()  # fuzz finding 21:11204
+    order, entries, _ = fuzz_inputs.tiff_entries(rgb)
+    width = next(e[0] for e in entries if e[1] == 256)
+    signed = bytearray(rgb)
+    struct.pack_into(order + "Hi", signed, width + 2, 8, 1)  # ImageWidth as SSHORT ...
+    struct.pack_into(order + "h", signed, width + 8, -128)  # ... -128: tifffile 2026.3.3 counts pages backwards forever
+    (folder / "negative.tif").write_bytes(bytes(signed))
+    cases["tiff ImageWidth -128"] = (folder / "negative.tif", {}, "UnreadableFileError", "ImageWidth is -128")
     return cases
 
 

@@ -9,6 +9,9 @@ files with :class:`~medconv.errors.UnreadableFileError` naming the file:
   (:data:`~medconv.readers.limits.MAX_TIFF_PAGES`): a last "next IFD" offset that
   points back into the file made tifffile loop forever (a cycle longer than 100
   pages) or silently drop pages (a shorter one: 19 of ``mri.tif``'s 27 slices);
+* the same walk refuses a size tag (ImageWidth, ImageLength, RowsPerStrip ...)
+  that is 0 or negative: a signed ImageWidth of -128 made tifffile's series
+  detection count pages backwards forever;
 * :func:`check_series_layout` checks, for every page of the series to be read,
   that tifffile parsed every tag that decides how its pixels decode (a Compression
   tag whose value it cannot read is dropped, and LZW bytes come out as pixels), that
@@ -94,14 +97,38 @@ def check_ifd_chain(path: str) -> IfdChain:
                 entries = struct.unpack(order + count_format, handle.read(count_size))[0]
                 if offset + count_size + entries * entry_size + offset_size > size:
                     break  # a truncated last page: tifffile reports it
-                codes = np.frombuffer(handle.read(entries * entry_size), dtype=order + "u2")[::entry_size // 2]
+                blob = handle.read(entries * entry_size)
+                codes = np.frombuffer(blob, dtype=order + "u2")[::entry_size // 2]
                 tags[offset] = frozenset(int(c) for c in codes[np.isin(codes, _DECODING_CODES)])
+                _check_sizes(blob, codes, order, entry_size, len(seen), path)
                 offset = struct.unpack(order + offset_format, handle.read(offset_size))[0]
             return IfdChain(len(seen), tags)
     except OSError as exc:
         raise UnreadableFileError(f"cannot read the file ({exc.strerror or exc})", path) from exc
     except struct.error:
         return IfdChain()  # a header field cut short: tifffile reports the file
+
+
+#: Tags holding a size or count, which must be positive: tifffile reads a signed type as it is, and a
+#: negative ImageWidth (an SSHORT -128) made its series detection loop forever (a 72x-128 page).
+SIZE_TAGS = {256: "ImageWidth", 257: "ImageLength", 277: "SamplesPerPixel", 278: "RowsPerStrip", 322: "TileWidth",
+             323: "TileLength", 32997: "ImageDepth", 32998: "TileDepth"}
+_SIGNED = {6: "b", 8: "h", 9: "i", 17: "q"}  # SBYTE, SSHORT, SLONG, SLONG8
+_UNSIGNED = {1: "B", 3: "H", 4: "I", 16: "Q"}  # BYTE, SHORT, LONG, LONG8
+
+
+def _check_sizes(blob: bytes, codes, order: str, entry_size: int, page: int, path: str) -> None:
+    """Refuse a size tag (:data:`SIZE_TAGS`) whose single inline value is 0 or negative."""
+    value_at = 8 if entry_size == 12 else 12  # after code, type and count (4- or 8-byte count)
+    for index in np.flatnonzero(np.isin(codes, list(SIZE_TAGS))):
+        entry = blob[index * entry_size:(index + 1) * entry_size]
+        kind = struct.unpack(order + "H", entry[2:4])[0]
+        fmt = _SIGNED.get(kind) or _UNSIGNED.get(kind)
+        if fmt is None or struct.calcsize(fmt) > entry_size - value_at:
+            continue  # another type: tifffile judges it
+        value = struct.unpack(order + fmt, entry[value_at:value_at + struct.calcsize(fmt)])[0]
+        if value <= 0:
+            raise UnreadableFileError(f"page {page}'s {SIZE_TAGS[int(codes[index])]} is {value}", path, _CORRUPT_HINT)
 
 
 def check_series_layout(series, path: str, chain: IfdChain | None = None) -> None:
