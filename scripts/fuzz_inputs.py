@@ -668,7 +668,7 @@ _ITK_KEYS = ("ObjectType", "ObjectSubType", "NDims", "BinaryData", "BinaryDataBy
 
 def _itk_normalized(path: Path) -> Path:
     """A copy of the header beside it that ITK reads as docs/metaimage.md says medconv does: keys (and the
-    ElementType value) in ITK's spelling, the data file as found on disk, and ``CompressedDataSize`` set to the length of the zlib stream (medconv inflates the whole
+    ElementType value, the LOCAL / LIST keywords) in ITK's spelling, the data file as found on disk, and ``CompressedDataSize`` set to the length of the zlib stream (medconv inflates the whole
     stream; ITK stops at ``CompressedDataSize``). The stream's length comes from Python's zlib."""
     data = path.read_bytes()
     end = _metaimage_header_end(data)
@@ -680,6 +680,8 @@ def _itk_normalized(path: Path) -> Path:
         if sep and key.strip().lower() in spelled:
             if key.strip().lower() == "elementtype":
                 value = value.upper()  # medconv matches ElementType values case-insensitively too
+            if key.strip().lower() == "elementdatafile" and value.strip().upper().startswith(("LOCAL", "LIST")):
+                value = " " + value.strip()[:4].upper() + value.strip()[4:]  # and the LOCAL / LIST keywords
             lines[n] = f"{spelled[key.strip().lower()]} ={value}"
             fields[key.strip().lower()] = value.strip()
     name = fields.get("elementdatafile", "")
