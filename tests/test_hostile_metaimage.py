@@ -74,6 +74,7 @@ def test_a_bad_dimsize_is_one_unreadable_unit_and_the_rest_still_reads(head, dim
     pytest.param(dict(ElementNumberOfChannels="0"), id="no-channels"),
     pytest.param(dict(HeaderSize="-7"), id="negative-header-size"),
     pytest.param(dict(ElementSpacing="nan 4 4"), id="spacing-nan"),
+    pytest.param(dict(ElementSize="4 4 4.0e\v000"), id="unused-element-size-corrupt"),  # fuzz 23:25248
     pytest.param(dict(ElementByteOrderMSB="True", BinaryDataByteOrderMSB="False"), id="contradicting-synonyms"),
     pytest.param(dict(CompressedData="True", HeaderSize="-1"), id="compressed-at-end"),
 ])

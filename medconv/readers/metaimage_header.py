@@ -267,8 +267,9 @@ def parse_header(path: str | os.PathLike) -> MetaHeader:
     if channels[0] < 1:
         raise UnreadableFileError(f"ElementNumberOfChannels = {channels[0]} is not positive", path)
     spacing = _numbers(path, "ElementSpacing", lookup.get("elementspacing"), ndim)
+    size = _numbers(path, "ElementSize", lookup.get("elementsize"), ndim)  # parsed even when unused: ITK does
     if spacing is None:
-        spacing = _numbers(path, "ElementSize", lookup.get("elementsize"), ndim)
+        spacing = size
         if spacing is None:
             spacing = (1.0,) * ndim
             warnings.append("the header has no ElementSpacing: used 1 mm")
