@@ -80,6 +80,27 @@ class AmbiguousFormatError(UnsupportedFormatError):
     code = "ambiguous-format"
 
 
+class OutsideDatasetError(MedconvError):
+    """A file a unit needs resolves outside the dataset folder (SRC): an absolute or ``../`` data-file
+    name, or a symbolic link pointing elsewhere. Refused unless ``ReadOptions.follow_outside`` is set."""
+
+    code = "outside-dataset"
+
+
+class SpecialFileError(UnreadableFileError):
+    """A path a unit needs is a device, FIFO or socket, not a regular file (``/dev/zero``); always refused,
+    since reading one can block forever or never end."""
+
+    code = "special-file"
+
+
+class VolumeTooLargeError(MedconvError):
+    """A header declares more voxels than ``ReadOptions.max_voxels`` allows (default: what the memory
+    available now can hold), checked before anything is allocated."""
+
+    code = "too-large"
+
+
 class MissingDependencyError(MedconvError):
     """A reader or writer needs an optional package that is not installed."""
 

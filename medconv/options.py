@@ -35,6 +35,16 @@ class ReadOptions:
         Spacing (mm) to use for TIFF files that carry none.
     rgb_to_gray:
         Convert RGB images to one grey channel instead of keeping channels.
+    max_voxels:
+        Refuse (``VolumeTooLargeError``) a unit whose header declares more voxels
+        (all axes, channels included) than this, before anything is allocated;
+        ``None``: as many 4-byte values as the memory available at read time holds
+        (:func:`medconv.readers.limits.default_max_voxels`).
+    follow_outside:
+        Read data files and symbolic links that resolve outside the dataset folder
+        (a MetaImage ``ElementDataFile = ../x.raw``, a link to another disk);
+        refused with ``OutsideDatasetError`` by default. Device files, FIFOs and
+        sockets are refused whatever this says.
     extra:
         Options for third-party readers, by reader name.
     """
@@ -46,6 +56,9 @@ class ReadOptions:
     label_patterns: Optional[tuple[str, ...]] = None
     tiff_spacing: Optional[tuple[float, float, float]] = None
     rgb_to_gray: bool = False
+    # hostile input (docs/reliability.md)
+    max_voxels: Optional[int] = None
+    follow_outside: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 

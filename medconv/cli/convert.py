@@ -6,7 +6,7 @@ import click
 
 from .batch_options import batch_options
 from .datasets import run_dataset, source_argument
-from .input_options import dicom_input, label_input, reader_choice, tiff_input
+from .input_options import dicom_input, label_input, limit_input, reader_choice, tiff_input
 from .options import Example, ParsedOptions, command
 from .output_options import Destination, destination_kind, output_options
 from .transform_options import transform_options
@@ -28,6 +28,7 @@ CONVERT_EXAMPLES = (
 @dicom_input
 @label_input
 @tiff_input
+@limit_input
 @output_options
 @transform_options
 @batch_options

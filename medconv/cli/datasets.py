@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from .batch_options import batch_options
-from .input_options import dicom_input, label_input
+from .input_options import dicom_input, label_input, limit_input
 from .options import Example, ParsedOptions, command
 from .output_options import destination_kind, output_options
 from .transform_options import transform_options
@@ -81,6 +81,7 @@ MHD_EXAMPLES = (
 @source_argument
 @folder_argument
 @label_input
+@limit_input
 @output_options
 @transform_options
 @batch_options

@@ -2,7 +2,9 @@
 
 Each group fills fields of ``ReadOptions`` (or ``DatasetOptions.readers``) and is
 offered only by the commands whose readers use it: ``--on-tilt`` by the
-commands that read DICOM, ``--labels`` by those that read files, and so on.
+commands that read DICOM, ``--labels`` by those that read files, and so on. ``--max-voxels`` and
+``--follow-outside`` (docs/reliability.md) are offered by the commands whose readers
+apply them (MetaImage, NIfTI, TIFF, npz; the DICOM reader in phase 2 of issue 16).
 """
 
 from __future__ import annotations
@@ -85,4 +87,38 @@ tiff_input = OptionGroup(
                  help="Spacing in mm for the axes a TIFF states none for (columns, rows, pages), e.g. "
                       "0.5,0.5,2; one value for all three. Stated OME/ImageJ sizes still win."),
     fields=_tiff_fields,
+)
+
+
+_VOXEL_SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def parse_max_voxels(ctx: click.Context, param: click.Parameter, value: str | None):
+    """``2000000000``, ``2G``, ``500M`` (powers of 1000) -> a positive int; ``None`` stays (the default limit)."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    digits, suffix = (text[:-1], text[-1]) if text[-1:] in "kmgt" else (text, "")
+    try:
+        number = int(digits) * _VOXEL_SUFFIXES[suffix]
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise click.BadParameter(f"{value!r}: give a positive number of voxels, e.g. 2000000000 or 2G")
+    return number
+
+
+def _limit_fields(values: Mapping[str, Any]):
+    return {Target.READ: {"max_voxels": values["max_voxels"], "follow_outside": bool(values["follow_outside"])}}
+
+
+limit_input = OptionGroup(
+    "Input: limits",
+    click.option("--max-voxels", metavar="N", callback=parse_max_voxels,
+                 help="Refuse a unit whose header declares more than N voxels (e.g. 2G), before anything is "
+                      "allocated. Default: as many 4-byte values as the memory available holds."),
+    click.option("--follow-outside", is_flag=True,
+                 help="Read data files and links that resolve outside SRC (MetaImage ElementDataFile = ../x.raw, "
+                      "a link to another disk); refused by default. Devices and FIFOs are always refused."),
+    fields=_limit_fields,
 )

@@ -34,8 +34,9 @@ from ..labels import compact_labels, decide_kind
 from ..options import ReadOptions
 from ..source import Source
 from ..volume import Volume
-from .files import file_source_id, walk_files
-from .metaimage_header import MetaHeader, parse_header, read_voxels
+from .files import (check_dataset_file, check_source, dataset_root, file_source_id, guarded_source, is_inside,
+                    walk_files)
+from .metaimage_header import MetaHeader, check_data_files_exist, parse_header, read_voxels
 
 METAIMAGE_SUFFIXES = (".mhd", ".mha")
 
@@ -96,8 +97,16 @@ def _volume_axes(buffer: np.ndarray, header: MetaHeader) -> tuple[np.ndarray, st
     return buffer.T, "time" if header.ndim == 4 else None
 
 
+def check_data_files(header: MetaHeader, root: str, options: ReadOptions) -> None:
+    """Refuse data files that are missing, special (``/dev/zero``) or outside ``root`` (see
+    :func:`medconv.readers.files.check_dataset_file`; ``options.follow_outside`` allows the last)."""
+    check_data_files_exist(header)
+    for name in header.data_files:
+        check_dataset_file(name, root, follow_outside=options.follow_outside, referrer=header.path, role="data file")
+
+
 def read_metaimage(path: str | os.PathLike, options: ReadOptions = ReadOptions(), relpath: str | None = None,
-                   source_files: tuple[str, ...] | None = None) -> Volume:
+                   source_files: tuple[str, ...] | None = None, root: str | None = None) -> Volume:
     """Read one ``.mhd``/``.mha`` file into a Volume.
 
     Parameters
@@ -105,14 +114,18 @@ def read_metaimage(path: str | os.PathLike, options: ReadOptions = ReadOptions()
     path:
         The header file.
     options:
-        ``kind`` and ``label_patterns`` decide label recognition (:mod:`medconv.labels`).
+        ``kind`` and ``label_patterns`` decide label recognition (:mod:`medconv.labels`);
+        ``max_voxels`` and ``follow_outside`` bound what the header may make it read.
     relpath:
         The path relative to the dataset root, for label patterns (default: the file name).
+    root:
+        The dataset folder its data files must stay inside (default: the header's folder).
     """
     path = os.fspath(path)
     header = parse_header(path)
+    check_data_files(header, root or os.path.dirname(os.path.abspath(path)), options)
     spacing, origin, direction, warnings = header_geometry(header)
-    buffer = read_voxels(header)
+    buffer = read_voxels(header, options)
     array, axis4 = _volume_axes(buffer, header)
     if header.data_files and len(header.data_files) == 1:
         size = os.path.getsize(header.data_files[0])
@@ -187,22 +200,29 @@ class MetaImageReader:
     def discover(self, root: str) -> Iterator[Source]:
         """Every ``.mhd``/``.mha`` under ``root``, with header facts in ``info``.
 
-        A header that cannot be parsed still yields a Source (its ``info`` holds
-        ``error``), so that the batch reports that one file and goes on. ``paths``
-        lists the header and those of its data files that exist.
+        A header that cannot be parsed (whatever the parser raises) still yields a
+        Source whose ``info`` holds ``error``, so that the batch reports that one file
+        and goes on; a data file outside ``root`` is named there too. ``paths`` lists
+        the header and those of its data files that exist.
         """
+        dataset = root if os.path.isdir(root) else ""
         for path, suffix in walk_files(root, METAIMAGE_SUFFIXES):
-            relative = os.path.relpath(path, root) if os.path.isdir(root) else os.path.basename(path)
-            paths: tuple[str, ...] = (path,)
-            try:
-                header = parse_header(path)
-                info = header_info(header, relative)
-                paths += tuple(p for p in header.data_files if os.path.exists(p))
-            except MedconvError as exc:
-                info = {"error": exc.one_line(), "kind_guess": decide_kind(relative, None)[0]}
-            yield Source(id=file_source_id(path, root, suffix), reader=self.name, paths=paths,
-                         root=root if os.path.isdir(root) else "", info=info)
+            yield guarded_source(self.name, path, root, suffix, lambda: self._describe(path, root, dataset, suffix))
+
+    def _describe(self, path: str, root: str, dataset: str, suffix: str) -> Source:
+        relative = os.path.relpath(path, root) if dataset else os.path.basename(path)
+        paths: tuple[str, ...] = (path,)
+        info: dict[str, Any] = {"kind_guess": decide_kind(relative, None)[0]}
+        try:
+            header = parse_header(path)
+            info = header_info(header, relative)
+            base = dataset or os.path.dirname(os.path.abspath(path))
+            paths += tuple(p for p in header.data_files if os.path.exists(p) and is_inside(p, base))
+            check_data_files(header, base, ReadOptions())  # an outside data file is named in info["error"]
+        except MedconvError as exc:
+            info = {**info, "error": exc.one_line()}
+        return Source(id=file_source_id(path, root, suffix), reader=self.name, paths=paths, root=dataset, info=info)
 
     def read(self, source: Source, options: ReadOptions = ReadOptions()) -> Volume:
-        relpath = source.relative_path
-        return read_metaimage(source.path, options, relpath=relpath)
+        check_source(source, options)
+        return read_metaimage(source.path, options, relpath=source.relative_path, root=dataset_root(source))

@@ -15,6 +15,7 @@ MetaIO's synonyms (``Offset``/``Origin``/``Position``, ``TransformMatrix``/
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ from typing import Optional
 import numpy as np
 
 from ..errors import UnreadableFileError, UnsupportedFormatError
+from ..options import ReadOptions
+from .bounded_io import check_data_size, inflate, read_into
+from .limits import MAX_DATA_FILES, check_voxel_count, voxel_count
 
 #: MetaIO element types and their numpy types (sizes as MetaIO defines them:
 #: MET_LONG/MET_ULONG are 4 bytes in MetaIO, whatever the platform's ``long``).
@@ -51,6 +55,13 @@ _SYNONYMS = {
     "elementsize": "elementsize",
 }
 _PATTERN = re.compile(r"^(?P<pattern>\S*%\S*)\s+(?P<first>-?\d+)\s+(?P<last>-?\d+)(?:\s+(?P<step>-?\d+))?\s*$")
+#: What MetaIO (C ``isspace``) strips around keys and values: ASCII white space only; a latin-1
+#: no-break space (0xA0) is part of the value, so ``= \xa0True`` is not ``True``.
+_SPACE = " \t\n\r\f\v"
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_LIST = re.compile(r"^LIST(?:\s+(?P<ndim>\d+)\s*D?)?\s*$", re.IGNORECASE)
+#: No data-file name (from a LIST or a pattern) is longer than this (PATH_MAX on Linux).
+_MAX_NAME = 4096
 
 
 @dataclass(frozen=True)
@@ -111,9 +122,14 @@ class MetaHeader:
         return not self.data_files
 
     @property
+    def voxel_shape(self) -> tuple[int, ...]:
+        """``DimSize`` plus the channels (when more than one): what a voxel limit counts."""
+        return self.shape + ((self.channels,) if self.channels > 1 else ())
+
+    @property
     def nbytes(self) -> int:
-        """Uncompressed size of the voxel data."""
-        return int(np.prod(self.shape, dtype=np.int64)) * self.channels * self.dtype.itemsize
+        """Uncompressed size of the voxel data (an exact integer, whatever the header declares)."""
+        return voxel_count(self.shape) * self.channels * self.dtype.itemsize
 
     def get(self, key: str, default: Optional[str] = None) -> Optional[str]:
         """A header value by key, case-insensitive, MetaIO synonyms included."""
@@ -125,53 +141,86 @@ class MetaHeader:
 
 
 def _canonical(key: str) -> str:
-    key = key.strip().lower()
+    key = key.strip(_SPACE).lower()
     return _SYNONYMS.get(key, key)
 
 
 def _read_header_lines(path: str) -> tuple[list[tuple[str, str]], int, list[str]]:
-    """``(pairs, data_offset, trailing_lines)``; ``trailing_lines`` follow an ``ElementDataFile = LIST``."""
+    """``(pairs, data_offset, trailing_lines)``; ``trailing_lines`` follow an ``ElementDataFile = LIST``.
+
+    Lines end at ``\n``, ``\r\n`` or a lone ``\r`` (as MetaIO reads them: ``Key =\rTrue`` is two lines).
+    """
     with open(path, "rb") as handle:
         head = handle.read(_HEADER_LIMIT)
     pairs: list[tuple[str, str]] = []
     position = 0
     while position < len(head):
-        end = head.find(b"\n", position)
-        if end < 0:
-            end = len(head)
+        match = _LINE_END.search(head, position)
+        end, after = (match.start(), match.end()) if match else (len(head), len(head))
         raw = head[position:end]
-        position = end + 1
-        line = raw.decode("latin-1").strip()
+        position = after
+        line = raw.decode("latin-1").strip(_SPACE)
         if not line:
             continue
         key, sep, value = line.partition("=")
-        if not sep or not key.strip() or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()):
+        if not sep or not key.strip(_SPACE) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip(_SPACE)):
             raise UnreadableFileError(f"not a MetaImage header: line {line[:60]!r} is not 'Key = Value'", path,
                                       "check that this is a .mhd/.mha file and not a truncated or binary one")
-        pairs.append((key.strip(), value.strip()))
+        pairs.append((key.strip(_SPACE), value.strip(_SPACE)))
         if _canonical(key) == "elementdatafile":
             trailing: list[str] = []
-            if value.strip().upper().startswith("LIST"):
-                trailing = [t.strip() for t in head[position:].decode("latin-1").splitlines() if t.strip()]
+            if value.strip(_SPACE).upper().startswith("LIST"):
+                trailing = [t.strip(_SPACE) for t in head[position:].decode("latin-1").splitlines() if t.strip(_SPACE)]
             return pairs, position, trailing
     raise UnreadableFileError("the header has no ElementDataFile line", path,
                               "a MetaImage header must end with 'ElementDataFile = <file>|LOCAL|LIST'")
 
 
+def _lookup(pairs: list[tuple[str, str]], path: str) -> dict[str, str]:
+    """Values by canonical key; a key given twice (or with a synonym) with different values is an error.
+
+    ``BinaryDataByteOrderMSB = False`` and ``ElementByteOrderMSB = True`` in one
+    header cannot both hold: ITK picks one by its own field order, medconv refuses.
+    """
+    lookup: dict[str, str] = {}
+    spelled: dict[str, str] = {}
+    for key, value in pairs:
+        canonical = _canonical(key)
+        if canonical in lookup and " ".join(lookup[canonical].lower().split()) != " ".join(value.lower().split()):
+            raise UnreadableFileError(f"the header gives {spelled[canonical]} = {lookup[canonical][:40]} and "
+                                      f"{key} = {value[:40]}, which contradict each other", path,
+                                      "keep one of the two lines")
+        lookup[canonical] = value
+        spelled.setdefault(canonical, key)
+    return lookup
+
+
 def _numbers(path: str, key: str, value: Optional[str], count: Optional[int], kind=float) -> Optional[tuple]:
+    """The first ``count`` numbers of a header value; finite, and whole for ``kind=int``."""
     if value is None:
         return None
     try:
-        numbers = tuple(kind(float(v)) if kind is int else kind(v) for v in value.split())
+        tokens = [t for t in re.split(r"[ \t\n\r\f\v]+", value) if t]
+        if not all(t.isascii() for t in tokens):
+            raise ValueError(value)  # float() would accept a no-break space, C's strtod does not
+        floats = [float(v) for v in tokens]
     except ValueError:
-        raise UnreadableFileError(f"{key} = {value!r} is not a list of numbers", path) from None
-    if count is not None and len(numbers) < count:
-        raise UnreadableFileError(f"{key} has {len(numbers)} values, NDims needs {count}", path)
-    return numbers[:count] if count is not None else numbers
+        raise UnreadableFileError(f"{key} = {value[:80]!r} is not a list of numbers", path) from None
+    if count is not None and len(floats) < count:
+        raise UnreadableFileError(f"{key} has {len(floats)} values, NDims needs {count}", path)
+    floats = floats[:count] if count is not None else floats
+    if not all(math.isfinite(v) for v in floats):
+        raise UnreadableFileError(f"{key} = {value[:80]!r} holds a value that is not finite", path,
+                                  "the header is corrupt; fix the field")
+    if kind is int:
+        if not all(v.is_integer() for v in floats):
+            raise UnreadableFileError(f"{key} = {value[:80]!r} is not a list of whole numbers", path)
+        return tuple(int(v) for v in floats)
+    return tuple(floats)
 
 
 def _flag(value: Optional[str]) -> bool:
-    return value is not None and value.strip().lower() in ("true", "1", "yes")
+    return value is not None and value.strip(_SPACE).lower() in ("true", "1", "yes")
 
 
 def parse_header(path: str | os.PathLike) -> MetaHeader:
@@ -190,7 +239,7 @@ def parse_header(path: str | os.PathLike) -> MetaHeader:
     except OSError as exc:
         raise UnreadableFileError(f"cannot open the header ({exc.strerror or exc})", path) from exc
     fields = dict(pairs)
-    lookup = {_canonical(k): v for k, v in pairs}
+    lookup = _lookup(pairs, path)
     warnings: list[str] = []
     object_type = lookup.get("objecttype", "Image")
     if object_type.lower() != "image":
@@ -215,9 +264,12 @@ def parse_header(path: str | os.PathLike) -> MetaHeader:
     msb = _flag(lookup.get("elementbyteordermsb"))
     dtype = np.dtype(ELEMENT_TYPES[element_type]).newbyteorder(">" if msb else "<")
     channels = _numbers(path, "ElementNumberOfChannels", lookup.get("elementnumberofchannels"), 1, int) or (1,)
+    if channels[0] < 1:
+        raise UnreadableFileError(f"ElementNumberOfChannels = {channels[0]} is not positive", path)
     spacing = _numbers(path, "ElementSpacing", lookup.get("elementspacing"), ndim)
+    size = _numbers(path, "ElementSize", lookup.get("elementsize"), ndim)  # parsed even when unused: ITK does
     if spacing is None:
-        spacing = _numbers(path, "ElementSize", lookup.get("elementsize"), ndim)
+        spacing = size
         if spacing is None:
             spacing = (1.0,) * ndim
             warnings.append("the header has no ElementSpacing: used 1 mm")
@@ -228,10 +280,17 @@ def parse_header(path: str | os.PathLike) -> MetaHeader:
         raise UnsupportedFormatError("BinaryData = False (ASCII voxel data) is not supported", path,
                                      "convert the file to binary MetaImage with ITK first")
     header_size = _numbers(path, "HeaderSize", lookup.get("headersize"), 1, int) or (0,)
+    if header_size[0] < -1:
+        raise UnreadableFileError(f"HeaderSize = {header_size[0]}: need a byte count, or -1", path)
     compressed = _flag(lookup.get("compresseddata"))
     compressed_size = _numbers(path, "CompressedDataSize", lookup.get("compresseddatasize"), 1, int)
+    if compressed_size and compressed_size[0] < 0:
+        raise UnreadableFileError(f"CompressedDataSize = {compressed_size[0]} is negative", path)
+    if compressed and header_size[0] == -1:
+        raise UnreadableFileError("HeaderSize = -1 (data at the end of the file) cannot place compressed data", path,
+                                  "set HeaderSize to the bytes before the compressed stream (ITK refuses it too)")
     data_value = lookup["elementdatafile"]
-    data_files, slice_ndim = _data_files(path, data_value, trailing, ndim, warnings)
+    data_files, slice_ndim = _data_files(path, data_value, trailing, tuple(shape), warnings)
     return MetaHeader(
         path=path, fields=fields, shape=tuple(shape), dtype=dtype, channels=channels[0],
         spacing=tuple(float(s) for s in spacing), offset=tuple(float(o) for o in offset), matrix=matrix,
@@ -241,13 +300,25 @@ def parse_header(path: str | os.PathLike) -> MetaHeader:
     )
 
 
-def _data_files(path: str, value: str, trailing: list[str], ndim: int,
+def _data_files(path: str, value: str, trailing: list[str], shape: tuple[int, ...],
                 warnings: list[str]) -> tuple[tuple[str, ...], Optional[int]]:
+    """The data files an ``ElementDataFile`` value names (``()`` for LOCAL), and the dimension of each one.
+
+    A LIST or a pattern must name exactly one file per slice the header declares
+    (``prod(DimSize[slice_ndim:])``), checked before any name is built, and at most
+    :data:`~medconv.readers.limits.MAX_DATA_FILES`; a name may not hold a NUL byte
+    or be longer than 4096 characters. Names are resolved beside the header;
+    whether they may be read (inside the dataset folder, regular files) is
+    decided when reading (:func:`medconv.readers.files.check_dataset_file`).
+    """
     folder = os.path.dirname(path)
+    ndim = len(shape)
     listing: dict[str, str] | None = None
 
     def resolve(name: str) -> str:
         nonlocal listing
+        if "\x00" in name or len(name) > _MAX_NAME:
+            raise UnreadableFileError(f"ElementDataFile names {name[:60]!r}..., which is not a file name", path)
         resolved = name if os.path.isabs(name) else os.path.join(folder, name)
         if os.path.exists(resolved) or os.path.isabs(name) or os.path.dirname(name):
             return resolved
@@ -262,114 +333,121 @@ def _data_files(path: str, value: str, trailing: list[str], ndim: int,
         warnings.append(f"ElementDataFile names {name!r}; used {actual!r} (the names differ in case)")
         return os.path.join(folder, actual)
 
+    def check_count(count: int, slice_ndim: int, form: str) -> None:
+        slices = voxel_count(shape[slice_ndim:])
+        if count != slices:
+            raise UnreadableFileError(
+                f"{form} names {count} files, but DimSize {' '.join(map(str, shape))} has "
+                f"{slices} {slice_ndim}D slices", path, "the header is corrupt or incomplete: one file per slice")
+        if count > MAX_DATA_FILES:
+            raise UnreadableFileError(f"{form} names {count} files, more than the "
+                                      f"{MAX_DATA_FILES} medconv reads for one volume", path,
+                                      "merge the slice files into one data file first")
+
     if value.upper() == "LOCAL":
         return (), None
     if value.upper().startswith("LIST"):
-        rest = value[4:].strip()
-        slice_ndim = int(rest.rstrip("D").rstrip("d")) if rest else ndim - 1
+        match = _LIST.match(value)
+        slice_ndim = int(match["ndim"]) if match and match["ndim"] else ndim - 1
+        if match is None or not 1 <= slice_ndim <= ndim:
+            raise UnreadableFileError(f"ElementDataFile = {value[:40]!r}: need LIST or LIST nD with n from 1 to "
+                                      f"NDims ({ndim})", path)
         if not trailing:
             raise UnreadableFileError("ElementDataFile = LIST names no files", path)
+        check_count(len(trailing), slice_ndim, f"ElementDataFile = {value[:20]}")
         return tuple(resolve(name) for name in trailing), slice_ndim
     match = _PATTERN.match(value)
     if match:
         first, last = int(match["first"]), int(match["last"])
         step = int(match["step"] or 1) or 1
+        indices = range(first, last + (1 if step > 0 else -1), step)
+        check_count(len(indices), ndim - 1, f"the file-name pattern {value[:80]!r}")
         try:
-            names = [match["pattern"] % index for index in range(first, last + (1 if step > 0 else -1), step)]
-        except (TypeError, ValueError):
-            raise UnreadableFileError(f"ElementDataFile pattern {value!r} is not a printf pattern", path) from None
+            if len(match["pattern"] % indices[0]) > _MAX_NAME:  # before building them all: "%09999999d"
+                raise UnreadableFileError(f"ElementDataFile pattern {value[:60]!r}... makes names longer than "
+                                          f"{_MAX_NAME} characters", path)
+            names = [match["pattern"] % index for index in indices]
+        except (TypeError, ValueError, OverflowError, MemoryError):
+            raise UnreadableFileError(f"ElementDataFile pattern {value[:80]!r} is not a printf pattern", path) from None
         return tuple(resolve(name) for name in names), ndim - 1
     return (resolve(value),), None
 
 
-def _inflate(data: bytes, expected: int, where: str) -> bytes:
-    try:
-        from isal import isal_zlib as zlib_module
-    except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fallback
-        import zlib as zlib_module
-    wbits = 31 if data[:2] == b"\x1f\x8b" else 15
-    try:
-        inflated = zlib_module.decompress(data, wbits, expected)
-    except Exception as exc:
-        raise UnreadableFileError(f"the compressed data cannot be inflated ({exc})", where,
-                                  "the file is probably truncated or corrupt; download it again") from exc
-    if len(inflated) != expected:
-        raise UnreadableFileError(f"the compressed data inflates to {len(inflated)} bytes, the header needs {expected}",
-                                  where, "the data file does not match its header (DimSize, ElementType)")
-    return inflated
-
-
-def _read_raw(path: str, header: MetaHeader, start: int, nbytes: int, header_size: int, out: np.ndarray) -> None:
-    """Read ``nbytes`` of uncompressed data from ``path`` into the flat uint8 view ``out``."""
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        raise UnreadableFileError(f"the data file {os.path.basename(path)!r} it names does not exist",
-                                  header.path, f"put {path} beside the header, or fix ElementDataFile") from None
-    offset = start + (size - start - nbytes if header_size == -1 else header_size)
-    if offset < 0 or size - offset < nbytes:
-        have = max(0, size - max(offset, start))
-        raise UnreadableFileError(
-            f"the data file {os.path.basename(path)!r} is too short: {have} bytes, the header needs {nbytes}",
-            header.path, "the download is probably truncated, or DimSize/ElementType are wrong; download it again")
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        got = handle.readinto(memoryview(out))
-    if got != nbytes:  # pragma: no cover - size was checked, only a concurrent truncation gets here
-        raise UnreadableFileError(f"read {got} of {nbytes} bytes from {path}", header.path)
-
-
-def read_voxels(header: MetaHeader) -> np.ndarray:
+def read_voxels(header: MetaHeader, options: ReadOptions = ReadOptions()) -> np.ndarray:
     """The voxels as a native-endian C-ordered ``(k, j, i)`` (or ``(t, k, j, i)``, ``(..., c)``) array.
 
-    Raises :class:`UnreadableFileError` naming the file for a missing, short or
-    corrupt data file.
+    Before anything is allocated, the declared size is checked against
+    ``options.max_voxels`` and, for uncompressed data, against the size of every
+    data file; compressed data is inflated into the final buffer and stops at the
+    declared size (:func:`medconv.readers.bounded_io.inflate`). Raises
+    :class:`UnreadableFileError` naming the file for a missing, short or corrupt
+    data file, :class:`VolumeTooLargeError` past the voxel limit. Whether the data
+    files may be read at all (inside the dataset folder) is the caller's check.
     """
+    check_voxel_count(header.voxel_shape, header.path, options)
     shape_c = tuple(reversed(header.shape)) + ((header.channels,) if header.channels > 1 else ())
     nbytes = header.nbytes
     files = header.data_files or (header.path,)
     start = header.data_offset if header.local else 0
+    per_file = nbytes // len(files)
+    if per_file * len(files) != nbytes:
+        raise UnreadableFileError(f"{len(files)} slice files cannot hold {nbytes} bytes evenly", header.path)
     if header.compressed:
-        if len(files) > 1:
-            chunks = [_read_compressed(name, header, 0, None) for name in files]
-            raw = b"".join(chunks)
-            if len(raw) != nbytes:
-                raise UnreadableFileError(f"the slice files inflate to {len(raw)} bytes, the header needs {nbytes}",
-                                          header.path)
-        else:
-            # MetaIO trusts CompressedDataSize only for LOCAL data; an external file is read whole
-            size = header.compressed_size if header.local else None
-            raw = _inflate(_read_compressed(files[0], header, start, size, inflate=False), nbytes, files[0])
-        buffer = np.frombuffer(raw, dtype=header.dtype)
+        if header.local and header.compressed_size:
+            check_data_size(header.path, start, header.compressed_size, header.path, what="the compressed data in")
+        offsets = [start + max(header.header_size, 0)] * len(files)
     else:
-        buffer = np.empty(nbytes // header.dtype.itemsize, dtype=header.dtype)
-        flat = buffer.view(np.uint8)
-        per_file = nbytes // len(files)
-        if per_file * len(files) != nbytes:
-            raise UnreadableFileError(f"{len(files)} slice files cannot hold {nbytes} bytes evenly", header.path)
-        for index, name in enumerate(files):
-            _read_raw(name, header, start, per_file, header.header_size, flat[index * per_file:(index + 1) * per_file])
+        offsets = [_raw_offset(name, header, start, per_file) for name in files]  # every size, before allocating
+    single_stream = header.compressed and len(files) == 1
+    buffer = None if single_stream else np.empty(nbytes // header.dtype.itemsize, dtype=header.dtype)
+    flat = None if single_stream else memoryview(buffer.view(np.uint8))
+    for index, (name, offset) in enumerate(zip(files, offsets)):
+        what = f"the data file {os.path.basename(name)!r}" if header.data_files else "the LOCAL data"
+        try:
+            with open(name, "rb") as handle:
+                handle.seek(offset)
+                if header.compressed:
+                    # MetaIO trusts CompressedDataSize only for LOCAL data; an external file is read whole
+                    limit = header.compressed_size if header.local else None
+                    data = inflate(handle, per_file, header.path, what=what, limit=limit)
+                    if single_stream:
+                        buffer = np.frombuffer(data, dtype=header.dtype)  # no copy of the inflated bytes
+                    else:
+                        flat[index * per_file:(index + 1) * per_file] = data
+                else:
+                    read_into(handle, flat[index * per_file:(index + 1) * per_file], header.path, what)
+        except FileNotFoundError:
+            raise _missing(name, header) from None
+        except OSError as exc:
+            raise UnreadableFileError(f"cannot read {what} ({exc.strerror or exc})", header.path) from exc
     buffer = buffer.reshape(shape_c)
     if not header.dtype.isnative:
         buffer = buffer.byteswap().view(header.dtype.newbyteorder("="))
     return buffer
 
 
-def _read_compressed(path: str, header: MetaHeader, start: int, size: Optional[int], inflate: bool = True) -> bytes:
+def _missing(name: str, header: MetaHeader) -> UnreadableFileError:
+    return UnreadableFileError(f"the data file {os.path.basename(name)!r} it names does not exist",
+                               header.path, f"put {name} beside the header, or fix ElementDataFile")
+
+
+def check_data_files_exist(header: MetaHeader) -> None:
+    """Raise the "it names does not exist" error for the first data file that is missing."""
+    for name in header.data_files:
+        if not os.path.lexists(name):
+            raise _missing(name, header)
+
+
+def _raw_offset(name: str, header: MetaHeader, start: int, nbytes: int) -> int:
+    """Where ``nbytes`` of uncompressed data start in ``name`` (``HeaderSize``), after checking its size."""
     try:
-        with open(path, "rb") as handle:
-            handle.seek(start + max(header.header_size, 0))
-            data = handle.read() if size is None else handle.read(size)
+        size = os.path.getsize(name)
     except FileNotFoundError:
-        raise UnreadableFileError(f"the data file {os.path.basename(path)!r} it names does not exist",
-                                  header.path, f"put {path} beside the header, or fix ElementDataFile") from None
+        raise _missing(name, header) from None
     except OSError as exc:
-        raise UnreadableFileError(f"cannot read the data file {path} ({exc.strerror or exc})", header.path) from exc
-    if size is not None and len(data) < size:
-        raise UnreadableFileError(
-            f"the compressed data in {os.path.basename(path)!r} is too short: {len(data)} bytes, "
-            f"CompressedDataSize says {size}", header.path, "the download is probably truncated; download it again")
-    if not inflate:
-        return data
-    per_file = header.nbytes // max(1, len(header.data_files))
-    return _inflate(data, per_file, path)
+        raise UnreadableFileError(f"cannot read the data file {name} ({exc.strerror or exc})", header.path) from exc
+    offset = start + (size - start - nbytes if header.header_size == -1 else header.header_size)
+    check_data_size(name, max(offset, start), nbytes, header.path, what="the LOCAL data in" if header.local else
+                    "the data file",
+                    hint="the download is probably truncated, or DimSize/ElementType are wrong; download it again")
+    return offset

@@ -12,7 +12,8 @@ from ..errors import UnreadableFileError
 from ..options import ReadOptions
 from ..source import Source
 from ..volume import Volume
-from .files import file_source_id, walk_files
+from .files import check_discovered_file, check_source, file_source_id, walk_files
+from .limits import check_voxel_count
 
 _REQUIRED = ("array.npy", "spacing.npy", "origin.npy", "direction.npy")
 
@@ -32,13 +33,21 @@ class NpzReader:
         return all(name in names for name in _REQUIRED)
 
     def discover(self, root: str) -> Iterator[Source]:
+        """medconv's ``.npz`` files under ``root`` (others are not this reader's: never opened past ``sniff``)."""
         for path, suffix in walk_files(root, self.suffixes):
+            try:
+                if check_discovered_file(path, root) is not None:
+                    continue  # a link out of the dataset: not opened (its sniff would read it)
+            except UnreadableFileError:
+                continue  # a special file is nobody's .npz
             if self.sniff(path):
                 yield Source(id=file_source_id(path, root, suffix), reader=self.name, paths=(path,), root=root)
 
     def read(self, source: Source, options: ReadOptions = ReadOptions()) -> Volume:
+        check_source(source, options)
         path = source.path
         try:
+            check_voxel_count(_declared_shape(path), path, options)
             with np.load(path, allow_pickle=False) as fields:
                 missing = [name for name in _REQUIRED if name[:-4] not in fields.files]
                 if missing:
@@ -49,6 +58,20 @@ class NpzReader:
                 kind = str(fields["kind"]) if "kind" in fields.files else "intensity"
                 return Volume(array=fields["array"], spacing=tuple(fields["spacing"]), origin=tuple(fields["origin"]),
                               direction=fields["direction"], kind=options.kind or kind, meta=meta, history=history)
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
             raise UnreadableFileError(f"the .npz file cannot be read ({exc})", path,
                                       "the file is probably truncated; write it again") from exc
+
+
+def _declared_shape(path: str) -> tuple[int, ...]:
+    """The shape ``array.npy`` declares in its header, read without loading the array (``()`` if absent)."""
+    with zipfile.ZipFile(path) as archive:
+        if "array.npy" not in archive.namelist():
+            return ()  # reported below as "not a medconv volume"
+        member = archive.open("array.npy")
+        version = np.lib.format.read_magic(member)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        with member:
+            shape, _, _ = read_header(member)
+    return tuple(shape)

@@ -47,12 +47,15 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import tifffile  # the "tiff" extra: a missing install becomes MissingDependencyError in the registry
 
-from ..errors import MedconvError, UnreadableFileError, UnsupportedFormatError
+from ..errors import MedconvError, UnreadableFileError, UnsupportedFormatError, VolumeTooLargeError
 from ..labels import compact_labels, decide_kind
 from ..options import ReadOptions
 from ..source import Source
 from ..volume import Volume
-from .files import file_source_id, natural_key, walk_files
+from .files import (check_discovered_file, check_source, discovery_failure_source, file_source_id, guarded_source,
+                    natural_key, outside_source, walk_files)
+from .limits import check_voxel_count
+from .tiff_structure import IfdChain, check_ifd_chain, check_series_layout
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff")
 
@@ -183,9 +186,12 @@ def _rgb_to_gray(array: np.ndarray) -> np.ndarray:
     return grey.astype(array.dtype)
 
 
-def _open(path: str) -> "tifffile.TiffFile":
+def _open(path: str) -> tuple["tifffile.TiffFile", IfdChain]:
+    """tifffile's view of ``path``, after :func:`check_ifd_chain` (a looping chain would never end),
+    and the chain that walk found (for :func:`check_series_layout`)."""
+    chain = check_ifd_chain(path)
     try:
-        return tifffile.TiffFile(path)
+        return tifffile.TiffFile(path), chain
     except FileNotFoundError:
         raise UnreadableFileError("the file does not exist", path) from None
     except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error on bad files
@@ -194,38 +200,69 @@ def _open(path: str) -> "tifffile.TiffFile":
 
 
 def _decode(series: "tifffile.TiffPageSeries", path: str) -> np.ndarray:
+    """The series' pixels; anything but an array of the series' shape is an error (tifffile returns an
+    empty array for a sample format it cannot decode)."""
     try:
-        return series.asarray()
+        array = series.asarray()
     except Exception as exc:
         hint = "install imagecodecs: pip install 'medconv[tiff]'" if "imagecodecs" in str(exc) else \
             "the file is probably truncated or corrupt"
         raise UnreadableFileError(f"the pixel data cannot be decoded ({exc})", path, hint) from exc
+    if tuple(array.shape) != tuple(series.shape):
+        raise UnreadableFileError(f"tifffile decoded an array of shape {array.shape} for an image of shape "
+                                  f"{tuple(series.shape)}", path,
+                                  "the file is probably corrupt, or its BitsPerSample/SampleFormat is not supported")
+    return array
 
 
-def _read_file(path: str, warnings: list[str]) -> tuple[np.ndarray, str, dict[str, Any]]:
-    """``(array, axes, header)`` of the first series of one file."""
-    with _open(path) as tif:
-        if not tif.series:
-            raise UnreadableFileError("the TIFF holds no image", path)
-        if len(tif.series) > 1:
-            warnings.append(f"the file holds {len(tif.series)} image series; read the first")
-        series = tif.series[0]
-        page = series.pages[0] if series.pages else tif.pages.first
+def _read_file(path: str, warnings: list[str],
+               options: ReadOptions = ReadOptions()) -> tuple[np.ndarray, str, dict[str, Any]]:
+    """``(array, axes, header)`` of the first series of one file, after the checks of
+    :mod:`medconv.readers.tiff_structure` and the voxel limit."""
+    tif, chain = _open(path)
+    with tif:
+        try:
+            series_list = tif.series
+            if not series_list:
+                raise UnreadableFileError("the TIFF holds no image", path)
+            series = series_list[0]
+            check_voxel_count(series.shape, path, options)
+            check_series_layout(series, path, chain)
+            page = series.pages[0] if series.pages else tif.pages.first
+        except (UnreadableFileError, VolumeTooLargeError):
+            raise
+        except Exception as exc:  # tifffile parses pages lazily: a corrupt one raises here
+            raise UnreadableFileError(f"not a readable TIFF file ({exc})", path,
+                                      "the file is probably truncated or corrupt") from exc
+        if len(series_list) > 1:
+            warnings.append(f"the file holds {len(series_list)} image series; read the first")
         array = _decode(series, path)
         if not array.dtype.isnative:
             array = array.astype(array.dtype.newbyteorder("="))
-        photometric = getattr(page.photometric, "name", str(page.photometric))
-        if photometric == "PALETTE":
-            warnings.append("palette-colour image: kept the palette indices as values (the colormap is not applied)")
-        header = {
-            "axes": series.axes, "kind": series.kind, "photometric": photometric,
-            "compression": getattr(page.compression, "name", str(page.compression)),
-            "bits_per_sample": int(page.bitspersample), "imagej": bool(tif.is_imagej), "ome": bool(tif.is_ome),
-        }
-        stated, spacing_from = file_spacing(tif)
-        header["spacing_from"] = spacing_from
-        header["stated_spacing_mm"] = stated
+        try:
+            header = _header_facts(tif, series, page, warnings)
+        except Exception as exc:  # a corrupt tag tifffile decoded lazily
+            raise UnreadableFileError(f"the TIFF tags cannot be read ({exc})", path,
+                                      "the file is probably corrupt") from exc
     return array, series.axes, header
+
+
+def _header_facts(tif: "tifffile.TiffFile", series, page, warnings: list[str]) -> dict[str, Any]:
+    """The ``meta["header"]`` of a TIFF volume: axes, photometric, compression, bits, spacing source."""
+    photometric = getattr(page.photometric, "name", str(page.photometric))
+    if photometric == "PALETTE":
+        warnings.append("palette-colour image: kept the palette indices as values (the colormap is not applied)")
+    bits = page.bitspersample
+    header = {
+        "axes": series.axes, "kind": series.kind, "photometric": photometric,
+        "compression": getattr(page.compression, "name", str(page.compression)),
+        "bits_per_sample": [int(b) for b in bits] if isinstance(bits, tuple) else int(bits),
+        "imagej": bool(tif.is_imagej), "ome": bool(tif.is_ome),
+    }
+    stated, spacing_from = file_spacing(tif)
+    header["spacing_from"] = spacing_from
+    header["stated_spacing_mm"] = stated
+    return header
 
 
 class TiffReader:
@@ -247,7 +284,18 @@ class TiffReader:
         for path, suffix in walk_files(root, TIFF_SUFFIXES):
             by_folder[os.path.dirname(path)].append((path, suffix))
         is_dir = os.path.isdir(root)
-        for folder, files in by_folder.items():
+        for folder, found in by_folder.items():
+            files = []
+            for path, suffix in found:  # special files and links out of the dataset are never opened
+                try:
+                    outside = check_discovered_file(path, root)
+                except Exception as exc:
+                    yield discovery_failure_source(self.name, path, root, suffix, exc)
+                    continue
+                if outside is not None:
+                    yield outside_source(self.name, path, root, suffix, outside)
+                else:
+                    files.append((path, suffix))
             slice_shape = _slice_folder_shape([path for path, _ in files]) if is_dir else None
             if slice_shape is not None:
                 relative = os.path.relpath(folder, root)
@@ -260,15 +308,17 @@ class TiffReader:
                              info=info)
                 continue
             for path, suffix in files:
-                yield Source(id=file_source_id(path, root, suffix), reader=self.name, paths=(path,),
-                             root=root if is_dir else "", info=_file_info(path))
+                yield guarded_source(self.name, path, root, suffix, lambda: Source(
+                    id=file_source_id(path, root, suffix), reader=self.name, paths=(path,),
+                    root=root if is_dir else "", info=_file_info(path)))
 
     def read(self, source: Source, options: ReadOptions = ReadOptions()) -> Volume:
+        check_source(source, options)
         warnings: list[str] = []
         if len(source.paths) > 1:
-            array, axes, header = _read_slice_folder(source.paths, warnings)
+            array, axes, header = _read_slice_folder(source.paths, warnings, options)
         else:
-            array, axes, header = _read_file(source.path, warnings)
+            array, axes, header = _read_file(source.path, warnings, options)
         view, axis4, letter = volume_axes(array, axes, source.path)
         if axis4 == "channel" and options.rgb_to_gray:
             if letter == "S" and view.shape[3] in (3, 4):
@@ -292,7 +342,7 @@ class TiffReader:
 def _file_info(path: str) -> dict[str, Any]:
     """Header facts for ``medconv scan`` (pages are not decoded)."""
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _open(path)[0] as tif:
             series = tif.series[0]
             stated, spacing_from = file_spacing(tif)
             page = series.pages[0] if series.pages else tif.pages.first
@@ -303,13 +353,15 @@ def _file_info(path: str) -> dict[str, Any]:
                     "spacing_from": spacing_from, "rgb": getattr(page.photometric, "name", "") == "RGB",
                     "4d": axis4 is not None and shape.shape[2] > 1,
                     "kind_guess": decide_kind(os.path.basename(path), None)[0]}
-    except Exception as exc:  # a broken file is reported when it is read
+    except MedconvError as exc:  # a broken file is reported when it is read
+        return {"error": exc.one_line()}
+    except Exception as exc:
         return {"error": f"not a readable TIFF file ({exc})"}
 
 
 def _single_2d_page(path: str) -> Optional[tuple]:
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _open(path)[0] as tif:
             if len(tif.pages) != 1 or len(tif.series) != 1:
                 return None
             series = tif.series[0]
@@ -331,15 +383,17 @@ def _slice_folder_shape(paths: list[str]) -> Optional[tuple]:
     return first[0] if first is not None and first == last else None
 
 
-def _read_slice_folder(paths: tuple[str, ...], warnings: list[str]) -> tuple[np.ndarray, str, dict[str, Any]]:
+def _read_slice_folder(paths: tuple[str, ...], warnings: list[str],
+                       options: ReadOptions = ReadOptions()) -> tuple[np.ndarray, str, dict[str, Any]]:
     """Stack single-page files (natural order) into one ``(Z, Y, X[, S])`` array."""
     ordered = sorted(paths, key=lambda p: natural_key(os.path.basename(p)))
-    first, axes, header = _read_file(ordered[0], warnings)
+    first, axes, header = _read_file(ordered[0], warnings, options)
+    check_voxel_count((len(ordered),) + first.shape, ordered[0], options)
     stack = np.empty((len(ordered),) + first.shape, dtype=first.dtype)
     stack[0] = first
     for index, path in enumerate(ordered[1:], start=1):
         slice_warnings: list[str] = []
-        array, slice_axes, _ = _read_file(path, slice_warnings)
+        array, slice_axes, _ = _read_file(path, slice_warnings, options)
         if array.shape != first.shape or array.dtype != first.dtype or slice_axes != axes:
             raise UnreadableFileError(
                 f"slice {index + 1} of {len(ordered)} is {array.shape} {array.dtype}, the first slice "
