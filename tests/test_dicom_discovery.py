@@ -314,3 +314,56 @@ def test_part10_files_with_another_formats_suffix_are_found_by_content(tmp_path)
     (source,) = sources
     assert source.info["n_files"] == 3 and reader.read(source).shape == (10, 12, 3)
     assert [os.path.basename(p) for p, _ in reader.skipped] == ["other.img"]
+
+
+def _blank_series_uid(paths, how: str) -> None:
+    """What anonymisers do to SeriesInstanceUID: write it empty, or remove it."""
+    import pydicom
+
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        if how == "empty":
+            ds.SeriesInstanceUID = ""
+        else:
+            del ds.SeriesInstanceUID
+        ds.save_as(path, enforce_file_format=True)
+
+
+def _assert_phantom(volume, offset: float = 0.0) -> None:
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in volume.shape], indexing="ij"), axis=-1).astype(float)
+    world = grid @ volume.affine_lps[:3, :3].T + volume.affine_lps[:3, 3]
+    assert np.abs(np.asarray(volume.array, dtype=float) - (phantom(world) + offset)).max() <= 0.5 + 1e-6
+
+
+@pytest.mark.parametrize("how", [pytest.param("empty", id="uid-written-empty"),
+                                 pytest.param("removed", id="uid-removed")])
+def test_blank_series_uid_groups_by_folder_frame_of_reference_orientation_and_matrix(tmp_path, how):
+    """Fault 6: with SeriesInstanceUID blanked every slice was a 2D unit of its own and nothing converted."""
+    axial_iop, sagittal_iop = (1, 0, 0, 0, 1, 0), (0, 1, 0, 0, 0, -1)
+    written = {
+        # one folder, two series told apart by their frame of reference (shuffled names, interleaved)
+        "a-ct1": write_series(tmp_path / "a", oriented(axial_iop, [0, 2, 4, 6]), axial_iop, names="shuffled",
+                              seed=1, study_uid="2.25.50"),
+        "a-ct2": write_series(tmp_path / "a", oriented(axial_iop, [1, 3, 5]), axial_iop, names="shuffled",
+                              seed=2, study_uid="2.25.51", function=lambda p: phantom(p) + 7),
+        # the same frame of reference in another folder is another unit
+        "b-ct1": write_series(tmp_path / "b", oriented(axial_iop, [10, 12, 14]), axial_iop, seed=3,
+                              study_uid="2.25.50", function=lambda p: phantom(p) + 11),
+        # another orientation and another matrix in folder a, same frame of reference as a-ct1
+        "a-sag": write_series(tmp_path / "a", oriented(sagittal_iop, [0, 3, 6]), sagittal_iop, names="shuffled",
+                              seed=4, study_uid="2.25.50", rows=8, columns=6),
+    }
+    for series in written.values():
+        _blank_series_uid(series.paths, how)
+    reader, sources = discover(tmp_path)
+    offsets = {"a-ct1": 0.0, "a-ct2": 7.0, "b-ct1": 11.0, "a-sag": 0.0}
+    by_files = {frozenset(s.paths): s for s in sources}
+    assert len(sources) == 4
+    for name, series in written.items():
+        source = by_files[frozenset(str(p) for p in series.paths)]
+        assert source.info.get("excluded") is None and "no-series-uid" in source.info["flags"]
+        volume = reader.read(source)
+        assert volume.shape[2] == len(series.paths)
+        (warning,) = [w for w in volume.warnings if "SeriesInstanceUID is blank" in w]
+        assert f"these {len(series.paths)} file(s)" in warning and str(series.folder) in warning
+        _assert_phantom(volume, offsets[name])

@@ -87,6 +87,8 @@ def plan_groups(headers: Sequence[DicomHeader]) -> list[Unit]:
             if isinstance(item, PlanFailure):
                 units.append(Unit(_subgroup(group, item.headers), failure=item.error))
             else:
+                if group.warnings:  # grouping's decisions (a blank SeriesInstanceUID) reach the output
+                    item = replace(item, warnings=tuple(group.warnings) + item.warnings)
                 units.append(Unit(_subgroup(group, item.headers, item), plan=item))
     return units
 
@@ -118,7 +120,8 @@ def _subgroup(group: SeriesGroup, headers: Sequence[DicomHeader], plan: UnitPlan
     sub = SeriesGroup(members or list(group.headers), split=list(plan.splits) if plan else list(group.split),
                       excluded=group.excluded, layout=group.layout, axis4=plan.axis4.value if plan and plan.axis4 else None,
                       flags=list(group.flags), frame_group=plan.label if plan else group.frame_group,
-                      broken=list(group.broken), time_attribute=group.time_attribute)
+                      broken=list(group.broken), time_attribute=group.time_attribute,
+                      warnings=list(group.warnings))
     return sub
 
 

@@ -3,9 +3,13 @@
 Rules (docs/dicom.md has the full table):
 
 1. Files group by SeriesInstanceUID; files repeating a SOPInstanceUID (copies, re-encodings)
-   go to separate units (``copy 2 ...``), never dropped. A file without SeriesInstanceUID
-   is a unit of its own, classified like any other (a fragment without pixel data is
-   excluded; a lone image is a 2D slice).
+   go to separate units (``copy 2 ...``), never dropped. Image files whose SeriesInstanceUID
+   is blank or missing (anonymisers blank it) but that carry pixels and patient geometry
+   group by folder and FrameOfReferenceUID instead (:func:`blank_series_key`); rule 3
+   then splits them by orientation, matrix, SeriesNumber ... like any series, and each
+   such unit is flagged ``no-series-uid`` with a warning. Any other file without
+   SeriesInstanceUID is a unit of its own, classified like any other (a fragment without
+   pixel data is excluded; a lone image is a 2D slice).
 2. Non-image objects (RTSTRUCT, SEG, SR, PR, KO, RT dose/plan, raw, documents, no
    pixel data) are set apart, one :class:`SeriesGroup` per series, ``excluded`` set.
    A file of an *image* storage class (CT, MR, PET ... Image Storage) with a
@@ -63,6 +67,8 @@ NON_IMAGE_MODALITIES = {
 }
 IOP_TOLERANCE = 1e-3
 POSITION_BIN_MM = 0.01
+#: Flag of a unit grouped without SeriesInstanceUID (rule 1).
+NO_SERIES_UID_FLAG = "no-series-uid"
 
 
 @dataclass
@@ -87,6 +93,8 @@ class SeriesGroup:
     time_attribute: str | None = None
     #: ``"path: what is wrong"`` for each broken file in ``headers`` (see :func:`broken_image_reason`).
     broken: list[str] = field(default_factory=list)
+    #: Decisions grouping took that the output must report (they go into the plan's warnings).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def first(self) -> DicomHeader:
@@ -155,15 +163,40 @@ def layout_of(header: DicomHeader) -> str:
     return "single"
 
 
+def blank_series_key(header: DicomHeader) -> tuple[str, str, str] | None:
+    """The pseudo series of an image file without SeriesInstanceUID, or ``None`` when it stays on its own.
+
+    Anonymisers blank SeriesInstanceUID; without it every slice became a 2D unit of its
+    own and nothing converted. An image file with pixels and patient geometry
+    (ImageOrientationPatient and ImagePositionPatient) joins the files of its folder
+    with the same FrameOfReferenceUID (blank too, often); the series rules then split
+    them by orientation, matrix, SeriesNumber, echo ... as for any series. Files without
+    geometry (fragments, projection images) stay units of their own.
+    """
+    if header.series_uid or not (header.has_pixels and header.iop is not None and header.ipp is not None):
+        return None
+    return ("no-series-uid", os.path.dirname(header.path), header.frame_of_reference_uid)
+
+
+def _note_blank_series_uid(group: SeriesGroup) -> None:
+    group.flags.append(NO_SERIES_UID_FLAG)
+    where = (f"FrameOfReferenceUID {group.first.frame_of_reference_uid}" if group.first.frame_of_reference_uid
+             else "a blank FrameOfReferenceUID")
+    group.warnings.append(
+        f"SeriesInstanceUID is blank in these {len(group.headers)} file(s) (an anonymiser removed it?): grouped "
+        f"by folder ({os.path.dirname(group.first.path)}), {where}, orientation and matrix; check that they "
+        "are one series")
+
+
 def group_headers(headers: Iterable[DicomHeader]) -> list[SeriesGroup]:
     """Group, split and classify scanned headers into discovery units (see module doc)."""
-    by_uid: dict[str, list[DicomHeader]] = defaultdict(list)
+    by_uid: dict[object, list[DicomHeader]] = defaultdict(list)
     cut_early: list[DicomHeader] = []  # broken image files cut before their SeriesInstanceUID
     for header in headers:
         if not header.series_uid and broken_image_reason(header):
             cut_early.append(header)
         else:
-            by_uid[header.series_uid or f"no-series-uid:{header.path}"].append(header)
+            by_uid[header.series_uid or blank_series_key(header) or f"no-series-uid:{header.path}"].append(header)
     groups: list[SeriesGroup] = []
     for uid, members in by_uid.items():
         copies = _split_same_instance(members)
@@ -171,6 +204,8 @@ def group_headers(headers: Iterable[DicomHeader]) -> list[SeriesGroup]:
             for group in _group_one_uid(part):
                 if len(copies) > 1:
                     group.split.append(Split(SplitKind.COPY, copy_index))
+                if isinstance(uid, tuple):
+                    _note_blank_series_uid(group)
                 groups.append(group)
     for header in cut_early:
         stack = _stack_in_folder(header, groups)
