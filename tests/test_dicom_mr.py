@@ -72,3 +72,52 @@ def test_a_4th_axis_that_is_not_time_has_unknown_time_units(tmp_path):
                         meta={"axis4": axis4, "repetition_time": 2.0})
         header = _written(volume, tmp_path, f"{axis4}.nii")
         assert header.get_xyzt_units() == ("mm", "unknown") and header.get_zooms()[3] == 1.0
+
+
+def _rewrite(paths, **values) -> None:
+    """Set attributes of written files (per-file values: a callable of the file index)."""
+    import pydicom
+
+    for index, path in enumerate(paths):
+        ds = pydicom.dcmread(path)
+        for keyword, value in values.items():
+            setattr(ds, keyword, value(index) if callable(value) else value)
+        ds.save_as(path, enforce_file_format=True)
+
+
+PHILIPS_SWI_TYPES = {  # ImageType of Philips SWIp magnitude and phase files, as the scanner writes them
+    "magnitude": ["ORIGINAL", "PRIMARY", "M_FFE", "M", "FFE"],
+    "phase": ["ORIGINAL", "PRIMARY", "PHASE MAP", "P", "FFE"],
+}
+
+
+def test_magnitude_and_phase_of_one_series_are_two_outputs_named_like_dcm2niix(tmp_path):
+    """Fault 4: Philips SWI writes magnitude and phase at the same positions in one series; it was refused."""
+    import nibabel as nib
+
+    from dicom_synth import oriented, phantom, write_series
+    from medconv.layout import output_stem
+    from references import assert_same_in_world, run_dcm2niix
+
+    iop = (1, 0, 0, 0, 1, 0)
+    positions = oriented(iop, [0.0, 2.0, 4.0, 6.0])
+    signal = {"magnitude": phantom, "phase": lambda p: -phantom(p) / 4}
+    for offset, (component, image_type) in enumerate(PHILIPS_SWI_TYPES.items()):
+        series = write_series(tmp_path / "in", positions, iop, series_uid="2.25.5151", modality="MR",
+                              description="SWIp", prefix=f"{component[0]}", names="shuffled", seed=offset,
+                              function=signal[component], extra={"Manufacturer": "Philips Medical Systems"})
+        _rewrite(series.paths, ImageType=image_type, EchoTime="20", EchoNumbers=1,
+                 InstanceNumber=lambda k, o=offset: 2 * k + 1 + o)  # magnitude and phase interleaved
+    reader = DicomReader(jobs=1)
+    sources = list(reader.discover(str(tmp_path / "in")))
+    assert len(sources) == 2 and not any(s.info.get("excluded") for s in sources)
+    stems = {output_stem(s).rsplit("/", 1)[1] for s in sources}
+    assert stems == {"20000101_2_MR_SWIp", "20000101_2_MR_SWIp_ph"}
+    references = {path.stem: path for path in run_dcm2niix(tmp_path / "in", tmp_path / "ref", "-f", "%d")}
+    assert set(references) == {"SWIp", "SWIp_ph"}  # dcm2niix's names: the same two, "_ph" for the phase
+    for source in sources:
+        volume = reader.read(source)
+        stem = "SWIp_ph" if source.info.get("frame_group") == "ph" else "SWIp"
+        assert volume.shape == (10, 12, 4)
+        ours = nib.Nifti1Image(np.asarray(volume.array), volume.affine_ras)
+        assert_same_in_world(ours, nib.load(references[stem]), atol_mm=1e-4)

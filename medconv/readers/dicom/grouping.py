@@ -51,7 +51,7 @@ from typing import Iterable
 import numpy as np
 
 from .headers import DicomHeader
-from .plan import Split, SplitKind
+from .plan import ImageComponent, Split, SplitKind
 from .sop_classes import SopKind, sop_class
 
 NON_IMAGE_MODALITIES = {
@@ -151,6 +151,30 @@ def non_image_reason(header: DicomHeader) -> str | None:
         return NON_IMAGE_MODALITIES[header.modality]
     if not header.has_pixels:
         return f"no pixel data (SOP class {header.sop_class_uid or 'unknown'})"
+    return None
+
+
+#: ImageType values naming the part of a complex MR signal (Siemens ``ORIGINAL\\PRIMARY\\P\\ND``,
+#: Philips ``ORIGINAL\\PRIMARY\\PHASE MAP\\P\\FFE``), as dcm2niix reads them.
+IMAGE_COMPONENT_CODES: dict[str, ImageComponent] = {
+    "M": ImageComponent.MAGNITUDE, "MAGNITUDE": ImageComponent.MAGNITUDE,
+    "P": ImageComponent.PHASE, "PHASE": ImageComponent.PHASE,
+    "R": ImageComponent.REAL, "REAL": ImageComponent.REAL,
+    "I": ImageComponent.IMAGINARY, "IMAGINARY": ImageComponent.IMAGINARY,
+}
+
+
+def image_component(header: DicomHeader) -> ImageComponent | None:
+    """Magnitude, phase, real or imaginary from ImageType (the first value from the 3rd on that names one).
+
+    Vendors put it in different places (Siemens the 3rd value, Philips the 4th after a
+    ``M_FFE`` / ``PHASE MAP`` 3rd), so every value from the 3rd on is looked at;
+    ``None`` when none names a component (CT's ``AXIAL``, GE's ``OTHER``).
+    """
+    for value in header.image_type[2:]:
+        found = IMAGE_COMPONENT_CODES.get(value)
+        if found is not None:
+            return found
     return None
 
 
@@ -389,7 +413,8 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
     buckets: list[tuple[tuple, list[DicomHeader], list[Split]]] = []
     for header in singles:
         iop = np.asarray(header.iop) if header.iop else None
-        key = (header.series_number, header.rows, header.columns, header.samples_per_pixel, layout_of(header))
+        key = (header.series_number, header.rows, header.columns, header.samples_per_pixel, layout_of(header),
+               image_component(header))
         for bucket_key, bucket, _ in buckets:
             if bucket_key[0] != key:
                 continue
@@ -402,7 +427,9 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
     if len(buckets) > 1:
         keys = [bucket_key for bucket_key, _, _ in buckets]
         for bucket_key, _, reasons in buckets:
-            (number, rows, columns, samples, layout), iop = bucket_key
+            (number, rows, columns, samples, layout, component), iop = bucket_key
+            if len({k[0][5] for k in keys}) > 1:  # magnitude and phase of one acquisition (Philips SWI)
+                reasons.append(Split(SplitKind.IMAGE_COMPONENT, component))
             if len({k[0][0] for k in keys}) > 1:
                 reasons.append(Split(SplitKind.SERIES_NUMBER, number))
             if len({(k[0][1], k[0][2]) for k in keys}) > 1:
@@ -414,19 +441,24 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
             if not reasons:
                 reasons.append(Split(SplitKind.ORIENTATION))
     for bucket_key, bucket, reasons in buckets:
+        # component, echo and index splits share SeriesNumber and description: a label tells them apart
+        labels = [split.label for split in reasons if split.kind is SplitKind.IMAGE_COMPONENT]
         if bucket_key[0][4] == "mosaic":  # every mosaic file holds all slices: files are time points of one echo
             for echo_split, files in _split_echoes(bucket):
                 stack = SeriesGroup(files, split=reasons + echo_split, layout="mosaic",
                                     axis4="time" if len(files) > 1 else None)
-                stack.frame_group = " ".join(split.label for split in echo_split)
+                stack.frame_group = _joined(labels + [split.label for split in echo_split])
                 stacks.append(stack)
             continue
         for stack in _split_duplicates(bucket):
-            if stack.split:  # echo / index splits share SeriesNumber and description: a label tells them apart
-                stack.frame_group = " ".join(split.label for split in stack.split)
+            stack.frame_group = _joined(labels + [split.label for split in stack.split])
             stack.split = reasons + stack.split
             stacks.append(stack)
     return stacks
+
+
+def _joined(labels: list[str]) -> str:
+    return " ".join(label for label in labels if label)
 
 
 def _natural(path: str) -> list:

@@ -63,10 +63,24 @@ class SplitKind(str, Enum):
     TEMPORAL_POSITION = "temporal position"
     TRIGGER_TIME = "trigger time"
     ACQUISITION_NUMBER = "acquisition number"
-    #: Magnitude / phase / real / imaginary (ImageType value 3, e.g. ``P`` for phase).
+    #: Magnitude / phase / real / imaginary (an :class:`ImageComponent`, from ImageType, e.g. ``P`` for phase).
     IMAGE_COMPONENT = "image component"
     MULTIFRAME_FILE = "multiframe file"
     FRAME_GROUP = "frame group"
+
+
+class ImageComponent(str, Enum):
+    """Which part of a complex MR signal an image holds (from ImageType, see :func:`.grouping.image_component`)."""
+
+    MAGNITUDE = "magnitude"
+    PHASE = "phase"
+    REAL = "real"
+    IMAGINARY = "imaginary"
+
+    @property
+    def label(self) -> str:
+        """The output-name label, as dcm2niix's suffixes: none for magnitude, ``ph``, ``real``, ``imaginary``."""
+        return {"magnitude": "", "phase": "ph"}.get(self.value, self.value)
 
 
 @dataclass(frozen=True)
@@ -88,13 +102,17 @@ class Split:
             return self.kind.value
         if self.kind is SplitKind.LAYOUT:
             return str(value)
+        if self.kind is SplitKind.IMAGE_COMPONENT:
+            return f"{value.value if isinstance(value, ImageComponent) else value or 'unstated'} images"
         if isinstance(value, float):
             value = f"{value:g}"
         return f"{self.kind.value} {value}" if value is not None else self.kind.value
 
     @property
     def label(self) -> str:
-        """The naming label of a split that output names must show (``echo-2``, ``ph``)."""
+        """The naming label of a split that output names must show (``echo-2``, ``ph``; ``""``: magnitude)."""
+        if self.kind is SplitKind.IMAGE_COMPONENT:
+            return self.value.label if isinstance(self.value, ImageComponent) else ""
         return self.text.replace(" ", "-")
 
 
