@@ -79,11 +79,13 @@ def write_series(folder: os.PathLike, positions: np.ndarray, iop: Sequence[float
                  patient_id: str = "SYNTH-001", study_uid: str | None = None, names: str = "ordered",
                  instance_numbers: str = "spatial", image_type=("ORIGINAL", "PRIMARY", "AXIAL"),
                  gantry_tilt: float | None = None, function: Callable = phantom, seed: int = 0,
-                 prefix: str = "", extra: dict | None = None, intercept: float = -1024.0) -> SyntheticSeries:
+                 prefix: str = "", extra: dict | None = None, intercept: float = -1024.0,
+                 per_file: Callable[[int], dict] | None = None) -> SyntheticSeries:
     """Write one single-frame CT-like series whose pixels are ``function(world)``.
 
     ``names``: ``"ordered"``, ``"shuffled"`` (random names) or ``"none"`` (no suffix).
     ``instance_numbers``: ``"spatial"``, ``"reversed"`` or ``"random"``.
+    ``extra`` sets attributes of every file, ``per_file(k)`` those of the k-th (after ``extra``).
     """
     import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -138,7 +140,7 @@ def write_series(folder: os.PathLike, positions: np.ndarray, iop: Sequence[float
         ds.PixelRepresentation = 1
         ds.RescaleIntercept = f"{series.intercept:g}"
         ds.RescaleSlope = "1"
-        for keyword, value in (extra or {}).items():
+        for keyword, value in {**(extra or {}), **(per_file(k) if per_file else {})}.items():
             setattr(ds, keyword, value)
         ds.PixelData = values.tobytes()
         if names == "shuffled":

@@ -121,3 +121,77 @@ def test_magnitude_and_phase_of_one_series_are_two_outputs_named_like_dcm2niix(t
         assert volume.shape == (10, 12, 4)
         ours = nib.Nifti1Image(np.asarray(volume.array), volume.affine_ras)
         assert_same_in_world(ours, nib.load(references[stem]), atol_mm=1e-4)
+
+
+def _classic_fmri(folder, instance_order: str, positions: int = 15, volumes: int = 10, drop=None,
+                  trigger: str = "slice-time"):
+    """GE / Philips fMRI exported as one file per slice per volume: no TemporalPositionIdentifier,
+    NumberOfTemporalPositions set, AcquisitionNumber 1 for all, TriggerTime the slice time within the TR
+    (GE writes it so; ``trigger="elapsed"``: the time since the run started, one value per file),
+    InstanceNumber in acquisition order (volume-major, GE) or slice-major (Philips)."""
+    from dicom_synth import oriented, phantom, write_series
+
+    iop = (1, 0, 0, 0, 0.8, -0.6)  # oblique, as fMRI slabs are
+    slice_positions = oriented(iop, np.arange(positions) * 3.0, origin=(-30.0, 20.0, 40.0))
+    repetition_ms = 2000.0
+    paths = []
+    for t in range(volumes):
+        def tags(k, t=t):
+            number = t * positions + k + 1 if instance_order == "volume-major" else k * volumes + t + 1
+            time = k * repetition_ms / positions + (t * repetition_ms if trigger == "elapsed" else 0.0)
+            return {"InstanceNumber": number, "TriggerTime": f"{time:g}"}
+
+        series = write_series(folder, slice_positions, iop, series_uid="2.25.3030", modality="MR", rows=8, columns=6,
+                              description="fMRI rest", prefix=f"v{t:02d}_", names="shuffled", seed=t,
+                              function=lambda p, t=t: phantom(p) / 10 + 25 * t, per_file=tags,
+                              extra={"Manufacturer": "GE MEDICAL SYSTEMS", "AcquisitionNumber": 1,
+                                     "NumberOfTemporalPositions": volumes, "RepetitionTime": f"{repetition_ms:g}"})
+        for k, path in enumerate(series.paths):
+            if drop == (t, k):
+                path.unlink()
+            else:
+                paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("instance_order, positions, volumes, trigger", [
+    pytest.param("volume-major", 15, 10, "slice-time", id="ge-volume-major-instances-15x10"),
+    pytest.param("slice-major", 5, 4, "slice-time", id="philips-slice-major-instances-5x4"),
+    pytest.param("volume-major", 5, 4, "elapsed", id="trigger-time-per-file-5x4"),
+])
+def test_classic_4d_without_temporal_index_is_ordered_by_acquisition_like_dcm2niix(tmp_path, instance_order,
+                                                                                   positions, volumes, trigger):
+    """Fault 3: 150 files = 15 positions x 10 volumes, no temporal index: refused as duplicate positions."""
+    import nibabel as nib
+
+    from dicom_synth import phantom
+    from references import assert_same_in_world, run_dcm2niix
+
+    _classic_fmri(tmp_path / "in", instance_order, positions, volumes, trigger=trigger)
+    reader = DicomReader(jobs=1)
+    (source,) = reader.discover(str(tmp_path / "in"))
+    assert source.info["shape"] == [6, 8, positions, volumes] and source.info["axis4"] == "time"
+    assert f"4D over acquisition order ({volumes} volumes)" in source.info["flags"]
+    volume = reader.read(source)
+    assert volume.meta["axis4"] == "time" and volume.meta["repetition_time"] == 2.0
+    assert any("ordered by acquisition (InstanceNumber)" in w for w in volume.warnings)
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in volume.shape[:3]], indexing="ij"), axis=-1).astype(float)
+    world = grid @ volume.affine_lps[:3, :3].T + volume.affine_lps[:3, 3]
+    for t in range(volumes):
+        expected = phantom(world) / 10 + 25 * t
+        assert np.abs(np.asarray(volume.array[..., t], dtype=float) - expected).max() <= 0.5 + 1e-6
+    (reference,) = run_dcm2niix(tmp_path / "in", tmp_path / "ref")
+    assert_same_in_world(nib.Nifti1Image(np.asarray(volume.array), volume.affine_ras), nib.load(reference),
+                         atol_mm=1e-4)
+
+
+def test_classic_4d_with_a_missing_file_is_refused_naming_the_counts(tmp_path):
+    from medconv.errors import GeometryError
+
+    _classic_fmri(tmp_path / "in", "volume-major", positions=4, volumes=3, drop=(1, 2))
+    reader = DicomReader(jobs=1)
+    (source,) = reader.discover(str(tmp_path / "in"))
+    assert "geometry-error" in source.info["flags"]
+    counts = r"7 slice\(s\) repeat a position, but the positions hold different numbers of frames \(\[2, 3\]\)"
+    with pytest.raises(GeometryError, match=counts):
+        reader.read(source)

@@ -96,11 +96,22 @@ def test_incomplete_weighting_is_refused(tmp_path):
         DicomReader().read(Source("dwi", "dicom", tuple(paths)))
 
 
-def test_repeats_without_b_values_are_refused(tmp_path):
+def test_repeats_without_b_values_are_ordered_by_acquisition(tmp_path):
+    # no diffusion key and no NumberOfTemporalPositions: a 4D unit over "volume", in InstanceNumber order
     iop, positions = axial(3)
     paths = write_dwi(tmp_path, lambda ds, b, g: None, iop, positions)
-    with pytest.raises(GeometryError, match="repeat a position"):
-        DicomReader().read(Source("dwi", "dicom", tuple(paths)))
+    volume = DicomReader().read(Source("dwi", "dicom", tuple(paths)))
+    assert volume.shape == (10, 12, 3, 3) and volume.meta["axis4"] == "volume"
+    assert any("ordered by acquisition (InstanceNumber)" in w and "no NumberOfTemporalPositions" in w
+               for w in volume.warnings)
+    _assert_volumes_in_acquisition_order(volume)
+
+
+def _assert_volumes_in_acquisition_order(volume) -> None:
+    ii, jj, kk = np.meshgrid(*(np.arange(n) for n in volume.shape[:3]), indexing="ij")
+    world = (np.stack([ii, jj, kk, np.ones_like(ii)], axis=-1) @ volume.affine_lps.T)[..., :3]
+    for index, t in enumerate([2, 1, 0]):  # acquisition order (InstanceNumber) is the reverse of t
+        np.testing.assert_allclose(np.asarray(volume.array[..., index]), _signal(t)(world), atol=0.5 + 1e-6)
 
 
 @pytest.mark.parametrize("tagger", [
@@ -128,13 +139,20 @@ def test_discovery_routes_single_frame_dwi_to_4d(tmp_path, tagger):
     assert reader.read(Source("dwi", "dicom", source.paths)).shape == volume.shape
 
 
-def test_discovery_keeps_refusing_repeats_without_b_values(tmp_path):
+def test_discovery_orders_repeats_without_b_values_by_acquisition(tmp_path):
     from medconv.readers.dicom import DicomReader
 
     iop, positions = axial(3)
     write_dwi(tmp_path, lambda ds, b, g: None, iop, positions)
     reader = DicomReader(jobs=1)
     (source,) = list(reader.discover(tmp_path))
-    assert "duplicate" in source.info["flags"]
-    with pytest.raises(GeometryError):
-        reader.read(source)
+    assert "duplicate" not in source.info["flags"] and "4D over acquisition order (3 volumes)" in source.info["flags"]
+    assert source.info["layout"] == "vendor4d" and source.info["axis4"] == "volume"
+    _assert_volumes_in_acquisition_order(reader.read(source))
+
+
+def test_repeats_that_nothing_orders_are_refused(tmp_path):
+    iop, positions = axial(3)
+    paths = write_dwi(tmp_path, lambda ds, b, g: setattr(ds, "InstanceNumber", 1), iop, positions)
+    with pytest.raises(GeometryError, match="nothing orders the repeats"):
+        DicomReader().read(Source("dwi", "dicom", tuple(paths)))

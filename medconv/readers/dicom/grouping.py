@@ -532,7 +532,9 @@ def _split_duplicates(headers: list[DicomHeader]) -> list[SeriesGroup]:
             group = SeriesGroup(ordered, axis4="time", time_attribute=attribute)
             group.flags.append(f"4D over {label.value} ({len(parts)} volumes)")
             return [group]
-        if distinct:
+        if distinct and any(len(part) > 1 for part in parts.values()):
+            # (a value per file, e.g. TriggerTime as the time since the run started, is no stack index:
+            # the repeats are ordered by acquisition instead, layouts.vendor4d)
             result = []
             for value in sorted(parts):
                 stack = SeriesGroup(parts[value], split=[Split(label, value)])

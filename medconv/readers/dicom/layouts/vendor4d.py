@@ -1,13 +1,24 @@
-"""Vendor multi-volume MR (DWI, and fMRI without a temporal index) from single-frame files.
+"""Vendor multi-volume MR from single-frame files: repeats of every slice position that no standard index orders.
 
-Philips and GE write a diffusion series as single-frame files in which every
-slice position repeats once per diffusion weighting, with no temporal position
-index to tell the repeats apart; grouping by temporal position, trigger time or
-acquisition number (:mod:`.grouping`) cannot split them, and reading them as one
-stack is refused (duplicate positions). This module tells the repeats apart by
-their **diffusion key** -- b-value and gradient direction, from the standard
-attributes or the vendors' private ones -- and builds one 4D volume, one
-weighting per volume, in acquisition order (smallest InstanceNumber first).
+Philips and GE write diffusion series, and GE / Philips fMRI exported as one file
+per slice per volume, as single-frame files in which every slice position repeats
+once per volume with no TemporalPositionIdentifier; grouping by temporal position,
+trigger time or acquisition number (:mod:`..grouping`) cannot split them, and one
+3D stack of them is refused (duplicate positions). This module makes them one 4D
+unit:
+
+* **diffusion** series: the repeats are told apart by their **diffusion key** --
+  b-value and gradient direction, from the standard attributes or the vendors'
+  private ones -- one weighting per volume, in acquisition order (the weighting
+  whose first file has the smallest InstanceNumber first);
+* **everything else** (classic fMRI): every position must repeat the same number of
+  times; the repeats are ordered by acquisition (:func:`..order.acquisition_key`:
+  InstanceNumber, then AcquisitionNumber, TriggerTime, AcquisitionTime) and the
+  t-th repeat of every position is volume t. The 4th axis is time when the files
+  state NumberOfTemporalPositions, "volume" otherwise. Positions holding different
+  numbers of repeats (a missing file) are refused, and so are repeats that nothing
+  orders (the same InstanceNumber, AcquisitionNumber, TriggerTime and AcquisitionTime:
+  duplicated files).
 
 Where the b-value comes from (first found wins):
 
@@ -27,7 +38,7 @@ The b-values and gradients (patient LPS frame, as stored) go into
 volume. dicom2nifti was considered as the delegate for these series; it
 reorients to LAS by default and is configured through global settings, which
 worker processes do not share (DESIGN.md), so the split is done here instead,
-with medconv's own stack geometry. Files that no key tells apart are refused.
+with medconv's own stack geometry.
 """
 
 from __future__ import annotations
@@ -115,29 +126,27 @@ def _instance(ds: Any) -> float:
     return math.inf if number is None else number
 
 
-class NoDiffusionKey(GeometryError):
-    """No file of the stack carries a diffusion key: it is not a diffusion series."""
+#: The acquisition attributes :func:`..order.acquisition_key` orders repeats by, in its order (for messages).
+ACQUISITION_ORDER_ATTRIBUTES = ("InstanceNumber", "AcquisitionNumber", "TriggerTime", "AcquisitionTime")
 
 
 def plan_vendor_4d(group) -> UnitPlan:
-    """The 4D plan of single-frame files whose positions repeat once per diffusion weighting.
+    """The 4D plan of single-frame files whose slice positions repeat with no standard index.
 
-    Each file is parsed once, here (private tags are not in the header scan).
-    Volumes are ordered by acquisition: the weighting whose first file has the
-    smallest InstanceNumber first.
+    Each file is parsed once, here (the vendors' diffusion tags are not in the header scan).
 
     Raises
     ------
     GeometryError
-        A file without a diffusion key, fewer than two weightings, or weightings
-        that do not each hold the same slice positions once.
+        Positions holding different numbers of repeats; repeats nothing orders; a
+        diffusion series with a file without a b-value, or whose weightings do not
+        each hold the same slice positions once.
     """
     headers = tuple(group.headers)
     datasets = read_datasets([h.path for h in headers])
     keys = [diffusion_key(ds) for ds in datasets]
     if all(key is None for key in keys):
-        raise NoDiffusionKey("slices repeat positions but carry no diffusion b-value to tell the volumes apart",
-                             path=headers[0].path, hint="convert this series with dcm2niix")
+        return _plan_by_acquisition(group)
     for header, key in zip(headers, keys):
         if key is None:
             raise GeometryError("a file of this diffusion series carries no b-value: the volumes cannot be told apart",
@@ -164,3 +173,40 @@ def plan_vendor_4d(group) -> UnitPlan:
             raise GeometryError("a diffusion weighting does not cover every slice position once", headers[0].path,
                                 "the series is incomplete; convert it with dcm2niix")
     return plan
+
+
+def _plan_by_acquisition(group) -> UnitPlan:
+    """Repeats without diffusion key (classic fMRI): the t-th acquired repeat of every position is volume t."""
+    headers = tuple(group.headers)
+    first = headers[0]
+    frames = tuple(frame_of(header) for header in headers)
+    stated = first.temporal_positions if first.temporal_positions and first.temporal_positions > 1 else None
+    plan = UnitPlan(layout=Layout.VENDOR_4D, frames=frames, headers=headers, iop=first.iop,
+                    pixel_spacing=first.pixel_spacing, rows=first.rows, columns=first.columns,
+                    axis4=Axis4.TIME if stated else Axis4.VOLUME, splits=tuple(group.split), label=group.frame_group)
+    order = order_frames(plan)  # equal repeats at every position, or GeometryError naming the counts
+    by = _ordering_attribute(frames, order)
+    if by is None:
+        raise GeometryError(
+            f"slices repeat a position {order.count} times and nothing orders the repeats (no temporal index; "
+            f"{', '.join(ACQUISITION_ORDER_ATTRIBUTES)} are the same)", first.path,
+            "the series holds duplicated files; remove the duplicates")
+    positions = len(order.volumes[0])
+    note = (f"{order.count} volumes at the same {positions} positions and no temporal index: ordered by acquisition "
+            f"({by}), the t-th repeat of each position is volume t")
+    if stated and stated != order.count:
+        note += f"; NumberOfTemporalPositions says {stated}"
+    if not stated:
+        note += "; the headers do not say what the 4th axis is (no NumberOfTemporalPositions)"
+    from dataclasses import replace
+
+    return replace(plan, warnings=(note,))
+
+
+def _ordering_attribute(frames, order) -> str | None:
+    """The first acquisition attribute that differs between the repeats of a position, or ``None``."""
+    for index, name in enumerate(ACQUISITION_ORDER_ATTRIBUTES):
+        if all(len({frames[volume[k]].acquisition[index] for volume in order.volumes}) == order.count
+               for k in range(len(order.volumes[0]))):
+            return name
+    return None
