@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from .diffusion import DIFFUSION_TAGS, Diffusion, diffusion_from_elements
 from .rawheader import PIXEL_DATA, RawHeader, parse_file
 
 #: Suffixes of other formats: such a file is DICOM only with the Part-10 ``DICM`` marker.
@@ -93,6 +94,8 @@ class DicomHeader:
     charset: str = ""
     transfer_syntax: str = ""
     mosaic_images: int | None = None
+    #: b-value and gradient (standard or vendor tags, :mod:`.diffusion`); ``None`` when the file states none.
+    diffusion: Diffusion | None = None
     has_pixels: bool = False
     # pixel attributes (the pixel stage reads the voxels from these, without parsing the file again)
     bits_stored: int | None = None
@@ -363,17 +366,21 @@ def _header_from_values(path: str, raw_values: dict, syntax: str, media_sop: str
         header.sop_class_uid = media_sop
     if mosaic is not None:  # private: pydicom's private dictionary picks its VR
         header.mosaic_images = _mosaic_count(mosaic)
+    if not DIFFUSION_TAGS.isdisjoint(raw_values):
+        header.diffusion = diffusion_from_elements(header.manufacturer, raw_values.get)
     header.has_pixels = header.rows > 0 and header.columns > 0 and header.bits_allocated > 0
     return header
 
 
 #: What the raw parser keeps of each file.
-_WANTED = frozenset(FIELD_TAGS.values()) | {MOSAIC_IMAGES_TAG}
+_WANTED = frozenset(FIELD_TAGS.values()) | {MOSAIC_IMAGES_TAG} | DIFFUSION_TAGS
 
 
 def _scan_tags() -> list[int]:
-    """The tags a pydicom scan decodes (the :data:`FIELDS`, the Siemens mosaic count, and the pixel data tags)."""
-    return list(FIELD_TAGS.values()) + [MOSAIC_IMAGES_TAG, 0x7FE00010, 0x7FE00008, 0x7FE00009]
+    """The tags a pydicom scan decodes (the :data:`FIELDS`, the Siemens mosaic count, the diffusion tags, and
+    the pixel data tags)."""
+    return list(FIELD_TAGS.values()) + [MOSAIC_IMAGES_TAG, *sorted(DIFFUSION_TAGS), 0x7FE00010, 0x7FE00008,
+                                        0x7FE00009]
 
 
 def _mosaic_count(value) -> int | None:
