@@ -77,13 +77,14 @@ def test_gzipped_dwi_mosaic_matches_nibabel(name):
     assert_same_in_world(_nifti(volume), _nibabel_mosaic(path))
 
 
-def test_several_mosaics_become_time_points():
-    """Two DWI mosaics (AcquisitionNumber 1 and 2; their pixels are blanked upstream) given in reverse order."""
+def test_several_mosaics_become_volumes_in_acquisition_order():
+    """Two DWI mosaics (AcquisitionNumber 1 and 2; their pixels are blanked upstream) given in reverse order;
+    their b-values (0 and 1000) make the 4th axis diffusion volumes, not time."""
     folder = corpus_path("nibabel_data", "nibabel", "nicom", "tests", "data")
     first, second = folder / "siemens_dwi_0.dcm.gz", folder / "siemens_dwi_1000.dcm.gz"
     volume = _read(second, first)
     assert volume.shape == (128, 128, 48, 2)
-    assert volume.meta["axis4"] == "time"
+    assert volume.meta["axis4"] == "volume" and volume.meta["diffusion"]["b_values"] == [0.0, 1000.0]
     assert volume.meta["source_files"] == [str(first), str(second)]  # acquisition order, not argument order
     np.testing.assert_allclose(volume.affine_lps, _read(first).affine_lps, atol=1e-6)
 

@@ -30,9 +30,9 @@ Rules (docs/dicom.md has the full table):
    a label (``frame_group``: ``echo-1``, ``temporal-position-2``) that is appended to
    its SeriesDescription, so that output names tell the echoes apart. Mosaic files (one
    volume each) are split by echo the same way, then stacked as time points. Duplicates that
-   nothing here tells apart are flagged ``duplicate``: the reader then tries the
-   diffusion key (:mod:`.vendor4d`, layout ``dwi4d``); if that fails too they stay
-   in the stack and make reading fail (never dropped).
+   nothing here tells apart are flagged ``duplicate``: discovery then plans them as vendor
+   4D (:mod:`.layouts.vendor4d`: repeats in acquisition order, when every position repeats
+   equally); when they do not form complete volumes the unit fails (never dropped).
 5. Classification of image stacks: ImageType LOCALIZER/SCOUT, a stack of one or
    two slices at another orientation than the main stack of its series, or a series
    made only of single slices at several orientations (a 3-plane scout), is a

@@ -18,6 +18,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .diffusion import Diffusion
     from .headers import DicomHeader
 
 
@@ -116,10 +117,6 @@ class Split:
         return self.text.replace(" ", "-")
 
 
-#: ``(b-value in s/mm², gradient direction (x, y, z) in the patient LPS frame)``.
-DiffusionKey = tuple[float, tuple[float, float, float]]
-
-
 @dataclass(frozen=True)
 class FrameRef:
     """One acquired 2D frame of a unit: where its pixels are and what places it.
@@ -140,7 +137,7 @@ class FrameRef:
         The temporal index or time that orders time points (TemporalPositionIdentifier,
         TemporalPositionIndex, TriggerTime); ``None`` when not stated.
     diffusion:
-        ``(b-value, gradient)`` for a diffusion-weighted frame.
+        The b-value and gradient of a diffusion-weighted frame (:class:`.diffusion.Diffusion`).
     acquisition:
         The acquisition order key used when nothing above orders repeats (see
         :func:`.order.acquisition_key`).
@@ -154,7 +151,7 @@ class FrameRef:
     sop_instance_uid: str = ""
     echo: float | None = None
     temporal: float | None = None
-    diffusion: DiffusionKey | None = None
+    diffusion: "Diffusion | None" = None
     acquisition: tuple = ()
     slope: float | None = None
     intercept: float | None = None
