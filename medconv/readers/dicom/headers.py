@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 
 from .diffusion import DIFFUSION_TAGS, Diffusion, diffusion_from_elements
 from .rawheader import PIXEL_DATA, RawHeader, parse_file
+from .sop_classes import uses_functional_groups
 
 #: Suffixes of other formats: such a file is DICOM only with the Part-10 ``DICM`` marker.
 NOT_DICOM_SUFFIXES = (
@@ -29,17 +30,10 @@ NOT_DICOM_SUFFIXES = (
     ".sh", ".log", ".ini", ".yaml", ".yml", ".hdr", ".img",
 )
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
-ENHANCED_SOP_CLASSES = {
-    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT
-    "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR
-    "1.2.840.10008.5.1.4.1.1.4.3",  # Enhanced MR Color
-    "1.2.840.10008.5.1.4.1.1.128.1",  # Legacy Converted Enhanced PET
-    "1.2.840.10008.5.1.4.1.1.2.2",  # Legacy Converted Enhanced CT
-    "1.2.840.10008.5.1.4.1.1.4.4",  # Legacy Converted Enhanced MR
-    "1.2.840.10008.5.1.4.1.1.130",  # Enhanced PET
-}
 
 MOSAIC_IMAGES_TAG = 0x0019100A  # Siemens NumberOfImagesInMosaic (private)
+#: Float Pixel Data and Double Float Pixel Data, and the bits of their values.
+FLOAT_PIXEL_BITS = {0x7FE00008: 32, 0x7FE00009: 64}
 
 
 @dataclass(slots=True)
@@ -112,13 +106,16 @@ class DicomHeader:
     pixel_length: int = 0
     #: VR of the Pixel Data element as written ("" in implicit VR).
     pixel_vr: str = ""
+    #: 32 or 64 when the pixels are Float / Double Float Pixel Data (Parametric Maps), 0 for Pixel Data.
+    float_pixel_bits: int = 0
     #: ``(size, mtime_ns)`` of the file when its header was parsed (``None``: not known).
     file_stamp: tuple[int, int] | None = None
 
     @property
     def is_enhanced(self) -> bool:
-        """An enhanced (or legacy-converted) multi-frame object: geometry per frame."""
-        return self.sop_class_uid in ENHANCED_SOP_CLASSES
+        """An enhanced (or legacy-converted) multi-frame object or Parametric Map: geometry per frame, in
+        functional groups (:func:`.sop_classes.uses_functional_groups`, the one table)."""
+        return uses_functional_groups(self.sop_class_uid)
 
     @property
     def is_multiframe(self) -> bool:
@@ -277,9 +274,10 @@ def _header_from_raw(path: str, raw: RawHeader) -> DicomHeader:
     header = _header_from_values(path, values, raw.transfer_syntax, raw.media_sop_class,
                                  _raw_mosaic_value(*mosaic) if mosaic is not None else None)
     header.file_stamp = raw.stamp
-    if raw.pixel_tag == PIXEL_DATA:
+    if raw.pixel_tag in (PIXEL_DATA, *FLOAT_PIXEL_BITS):
         header.pixel_offset, header.pixel_length = raw.pixel_offset, raw.pixel_length
         header.pixel_vr = raw.pixel_vr.decode("ascii", "replace")
+        header.float_pixel_bits = FLOAT_PIXEL_BITS.get(raw.pixel_tag, 0)
     return header
 
 
