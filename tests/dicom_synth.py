@@ -378,3 +378,66 @@ def write_enhanced_dwi(path: os.PathLike, scheme, positions: np.ndarray, iop: Se
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+PARAMETRIC_MAP_STORAGE = "1.2.840.10008.5.1.4.1.1.30"
+
+
+def write_parametric_map_slices(folder: os.PathLike, positions: np.ndarray, iop: Sequence[float], *, rows: int = 6,
+                                columns: int = 5, pixel_spacing=(1.5, 2.0), function: Callable = phantom,
+                                float_pixels: bool = True, seed: int = 0) -> list[Path]:
+    """A Parametric Map series of single-frame files (one slice each), as map-making tools write them.
+
+    Parametric Map Storage (…1.1.30) keeps its geometry only in functional groups: ImageOrientationPatient
+    and PixelSpacing in the shared group (PlaneOrientationSequence, PixelMeasuresSequence), each file's
+    ImagePositionPatient in its one per-frame group (PlanePositionSequence); there is no top-level
+    ImagePositionPatient / ImageOrientationPatient. Values are ``function(world) / 7`` as FloatPixelData
+    (``float_pixels``) or ``function(world)`` rounded into int16 PixelData.
+    """
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence as DicomSequence
+
+    rng = random.Random(seed)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    row_dir, col_dir = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
+    jj, ii = np.meshgrid(np.arange(rows), np.arange(columns), indexing="ij")
+    series_uid, paths = _uid(rng), []
+    for k, corner in enumerate(np.asarray(positions, float)):
+        world = corner + ii[..., None] * pixel_spacing[1] * row_dir + jj[..., None] * pixel_spacing[0] * col_dir
+        values = function(world)
+        shared, orientation, measures, item, position, content = (Dataset() for _ in range(6))
+        orientation.ImageOrientationPatient = [float(v) for v in iop]
+        measures.PixelSpacing = [float(v) for v in pixel_spacing]
+        measures.SliceThickness = 1.0
+        shared.PlaneOrientationSequence = DicomSequence([orientation])
+        shared.PixelMeasuresSequence = DicomSequence([measures])
+        position.ImagePositionPatient = [float(v) for v in corner]
+        content.DimensionIndexValues = [k + 1]
+        item.PlanePositionSequence = DicomSequence([position])
+        item.FrameContentSequence = DicomSequence([content])
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = EXPLICIT_VR_LE
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = PARAMETRIC_MAP_STORAGE
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = _uid(rng)
+        ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID = "SYNTH-PM", "2.25.88", series_uid
+        ds.FrameOfReferenceUID = "2.25.88.1"
+        ds.StudyDate, ds.Modality, ds.Manufacturer = "20000101", "MR", "medconv-tests"
+        ds.SeriesDescription, ds.SeriesNumber, ds.InstanceNumber = "ADC map", 40, k + 1
+        ds.ImageType = ["DERIVED", "PRIMARY"]
+        ds.ContentLabel = "ADC"
+        ds.Rows, ds.Columns, ds.NumberOfFrames = rows, columns, 1
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+        ds.PerFrameFunctionalGroupsSequence = DicomSequence([item])
+        if float_pixels:
+            ds.BitsAllocated = 32
+            ds.FloatPixelData = (values / 7.0).astype("<f4").tobytes()
+        else:
+            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+            ds.PixelData = np.rint(values).astype("<i2").tobytes()
+        path = folder / f"pm{k:03d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths

@@ -290,3 +290,35 @@ def test_multiframe_files_of_one_series_pool_only_into_complete_volumes(tmp_path
         for t in range(volume.shape[3]):  # pooled: ordered by TemporalPositionIndex, then file (1, 1, 2, 2)
             expected = phantom(world, t // (volume.shape[3] // 2) if volume.shape[3] == 4 else t)
             np.testing.assert_allclose(np.asarray(volume.array[..., t]), expected, atol=1.2)
+
+
+# -- Parametric Map (issue 10, fault 9) -------------------------------------------------------------------
+
+@pytest.mark.parametrize("float_pixels", [pytest.param(True, id="float-pixel-data"),
+                                          pytest.param(False, id="int16-pixel-data")])
+def test_single_frame_parametric_maps_use_their_functional_group_geometry(tmp_path, float_pixels):
+    """Fault 9: single-frame Parametric Map files (geometry only in functional groups) were 2D images
+    "without patient geometry"; each voxel must be the map's value at its world position."""
+    import pydicom
+
+    from dicom_synth import oriented, phantom, write_parametric_map_slices
+    from medconv.readers.dicom import DicomReader
+
+    a = 0.2  # oblique sagittal: rows tilted from A towards S, columns from down S towards A
+    iop = (0.0, float(np.cos(a)), float(np.sin(a)), 0.0, float(np.sin(a)), -float(np.cos(a)))
+    paths = write_parametric_map_slices(tmp_path / "pm", oriented(iop, [0.0, 4.0, 8.0, 12.0]), iop,
+                                        float_pixels=float_pixels)
+    reader = DicomReader(jobs=1)
+    (source,) = reader.discover(str(tmp_path / "pm"))
+    assert source.info.get("excluded") is None and source.info["shape"] == [5, 6, 4]
+    volume = reader.read(source)
+    ii, jj, kk = np.meshgrid(*(np.arange(n) for n in volume.shape), indexing="ij")
+    world = (np.stack([ii, jj, kk, np.ones_like(ii)], axis=-1) @ volume.affine_lps.T)[..., :3]
+    if float_pixels:
+        assert volume.array.dtype == np.float32
+        np.testing.assert_allclose(volume.array, phantom(world) / 7.0, rtol=1e-6, atol=1e-4)
+    else:
+        assert np.abs(volume.array - phantom(world)).max() <= 0.5 + 1e-6
+    # and the values are the files' own, as pydicom decodes them (slice k of the volume is file k here)
+    for k, path in enumerate(paths):
+        np.testing.assert_array_equal(np.asarray(volume.array[:, :, k]).T, pydicom.dcmread(path).pixel_array)
