@@ -302,7 +302,8 @@ ENHANCED_MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
 
 def write_enhanced_dwi(path: os.PathLike, scheme, positions: np.ndarray, iop: Sequence[float], *, rows: int = 6,
                        columns: int = 5, pixel_spacing=(2.0, 2.5), function: Callable | None = None,
-                       manufacturer: str = "Philips Medical Systems", seed: int = 0) -> Path:
+                       manufacturer: str = "Philips Medical Systems", seed: int = 0,
+                       extra: dict | None = None) -> Path:
     """One Philips-style enhanced MR DWI object: every weighting of ``scheme`` at every position, one frame each.
 
     ``scheme`` lists ``(b-value, gradient (LPS) or None, directionality)`` per volume in acquisition order
@@ -311,6 +312,7 @@ def write_enhanced_dwi(path: os.PathLike, scheme, positions: np.ndarray, iop: Se
     FrameContentSequence (DimensionIndexValues stack / slice / volume) and MRDiffusionSequence (DiffusionBValue,
     DiffusionDirectionality, DiffusionGradientDirectionSequence > DiffusionGradientOrientation). Pixels are
     ``function(world) + 50 * t`` (uint16 stored, rescale 1 / 0; default ``phantom + 2000``, positive).
+    ``extra`` sets top-level attributes last.
     """
     import pydicom  # noqa: F401  (dcmwrite below)
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -373,6 +375,8 @@ def write_enhanced_dwi(path: os.PathLike, scheme, positions: np.ndarray, iop: Se
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
     ds.PerFrameFunctionalGroupsSequence = DicomSequence(groups)
+    for keyword, value in (extra or {}).items():
+        setattr(ds, keyword, value)
     ds.PixelData = np.stack(pixels).astype("<u2").tobytes()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
