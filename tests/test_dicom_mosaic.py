@@ -114,3 +114,19 @@ def test_oblique_csa_slice_normal_positions_match_nibabel():
     assert count == 32 and tile == (64, 64) and notes == []
     expected = (affine @ np.stack([np.zeros(count), np.zeros(count), np.arange(count), np.ones(count)]))[:3].T
     np.testing.assert_allclose(positions, expected, atol=1e-4)
+
+
+def test_mosaic_sidecar_carries_echo_number_and_time():
+    import json
+
+    import pydicom
+
+    from conftest import corpus_path
+
+    path = corpus_path("dcm_qa_ts", "In", "1.dcm")
+    reader = DicomReader(jobs=1)
+    (source,) = list(reader.discover(str(path)))
+    dicom = reader.read(source).meta["dicom"]
+    reference = json.loads(corpus_path("dcm_qa_ts", "Ref", "1.json").read_text())  # dcm2niix: seconds
+    assert dicom["EchoTime"] == pytest.approx(reference["EchoTime"] * 1000.0)
+    assert dicom["EchoNumbers"] == float(pydicom.dcmread(path, stop_before_pixels=True).EchoNumbers)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dicom_synth import write_mosaic
+from dicom_synth import oriented, phantom, write_mosaic, write_series
 from medconv.readers.dicom import DicomReader
 
 
@@ -95,7 +95,6 @@ def test_magnitude_and_phase_of_one_series_are_two_outputs_named_like_dcm2niix(t
     """Fault 4: Philips SWI writes magnitude and phase at the same positions in one series; it was refused."""
     import nibabel as nib
 
-    from dicom_synth import oriented, phantom, write_series
     from medconv.layout import output_stem
     from references import assert_same_in_world, run_dcm2niix
 
@@ -129,7 +128,6 @@ def _classic_fmri(folder, instance_order: str, positions: int = 15, volumes: int
     NumberOfTemporalPositions set, AcquisitionNumber 1 for all, TriggerTime the slice time within the TR
     (GE writes it so; ``trigger="elapsed"``: the time since the run started, one value per file),
     InstanceNumber in acquisition order (volume-major, GE) or slice-major (Philips)."""
-    from dicom_synth import oriented, phantom, write_series
 
     iop = (1, 0, 0, 0, 0.8, -0.6)  # oblique, as fMRI slabs are
     slice_positions = oriented(iop, np.arange(positions) * 3.0, origin=(-30.0, 20.0, 40.0))
@@ -164,7 +162,6 @@ def test_classic_4d_without_temporal_index_is_ordered_by_acquisition_like_dcm2ni
     """Fault 3: 150 files = 15 positions x 10 volumes, no temporal index: refused as duplicate positions."""
     import nibabel as nib
 
-    from dicom_synth import phantom
     from references import assert_same_in_world, run_dcm2niix
 
     _classic_fmri(tmp_path / "in", instance_order, positions, volumes, trigger=trigger)
@@ -195,3 +192,29 @@ def test_classic_4d_with_a_missing_file_is_refused_naming_the_counts(tmp_path):
     counts = r"7 slice\(s\) repeat a position, but the positions hold different numbers of frames \(\[2, 3\]\)"
     with pytest.raises(GeometryError, match=counts):
         reader.read(source)
+
+
+# -- echo units have readable names -------------------------------------------------------------------
+def test_echo_units_are_named_by_echo_and_read_their_own_slices(tmp_path):
+    from medconv.layout import output_stem
+
+    iop = (1, 0, 0, 0, 1, 0)
+    positions = oriented(iop, [0, 2, 4])
+    for echo, echo_time in ((1, 4.5), (2, 9.0)):
+        write_series(tmp_path, positions, iop, series_uid="2.25.79", prefix=f"e{echo}_", seed=echo,
+                     description="T2 multi-echo", function=lambda p, e=echo: phantom(p) + 100 * e,
+                     extra={"EchoNumbers": echo, "EchoTime": echo_time})
+    reader = DicomReader(jobs=1)
+    sources = [s for s in reader.discover(str(tmp_path)) if not s.info.get("excluded")]
+    assert len(sources) == 2
+    by_echo = {s.info["split"][0]: s for s in sources}
+    assert set(by_echo) == {"echo 1", "echo 2"}
+    for echo in (1, 2):
+        source = by_echo[f"echo {echo}"]
+        assert source.info["series_description"] == f"T2 multi-echo echo-{echo}"
+        assert output_stem(source).endswith(f"T2_multi-echo_echo-{echo}")
+        assert all(f"/e{echo}_" in path for path in source.paths)
+        volume = reader.read(source)
+        grid = np.stack(np.meshgrid(*[np.arange(n) for n in volume.shape], indexing="ij"), axis=-1).astype(float)
+        world = grid @ volume.affine_lps[:3, :3].T + volume.affine_lps[:3, 3]
+        assert np.abs(volume.array - (phantom(world) + 100 * echo)).max() <= 0.5 + 1e-6
