@@ -122,6 +122,49 @@ def test_tilt_is_resampled_onto_an_orthogonal_grid(tmp_path, iop, shift):
     assert_phantom(volume, tolerance=1.0 + 1e-6, mask=inside_acquired(series, voxel_world(volume)))
 
 
+def _far_outside_acquired(series, world: np.ndarray) -> np.ndarray:
+    """Voxels more than one pixel outside both acquired slices around them (their value is the fill alone)."""
+    row, col = np.asarray(series.iop[:3]), np.asarray(series.iop[3:])
+    normal = np.cross(row, col)
+    d = (series.positions - series.positions[0]) @ normal
+    dist = (world - series.positions[0]) @ normal
+    upper = np.clip(np.searchsorted(d, dist - 1e-6), 1, len(d) - 1)
+    far = np.ones(world.shape[:-1], dtype=bool)
+    for k in (upper - 1, upper):
+        rel = world - series.positions[k]
+        i = rel @ row / series.pixel_spacing[1]
+        j = rel @ col / series.pixel_spacing[0]
+        far &= (i < -1 - 1e-6) | (i > series.columns + 1e-6) | (j < -1 - 1e-6) | (j > series.rows + 1e-6)
+    return far
+
+
+@pytest.mark.parametrize("modality, fill", [pytest.param("CT", -1024, id="ct-air"), pytest.param("MR", 0, id="mr")])
+def test_voxels_outside_a_tilted_stack_get_the_projects_one_fill_value(tmp_path, modality, fill):
+    """The tilt repair fills as --spacing resampling does (-1024 HU for CT, 0 otherwise); it filled with the
+    stack's minimum, which for a CT cut through the table is not air."""
+    from medconv.transforms.resample import default_fill
+
+    iop = (1, 0, 0, 0, 1, 0)
+    series = write_series(tmp_path, oriented(iop, [0, 2, 4, 6, 8, 10, 12], inplane_shift_per_mm=(0.0, 0.5)), iop,
+                          modality=modality, function=lambda p: phantom(p) + 2500)  # every acquired value > 0
+    _, volume = read_only_volume(tmp_path)
+    far = _far_outside_acquired(series, voxel_world(volume))
+    assert far.sum() > 50 and default_fill(volume) == fill
+    assert volume.array.dtype == np.int16 and np.all(np.asarray(volume.array)[far] == fill)
+    inside = inside_acquired(series, voxel_world(volume))
+    assert np.asarray(volume.array)[inside].min() > fill  # nothing acquired is the fill
+
+
+def test_a_fill_the_stored_dtype_cannot_hold_widens_it():
+    from medconv.readers.dicom.stack import regularise_stack
+
+    iop = (1, 0, 0, 0, 1, 0)
+    plan = plan_stack(oriented(iop, [0, 2, 4, 6], inplane_shift_per_mm=(0.0, 0.5)), iop, (0.8, 0.6), rows=5,
+                      columns=4)
+    out = regularise_stack(np.full((4, 5, 4), 100, dtype=np.uint16), plan, fill=-1024)
+    assert out.dtype == np.int32 and out.min() == -1024 and out.max() == 100
+
+
 def test_tilt_and_gap_together(tmp_path):
     iop = (1, 0, 0, 0, 1, 0)
     series = write_series(tmp_path, oriented(iop, [0, 2, 4, 8, 10], inplane_shift_per_mm=(0.2, 0.1)), iop,
