@@ -177,3 +177,19 @@ def test_ge_gradients_are_kept_as_stored_and_no_bvec_is_written(tmp_path):
     written = NiftiWriter().write(volume, tmp_path / "ge.nii")
     assert [Path(p).suffix for p in written] == [".nii", ".bval", ".json"]
     assert list(np.loadtxt(written[1])) == [1000.0, 1000.0, 0.0]  # acquisition order: the reverse of the weightings
+
+
+def test_a_rerun_resumes_a_dwi_unit_whatever_of_its_files_exist(tmp_path):
+    """The tables are written before the image: an image under its final name always has them; a run cut
+    after the tables converts the unit again (replacing them); a finished unit is skipped."""
+    write_siemens_classic_dwi(tmp_path / "in", True)
+    output = _convert(tmp_path / "in", tmp_path / "out")
+    tables = [output.with_suffix(".bval"), output.with_suffix(".bvec")]
+    first = [path.read_bytes() for path in tables]
+    output.unlink()  # as if the run stopped after writing the tables
+    output.with_suffix(".json").unlink()
+    assert main(["tcia2nii", str(tmp_path / "in"), str(tmp_path / "out"), "-q", "--format", "nii"]) == 0
+    assert output.exists() and [path.read_bytes() for path in tables] == first
+    assert main(["tcia2nii", str(tmp_path / "in"), str(tmp_path / "out"), "-q", "--format", "nii"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "out" / "medconv-manifest.jsonl").read_text().splitlines()]
+    assert [row["status"] for row in rows] == ["skipped"]
