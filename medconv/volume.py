@@ -38,6 +38,8 @@ META_KEYS: dict[str, str] = {
     "units": "intensity units after rescale: 'HU' for CT, otherwise absent or as stored",
     "axis4": "meaning of the 4th array axis: 'time', 'echo', 'channel' or 'volume'",
     "repetition_time": "seconds between the time points of a 4D time series (DICOM RepetitionTime); NIfTI pixdim[4]",
+    "diffusion": "diffusion-weighted images: {b_values: one per volume (s/mm2), gradients: one [x, y, z] per volume, "
+                 "frame: 'LPS' (patient) or the vendor frame they are kept in}; NIfTI outputs get .bval/.bvec",
     "dicom": "dict of DICOM attributes for the sidecar (kernel, kVp, slice thickness, ...)",
     "header": "dict of format-specific header fields worth keeping (MetaImage, TIFF, NIfTI)",
     "labels": "label volumes: list of {value, name, color [r, g, b], codes, source} (background 0 is not listed)",

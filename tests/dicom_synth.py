@@ -79,11 +79,15 @@ def write_series(folder: os.PathLike, positions: np.ndarray, iop: Sequence[float
                  patient_id: str = "SYNTH-001", study_uid: str | None = None, names: str = "ordered",
                  instance_numbers: str = "spatial", image_type=("ORIGINAL", "PRIMARY", "AXIAL"),
                  gantry_tilt: float | None = None, function: Callable = phantom, seed: int = 0,
-                 prefix: str = "", extra: dict | None = None, intercept: float = -1024.0) -> SyntheticSeries:
+                 prefix: str = "", extra: dict | None = None, intercept: float = -1024.0,
+                 per_file: Callable[[int], dict] | None = None,
+                 edit: Callable | None = None) -> SyntheticSeries:
     """Write one single-frame CT-like series whose pixels are ``function(world)``.
 
     ``names``: ``"ordered"``, ``"shuffled"`` (random names) or ``"none"`` (no suffix).
     ``instance_numbers``: ``"spatial"``, ``"reversed"`` or ``"random"``.
+    ``extra`` sets attributes of every file, ``per_file(k)`` those of the k-th (after ``extra``);
+    ``edit(ds, k)`` may change the k-th dataset last (private tags).
     """
     import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -138,8 +142,10 @@ def write_series(folder: os.PathLike, positions: np.ndarray, iop: Sequence[float
         ds.PixelRepresentation = 1
         ds.RescaleIntercept = f"{series.intercept:g}"
         ds.RescaleSlope = "1"
-        for keyword, value in (extra or {}).items():
+        for keyword, value in {**(extra or {}), **(per_file(k) if per_file else {})}.items():
             setattr(ds, keyword, value)
+        if edit is not None:
+            edit(ds, k)
         ds.PixelData = values.tobytes()
         if names == "shuffled":
             name = f"{prefix}{rng.getrandbits(40):x}.dcm"
@@ -289,3 +295,153 @@ def write_mosaic(path: os.PathLike, tiles: np.ndarray, *, first_tile=(-30.0, -20
     path.parent.mkdir(parents=True, exist_ok=True)
     pydicom.dcmwrite(path, ds, enforce_file_format=True)
     return path
+
+
+ENHANCED_MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
+
+
+def write_enhanced_dwi(path: os.PathLike, scheme, positions: np.ndarray, iop: Sequence[float], *, rows: int = 6,
+                       columns: int = 5, pixel_spacing=(2.0, 2.5), function: Callable | None = None,
+                       manufacturer: str = "Philips Medical Systems", seed: int = 0,
+                       extra: dict | None = None) -> Path:
+    """One Philips-style enhanced MR DWI object: every weighting of ``scheme`` at every position, one frame each.
+
+    ``scheme`` lists ``(b-value, gradient (LPS) or None, directionality)`` per volume in acquisition order
+    (``"NONE"`` for b = 0, ``"DIRECTIONAL"``, ``"ISOTROPIC"`` for the trace image Philips adds). Frames are
+    stored slice by slice (all volumes of a slice, then the next), each with its own PlanePositionSequence,
+    FrameContentSequence (DimensionIndexValues stack / slice / volume) and MRDiffusionSequence (DiffusionBValue,
+    DiffusionDirectionality, DiffusionGradientDirectionSequence > DiffusionGradientOrientation). Pixels are
+    ``function(world) + 50 * t`` (uint16 stored, rescale 1 / 0; default ``phantom + 2000``, positive).
+    ``extra`` sets top-level attributes last.
+    """
+    import pydicom  # noqa: F401  (dcmwrite below)
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence as DicomSequence
+
+    rng = random.Random(seed)
+    function = function or (lambda points: phantom(points) + 2000.0)
+    row_dir, col_dir = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
+    jj, ii = np.meshgrid(np.arange(rows), np.arange(columns), indexing="ij")
+    pixels, groups = [], []
+    for k, corner in enumerate(np.asarray(positions, float)):
+        world = corner + ii[..., None] * pixel_spacing[1] * row_dir + jj[..., None] * pixel_spacing[0] * col_dir
+        for t, (b_value, gradient, directionality) in enumerate(scheme):
+            pixels.append(np.rint(function(world) + 50 * t).astype(np.uint16))
+            item, position, content, diffusion = Dataset(), Dataset(), Dataset(), Dataset()
+            position.ImagePositionPatient = [float(v) for v in corner]
+            content.StackID = "1"
+            content.InStackPositionNumber = k + 1
+            content.TemporalPositionIndex = 1
+            content.DimensionIndexValues = [1, k + 1, t + 1]
+            diffusion.DiffusionBValue = float(b_value)
+            diffusion.DiffusionDirectionality = directionality
+            if gradient is not None:
+                direction = Dataset()
+                direction.DiffusionGradientOrientation = [float(v) for v in gradient]
+                diffusion.DiffusionGradientDirectionSequence = DicomSequence([direction])
+            frame_type = Dataset()
+            frame_type.FrameType = ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"]
+            item.PlanePositionSequence = DicomSequence([position])
+            item.FrameContentSequence = DicomSequence([content])
+            item.MRDiffusionSequence = DicomSequence([diffusion])
+            item.MRImageFrameTypeSequence = DicomSequence([frame_type])
+            groups.append(item)
+    shared, orientation, measures, transform, timing = Dataset(), Dataset(), Dataset(), Dataset(), Dataset()
+    orientation.ImageOrientationPatient = [float(v) for v in iop]
+    measures.PixelSpacing = [float(v) for v in pixel_spacing]
+    steps = np.diff(np.asarray(positions, float), axis=0)
+    measures.SliceThickness = float(np.linalg.norm(steps[0])) if len(steps) else 1.0
+    measures.SpacingBetweenSlices = measures.SliceThickness
+    transform.RescaleSlope, transform.RescaleIntercept, transform.RescaleType = 1.0, 0.0, "US"
+    timing.RepetitionTime, timing.FlipAngle = 4000.0, 90.0
+    shared.PlaneOrientationSequence = DicomSequence([orientation])
+    shared.PixelMeasuresSequence = DicomSequence([measures])
+    shared.PixelValueTransformationSequence = DicomSequence([transform])
+    shared.MRTimingAndRelatedParametersSequence = DicomSequence([timing])
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = EXPLICIT_VR_LE
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = ENHANCED_MR_STORAGE
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = _uid(rng)
+    ds.PatientID, ds.PatientName, ds.StudyInstanceUID, ds.SeriesInstanceUID = "SYNTH-DWI", "Synthetic", "2.25.77", \
+        _uid(rng)
+    ds.FrameOfReferenceUID = "2.25.77.1"
+    ds.StudyDate, ds.Modality, ds.Manufacturer = "20000101", "MR", manufacturer
+    ds.SeriesDescription, ds.SeriesNumber, ds.InstanceNumber = "DWI", 7, 1
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"]
+    ds.PatientPosition = "HFS"
+    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, columns, len(groups)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+    ds.PerFrameFunctionalGroupsSequence = DicomSequence(groups)
+    for keyword, value in (extra or {}).items():
+        setattr(ds, keyword, value)
+    ds.PixelData = np.stack(pixels).astype("<u2").tobytes()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+PARAMETRIC_MAP_STORAGE = "1.2.840.10008.5.1.4.1.1.30"
+
+
+def write_parametric_map_slices(folder: os.PathLike, positions: np.ndarray, iop: Sequence[float], *, rows: int = 6,
+                                columns: int = 5, pixel_spacing=(1.5, 2.0), function: Callable = phantom,
+                                float_pixels: bool = True, seed: int = 0) -> list[Path]:
+    """A Parametric Map series of single-frame files (one slice each), as map-making tools write them.
+
+    Parametric Map Storage (…1.1.30) keeps its geometry only in functional groups: ImageOrientationPatient
+    and PixelSpacing in the shared group (PlaneOrientationSequence, PixelMeasuresSequence), each file's
+    ImagePositionPatient in its one per-frame group (PlanePositionSequence); there is no top-level
+    ImagePositionPatient / ImageOrientationPatient. Values are ``function(world) / 7`` as FloatPixelData
+    (``float_pixels``) or ``function(world)`` rounded into int16 PixelData.
+    """
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence as DicomSequence
+
+    rng = random.Random(seed)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    row_dir, col_dir = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
+    jj, ii = np.meshgrid(np.arange(rows), np.arange(columns), indexing="ij")
+    series_uid, paths = _uid(rng), []
+    for k, corner in enumerate(np.asarray(positions, float)):
+        world = corner + ii[..., None] * pixel_spacing[1] * row_dir + jj[..., None] * pixel_spacing[0] * col_dir
+        values = function(world)
+        shared, orientation, measures, item, position, content = (Dataset() for _ in range(6))
+        orientation.ImageOrientationPatient = [float(v) for v in iop]
+        measures.PixelSpacing = [float(v) for v in pixel_spacing]
+        measures.SliceThickness = 1.0
+        shared.PlaneOrientationSequence = DicomSequence([orientation])
+        shared.PixelMeasuresSequence = DicomSequence([measures])
+        position.ImagePositionPatient = [float(v) for v in corner]
+        content.DimensionIndexValues = [k + 1]
+        item.PlanePositionSequence = DicomSequence([position])
+        item.FrameContentSequence = DicomSequence([content])
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = EXPLICIT_VR_LE
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = PARAMETRIC_MAP_STORAGE
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = _uid(rng)
+        ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID = "SYNTH-PM", "2.25.88", series_uid
+        ds.FrameOfReferenceUID = "2.25.88.1"
+        ds.StudyDate, ds.Modality, ds.Manufacturer = "20000101", "MR", "medconv-tests"
+        ds.SeriesDescription, ds.SeriesNumber, ds.InstanceNumber = "ADC map", 40, k + 1
+        ds.ImageType = ["DERIVED", "PRIMARY"]
+        ds.ContentLabel = "ADC"
+        ds.Rows, ds.Columns, ds.NumberOfFrames = rows, columns, 1
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+        ds.PerFrameFunctionalGroupsSequence = DicomSequence([item])
+        if float_pixels:
+            ds.BitsAllocated = 32
+            ds.FloatPixelData = (values / 7.0).astype("<f4").tobytes()
+        else:
+            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+            ds.PixelData = np.rint(values).astype("<i2").tobytes()
+        path = folder / f"pm{k:03d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths

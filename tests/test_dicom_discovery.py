@@ -314,3 +314,182 @@ def test_part10_files_with_another_formats_suffix_are_found_by_content(tmp_path)
     (source,) = sources
     assert source.info["n_files"] == 3 and reader.read(source).shape == (10, 12, 3)
     assert [os.path.basename(p) for p, _ in reader.skipped] == ["other.img"]
+
+
+def _blank_series_uid(paths, how: str) -> None:
+    """What anonymisers do to SeriesInstanceUID: write it empty, or remove it."""
+    import pydicom
+
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        if how == "empty":
+            ds.SeriesInstanceUID = ""
+        else:
+            del ds.SeriesInstanceUID
+        ds.save_as(path, enforce_file_format=True)
+
+
+def _assert_phantom(volume, offset: float = 0.0) -> None:
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in volume.shape], indexing="ij"), axis=-1).astype(float)
+    world = grid @ volume.affine_lps[:3, :3].T + volume.affine_lps[:3, 3]
+    assert np.abs(np.asarray(volume.array, dtype=float) - (phantom(world) + offset)).max() <= 0.5 + 1e-6
+
+
+@pytest.mark.parametrize("how", [pytest.param("empty", id="uid-written-empty"),
+                                 pytest.param("removed", id="uid-removed")])
+def test_blank_series_uid_groups_by_folder_frame_of_reference_orientation_and_matrix(tmp_path, how):
+    """Fault 6: with SeriesInstanceUID blanked every slice was a 2D unit of its own and nothing converted."""
+    axial_iop, sagittal_iop = (1, 0, 0, 0, 1, 0), (0, 1, 0, 0, 0, -1)
+    written = {
+        # one folder, two series told apart by their frame of reference (shuffled names, interleaved)
+        "a-ct1": write_series(tmp_path / "a", oriented(axial_iop, [0, 2, 4, 6]), axial_iop, names="shuffled",
+                              seed=1, study_uid="2.25.50"),
+        "a-ct2": write_series(tmp_path / "a", oriented(axial_iop, [1, 3, 5]), axial_iop, names="shuffled",
+                              seed=2, study_uid="2.25.51", function=lambda p: phantom(p) + 7),
+        # the same frame of reference in another folder is another unit
+        "b-ct1": write_series(tmp_path / "b", oriented(axial_iop, [10, 12, 14]), axial_iop, seed=3,
+                              study_uid="2.25.50", function=lambda p: phantom(p) + 11),
+        # another orientation and another matrix in folder a, same frame of reference as a-ct1
+        "a-sag": write_series(tmp_path / "a", oriented(sagittal_iop, [0, 3, 6]), sagittal_iop, names="shuffled",
+                              seed=4, study_uid="2.25.50", rows=8, columns=6),
+    }
+    for series in written.values():
+        _blank_series_uid(series.paths, how)
+    reader, sources = discover(tmp_path)
+    offsets = {"a-ct1": 0.0, "a-ct2": 7.0, "b-ct1": 11.0, "a-sag": 0.0}
+    by_files = {frozenset(s.paths): s for s in sources}
+    assert len(sources) == 4
+    for name, series in written.items():
+        source = by_files[frozenset(str(p) for p in series.paths)]
+        assert source.info.get("excluded") is None and "no-series-uid" in source.info["flags"]
+        volume = reader.read(source)
+        assert volume.shape[2] == len(series.paths)
+        (warning,) = [w for w in volume.warnings if "SeriesInstanceUID is blank" in w]
+        assert f"these {len(series.paths)} file(s)" in warning and str(series.folder) in warning
+        _assert_phantom(volume, offsets[name])
+
+
+# -- a broken slice fails its series (W3) ------------------------------------------------------------------
+def _cut_before(path, keyword: str, margin: int = 0) -> None:
+    """Truncate a file just before the element ``keyword`` (as a broken download would)."""
+    from pydicom.datadict import tag_for_keyword
+
+    tag = tag_for_keyword(keyword)
+    marker = (tag >> 16).to_bytes(2, "little") + (tag & 0xFFFF).to_bytes(2, "little")
+    data = open(path, "rb").read()
+    offset = data.index(marker, 132)
+    open(path, "wb").write(data[:offset - margin])
+
+
+@pytest.mark.parametrize("cut", [
+    pytest.param("Rows", id="cut-before-rows"),
+    pytest.param("PixelData", id="cut-before-pixel-data"),
+    pytest.param("SeriesInstanceUID", id="cut-before-series-uid"),
+])
+def test_truncated_slice_fails_its_series_naming_the_file(tmp_path, cut):
+    from medconv.errors import MedconvError
+    from medconv.readers.dicom.grouping import group_headers
+    from medconv.readers.dicom.headers import scan_files
+
+    iop = (1, 0, 0, 0, 1, 0)
+    series = write_series(tmp_path, oriented(iop, [0, 2, 4, 6, 8]), iop)
+    broken = str(series.paths[2])
+    _cut_before(broken, cut)
+    reader = DicomReader(jobs=1)
+    sources = list(reader.discover(str(tmp_path)))
+    # one unit, holding every file: the hole is not hidden by leaving the file out (and then filling the gap)
+    assert [s for s in sources if not s.info.get("excluded")] == sources
+    (source,) = sources
+    assert broken in source.paths and len(source.paths) == 5
+    if cut != "PixelData":  # a file cut just before its pixels has a complete header: the pixel stage finds out
+        assert "corrupt-slice" in source.info["flags"]
+        (group,) = group_headers(scan_files([str(p) for p in series.paths], jobs=1).headers)
+        assert group.unreadable.startswith("the series has a broken slice: " + broken)
+        assert "truncated or corrupt" in group.unreadable and "CT Image Storage" in group.unreadable
+    with pytest.raises(MedconvError) as info:
+        reader.read(source)
+    assert broken in str(info.value)
+    if cut != "PixelData":
+        from medconv.errors import UnreadableFileError
+
+        assert isinstance(info.value, UnreadableFileError) and "truncated or corrupt" in str(info.value)
+
+
+def test_series_of_header_only_image_files_is_one_failing_unit(tmp_path):
+    from medconv.errors import MedconvError
+    from medconv.readers.dicom.grouping import group_headers
+    from medconv.readers.dicom.headers import scan_files
+
+    iop = (1, 0, 0, 0, 1, 0)
+    series = write_series(tmp_path, oriented(iop, [0, 2, 4]), iop)
+    for path in series.paths:
+        _cut_before(path, "Rows")
+    (group,) = group_headers(scan_files([str(p) for p in series.paths], jobs=1).headers)
+    assert group.excluded is None and len(group.headers) == 3
+    assert group.unreadable.startswith("none of the 3 files of the series holds an image, e.g. ")
+    reader = DicomReader(jobs=1)
+    (source,) = list(reader.discover(str(tmp_path)))
+    with pytest.raises(MedconvError):
+        reader.read(source)
+
+
+def test_broken_slice_of_another_series_number_does_not_join(tmp_path):
+    from medconv.readers.dicom.grouping import group_headers
+    from medconv.readers.dicom.headers import scan_files
+
+    iop = (1, 0, 0, 0, 1, 0)
+    good = write_series(tmp_path / "a", oriented(iop, [0, 2, 4]), iop, series_uid="2.25.77", series_number=2)
+    other = write_series(tmp_path / "a", oriented(iop, [6]), iop, series_uid="2.25.77", series_number=3, prefix="x",
+                         seed=5)
+    _cut_before(other.paths[0], "Rows")
+    groups = group_headers(scan_files([str(p) for p in good.paths + other.paths], jobs=1).headers)
+    by_number = {g.first.series_number: g for g in groups}
+    assert by_number[2].unreadable is None and len(by_number[2].headers) == 3
+    assert by_number[3].unreadable == (f"{other.paths[0]}: CT Image Storage file without Rows, Columns, "
+                                           "BitsAllocated: truncated or corrupt")
+
+
+@pytest.mark.parametrize("case, labels", [
+    pytest.param("orientation", {"axial", "sagittal"}, id="orientation-split"),
+    pytest.param("matrix", {"matrix-10x12", "matrix-8x6"}, id="matrix-split"),
+    pytest.param("copies", {"copy-1", "copy-2"}, id="copies-of-the-same-instances"),
+])
+def test_units_that_names_could_not_tell_apart_get_a_readable_label(tmp_path, case, labels):
+    import shutil
+
+    from medconv.layout import output_stem
+
+    axial_iop, sagittal_iop = (1, 0, 0, 0, 1, 0), (0, 1, 0, 0, 0, -1)
+    first = write_series(tmp_path / "a", oriented(axial_iop, [0, 2, 4]), axial_iop, series_uid="2.25.80", seed=1)
+    if case == "orientation":
+        write_series(tmp_path / "b", oriented(sagittal_iop, [0, 2, 4]), sagittal_iop, series_uid="2.25.80", seed=2)
+    elif case == "matrix":
+        write_series(tmp_path / "b", oriented(axial_iop, [10, 12, 14]), axial_iop, series_uid="2.25.80", seed=2,
+                     rows=6, columns=8)
+    else:
+        shutil.copytree(first.folder, tmp_path / "b")
+    reader, sources = discover(tmp_path)
+    sources = [s for s in sources if not s.info.get("excluded")]
+    assert len(sources) == 2
+    assert {s.info["frame_group"] for s in sources} == labels
+    stems = {output_stem(s) for s in sources}
+    assert stems == {f"SYNTH-001/20000101_2_CT_synthetic_{label}" for label in labels}
+    for source in sources:  # each still reads to its own stack
+        assert reader.read(source).shape[2] == 3
+
+
+def test_truncated_slice_of_a_multi_echo_series_joins_its_own_echo(tmp_path):
+    from medconv.readers.dicom.grouping import group_headers
+    from medconv.readers.dicom.headers import scan_files
+
+    iop = (1, 0, 0, 0, 1, 0)
+    paths = []
+    for echo in (1, 2):
+        series = write_series(tmp_path, oriented(iop, [0, 2, 4, 6]), iop, series_uid="2.25.81", prefix=f"e{echo}_",
+                              seed=echo, extra={"EchoNumbers": echo})
+        paths += [str(p) for p in series.paths]
+    broken = str(tmp_path / "e2_0002.dcm")
+    _cut_before(broken, "Rows")  # EchoNumbers (0018,0086) comes before Rows (0028,0010): the echo is known
+    groups = {g.frame_group: g for g in group_headers(scan_files(paths, jobs=1).headers)}
+    assert groups["echo-1"].unreadable is None and len(groups["echo-1"].headers) == 4
+    assert groups["echo-2"].unreadable.startswith("the series has a broken slice: " + broken)

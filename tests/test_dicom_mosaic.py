@@ -77,13 +77,14 @@ def test_gzipped_dwi_mosaic_matches_nibabel(name):
     assert_same_in_world(_nifti(volume), _nibabel_mosaic(path))
 
 
-def test_several_mosaics_become_time_points():
-    """Two DWI mosaics (AcquisitionNumber 1 and 2; their pixels are blanked upstream) given in reverse order."""
+def test_several_mosaics_become_volumes_in_acquisition_order():
+    """Two DWI mosaics (AcquisitionNumber 1 and 2; their pixels are blanked upstream) given in reverse order;
+    their b-values (0 and 1000) make the 4th axis diffusion volumes, not time."""
     folder = corpus_path("nibabel_data", "nibabel", "nicom", "tests", "data")
     first, second = folder / "siemens_dwi_0.dcm.gz", folder / "siemens_dwi_1000.dcm.gz"
     volume = _read(second, first)
     assert volume.shape == (128, 128, 48, 2)
-    assert volume.meta["axis4"] == "time"
+    assert volume.meta["axis4"] == "volume" and volume.meta["diffusion"]["b_values"] == [0.0, 1000.0]
     assert volume.meta["source_files"] == [str(first), str(second)]  # acquisition order, not argument order
     np.testing.assert_allclose(volume.affine_lps, _read(first).affine_lps, atol=1e-6)
 
@@ -113,3 +114,19 @@ def test_oblique_csa_slice_normal_positions_match_nibabel():
     assert count == 32 and tile == (64, 64) and notes == []
     expected = (affine @ np.stack([np.zeros(count), np.zeros(count), np.arange(count), np.ones(count)]))[:3].T
     np.testing.assert_allclose(positions, expected, atol=1e-4)
+
+
+def test_mosaic_sidecar_carries_echo_number_and_time():
+    import json
+
+    import pydicom
+
+    from conftest import corpus_path
+
+    path = corpus_path("dcm_qa_ts", "In", "1.dcm")
+    reader = DicomReader(jobs=1)
+    (source,) = list(reader.discover(str(path)))
+    dicom = reader.read(source).meta["dicom"]
+    reference = json.loads(corpus_path("dcm_qa_ts", "Ref", "1.json").read_text())  # dcm2niix: seconds
+    assert dicom["EchoTime"] == pytest.approx(reference["EchoTime"] * 1000.0)
+    assert dicom["EchoNumbers"] == float(pydicom.dcmread(path, stop_before_pixels=True).EchoNumbers)

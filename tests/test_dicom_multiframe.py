@@ -290,3 +290,111 @@ def test_multiframe_files_of_one_series_pool_only_into_complete_volumes(tmp_path
         for t in range(volume.shape[3]):  # pooled: ordered by TemporalPositionIndex, then file (1, 1, 2, 2)
             expected = phantom(world, t // (volume.shape[3] // 2) if volume.shape[3] == 4 else t)
             np.testing.assert_allclose(np.asarray(volume.array[..., t]), expected, atol=1.2)
+
+
+# -- Parametric Map (issue 10, fault 9) -------------------------------------------------------------------
+
+@pytest.mark.parametrize("float_pixels", [pytest.param(True, id="float-pixel-data"),
+                                          pytest.param(False, id="int16-pixel-data")])
+def test_single_frame_parametric_maps_use_their_functional_group_geometry(tmp_path, float_pixels):
+    """Fault 9: single-frame Parametric Map files (geometry only in functional groups) were 2D images
+    "without patient geometry"; each voxel must be the map's value at its world position."""
+    import pydicom
+
+    from dicom_synth import oriented, phantom, write_parametric_map_slices
+    from medconv.readers.dicom import DicomReader
+
+    a = 0.2  # oblique sagittal: rows tilted from A towards S, columns from down S towards A
+    iop = (0.0, float(np.cos(a)), float(np.sin(a)), 0.0, float(np.sin(a)), -float(np.cos(a)))
+    paths = write_parametric_map_slices(tmp_path / "pm", oriented(iop, [0.0, 4.0, 8.0, 12.0]), iop,
+                                        float_pixels=float_pixels)
+    reader = DicomReader(jobs=1)
+    (source,) = reader.discover(str(tmp_path / "pm"))
+    assert source.info.get("excluded") is None and source.info["shape"] == [5, 6, 4]
+    volume = reader.read(source)
+    ii, jj, kk = np.meshgrid(*(np.arange(n) for n in volume.shape), indexing="ij")
+    world = (np.stack([ii, jj, kk, np.ones_like(ii)], axis=-1) @ volume.affine_lps.T)[..., :3]
+    if float_pixels:
+        assert volume.array.dtype == np.float32
+        np.testing.assert_allclose(volume.array, phantom(world) / 7.0, rtol=1e-6, atol=1e-4)
+    else:
+        assert np.abs(volume.array - phantom(world)).max() <= 0.5 + 1e-6
+    # and the values are the files' own, as pydicom decodes them (slice k of the volume is file k here)
+    for k, path in enumerate(paths):
+        np.testing.assert_array_equal(np.asarray(volume.array[:, :, k]).T, pydicom.dcmread(path).pixel_array)
+
+
+# -- enhanced files are parsed once, without pydicom (issue 10, fault 13) ----------------------------------
+
+def _as_written(source: Path, target: Path, *, implicit: bool = False, undefined_lengths: bool = False) -> Path:
+    """``source`` re-encoded: implicit VR, and/or every sequence and item of undefined length."""
+    import pydicom
+
+    ds = pydicom.dcmread(source)
+    if undefined_lengths:
+        for element in ds.iterall():
+            if element.VR == "SQ":
+                element.is_undefined_length = True
+                for item in element.value:
+                    item.is_undefined_length_sequence_item = True
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+        ds.save_as(target, implicit_vr=True, little_endian=True, enforce_file_format=True)
+    else:
+        ds.save_as(target, enforce_file_format=True)
+    return target
+
+
+def _frame_facts(frames):
+    return [(tuple(np.round(f.position, 6)), f.iop, f.pixel_spacing, f.slope, f.intercept, f.rescale_type, f.group,
+             str(f.temporal), str(f.echo), f.order, f.diffusion) for f in frames]
+
+
+@pytest.mark.parametrize("encoding", [pytest.param({}, id="explicit-defined-lengths"),
+                                      pytest.param({"undefined_lengths": True}, id="explicit-undefined-lengths"),
+                                      pytest.param({"implicit": True}, id="implicit-vr"),
+                                      pytest.param({"implicit": True, "undefined_lengths": True},
+                                                   id="implicit-undefined-lengths")])
+def test_functional_group_walker_reads_what_pydicom_reads(tmp_path, encoding):
+    from dicom_synth import oriented, write_enhanced_dwi
+    from medconv.readers.dicom.decode import read_datasets
+    from medconv.readers.dicom.functional_groups import read_functional_groups
+    from medconv.readers.dicom.layouts.enhanced import _frames_of, _timing
+
+    scheme = [(0.0, None, "NONE"), (800.0, (0.0, 0.6, 0.8), "DIRECTIONAL"), (800.0, None, "ISOTROPIC")]
+    written = [write_enhanced_dwi(tmp_path / "dwi.dcm", scheme, oriented(IOP, [0.0, 3.0, 6.0]), IOP)]
+    write_enhanced(tmp_path / "enhanced.dcm")
+    written.append(tmp_path / "enhanced.dcm")
+    written += sorted(corpus_path("dcm_qa_enh", "In").rglob("*.dcm"))  # Siemens XA10, Philips field map
+    for index, source in enumerate(written):
+        path = str(_as_written(source, tmp_path / f"re{index}.dcm", **encoding))
+        raw = read_functional_groups(path)
+        assert raw is not None, source
+        (parsed,) = read_datasets([path])
+        assert _frame_facts(_frames_of([raw], [path])) == _frame_facts(_frames_of([parsed], [path])), source
+        assert _timing(raw) == _timing(parsed) and (raw.Rows, raw.Columns) == (parsed.Rows, parsed.Columns)
+
+
+def test_enhanced_series_is_discovered_and_read_without_pydicom_parsing_a_file(tmp_path, monkeypatch):
+    """Fault 13: the files were parsed at planning, reading and decoding; now the header scan, the functional
+    group walker and the pixel offset do it all: pydicom never parses one of these files."""
+    import pydicom
+
+    from dicom_synth import oriented, write_enhanced_dwi
+    from medconv.readers.dicom import DicomReader
+
+    for t in range(3):  # Siemens XA style: one enhanced file per time point
+        write_enhanced_dwi(tmp_path / "in" / f"6_{t + 1}.dcm", [(0.0, None, "NONE")], oriented(IOP, [0.0, 3.0]),
+                           IOP, function=lambda p, t=t: 2000 + p[..., 0] + 10 * t, seed=t,
+                           extra={"SeriesInstanceUID": "2.25.6060", "InstanceNumber": t + 1,
+                                  "AcquisitionNumber": t + 1})
+    reader = DicomReader(jobs=1)
+    calls = []
+    original = pydicom.dcmread
+    monkeypatch.setattr(pydicom, "dcmread", lambda *a, **k: calls.append(a) or original(*a, **k))
+    (source,) = reader.discover(str(tmp_path / "in"))
+    volume = reader.read(source)
+    assert calls == []
+    assert volume.shape == (5, 6, 2, 3)
+    assert [float(np.asarray(volume.array)[0, 0, 0, t]) for t in range(3)] == pytest.approx(
+        [float(np.asarray(volume.array)[0, 0, 0, 0]) + 10 * t for t in range(3)])

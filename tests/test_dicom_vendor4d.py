@@ -10,7 +10,7 @@ from dicom_synth import axial, oriented, phantom, write_series
 
 from medconv.errors import GeometryError
 from medconv.readers.dicom import DicomReader
-from medconv.readers.dicom.layouts.vendor4d import diffusion_key
+from medconv.readers.dicom.headers import read_header, read_header_pydicom
 from medconv.source import Source
 
 WEIGHTINGS = [(0.0, (0.0, 0.0, 0.0)), (1000.0, (1.0, 0.0, 0.0)), (1000.0, (0.0, 0.6, 0.8))]
@@ -31,6 +31,15 @@ def _tag_philips(ds, b, gradient):
     block = ds.private_block(0x2005, "Philips MR Imaging DD 001", create=True)
     for offset, value in zip((0xB0, 0xB1, 0xB2), gradient):
         block.add_new(offset, "FL", value)
+
+
+def _tag_siemens(ds, b, gradient):  # Siemens classic (non-mosaic) DWI: B_value IS, DiffusionGradientDirection FD
+    ds.Manufacturer = "SIEMENS"
+    block = ds.private_block(0x0019, "SIEMENS MR HEADER", create=True)
+    block.add_new(0x0C, "IS", str(int(b)))
+    block.add_new(0x0D, "CS", "DIRECTIONAL" if b else "NONE")
+    if b:
+        block.add_new(0x0E, "FD", list(gradient))
 
 
 def _tag_ge(ds, b, gradient):
@@ -72,8 +81,13 @@ def test_dwi_volumes_follow_the_phantom(tmp_path, tagger):
     assert volume.shape[3] == 3 and volume.meta["axis4"] == "volume"
     # InstanceNumber puts the last weighting first
     order = [2, 1, 0]
-    assert volume.meta["dicom"]["DiffusionBValues"] == [WEIGHTINGS[t][0] for t in order]
-    assert volume.meta["dicom"]["DiffusionGradients"] == [list(WEIGHTINGS[t][1]) for t in order]
+    diffusion = volume.meta["diffusion"]
+    assert diffusion["b_values"] == [WEIGHTINGS[t][0] for t in order]
+    # as stored (Philips: float32)
+    assert np.allclose(diffusion["gradients"], [list(WEIGHTINGS[t][1]) for t in order], atol=1e-7, rtol=0)
+    # GE's directions are relative to its frequency/phase/slice axes: kept as stored, not called LPS
+    assert diffusion["frame"] == ("LPS" if tagger is not _tag_ge else "GE frequency/phase/slice (as stored, not "
+                                  "converted)")
     ii, jj, kk = np.meshgrid(*(np.arange(n) for n in volume.shape[:3]), indexing="ij")
     world = (np.stack([ii, jj, kk, np.ones_like(ii)], axis=-1) @ volume.affine_lps.T)[..., :3]
     for index, t in enumerate(order):
@@ -82,11 +96,18 @@ def test_dwi_volumes_follow_the_phantom(tmp_path, tagger):
         np.testing.assert_allclose(np.asarray(volume.array[..., index]), expected, atol=0.5 + 1e-6)
 
 
-def test_diffusion_key_reads_each_vendor(tmp_path):
+@pytest.mark.parametrize("implicit", [pytest.param(False, id="explicit-vr"), pytest.param(True, id="implicit-vr")])
+def test_header_scan_reads_each_vendors_diffusion_tags(tmp_path, implicit):
     iop, positions = axial(1)
-    for tagger in (_tag_standard, _tag_philips, _tag_ge):
+    for tagger in (_tag_standard, _tag_philips, _tag_ge, _tag_siemens):
         (path,) = write_dwi(tmp_path / tagger.__name__, tagger, iop, positions, weightings=[(700.0, (0.0, 0.6, 0.8))])
-        assert diffusion_key(pydicom.dcmread(path)) == (700.0, (0.0, 0.6, 0.8)), tagger.__name__
+        if implicit:  # private tags in implicit VR: their VR comes from the vendor's convention, not the file
+            ds = pydicom.dcmread(path)
+            ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+            ds.save_as(path, implicit_vr=True, little_endian=True, enforce_file_format=True)
+        for scan in (read_header, read_header_pydicom):  # the raw parser and the pydicom fallback agree
+            found = scan(str(path)).diffusion
+            assert (found.b_value, found.gradient) == (700.0, pytest.approx((0.0, 0.6, 0.8))), tagger.__name__
 
 
 def test_incomplete_weighting_is_refused(tmp_path):
@@ -96,11 +117,22 @@ def test_incomplete_weighting_is_refused(tmp_path):
         DicomReader().read(Source("dwi", "dicom", tuple(paths)))
 
 
-def test_repeats_without_b_values_are_refused(tmp_path):
+def test_repeats_without_b_values_are_ordered_by_acquisition(tmp_path):
+    # no diffusion key and no NumberOfTemporalPositions: a 4D unit over "volume", in InstanceNumber order
     iop, positions = axial(3)
     paths = write_dwi(tmp_path, lambda ds, b, g: None, iop, positions)
-    with pytest.raises(GeometryError, match="repeat a position"):
-        DicomReader().read(Source("dwi", "dicom", tuple(paths)))
+    volume = DicomReader().read(Source("dwi", "dicom", tuple(paths)))
+    assert volume.shape == (10, 12, 3, 3) and volume.meta["axis4"] == "volume"
+    assert any("ordered by acquisition (InstanceNumber)" in w and "no NumberOfTemporalPositions" in w
+               for w in volume.warnings)
+    _assert_volumes_in_acquisition_order(volume)
+
+
+def _assert_volumes_in_acquisition_order(volume) -> None:
+    ii, jj, kk = np.meshgrid(*(np.arange(n) for n in volume.shape[:3]), indexing="ij")
+    world = (np.stack([ii, jj, kk, np.ones_like(ii)], axis=-1) @ volume.affine_lps.T)[..., :3]
+    for index, t in enumerate([2, 1, 0]):  # acquisition order (InstanceNumber) is the reverse of t
+        np.testing.assert_allclose(np.asarray(volume.array[..., index]), _signal(t)(world), atol=0.5 + 1e-6)
 
 
 @pytest.mark.parametrize("tagger", [
@@ -128,13 +160,20 @@ def test_discovery_routes_single_frame_dwi_to_4d(tmp_path, tagger):
     assert reader.read(Source("dwi", "dicom", source.paths)).shape == volume.shape
 
 
-def test_discovery_keeps_refusing_repeats_without_b_values(tmp_path):
+def test_discovery_orders_repeats_without_b_values_by_acquisition(tmp_path):
     from medconv.readers.dicom import DicomReader
 
     iop, positions = axial(3)
     write_dwi(tmp_path, lambda ds, b, g: None, iop, positions)
     reader = DicomReader(jobs=1)
     (source,) = list(reader.discover(tmp_path))
-    assert "duplicate" in source.info["flags"]
-    with pytest.raises(GeometryError):
-        reader.read(source)
+    assert "duplicate" not in source.info["flags"] and "4D over acquisition order (3 volumes)" in source.info["flags"]
+    assert source.info["layout"] == "vendor4d" and source.info["axis4"] == "volume"
+    _assert_volumes_in_acquisition_order(reader.read(source))
+
+
+def test_repeats_that_nothing_orders_are_refused(tmp_path):
+    iop, positions = axial(3)
+    paths = write_dwi(tmp_path, lambda ds, b, g: setattr(ds, "InstanceNumber", 1), iop, positions)
+    with pytest.raises(GeometryError, match="nothing orders the repeats"):
+        DicomReader().read(Source("dwi", "dicom", tuple(paths)))

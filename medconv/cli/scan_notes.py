@@ -19,6 +19,7 @@ FLAG_NOTES: dict[str, str] = {
            "(--on-uneven error refuses it)",
     "duplicate": "slices repeat positions: will fail unless they form a 4D series",
     "corrupt-slice": "a truncated or corrupt slice: the series will fail, naming the file",
+    "no-series-uid": "SeriesInstanceUID blank: grouped by folder, frame of reference, orientation and matrix",
     "single-slice": "one slice: converted as a one-slice volume, slice step from SliceThickness (else 1 mm)",
     "2d": "a 2D image: excluded unless --include-2d",
     "localizer": "a localizer: excluded",

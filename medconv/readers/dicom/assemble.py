@@ -11,7 +11,8 @@ is then the same four steps for all of them:
    rule lives);
 3. **decode** the frames in that order into one C-ordered ``(t*k, rows, cols)``
    buffer and rescale it (:func:`.layouts.decode_frames`, :mod:`.pixels`);
-4. **meta** from the one builder (:func:`.meta.volume_meta`) and the Volume
+4. **meta** from the one builder (:func:`.meta.volume_meta`; the volumes' diffusion
+   weightings as ``meta["diffusion"]``, :func:`.diffusion.diffusion_meta`) and the Volume
    (:func:`.stack.volume_from_stack`, which regularises when the plan says so).
 
 :func:`stack_geometry` is also what :meth:`.reader.DicomReader.image_reference`
@@ -25,6 +26,7 @@ import numpy as np
 from ...errors import GeometryError, UnsupportedFormatError
 from ...options import ReadOptions
 from ...volume import Volume
+from .diffusion import diffusion_meta
 from .meta import volume_meta
 from .order import FrameOrder, order_frames
 from .plan import Axis4, FrameRef, Layout, UnitPlan
@@ -97,8 +99,11 @@ def assemble(plan: UnitPlan, options: ReadOptions = ReadOptions()) -> Volume:
     if order.count > 1:
         array = array.reshape((order.count, len(frames[0])) + array.shape[1:])
     paths = list(dict.fromkeys(frame.path for volume in frames for frame in volume))
-    meta = volume_meta(plan.first, paths, stack.units, list(plan.warnings) + warnings + list(stack.warnings),
+    diffusion, notes = diffusion_meta([volume[0].diffusion for volume in frames])
+    meta = volume_meta(plan.first, paths, stack.units, list(plan.warnings) + warnings + list(stack.warnings) + notes,
                        layout_meta(plan, frames))
+    if diffusion is not None:
+        meta["diffusion"] = diffusion
     if plan.axis4 is not None and order.count > 1:
         meta["axis4"] = plan.axis4.value
         if plan.axis4 is Axis4.TIME and plan.first.repetition_time:

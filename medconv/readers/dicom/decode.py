@@ -63,10 +63,14 @@ class PixelHeader:
     rescale_type: str
     planar_configuration: int = 0
     pet_units: str = ""
+    #: 32 or 64 for Float / Double Float Pixel Data (values are IEEE floats), 0 for integer Pixel Data.
+    float_bits: int = 0
 
     @property
     def stored_dtype(self) -> np.dtype:
         """Native-endian dtype of the stored values (before rescale)."""
+        if self.float_bits:
+            return np.dtype(f"f{self.float_bits // 8}")
         if self.bits_allocated == 1:  # bit-packed (binary SEG, overlays): pydicom unpacks to uint8
             return np.dtype(np.uint8)
         if self.bits_allocated not in (8, 16, 32):
@@ -281,6 +285,10 @@ def decode_into(path: str, header: PixelHeader, out: np.ndarray, fp: IO[bytes] |
         raise
     except Exception as exc:  # third-party decoders raise many types; all mean "cannot decode"
         raise _decode_error(header, exc) from exc
+    if array.dtype.kind == "f" and out.dtype.kind != "f":  # Float Pixel Data the header scan did not see
+        raise UnsupportedFormatError("the file holds float pixel data (Float / Double Float Pixel Data) that this "
+                                     "encoding is not read for", path=path,
+                                     hint="re-export it in explicit or implicit VR little endian")
     try:
         out[...] = array.reshape(out.shape)
     except ValueError as exc:

@@ -75,10 +75,9 @@ def plan_groups(headers: Sequence[DicomHeader]) -> list[Unit]:
         from .layouts import plan_unit
 
         try:
-            outcome = None
             if "duplicate" in group.flags and group.layout == Layout.SINGLE_FRAME.value:
                 outcome = _vendor_4d(group)
-            if outcome is None:
+            else:
                 outcome = plan_unit(group)
         except MedconvError as exc:
             units.append(Unit(group, failure=exc))
@@ -87,25 +86,28 @@ def plan_groups(headers: Sequence[DicomHeader]) -> list[Unit]:
             if isinstance(item, PlanFailure):
                 units.append(Unit(_subgroup(group, item.headers), failure=item.error))
             else:
+                if group.warnings:  # grouping's decisions (a blank SeriesInstanceUID) reach the output
+                    item = replace(item, warnings=tuple(group.warnings) + item.warnings)
                 units.append(Unit(_subgroup(group, item.headers, item), plan=item))
     return units
 
 
-def _vendor_4d(group: SeriesGroup) -> UnitPlan | None:
-    """A single-frame stack whose repeated positions no index tells apart becomes vendor 4D if a
-    diffusion key does (the files are parsed once, by the vendor-4D planner); ``None`` when no file
-    carries one. A diffusion series that does not form volumes raises the planner's error."""
-    from .layouts.vendor4d import NoDiffusionKey, plan_vendor_4d
+def _vendor_4d(group: SeriesGroup) -> UnitPlan:
+    """A single-frame stack whose repeated positions no index tells apart: the vendor-4D plan (repeats told
+    apart by diffusion key, else ordered by acquisition). Raises the planner's GeometryError when the
+    repeats do not form complete volumes (a missing file) or nothing orders them (duplicated files)."""
+    from .layouts.vendor4d import plan_vendor_4d
 
     trial = SeriesGroup(list(group.headers), split=list(group.split), layout=Layout.VENDOR_4D.value,
-                        axis4="volume", frame_group=group.frame_group)
-    try:
-        plan = plan_vendor_4d(trial)
-    except NoDiffusionKey:
-        return None
-    group.layout, group.axis4 = Layout.VENDOR_4D.value, "volume"
+                        frame_group=group.frame_group)
+    plan = plan_vendor_4d(trial)
+    group.layout, group.axis4 = Layout.VENDOR_4D.value, plan.axis4.value
     group.flags.remove("duplicate")
-    group.flags.append(f"4D over diffusion weighting ({len({f.diffusion for f in plan.frames})} volumes)")
+    from .order import order_frames
+
+    diffusion = any(frame.diffusion is not None for frame in plan.frames)
+    count = order_frames(plan).count
+    group.flags.append(f"4D over {'diffusion weighting' if diffusion else 'acquisition order'} ({count} volumes)")
     return plan
 
 
@@ -118,7 +120,8 @@ def _subgroup(group: SeriesGroup, headers: Sequence[DicomHeader], plan: UnitPlan
     sub = SeriesGroup(members or list(group.headers), split=list(plan.splits) if plan else list(group.split),
                       excluded=group.excluded, layout=group.layout, axis4=plan.axis4.value if plan and plan.axis4 else None,
                       flags=list(group.flags), frame_group=plan.label if plan else group.frame_group,
-                      broken=list(group.broken), time_attribute=group.time_attribute)
+                      broken=list(group.broken), time_attribute=group.time_attribute,
+                      warnings=list(group.warnings))
     return sub
 
 

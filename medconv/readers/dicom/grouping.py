@@ -3,9 +3,13 @@
 Rules (docs/dicom.md has the full table):
 
 1. Files group by SeriesInstanceUID; files repeating a SOPInstanceUID (copies, re-encodings)
-   go to separate units (``copy 2 ...``), never dropped. A file without SeriesInstanceUID
-   is a unit of its own, classified like any other (a fragment without pixel data is
-   excluded; a lone image is a 2D slice).
+   go to separate units (``copy 2 ...``), never dropped. Image files whose SeriesInstanceUID
+   is blank or missing (anonymisers blank it) but that carry pixels and patient geometry
+   group by folder and FrameOfReferenceUID instead (:func:`blank_series_key`); rule 3
+   then splits them by orientation, matrix, SeriesNumber ... like any series, and each
+   such unit is flagged ``no-series-uid`` with a warning. Any other file without
+   SeriesInstanceUID is a unit of its own, classified like any other (a fragment without
+   pixel data is excluded; a lone image is a 2D slice).
 2. Non-image objects (RTSTRUCT, SEG, SR, PR, KO, RT dose/plan, raw, documents, no
    pixel data) are set apart, one :class:`SeriesGroup` per series, ``excluded`` set.
    A file of an *image* storage class (CT, MR, PET ... Image Storage) with a
@@ -26,9 +30,9 @@ Rules (docs/dicom.md has the full table):
    a label (``frame_group``: ``echo-1``, ``temporal-position-2``) that is appended to
    its SeriesDescription, so that output names tell the echoes apart. Mosaic files (one
    volume each) are split by echo the same way, then stacked as time points. Duplicates that
-   nothing here tells apart are flagged ``duplicate``: the reader then tries the
-   diffusion key (:mod:`.vendor4d`, layout ``dwi4d``); if that fails too they stay
-   in the stack and make reading fail (never dropped).
+   nothing here tells apart are flagged ``duplicate``: discovery then plans them as vendor
+   4D (:mod:`.layouts.vendor4d`: repeats in acquisition order, when every position repeats
+   equally); when they do not form complete volumes the unit fails (never dropped).
 5. Classification of image stacks: ImageType LOCALIZER/SCOUT, a stack of one or
    two slices at another orientation than the main stack of its series, or a series
    made only of single slices at several orientations (a 3-plane scout), is a
@@ -47,7 +51,7 @@ from typing import Iterable
 import numpy as np
 
 from .headers import DicomHeader
-from .plan import Split, SplitKind
+from .plan import ImageComponent, Split, SplitKind
 from .sop_classes import SopKind, sop_class
 
 NON_IMAGE_MODALITIES = {
@@ -63,6 +67,8 @@ NON_IMAGE_MODALITIES = {
 }
 IOP_TOLERANCE = 1e-3
 POSITION_BIN_MM = 0.01
+#: Flag of a unit grouped without SeriesInstanceUID (rule 1).
+NO_SERIES_UID_FLAG = "no-series-uid"
 
 
 @dataclass
@@ -87,6 +93,8 @@ class SeriesGroup:
     time_attribute: str | None = None
     #: ``"path: what is wrong"`` for each broken file in ``headers`` (see :func:`broken_image_reason`).
     broken: list[str] = field(default_factory=list)
+    #: Decisions grouping took that the output must report (they go into the plan's warnings).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def first(self) -> DicomHeader:
@@ -146,6 +154,30 @@ def non_image_reason(header: DicomHeader) -> str | None:
     return None
 
 
+#: ImageType values naming the part of a complex MR signal (Siemens ``ORIGINAL\\PRIMARY\\P\\ND``,
+#: Philips ``ORIGINAL\\PRIMARY\\PHASE MAP\\P\\FFE``), as dcm2niix reads them.
+IMAGE_COMPONENT_CODES: dict[str, ImageComponent] = {
+    "M": ImageComponent.MAGNITUDE, "MAGNITUDE": ImageComponent.MAGNITUDE,
+    "P": ImageComponent.PHASE, "PHASE": ImageComponent.PHASE,
+    "R": ImageComponent.REAL, "REAL": ImageComponent.REAL,
+    "I": ImageComponent.IMAGINARY, "IMAGINARY": ImageComponent.IMAGINARY,
+}
+
+
+def image_component(header: DicomHeader) -> ImageComponent | None:
+    """Magnitude, phase, real or imaginary from ImageType (the first value from the 3rd on that names one).
+
+    Vendors put it in different places (Siemens the 3rd value, Philips the 4th after a
+    ``M_FFE`` / ``PHASE MAP`` 3rd), so every value from the 3rd on is looked at;
+    ``None`` when none names a component (CT's ``AXIAL``, GE's ``OTHER``).
+    """
+    for value in header.image_type[2:]:
+        found = IMAGE_COMPONENT_CODES.get(value)
+        if found is not None:
+            return found
+    return None
+
+
 def layout_of(header: DicomHeader) -> str:
     """``"mosaic"``, ``"multiframe"`` or ``"single"``."""
     if header.is_mosaic:
@@ -155,15 +187,40 @@ def layout_of(header: DicomHeader) -> str:
     return "single"
 
 
+def blank_series_key(header: DicomHeader) -> tuple[str, str, str] | None:
+    """The pseudo series of an image file without SeriesInstanceUID, or ``None`` when it stays on its own.
+
+    Anonymisers blank SeriesInstanceUID; without it every slice became a 2D unit of its
+    own and nothing converted. An image file with pixels and patient geometry
+    (ImageOrientationPatient and ImagePositionPatient) joins the files of its folder
+    with the same FrameOfReferenceUID (blank too, often); the series rules then split
+    them by orientation, matrix, SeriesNumber, echo ... as for any series. Files without
+    geometry (fragments, projection images) stay units of their own.
+    """
+    if header.series_uid or not (header.has_pixels and header.iop is not None and header.ipp is not None):
+        return None
+    return ("no-series-uid", os.path.dirname(header.path), header.frame_of_reference_uid)
+
+
+def _note_blank_series_uid(group: SeriesGroup) -> None:
+    group.flags.append(NO_SERIES_UID_FLAG)
+    where = (f"FrameOfReferenceUID {group.first.frame_of_reference_uid}" if group.first.frame_of_reference_uid
+             else "a blank FrameOfReferenceUID")
+    group.warnings.append(
+        f"SeriesInstanceUID is blank in these {len(group.headers)} file(s) (an anonymiser removed it?): grouped "
+        f"by folder ({os.path.dirname(group.first.path)}), {where}, orientation and matrix; check that they "
+        "are one series")
+
+
 def group_headers(headers: Iterable[DicomHeader]) -> list[SeriesGroup]:
     """Group, split and classify scanned headers into discovery units (see module doc)."""
-    by_uid: dict[str, list[DicomHeader]] = defaultdict(list)
+    by_uid: dict[object, list[DicomHeader]] = defaultdict(list)
     cut_early: list[DicomHeader] = []  # broken image files cut before their SeriesInstanceUID
     for header in headers:
         if not header.series_uid and broken_image_reason(header):
             cut_early.append(header)
         else:
-            by_uid[header.series_uid or f"no-series-uid:{header.path}"].append(header)
+            by_uid[header.series_uid or blank_series_key(header) or f"no-series-uid:{header.path}"].append(header)
     groups: list[SeriesGroup] = []
     for uid, members in by_uid.items():
         copies = _split_same_instance(members)
@@ -171,6 +228,8 @@ def group_headers(headers: Iterable[DicomHeader]) -> list[SeriesGroup]:
             for group in _group_one_uid(part):
                 if len(copies) > 1:
                     group.split.append(Split(SplitKind.COPY, copy_index))
+                if isinstance(uid, tuple):
+                    _note_blank_series_uid(group)
                 groups.append(group)
     for header in cut_early:
         stack = _stack_in_folder(header, groups)
@@ -354,7 +413,8 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
     buckets: list[tuple[tuple, list[DicomHeader], list[Split]]] = []
     for header in singles:
         iop = np.asarray(header.iop) if header.iop else None
-        key = (header.series_number, header.rows, header.columns, header.samples_per_pixel, layout_of(header))
+        key = (header.series_number, header.rows, header.columns, header.samples_per_pixel, layout_of(header),
+               image_component(header))
         for bucket_key, bucket, _ in buckets:
             if bucket_key[0] != key:
                 continue
@@ -367,7 +427,9 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
     if len(buckets) > 1:
         keys = [bucket_key for bucket_key, _, _ in buckets]
         for bucket_key, _, reasons in buckets:
-            (number, rows, columns, samples, layout), iop = bucket_key
+            (number, rows, columns, samples, layout, component), iop = bucket_key
+            if len({k[0][5] for k in keys}) > 1:  # magnitude and phase of one acquisition (Philips SWI)
+                reasons.append(Split(SplitKind.IMAGE_COMPONENT, component))
             if len({k[0][0] for k in keys}) > 1:
                 reasons.append(Split(SplitKind.SERIES_NUMBER, number))
             if len({(k[0][1], k[0][2]) for k in keys}) > 1:
@@ -379,19 +441,24 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
             if not reasons:
                 reasons.append(Split(SplitKind.ORIENTATION))
     for bucket_key, bucket, reasons in buckets:
+        # component, echo and index splits share SeriesNumber and description: a label tells them apart
+        labels = [split.label for split in reasons if split.kind is SplitKind.IMAGE_COMPONENT]
         if bucket_key[0][4] == "mosaic":  # every mosaic file holds all slices: files are time points of one echo
             for echo_split, files in _split_echoes(bucket):
                 stack = SeriesGroup(files, split=reasons + echo_split, layout="mosaic",
                                     axis4="time" if len(files) > 1 else None)
-                stack.frame_group = " ".join(split.label for split in echo_split)
+                stack.frame_group = _joined(labels + [split.label for split in echo_split])
                 stacks.append(stack)
             continue
         for stack in _split_duplicates(bucket):
-            if stack.split:  # echo / index splits share SeriesNumber and description: a label tells them apart
-                stack.frame_group = " ".join(split.label for split in stack.split)
+            stack.frame_group = _joined(labels + [split.label for split in stack.split])
             stack.split = reasons + stack.split
             stacks.append(stack)
     return stacks
+
+
+def _joined(labels: list[str]) -> str:
+    return " ".join(label for label in labels if label)
 
 
 def _natural(path: str) -> list:
@@ -465,7 +532,9 @@ def _split_duplicates(headers: list[DicomHeader]) -> list[SeriesGroup]:
             group = SeriesGroup(ordered, axis4="time", time_attribute=attribute)
             group.flags.append(f"4D over {label.value} ({len(parts)} volumes)")
             return [group]
-        if distinct:
+        if distinct and any(len(part) > 1 for part in parts.values()):
+            # (a value per file, e.g. TriggerTime as the time since the run started, is no stack index:
+            # the repeats are ordered by acquisition instead, layouts.vendor4d)
             result = []
             for value in sorted(parts):
                 stack = SeriesGroup(parts[value], split=[Split(label, value)])

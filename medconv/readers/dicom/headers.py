@@ -19,7 +19,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from .diffusion import DIFFUSION_TAGS, Diffusion, diffusion_from_elements
 from .rawheader import PIXEL_DATA, RawHeader, parse_file
+from .sop_classes import uses_functional_groups
 
 #: Suffixes of other formats: such a file is DICOM only with the Part-10 ``DICM`` marker.
 NOT_DICOM_SUFFIXES = (
@@ -28,17 +30,10 @@ NOT_DICOM_SUFFIXES = (
     ".sh", ".log", ".ini", ".yaml", ".yml", ".hdr", ".img",
 )
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
-ENHANCED_SOP_CLASSES = {
-    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT
-    "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR
-    "1.2.840.10008.5.1.4.1.1.4.3",  # Enhanced MR Color
-    "1.2.840.10008.5.1.4.1.1.128.1",  # Legacy Converted Enhanced PET
-    "1.2.840.10008.5.1.4.1.1.2.2",  # Legacy Converted Enhanced CT
-    "1.2.840.10008.5.1.4.1.1.4.4",  # Legacy Converted Enhanced MR
-    "1.2.840.10008.5.1.4.1.1.130",  # Enhanced PET
-}
 
 MOSAIC_IMAGES_TAG = 0x0019100A  # Siemens NumberOfImagesInMosaic (private)
+#: Float Pixel Data and Double Float Pixel Data, and the bits of their values.
+FLOAT_PIXEL_BITS = {0x7FE00008: 32, 0x7FE00009: 64}
 
 
 @dataclass(slots=True)
@@ -93,6 +88,8 @@ class DicomHeader:
     charset: str = ""
     transfer_syntax: str = ""
     mosaic_images: int | None = None
+    #: b-value and gradient (standard or vendor tags, :mod:`.diffusion`); ``None`` when the file states none.
+    diffusion: Diffusion | None = None
     has_pixels: bool = False
     # pixel attributes (the pixel stage reads the voxels from these, without parsing the file again)
     bits_stored: int | None = None
@@ -109,13 +106,16 @@ class DicomHeader:
     pixel_length: int = 0
     #: VR of the Pixel Data element as written ("" in implicit VR).
     pixel_vr: str = ""
+    #: 32 or 64 when the pixels are Float / Double Float Pixel Data (Parametric Maps), 0 for Pixel Data.
+    float_pixel_bits: int = 0
     #: ``(size, mtime_ns)`` of the file when its header was parsed (``None``: not known).
     file_stamp: tuple[int, int] | None = None
 
     @property
     def is_enhanced(self) -> bool:
-        """An enhanced (or legacy-converted) multi-frame object: geometry per frame."""
-        return self.sop_class_uid in ENHANCED_SOP_CLASSES
+        """An enhanced (or legacy-converted) multi-frame object or Parametric Map: geometry per frame, in
+        functional groups (:func:`.sop_classes.uses_functional_groups`, the one table)."""
+        return uses_functional_groups(self.sop_class_uid)
 
     @property
     def is_multiframe(self) -> bool:
@@ -274,9 +274,10 @@ def _header_from_raw(path: str, raw: RawHeader) -> DicomHeader:
     header = _header_from_values(path, values, raw.transfer_syntax, raw.media_sop_class,
                                  _raw_mosaic_value(*mosaic) if mosaic is not None else None)
     header.file_stamp = raw.stamp
-    if raw.pixel_tag == PIXEL_DATA:
+    if raw.pixel_tag in (PIXEL_DATA, *FLOAT_PIXEL_BITS):
         header.pixel_offset, header.pixel_length = raw.pixel_offset, raw.pixel_length
         header.pixel_vr = raw.pixel_vr.decode("ascii", "replace")
+        header.float_pixel_bits = FLOAT_PIXEL_BITS.get(raw.pixel_tag, 0)
     return header
 
 
@@ -363,17 +364,21 @@ def _header_from_values(path: str, raw_values: dict, syntax: str, media_sop: str
         header.sop_class_uid = media_sop
     if mosaic is not None:  # private: pydicom's private dictionary picks its VR
         header.mosaic_images = _mosaic_count(mosaic)
+    if not DIFFUSION_TAGS.isdisjoint(raw_values):
+        header.diffusion = diffusion_from_elements(header.manufacturer, raw_values.get)
     header.has_pixels = header.rows > 0 and header.columns > 0 and header.bits_allocated > 0
     return header
 
 
 #: What the raw parser keeps of each file.
-_WANTED = frozenset(FIELD_TAGS.values()) | {MOSAIC_IMAGES_TAG}
+_WANTED = frozenset(FIELD_TAGS.values()) | {MOSAIC_IMAGES_TAG} | DIFFUSION_TAGS
 
 
 def _scan_tags() -> list[int]:
-    """The tags a pydicom scan decodes (the :data:`FIELDS`, the Siemens mosaic count, and the pixel data tags)."""
-    return list(FIELD_TAGS.values()) + [MOSAIC_IMAGES_TAG, 0x7FE00010, 0x7FE00008, 0x7FE00009]
+    """The tags a pydicom scan decodes (the :data:`FIELDS`, the Siemens mosaic count, the diffusion tags, and
+    the pixel data tags)."""
+    return list(FIELD_TAGS.values()) + [MOSAIC_IMAGES_TAG, *sorted(DIFFUSION_TAGS), 0x7FE00010, 0x7FE00008,
+                                        0x7FE00009]
 
 
 def _mosaic_count(value) -> int | None:

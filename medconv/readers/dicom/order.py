@@ -109,8 +109,9 @@ def order_frames(plan: UnitPlan) -> FrameOrder:
     counts = sorted({len(group) for group in at_position})
     if len(counts) != 1:
         raise GeometryError(
-            f"slice positions hold different numbers of frames ({counts}): the files do not form complete "
-            "volumes", plan.paths[0], "the series is incomplete or mixes acquisitions; get the complete series")
+            f"{len(frames) - len(at_position)} slice(s) repeat a position, but the positions hold different "
+            f"numbers of frames ({counts}): the files do not form complete volumes", plan.paths[0],
+            "the series is incomplete or mixes acquisitions; get the complete series")
     for group in at_position:
         group.sort(key=lambda i: volume_key(frames[i]))
     volumes = tuple(tuple(group[t] for group in at_position) for t in range(counts[0]))

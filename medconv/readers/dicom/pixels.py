@@ -293,19 +293,22 @@ def _scan_header(path: str):
 def direct_pixel_header(header: Any) -> PixelHeader | None:
     """The :class:`PixelHeader` of a scanned header whose pixel bytes can be read straight from the file.
 
-    That is: the raw parser found the Pixel Data element at a known offset, the
-    transfer syntax is uncompressed little endian, the value is not
-    encapsulated and holds at least one whole frame of 8, 16 or 32-bit samples
-    (interleaved when colour). ``None`` otherwise (the file is decoded by the
+    That is: the raw parser found the Pixel Data element (or Float / Double Float
+    Pixel Data, read as float32 / float64) at a known offset, the transfer syntax
+    is uncompressed little endian, the value is not encapsulated and holds at
+    least one whole frame of 8, 16 or 32-bit samples (interleaved when colour). ``None`` otherwise (the file is decoded by the
     general path). Defaults are those of :func:`.decode.pixel_header`.
     """
+    float_bits = getattr(header, "float_pixel_bits", 0)
+    if float_bits and header.bits_allocated != float_bits:
+        return None  # a float element whose BitsAllocated disagrees: let pydicom say what is wrong
     if (header.pixel_offset < 0 or header.transfer_syntax not in NATIVE_LITTLE_ENDIAN
-            or header.bits_allocated not in (8, 16, 32) or header.rows <= 0 or header.columns <= 0):
+            or header.bits_allocated not in (8, 16, 32, float_bits or 32) or header.rows <= 0 or header.columns <= 0):
         return None
     samples = header.samples_per_pixel or 1
     if samples != 1 and header.planar_configuration != 0:
         return None
-    if header.transfer_syntax != NATIVE_LITTLE_ENDIAN[0] and header.pixel_vr not in ("OW", "OB", "UN"):
+    if header.transfer_syntax != NATIVE_LITTLE_ENDIAN[0] and header.pixel_vr not in ("OW", "OB", "UN", "OF", "OD"):
         return None
     needed = header.rows * header.columns * samples * (header.bits_allocated // 8)
     if header.pixel_length == 0xFFFFFFFF or header.pixel_length < needed:
@@ -329,6 +332,7 @@ def direct_pixel_header(header: Any) -> PixelHeader | None:
         rescale_type=header.rescale_type,
         planar_configuration=header.planar_configuration or 0,
         pet_units=header.pet_units,
+        float_bits=float_bits,
     )
 
 

@@ -18,6 +18,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .diffusion import Diffusion
     from .headers import DicomHeader
 
 
@@ -63,10 +64,24 @@ class SplitKind(str, Enum):
     TEMPORAL_POSITION = "temporal position"
     TRIGGER_TIME = "trigger time"
     ACQUISITION_NUMBER = "acquisition number"
-    #: Magnitude / phase / real / imaginary (ImageType value 3, e.g. ``P`` for phase).
+    #: Magnitude / phase / real / imaginary (an :class:`ImageComponent`, from ImageType, e.g. ``P`` for phase).
     IMAGE_COMPONENT = "image component"
     MULTIFRAME_FILE = "multiframe file"
     FRAME_GROUP = "frame group"
+
+
+class ImageComponent(str, Enum):
+    """Which part of a complex MR signal an image holds (from ImageType, see :func:`.grouping.image_component`)."""
+
+    MAGNITUDE = "magnitude"
+    PHASE = "phase"
+    REAL = "real"
+    IMAGINARY = "imaginary"
+
+    @property
+    def label(self) -> str:
+        """The output-name label, as dcm2niix's suffixes: none for magnitude, ``ph``, ``real``, ``imaginary``."""
+        return {"magnitude": "", "phase": "ph"}.get(self.value, self.value)
 
 
 @dataclass(frozen=True)
@@ -88,18 +103,18 @@ class Split:
             return self.kind.value
         if self.kind is SplitKind.LAYOUT:
             return str(value)
+        if self.kind is SplitKind.IMAGE_COMPONENT:
+            return f"{value.value if isinstance(value, ImageComponent) else value or 'unstated'} images"
         if isinstance(value, float):
             value = f"{value:g}"
         return f"{self.kind.value} {value}" if value is not None else self.kind.value
 
     @property
     def label(self) -> str:
-        """The naming label of a split that output names must show (``echo-2``, ``ph``)."""
+        """The naming label of a split that output names must show (``echo-2``, ``ph``; ``""``: magnitude)."""
+        if self.kind is SplitKind.IMAGE_COMPONENT:
+            return self.value.label if isinstance(self.value, ImageComponent) else ""
         return self.text.replace(" ", "-")
-
-
-#: ``(b-value in s/mm², gradient direction (x, y, z) in the patient LPS frame)``.
-DiffusionKey = tuple[float, tuple[float, float, float]]
 
 
 @dataclass(frozen=True)
@@ -122,7 +137,7 @@ class FrameRef:
         The temporal index or time that orders time points (TemporalPositionIdentifier,
         TemporalPositionIndex, TriggerTime); ``None`` when not stated.
     diffusion:
-        ``(b-value, gradient)`` for a diffusion-weighted frame.
+        The b-value and gradient of a diffusion-weighted frame (:class:`.diffusion.Diffusion`).
     acquisition:
         The acquisition order key used when nothing above orders repeats (see
         :func:`.order.acquisition_key`).
@@ -136,7 +151,7 @@ class FrameRef:
     sop_instance_uid: str = ""
     echo: float | None = None
     temporal: float | None = None
-    diffusion: DiffusionKey | None = None
+    diffusion: "Diffusion | None" = None
     acquisition: tuple = ()
     slope: float | None = None
     intercept: float | None = None

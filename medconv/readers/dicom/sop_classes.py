@@ -27,11 +27,14 @@ class SopKind(str, Enum):
 
 @dataclass(frozen=True)
 class SopClass:
-    """One SOP class: its name, what it holds, and (non-images) why it is set apart."""
+    """One SOP class: its name, what it holds, (non-images) why it is set apart, and whether its geometry
+    is in functional groups (enhanced multi-frame IODs: read by :mod:`.layouts.enhanced` whatever their
+    number of frames; a single-frame Parametric Map has no top-level position)."""
 
     name: str
     kind: SopKind
     reason: str = ""
+    functional_groups: bool = False
 
 
 _P = "1.2.840.10008.5.1.4.1.1."
@@ -51,14 +54,14 @@ SOP_CLASSES: dict[str, SopClass] = {
     _P + "1.3": SopClass("Digital Intra-Oral X-Ray Image Storage - For Presentation", SopKind.IMAGE),
     _P + "1.3.1": SopClass("Digital Intra-Oral X-Ray Image Storage - For Processing", SopKind.IMAGE),
     _P + "2": SopClass("CT Image Storage", SopKind.IMAGE),
-    _P + "2.1": SopClass("Enhanced CT Image Storage", SopKind.IMAGE),
-    _P + "2.2": SopClass("Legacy Converted Enhanced CT Image Storage", SopKind.IMAGE),
+    _P + "2.1": SopClass("Enhanced CT Image Storage", SopKind.IMAGE, functional_groups=True),
+    _P + "2.2": SopClass("Legacy Converted Enhanced CT Image Storage", SopKind.IMAGE, functional_groups=True),
     _P + "3.1": SopClass("Ultrasound Multi-frame Image Storage", SopKind.IMAGE),
     _P + "4": SopClass("MR Image Storage", SopKind.IMAGE),
-    _P + "4.1": SopClass("Enhanced MR Image Storage", SopKind.IMAGE),
+    _P + "4.1": SopClass("Enhanced MR Image Storage", SopKind.IMAGE, functional_groups=True),
     _P + "4.2": SopClass("MR Spectroscopy Storage", SopKind.NON_IMAGE, "MR spectroscopy, not an image"),
-    _P + "4.3": SopClass("Enhanced MR Color Image Storage", SopKind.IMAGE),
-    _P + "4.4": SopClass("Legacy Converted Enhanced MR Image Storage", SopKind.IMAGE),
+    _P + "4.3": SopClass("Enhanced MR Color Image Storage", SopKind.IMAGE, functional_groups=True),
+    _P + "4.4": SopClass("Legacy Converted Enhanced MR Image Storage", SopKind.IMAGE, functional_groups=True),
     _P + "6.1": SopClass("Ultrasound Image Storage", SopKind.IMAGE),
     _P + "6.2": SopClass("Enhanced US Volume Storage", SopKind.IMAGE),
     _P + "7": SopClass("Secondary Capture Image Storage", SopKind.SECONDARY_CAPTURE),
@@ -85,10 +88,10 @@ SOP_CLASSES: dict[str, SopClass] = {
     _P + "77.1.2.1": SopClass("Video Microscopic Image Storage", SopKind.IMAGE),
     _P + "77.1.4.1": SopClass("Video Photographic Image Storage", SopKind.IMAGE),
     _P + "20": SopClass("NM Image Storage", SopKind.IMAGE),
-    _P + "30": SopClass("Parametric Map Storage", SopKind.IMAGE),
+    _P + "30": SopClass("Parametric Map Storage", SopKind.IMAGE, functional_groups=True),
     _P + "128": SopClass("PET Image Storage", SopKind.IMAGE),
-    _P + "128.1": SopClass("Legacy Converted Enhanced PET Image Storage", SopKind.IMAGE),
-    _P + "130": SopClass("Enhanced PET Image Storage", SopKind.IMAGE),
+    _P + "128.1": SopClass("Legacy Converted Enhanced PET Image Storage", SopKind.IMAGE, functional_groups=True),
+    _P + "130": SopClass("Enhanced PET Image Storage", SopKind.IMAGE, functional_groups=True),
     _P + "77.1.1": SopClass("VL Endoscopic Image Storage", SopKind.IMAGE),
     _P + "77.1.2": SopClass("VL Microscopic Image Storage", SopKind.IMAGE),
     _P + "77.1.3": SopClass("VL Slide-Coordinates Microscopic Image Storage", SopKind.IMAGE),
@@ -133,3 +136,9 @@ NEWER_THAN_PYDICOM = frozenset({_P + "66.7", _P + "66.8"})
 def sop_class(uid: str) -> SopClass | None:
     """The table entry of a SOP Class UID (whole-UID match), or ``None`` when not listed."""
     return SOP_CLASSES.get(uid.strip())
+
+
+def uses_functional_groups(uid: str) -> bool:
+    """True for the enhanced multi-frame classes, whose geometry is in functional groups (any frame count)."""
+    found = sop_class(uid)
+    return found is not None and found.functional_groups

@@ -75,9 +75,6 @@ def layout_meta(plan: UnitPlan, frames: list[list[FrameRef]]) -> dict[str, Any]:
     if plan.frame_group:
         extra["FrameGroup"] = plan.frame_group
     firsts = [volume[0] for volume in frames]
-    if any(f.diffusion is not None for f in firsts):
-        extra["DiffusionBValues"] = [f.diffusion[0] if f.diffusion else 0.0 for f in firsts]
-        extra["DiffusionGradients"] = [list(f.diffusion[1]) if f.diffusion else [0.0, 0.0, 0.0] for f in firsts]
     if len(frames) > 1 and len({f.echo for f in firsts}) > 1 and None not in {f.echo for f in firsts}:
         extra["EchoTimes"] = [f.echo for f in firsts]
     return extra

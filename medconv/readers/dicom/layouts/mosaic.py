@@ -14,7 +14,9 @@ along the CSA ``SliceNormalVector`` (the IOP cross product when the CSA header
 has none). The positions then go through :func:`stack.plan_stack` like any
 other stack (sorting, checks, :mod:`..assemble`), and several mosaic files of
 one series become the time axis of a 4D volume, ordered by AcquisitionNumber,
-then InstanceNumber, then AcquisitionTime (:mod:`..order`).
+then InstanceNumber, then AcquisitionTime (:mod:`..order`); when the files carry
+different diffusion weightings ((0019,100C) / (0019,100E), else the CSA
+``B_value`` / ``DiffusionGradientDirection``) the 4th axis is "volume" instead.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 from medconv.errors import GeometryError, UnsupportedFormatError
 
 from ..decode import read_datasets
+from ..diffusion import diffusion_from_csa, is_diffusion_series
 from ..plan import Axis4, FrameRef, Layout, UnitPlan
 
 MOSAIC_IMAGES_TAG = 0x0019100A
@@ -167,12 +170,17 @@ def plan_mosaic(group) -> UnitPlan:
                                 path=header.path, hint="the series mixes different acquisitions; convert them separately")
         acquisition = (_number(header.acquisition_number), _number(header.instance_number),
                        header.acquisition_time, header.path)
+        diffusion = header.diffusion or diffusion_from_csa(csa)  # (0019,100C/E), else the CSA header's
         for tile in range(count):
             frames.append(FrameRef(path=header.path, frame=tile, position=tuple(float(v) for v in positions[tile]),
-                                   sop_instance_uid=header.sop_instance_uid, echo=None, acquisition=acquisition))
+                                   sop_instance_uid=header.sop_instance_uid, echo=None, acquisition=acquisition,
+                                   diffusion=diffusion))
+    axis4 = None
+    if len(headers) > 1:  # one volume per file: time points, or diffusion weightings
+        axis4 = Axis4.VOLUME if is_diffusion_series(frames) else Axis4.TIME
     return UnitPlan(layout=Layout.MOSAIC, frames=tuple(frames), headers=headers,
                     iop=tuple(float(v) for v in first_iop), pixel_spacing=tuple(spacing), rows=tiles[0],
-                    columns=tiles[1], axis4=Axis4.TIME if len(headers) > 1 else None, splits=tuple(group.split),
+                    columns=tiles[1], axis4=axis4, splits=tuple(group.split),
                     label=group.frame_group, warnings=tuple(warnings))
 
 
