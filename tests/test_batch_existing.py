@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -10,7 +11,10 @@ import nibabel as nib
 import numpy as np
 
 from batch_trees import write_nifti_tree
+from medconv.batch import RunOptions, UnitJob, discover_sources, make_plan, run_plan
+from medconv.batch.plan import PlannedUnit
 from medconv.cli.main import main
+from medconv.options import ReadOptions
 
 
 def rows(dest: Path) -> dict[str, dict]:
@@ -108,3 +112,48 @@ def test_the_summary_names_units_converted_with_warnings():
     assert "converted with warnings (1):" in text
     assert "b: gantry tilt 15 deg: resampled (+1 more)" in text
     assert report.as_dict()["converted_with_warnings"] == 1
+
+
+@dataclasses.dataclass(frozen=True)
+class _LaterReadOptions(ReadOptions):
+    """ReadOptions as a later version might have them: one more field, with a default."""
+
+    denoise: bool = False
+
+
+def _run(src: Path, dest: Path, read_options: ReadOptions) -> dict[str, dict]:
+    plan = make_plan(discover_sources(str(src), ["nifti"]), str(dest))
+    run_plan(plan, UnitJob(read_options=read_options), RunOptions(jobs=1, progress=False, summary=False))
+    return rows(dest)
+
+
+def test_an_output_made_with_default_options_resumes_after_a_new_defaulted_field(tmp_path):
+    write_nifti_tree(tmp_path / "src", n_good=2, bad=False)
+    dest = tmp_path / "out"
+    assert {row["status"] for row in _run(tmp_path / "src", dest, ReadOptions()).values()} == {"converted"}
+    assert {row["status"] for row in _run(tmp_path / "src", dest, _LaterReadOptions()).values()} == {"skipped"}
+    # the new field set to other than its default is another choice: not silently skipped
+    changed = _run(tmp_path / "src", dest, _LaterReadOptions(denoise=True))
+    assert all(row["status"] == "failed" and "other options" in row["reason"] for row in changed.values())
+
+
+def test_limits_that_only_refuse_a_unit_do_not_change_its_fingerprint(tmp_path):
+    write_nifti_tree(tmp_path / "src", n_good=2, bad=False)
+    dest = tmp_path / "out"
+    _run(tmp_path / "src", dest, ReadOptions())
+    again = _run(tmp_path / "src", dest, ReadOptions(max_voxels=10**9, follow_outside=True))
+    assert {row["status"] for row in again.values()} == {"skipped"}
+
+
+def test_write_options_enter_the_fingerprint_only_where_they_change_the_values(tmp_path):
+    from medconv.batch.unit import unit_fingerprint
+    from medconv.options import WriteOptions
+    from medconv.source import Source
+
+    path = tmp_path / "a.nii.gz"
+    path.write_bytes(b"")
+    unit = PlannedUnit(Source("a", "nifti", (str(path),)), str(tmp_path / "o.png"), "o.png")
+    default = unit_fingerprint(unit, UnitJob(fmt="png"))
+    how_stored = WriteOptions(compression_level=1, threads=3, npz_compressed=False, overwrite=True)
+    assert unit_fingerprint(unit, UnitJob(fmt="png", write_options=how_stored)) == default
+    assert unit_fingerprint(unit, UnitJob(fmt="png", write_options=WriteOptions(png_depth=16))) != default

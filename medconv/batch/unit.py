@@ -75,13 +75,18 @@ def unit_fingerprint(unit: PlannedUnit, job: UnitJob) -> str:
     """A short hash of what makes this unit's output: its files, reader, format and options.
 
     Recorded in the sidecar (``meta["job"]``) so that a rerun can tell its own
-    finished output from one made of other files or with other options. Threads
-    and other settings that do not change the result are left out.
+    finished output from one made of other files or with other options. The
+    options enter through their ``describe()`` (only the choices that change the
+    result, only where they differ from their defaults), so threads, limits and a
+    field that a later version adds with a default leave the fingerprint as it was.
     """
     preprocessing = job.preprocessing
     steps = preprocessing.describe() if hasattr(preprocessing, "describe") else repr(preprocessing)
     facts = [sorted(os.path.abspath(p) for p in unit.source.paths), unit.source.reader,
-             unit.source.info.get("frame_group"), job.fmt, repr(job.read_options), steps]
+             unit.source.info.get("frame_group"), job.fmt, job.read_options.describe(), steps]
+    written = job.write_options.describe()
+    if written:  # only when set: outputs made with the default write options keep their fingerprint
+        facts.append(written)
     if job.converter is not None:
         facts.append(job.converter.describe() if hasattr(job.converter, "describe") else repr(job.converter))
     return hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:16]
