@@ -116,11 +116,11 @@ def remove_leftover_temporaries(plan: Plan, extra: tuple[str, ...] = ()) -> int:
     """Delete temporary files that an interrupted earlier run left beside this plan's outputs.
 
     Only files named like :func:`medconv.atomic.temporary_name` of one of the
-    plan's own outputs or sidecars (or of the ``extra`` paths: the manifests) are
-    removed; nothing else is touched.
+    plan's own outputs, sidecars and companion files (or of the ``extra`` paths:
+    the manifests) are removed; nothing else is touched.
     """
     wanted: dict[str, set[str]] = {}
-    for path in [p for unit in plan.units for p in (unit.output, unit.sidecar)] + list(extra):
+    for path in [p for unit in plan.units for p in (unit.output, unit.sidecar, *unit.companions)] + list(extra):
         if path:
             folder, name = os.path.split(path)
             wanted.setdefault(folder, set()).add(name)
