@@ -135,6 +135,16 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path, suffix):
     assert not [p for p in tmp_path.iterdir() if TEMP_MARKER in p.name]
 
 
+@pytest.mark.parametrize("suffix", [".nhdr", ".mhd"])
+def test_an_existing_data_file_is_kept_unless_overwrite(tmp_path, suffix):
+    (tmp_path / "x.raw").write_bytes(b"someone's data")
+    with pytest.raises(OutputExistsError, match="x.raw: the output's data file exists"):
+        medconv.write(oblique_volume(), tmp_path / f"x{suffix}")
+    assert (tmp_path / "x.raw").read_bytes() == b"someone's data" and not (tmp_path / f"x{suffix}").exists()
+    medconv.write(oblique_volume(), tmp_path / f"x{suffix}", options=WriteOptions(overwrite=True))
+    assert_same_in_simpleitk(tmp_path / f"x{suffix}", oblique_volume())
+
+
 def test_complex_voxels_are_refused_naming_the_file(tmp_path):
     volume = Volume(np.zeros((2, 2, 2), np.complex64), spacing=(1, 1, 1))
     with pytest.raises(UnsupportedFormatError, match="x.nrrd"):

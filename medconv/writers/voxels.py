@@ -105,11 +105,14 @@ def write_detached(dest: str, data_path: str, write_data: Callable[[str], None],
 
     The header is the unit's output (what a rerun looks for), so it appears only
     once its data file is complete. ``header`` is called after the data exists
-    (a compressed size may go into it). An existing header is refused before
-    anything is written unless ``overwrite``.
+    (a compressed size may go into it). An existing header, or an existing data
+    file, is refused before anything is written unless ``overwrite``.
     """
-    if not overwrite and os.path.exists(dest):
-        raise OutputExistsError("the output exists", dest, "pass --overwrite to replace it")
+    if not overwrite:
+        for path in (dest, data_path):
+            if os.path.exists(path):
+                raise OutputExistsError("the output exists" if path == dest else "the output's data file exists",
+                                        path, "pass --overwrite to replace it")
     with atomic_output(data_path, overwrite=True) as temp:  # a data file without its header is a leftover
         write_data(temp)
     with atomic_output(dest, overwrite=overwrite) as temp:
