@@ -103,3 +103,5 @@ def test_deep_check_reads_voxels_for_nan_and_undeclared_values(tmp_path):
     assert _messages(folder) == []  # headers only: nothing to see
     assert _messages(folder, deep=True) == ["case a: imagesTr/a_0000.nii.gz holds 1 NaN voxel(s)",
                                             "case b: labelsTr/b.nii.gz holds label value(s) 7 that are not declared"]
+    in_workers = check_dataset(folder, deep=True, jobs=2)  # medconv check --jobs 2: the batch's guarded workers
+    assert [problem.one_line() for problem in in_workers.problems] == _messages(folder, deep=True)
