@@ -183,14 +183,20 @@ def choose_execution(units: list[PlannedUnit], jobs: int | None, backend: str = 
 
 
 def job_for(job: UnitJob, execution: Execution) -> UnitJob:
-    """``job`` with its thread counts set for ``execution`` (where they were left to the runner, 0)."""
+    """``job`` with each unit's share of the cores set for ``execution``: ``UnitJob.threads``, the
+    compression threads and the resampling threads, where each was left to the runner (0).
+
+    This is the one place a worker learns its share (worker processes are started
+    with the parent's environment: nothing else divides the cores between them).
+    """
+    threads = job.threads or execution.threads
     write_options = job.write_options
     if write_options.threads == 0:
-        write_options = replace(write_options, threads=execution.threads)
+        write_options = replace(write_options, threads=threads)
     preprocessing = job.preprocessing
     if is_dataclass(preprocessing) and getattr(preprocessing, "threads", None) == 0:
-        preprocessing = replace(preprocessing, threads=execution.threads)  # SimpleITK follows the same share
-    return replace(job, write_options=write_options, preprocessing=preprocessing)
+        preprocessing = replace(preprocessing, threads=threads)  # SimpleITK follows the same share
+    return replace(job, write_options=write_options, preprocessing=preprocessing, threads=threads)
 
 
 def execute(units: list[PlannedUnit], job: UnitJob, execution: Execution, *, cancelled: Callable[[], bool],

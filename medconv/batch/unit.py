@@ -61,6 +61,12 @@ class UnitJob:
         What runs each unit in the worker: a picklable callable ``(unit, job) -> manifest row``
         (with a ``describe()`` for the fingerprint); ``None`` is :func:`convert_unit`. A unit
         that writes several files (an exported training case) brings its own.
+    threads:
+        The cores one unit may use (compression, resampling); 0: every core of the
+        process it runs in. The runner sets it to each unit's share of the machine
+        (:func:`medconv.batch.execution.job_for`), and with it ``write_options.threads``
+        and ``preprocessing.threads`` where those were left at 0; a converter of its
+        own uses it for its own threaded work. Not part of the fingerprint.
     """
 
     fmt: str = "nii.gz"
@@ -69,6 +75,7 @@ class UnitJob:
     preprocessing: Optional[Callable[[Any], Any]] = None
     preview_dir: Optional[str] = None
     converter: Optional[Callable[[PlannedUnit, "UnitJob"], dict]] = None
+    threads: int = 0
 
 
 def unit_fingerprint(unit: PlannedUnit, job: UnitJob) -> str:

@@ -197,7 +197,7 @@ def resample(volume: Volume, spacing: Sequence[float | None] | float | None = No
         interpolated float values of an intensity volume.
     threads:
         Threads the resampling may use; 0: the cores this process may use
-        (``OMP_NUM_THREADS`` when set, as joblib sets it in each batch worker).
+        (capped by ``OMP_NUM_THREADS`` when set). A batch passes each unit's share.
 
     Returns
     -------

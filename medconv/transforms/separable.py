@@ -57,9 +57,11 @@ Finish = Callable[[np.ndarray, int], np.ndarray]
 def available_threads(threads: int = 0) -> int:
     """``threads`` if positive, else the cores this process may use.
 
-    That is the CPU affinity, capped by ``OMP_NUM_THREADS`` when it is set: joblib
-    sets it in each worker process to that worker's share of the cores, so a
-    batch of several workers does not oversubscribe the machine.
+    That is the CPU affinity, capped by ``OMP_NUM_THREADS`` when the user (or a
+    cluster's job script) sets it. A batch passes each worker its share of the cores
+    explicitly instead (``Preprocessing.threads``, set by
+    :func:`medconv.batch.execution.job_for`), so several workers do not
+    oversubscribe the machine.
     """
     if threads > 0:
         return threads
