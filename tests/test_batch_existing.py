@@ -157,3 +157,34 @@ def test_write_options_enter_the_fingerprint_only_where_they_change_the_values(t
     how_stored = WriteOptions(compression_level=1, threads=3, npz_compressed=False, overwrite=True)
     assert unit_fingerprint(unit, UnitJob(fmt="png", write_options=how_stored)) == default
     assert unit_fingerprint(unit, UnitJob(fmt="png", write_options=WriteOptions(png_depth=16))) != default
+
+
+def test_summary_lines_name_a_long_unit_id_shortly_and_the_manifest_keeps_all(tmp_path):
+    import io
+
+    from medconv.batch.progress import PlainConsole
+    from medconv.batch.report import Report
+
+    uid = "1.3.6.1.4.1.14519.5.2.1.6279.6001.105756658031515062000744821260"
+    header = tmp_path / "LUNA16" / "subset0" / f"{uid}.mhd"
+    series = tmp_path / "LIDC" / "series"
+    rows_in = [
+        {"unit_id": f"subset0/{uid}", "status": "failed", "source": str(header),
+         "reason": f"{header}: the data file is too short (download it again)"},
+        {"unit_id": "LIDC-0001_S3_CT", "status": "failed", "source": str(series),
+         "reason": f"{series / '1-007.dcm'}: truncated (download the series again)"},
+        {"unit_id": "plain", "status": "failed", "source": str(series), "reason": "internal error: KeyError: 'x'"},
+    ]
+    report = Report(total=3)
+    for row in rows_in:
+        report.add(dict(row))
+    stream = io.StringIO()
+    report.render(PlainConsole(stream))
+    lines = [line for line in stream.getvalue().splitlines() if line.startswith("  ")]
+    shown, reason = lines[0].strip().split(": ", 1)
+    assert reason == "the data file is too short (download it again)"  # its own file: the id says which
+    assert shown.startswith("subset0/") and "..." in shown and shown.endswith(uid[-16:]) and len(shown) <= 28
+    assert len(lines[0]) <= 80
+    assert lines[1] == "  LIDC-0001_S3_CT: 1-007.dcm: truncated (download the series again)"
+    assert lines[2] == "  plain: internal error: KeyError: 'x'"
+    assert rows_in[0]["reason"].startswith(str(header))  # the rows themselves (the manifest's) are untouched
