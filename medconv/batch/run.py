@@ -30,6 +30,7 @@ from ..atomic import is_temporary
 from ..errors import DiskFullError, EnvironmentFaultError, ManifestWriteError, ReadOnlyDestinationError, \
     environment_fault
 from ..guard import Limits
+from ..logs import medconv_logger_name
 from .execution import SCHEDULER_ENV, WORKER_MEMORY_BUDGET, available_memory, choose_execution, default_jobs, \
     execute, job_for
 from .lock import DestinationLock
@@ -379,10 +380,10 @@ def _log_row(row: dict[str, Any]) -> None:
 
 
 def _replay_log(result: UnitResult) -> None:
-    """Emit, in this process, what a unit logged in its worker."""
+    """Emit, in this process, what a unit logged in its worker (other libraries' lines under medconv's loggers)."""
     unit = result.row.get("unit_id")
     for level, name, message in result.log:
-        logging.getLogger(name).log(level, "%s: %s", unit, message)
+        logging.getLogger(medconv_logger_name(name)).log(level, "%s: %s", unit, message)
 
 
 def _log_traceback(log_path: str, row: dict[str, Any]) -> None:

@@ -33,11 +33,10 @@ from typing import Any, Callable, Iterator, Optional
 from .._version import __version__
 from ..errors import WRITE_ERRNOS, MedconvError, MemoryLimitError, NotAVolumeError, PermissionDeniedError, \
     UnitCrashedError, environment_fault
+from ..logs import PACKAGE as PACKAGE_LOGGER, is_medconv_logger
 from ..options import ReadOptions, WriteOptions
 from .plan import PlannedUnit, source_location
 
-#: The package logger every medconv module logs under (configured by :mod:`medconv.logs`).
-PACKAGE_LOGGER = "medconv"
 #: One log record made while a unit ran in a worker: (level, logger name, message).
 LogLine = tuple[int, str, str]
 
@@ -217,11 +216,16 @@ def _internal(exc: BaseException) -> dict[str, Any]:
 
 
 class _Collect(logging.Handler):
-    def __init__(self):
+    """Keeps the records it is given as :data:`LogLine` s (``others_only``: only other libraries' records)."""
+
+    def __init__(self, others_only: bool = False):
         super().__init__(logging.DEBUG)
+        self.others_only = others_only
         self.lines: list[LogLine] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self.others_only and is_medconv_logger(record.name):
+            return
         try:
             self.lines.append((record.levelno, record.name, record.getMessage()))
         except Exception:  # a bad log call must never fail a unit
@@ -233,18 +237,34 @@ def _warnings_as_log(caught: list[warnings.WarningMessage]) -> list[LogLine]:
             for w in caught]
 
 
+def _once_each(lines: list[LogLine]) -> list[LogLine]:
+    """Other libraries' lines without repeats (tifffile warns for every page): the first, with a count."""
+    counts: dict[LogLine, int] = {}
+    for line in lines:
+        counts[line] = counts.get(line, 0) + 1
+    return [(level, name, message if count == 1 else f"{message} ({count} times)")
+            for (level, name, message), count in counts.items()]
+
+
 @contextlib.contextmanager
 def _collected_logs(level: int | None, set_aside_handlers: bool) -> Iterator[list[LogLine]]:
-    """Collect the package logger's records (and Python warnings) at ``level`` (None: as it is) and above."""
-    logger = logging.getLogger(PACKAGE_LOGGER)
-    collect = _Collect()
-    saved = logger.handlers[:], logger.level, logger.propagate
+    """Collect, at ``level`` (None: the package logger's) and above, the package logger's records, other
+    libraries' records (tifffile, nibabel ...: those reaching the root logger, once each) and Python warnings.
+
+    Nothing of it is written anywhere meanwhile: the caller logs the lines with the
+    unit's id, under medconv's loggers (:func:`medconv.logs.medconv_logger_name`).
+    """
+    logger, root = logging.getLogger(PACKAGE_LOGGER), logging.getLogger()
+    collect, others = _Collect(), _Collect(others_only=True)
+    saved = logger.handlers[:], logger.level, logger.propagate, root.handlers[:]
     if set_aside_handlers:
         logger.handlers[:] = []
+        root.handlers[:] = []
     if level is not None:
         logger.setLevel(level)
     logger.addHandler(collect)
     logger.propagate = False
+    root.addHandler(others)  # also keeps Python's "last resort" handler from printing them on stderr
     lines: list[LogLine] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -255,7 +275,9 @@ def _collected_logs(level: int | None, set_aside_handlers: bool) -> Iterator[lis
         logger.handlers[:] = saved[0]
         logger.setLevel(saved[1])
         logger.propagate = saved[2]
-        lines.extend(line for line in collect.lines + _warnings_as_log(caught) if line[0] >= threshold)
+        root.handlers[:] = saved[3]
+        collected = collect.lines + _once_each(others.lines + _warnings_as_log(caught))
+        lines.extend(line for line in collected if line[0] >= threshold)
 
 
 def local_convert(unit: PlannedUnit, job: UnitJob) -> UnitResult:
