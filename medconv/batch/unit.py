@@ -309,7 +309,8 @@ def crashed_result(unit: PlannedUnit, death, seconds: float, how: str | None = N
     said = f": {death.last_words}" if death.last_words else ""
     if death.timed_out_after is not None:
         message = f"stopped: the unit took longer than its time limit ({death.timed_out_after:g} s)"
-        hint = "the input may be corrupt (a decoder that never ends); otherwise raise the time limit"
+        hint = ("the input may be corrupt (a decoder that never ends); otherwise raise the time limit "
+                "(RunOptions(unit_seconds=...))")
     else:
         message = f"the worker process converting this unit crashed ({how or death.describe()}){where}{said}"
         hint = "the input is probably corrupt, or a decoder has a bug; the other units go on"

@@ -416,4 +416,5 @@ def _check_fill(fill: float, dtype: np.dtype) -> None:
         info = np.iinfo(dtype)
         if not (info.min <= fill <= info.max) or fill != math.floor(fill):
             raise UsageError(f"fill value {fill:g} does not fit the output dtype {dtype}",
-                             hint=f"choose --fill between {info.min} and {info.max}, or resample to float32")
+                             hint=f"choose --fill between {info.min} and {info.max}, or add --dtype float32 to keep the "
+                             "resampled values as floats")
