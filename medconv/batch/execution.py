@@ -39,6 +39,7 @@ from typing import Callable, Iterator
 
 from ..errors import MissingDependencyError, UsageError
 from ..guard import SUPPORTED as WORKERS_SUPPORTED, Limits
+from ..resources import available_memory, cores
 from .plan import PlannedUnit
 from .unit import UnitJob, UnitResult, crashed_result, internal_result, local_convert, worker_convert
 
@@ -95,31 +96,6 @@ class Execution:
         if self.mode is Mode.WORKERS:
             return f"workers: {self.workers} process(es) x {self.threads} thread(s)"
         return f"dask, {self.workers or 'one task per worker thread'} in flight"
-
-
-def cores() -> int:
-    """The cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available now for new work, or ``None`` when unknown.
-
-    Linux: ``MemAvailable`` of ``/proc/meminfo`` (free memory plus the page cache
-    that can be dropped; the free pages alone are a fraction of it on a machine that
-    has read files). Elsewhere: the free physical pages.
-    """
-    try:
-        with open("/proc/meminfo", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def default_jobs(units: int | None = None, fmt: str | None = None) -> int:

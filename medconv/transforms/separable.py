@@ -36,6 +36,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from ..resources import cores
 from .gaussian import discrete_gaussian_kernel
 
 __all__ = ["ALIGNMENT_TOLERANCE_VOXELS", "BLOCK", "SLICE_BLOCK", "SLAB_SLICES", "AxisMap", "AxisOperator", "axis_map",
@@ -65,15 +66,12 @@ def available_threads(threads: int = 0) -> int:
     """
     if threads > 0:
         return threads
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
+    usable = cores()
     try:
         share = int(os.environ.get("OMP_NUM_THREADS", "0"))
     except ValueError:
         share = 0
-    return max(1, min(cores, share) if share > 0 else cores)
+    return max(1, min(usable, share) if share > 0 else usable)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from ..atomic import atomic_output
 from ..errors import OutputExistsError, UnsupportedFormatError
 from ..options import WriteOptions
 from ..registry import matching_suffix
+from ..resources import cores
 from ..volume import Volume
 from .nifti import isal_level, write_fortran_order
 from .sidecar import sidecar_path, write_sidecar
@@ -58,7 +59,7 @@ def write_raw(path: str, array: np.ndarray, dtype: np.dtype, *, gzip: bool, opti
             return
         from isal import igzip_threaded
 
-        threads = options.threads if options.threads > 0 else (os.cpu_count() or 1)
+        threads = options.threads if options.threads > 0 else cores()
         with igzip_threaded.open(stream, "wb", compresslevel=isal_level(options.compression_level),
                                  threads=threads) as packed:
             write_fortran_order(packed, array, dtype)
