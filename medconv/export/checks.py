@@ -132,6 +132,8 @@ def case_problems(folder: str, case: CaseFiles, channels: int, declared: set[int
             problems.append(Problem(f"{relative} cannot be read ({type(exc).__name__}: {exc})", case.case_id))
     if problems:
         return problems
+    if not case.images:  # the index declares no channel (a problem of its own): no image to check against
+        return [Problem("no image file to check (the index declares no channels)", case.case_id)]
     first = loaded[case.images[0]]
     if case.stacked:
         volumes = first.shape[3] if len(first.shape) > 3 else 1
