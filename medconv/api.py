@@ -32,19 +32,48 @@ def read(source: str | os.PathLike | Source, reader: str | None = None, options:
         if not os.path.exists(path):
             raise UsageError("no such file or folder", path)
         if os.path.isdir(path):
-            found = list(discover(path, [reader] if reader else None))
-            if len(found) != 1:
-                if not found:
-                    raise NothingFoundError("no convertible image found in this folder", path)
-                raise UsageError(f"this folder holds {len(found)} images, not one", path,
-                                 "give a destination folder to convert them all, or name one series folder or file")
-            source = found[0]
+            source = _the_one_image(path, list(discover(path, [reader] if reader else None)), options)
         else:
             plugin = reader_for(path, reader)
             source = Source(id=os.path.basename(path), reader=plugin.name, paths=(path,))
             # a file named on its own is wanted as an image even when it is a single 2D slice
             options = dataclasses.replace(options, include_2d=True)
     return readers.get(source.reader).read(source, options)
+
+
+#: How many unit names an error about a folder of several units lists.
+NAMES_SHOWN = 5
+
+
+def _is_convertible(source: Source, options: ReadOptions) -> bool:
+    """Whether discovery left ``source`` to be read: not excluded (a localizer, an RTSTRUCT ...), or a 2D
+    image that ``include_2d`` asks for (the reader decides the same way when it reads)."""
+    return not source.info.get("excluded") or bool(options.include_2d and source.info.get("is_2d"))
+
+
+def _names(sources: list[Source]) -> str:
+    shown = ", ".join(source.id for source in sources[:NAMES_SHOWN])
+    return shown + (f" and {len(sources) - NAMES_SHOWN} more" if len(sources) > NAMES_SHOWN else "")
+
+
+def _the_one_image(folder: str, found: list[Source], options: ReadOptions) -> Source:
+    """The one image unit of ``folder``, leaving aside the units discovery excluded; else a typed error."""
+    if not found:
+        raise NothingFoundError("no convertible image found in this folder", folder)
+    if len(found) == 1:
+        return found[0]  # excluded or not, its reader says what it is when it reads
+    images = [source for source in found if _is_convertible(source, options)]
+    set_aside = [source for source in found if not _is_convertible(source, options)]
+    if len(images) == 1:
+        return images[0]
+    if not images:
+        reasons = sorted({str(source.info["excluded"]) for source in set_aside})
+        raise NothingFoundError(f"no image volume in this folder: its {len(set_aside)} units are excluded "
+                                f"({'; '.join(reasons)})", folder,
+                                "run 'medconv scan' on the folder to see what each unit is")
+    besides = f" (besides {len(set_aside)} excluded: {_names(set_aside)})" if set_aside else ""
+    raise UsageError(f"this folder holds {len(images)} images, not one: {_names(images)}{besides}", folder,
+                     "give a destination folder to convert them all, or name one series folder or file")
 
 
 def write(volume: Volume, dest: str | os.PathLike, writer: str | None = None,

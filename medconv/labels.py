@@ -175,8 +175,8 @@ def distinct_values(array: np.ndarray, limit: int = MAX_LABEL_VALUES) -> Optiona
     if len(np.unique(_sample(array))) > limit:
         return None
     flat = array.reshape(-1, order="A")  # a view for C- or F-contiguous data
-    if flat.dtype == np.bool_:
-        flat = flat.view(np.uint8)
+    if flat.dtype == np.bool_:  # by value: a bool's byte may be any non-zero value (a view of other bytes)
+        return np.array([value for value, present in ((0, not flat.all()), (1, flat.any())) if present], np.uint8)
     low, high = int(flat.min()), int(flat.max())
     found: set[int] = set()
     for start in range(0, flat.size, _CHUNK):
@@ -189,7 +189,7 @@ def distinct_values(array: np.ndarray, limit: int = MAX_LABEL_VALUES) -> Optiona
             found.update(np.unique(chunk).tolist())
         if len(found) > limit:
             return None
-    return np.array(sorted(found)).astype(np.uint8 if array.dtype == np.bool_ else array.dtype)
+    return np.array(sorted(found)).astype(array.dtype)
 
 
 def looks_like_labels(array: np.ndarray, limit: int = MAX_LABEL_VALUES) -> bool:
@@ -313,8 +313,8 @@ def compact_labels(array: np.ndarray) -> np.ndarray:
     array = np.asarray(array)
     if array.size == 0:
         return array
-    if array.dtype == np.bool_:
-        return array.view(np.uint8)
+    if array.dtype == np.bool_:  # by value (0 and 1), never by the bytes a bool happens to hold
+        return array.astype(np.uint8, order="K")
     if not _is_integral(array):
         return array
     low, high = float(array.min()), float(array.max())

@@ -17,6 +17,16 @@ The terminal shows errors only by default (the summary at the end says what
 failed), INFO with ``-v`` and DEBUG with ``-vv``; ``-q`` keeps it to errors and
 drops the progress bar and the summary. ``--log FILE`` appends everything (DEBUG)
 to FILE, whatever the terminal shows.
+
+**Other libraries' messages** (tifffile's "invalid PLANARCONFIG", nibabel's,
+pydicom's, Python warnings) are medconv's messages too, under
+:data:`THIRD_PARTY` (``medconv.external.tifffile``, ``medconv.external.py.warnings``):
+never written straight to the terminal. Made while a unit converts (in a worker or
+in this process), they travel with the unit's row like its own records, once each
+(a message a library repeats, for every page, is counted), and are logged with the
+unit's id: at their level (a library's warning shows with ``-v``), Python warnings
+at DEBUG; outside a unit (discovery, ``medconv scan``), :func:`configure_logging`
+routes them the same way.
 """
 
 from __future__ import annotations
@@ -34,7 +44,31 @@ PACKAGE = "medconv"
 TERMINAL_LEVELS = {-1: logging.ERROR, 0: logging.ERROR, 1: logging.INFO, 2: logging.DEBUG}
 FILE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
+#: Where other libraries' records (and Python warnings) are logged: ``THIRD_PARTY + "." + their logger's name``.
+THIRD_PARTY = PACKAGE + ".external"
+
 logging.getLogger(PACKAGE).addHandler(logging.NullHandler())  # no "last resort" output for library users
+
+
+def is_medconv_logger(name: str) -> bool:
+    """Whether ``name`` is medconv's logger or one below it."""
+    return name == PACKAGE or name.startswith(PACKAGE + ".")
+
+
+def medconv_logger_name(name: str) -> str:
+    """The medconv logger a record of logger ``name`` is logged under (:data:`THIRD_PARTY` for other libraries)."""
+    return name if is_medconv_logger(name) else f"{THIRD_PARTY}.{name}"
+
+
+class _ThirdPartyToMedconv(logging.Handler):
+    """On the root logger: hands each record of another library to the same-named logger under :data:`THIRD_PARTY`."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if is_medconv_logger(record.name):
+            return  # medconv's own records reach the root too; medconv's handlers have them already
+        routed = logging.makeLogRecord(record.__dict__)
+        routed.name = medconv_logger_name(record.name)
+        logging.getLogger(routed.name).handle(routed)
 
 
 class _TerminalHandler(logging.StreamHandler):
@@ -72,9 +106,15 @@ def configure_logging(verbosity: int = 0, log_file: str | os.PathLike | None = N
     cannot be opened.
     """
     logger = logging.getLogger(PACKAGE)
-    for handler in [h for h in logger.handlers if getattr(h, "_medconv", False)]:
-        logger.removeHandler(handler)
-        handler.close()
+    root = logging.getLogger()
+    for owner in (logger, root):
+        for handler in [h for h in owner.handlers if getattr(h, "_medconv", False)]:
+            owner.removeHandler(handler)
+            handler.close()
+    router = _ThirdPartyToMedconv()
+    router._medconv = True  # type: ignore[attr-defined]
+    root.addHandler(router)  # other libraries' records: medconv's handlers show them, nothing else does
+    logging.captureWarnings(True)  # Python warnings: records of "py.warnings", routed the same way
     terminal = _TerminalHandler(TERMINAL_LEVELS[max(-1, min(2, verbosity))])
     handlers: list[logging.Handler] = [terminal]
     if log_file is not None:

@@ -1,13 +1,20 @@
 """Frozen option objects that travel with the work to worker processes.
 
 The CLI builds them from its flags; the library never reads globals, because
-worker processes (loky, Dask) never see globals set in the parent.
+worker processes (the batch's workers, Dask) never see globals set in the parent.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Mapping, Optional
+
+
+def _changed_fields(options: Any, ignored: frozenset[str]) -> dict[str, Any]:
+    """The fields of a frozen options object that differ from their defaults, minus ``ignored``."""
+    defaults = type(options)()
+    return {f.name: getattr(options, f.name) for f in fields(options)
+            if f.name not in ignored and getattr(options, f.name) != getattr(defaults, f.name)}
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,19 @@ class ReadOptions:
     follow_outside: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    #: Fields that decide whether a unit is read at all, never what it reads to: left out of :meth:`describe`.
+    NOT_IN_RESULT = frozenset({"max_voxels", "follow_outside"})
+
+    def describe(self) -> dict[str, Any]:
+        """The choices that change what is read, as the fields set to other than their defaults.
+
+        A batch records this in each output's fingerprint (:func:`medconv.batch.unit.unit_fingerprint`),
+        so a field added later with a default leaves the fingerprints of earlier outputs
+        as they were: they resume. Limits that only refuse a unit (:attr:`NOT_IN_RESULT`)
+        are left out.
+        """
+        return _changed_fields(self, self.NOT_IN_RESULT)
+
 
 @dataclass(frozen=True)
 class WriteOptions:
@@ -97,3 +117,12 @@ class WriteOptions:
     overwrite: bool = False
     npz_compressed: bool = True
     png_depth: Optional[Literal[8, 16]] = None
+
+    #: Fields that change how an output is stored or run, never the values it holds:
+    #: left out of :meth:`describe`.
+    NOT_IN_RESULT = frozenset({"compression_level", "threads", "sidecar", "overwrite", "npz_compressed"})
+
+    def describe(self) -> dict[str, Any]:
+        """The choices that change the values an output holds (``png_depth``), where set to other than
+        their defaults; for the batch's fingerprint, like :meth:`ReadOptions.describe`."""
+        return _changed_fields(self, self.NOT_IN_RESULT)

@@ -6,6 +6,7 @@ converted voxel or affine is made against an independent reference.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
@@ -96,3 +97,16 @@ class SlowPreprocessing:
     def describe(self) -> str:
         """What the step does to the voxels (nothing): the delay does not change the output."""
         return "sleep"
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreadsProbe:
+    """A picklable preprocessing step that records, in the history, the ``threads`` it was given."""
+
+    threads: int = 0
+
+    def __call__(self, volume):
+        return volume.replace(history=volume.history + (f"threads={self.threads}",))
+
+    def describe(self) -> str:
+        return "threads probe (changes no voxel)"

@@ -83,9 +83,20 @@ def decide() -> None:
     logging.getLogger("medconv.readers.crash_test").debug("gap between slices 4 and 7")
 
 
+def chatty() -> None:
+    """What a third-party library does while it decodes: it logs a warning for every page, and warns."""
+    import logging
+    import warnings
+
+    for _ in range(3):
+        logging.getLogger("somelib.decoder").warning("page has an odd tag")
+    warnings.warn("a deprecated call", UserWarning)
+
+
 BEHAVIOURS = {
     "abort": abort, "segfault": segfault, "panic": panic, "guarded-abort": guarded_abort,
     "allocate": lambda: allocate(1 << 40), "hang": lambda: hang(60), "bug": bug, "decide": decide,
+    "chatty": chatty,
 }
 
 

@@ -174,3 +174,24 @@ def test_a_run_that_dies_in_its_own_process_is_named_by_the_next_run(tmp_path):
     assert rerun.returncode == 1
     crashed = next(row for row in rows(tmp_path / "out").values() if row["error_type"] == "crashed")
     assert f"note: the last run into {tmp_path / 'out'} ended while converting {crashed['unit_id']}" in rerun.stderr
+
+
+def test_work_beside_the_conversion_runs_in_guarded_workers_a_death_failing_its_call_alone(monkeypatch):
+    """map_in_workers (the export's label survey and check): outcomes in order, a crash is one Died."""
+    import crash_readers
+    from medconv.batch.pool import map_in_workers
+    from medconv.guard import Died, Raised, Returned
+
+    monkeypatch.syspath_prepend(str(Path(crash_readers.__file__).parent))  # the workers import crash_readers
+    calls = [(crash_readers.echo, 1), (crash_readers.abort,), (crash_readers.echo, 3), (crash_readers.echo, 4)]
+    outcomes = map_in_workers(_call, calls, jobs=2)
+    assert [type(o) for o in outcomes] == [Returned, Died, Returned, Returned]
+    assert [o.value for o in outcomes if isinstance(o, Returned)] == [1, 3, 4]
+    assert outcomes[1].death.signal == 6
+    here = map_in_workers(_call, [(crash_readers.echo, 1), (crash_readers.fail_with_value_error,)], jobs=1)
+    assert isinstance(here[0], Returned) and isinstance(here[1], Raised)
+    assert isinstance(here[1].error, ValueError)
+
+
+def _call(fn, *args):
+    return fn(*args)

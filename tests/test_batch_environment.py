@@ -95,8 +95,9 @@ def test_an_unreadable_input_fails_its_unit_naming_the_file(tree, tmp_path):
     finally:
         secret.chmod(0o644)
     assert done.returncode == 1
-    assert_user_error(done, f"{secret}: permission denied")
+    assert_user_error(done, "group2/case002: permission denied")  # the summary names the unit
     found = rows(tmp_path / "out" / "medconv-manifest.jsonl")
+    assert found["group2/case002"]["reason"].startswith(f"{secret}: permission denied")  # the manifest, the file
     assert found["group2/case002"]["error_type"] == "permission"
     assert [row["status"] for row in found.values()].count("converted") == 5
 

@@ -106,3 +106,22 @@ def test_available_memory_counts_the_page_cache_that_can_be_dropped():
 
     reference = psutil.virtual_memory().available
     assert abs(available_memory() - reference) < max(256 << 20, reference // 10)
+
+
+@pytest.mark.skipif(cores() < 2, reason="workers need two cores")
+def test_each_worker_is_given_its_share_of_the_cores(tmp_path):
+    from batch_trees import ThreadsProbe
+    from medconv.batch import RunOptions, discover_sources, make_plan, read_manifest, run_plan
+
+    write_nifti_tree(tmp_path / "src", n_good=4, bad=False)
+    plan = make_plan(discover_sources(str(tmp_path / "src"), ["nifti"]), str(tmp_path / "out"))
+    report = run_plan(plan, UnitJob(preprocessing=ThreadsProbe()), RunOptions(jobs=2, progress=False, summary=False))
+    assert report.execution == "workers"
+    rows = read_manifest(str(tmp_path / "out" / "medconv-manifest.jsonl"))
+    assert {tuple(row["history"]) for row in rows} == {(f"threads={cores() // 2}",)}
+
+
+def test_the_share_reaches_a_converter_of_its_own_and_a_choice_is_kept(tmp_path):
+    execution = choose_execution(units_of(tmp_path, [10] * 4), jobs=2)
+    assert job_for(UnitJob(), execution).threads == execution.threads
+    assert job_for(UnitJob(threads=1), execution).write_options.threads == 1

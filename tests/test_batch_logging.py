@@ -81,3 +81,55 @@ def test_a_log_file_that_cannot_be_written_is_a_user_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cannot write the log file" in err and "internal" not in err
     assert logging.getLogger("medconv").handlers  # the terminal handler is still there
+
+
+def _planar_tiff(path: Path) -> Path:
+    """An RGB TIFF (tifffile) whose PlanarConfiguration is 3: tifffile logs "invalid PLANARCONFIG" reading it."""
+    import numpy as np
+    import tifffile
+
+    from hostile_inputs import fuzz_inputs
+
+    tifffile.imwrite(path, np.zeros((8, 6, 3), np.uint8), photometric="rgb")
+    data = path.read_bytes()
+    order, entries, _ = fuzz_inputs.tiff_entries(data)
+    place, _, kind, _, _ = next(entry for entry in entries if entry[1] == 284)
+    path.write_bytes(fuzz_inputs.set_tiff_value(data, place, order, kind, 3))
+    return path
+
+
+@pytest.mark.parametrize("jobs", [pytest.param("1", id="in-process"), pytest.param("2", id="workers")])
+def test_other_libraries_messages_are_medconvs_once_per_unit(tmp_path, jobs):
+    src = tmp_path / "src"
+    src.mkdir()
+    _planar_tiff(src / "planar.tif")
+    import shutil
+
+    shutil.copy(src / "planar.tif", src / "other.tif")
+    log = tmp_path / "run.log"
+    done = subprocess.run([MEDCONV, "convert", str(src), str(tmp_path / "out"), "--reader", "tiff", "-j", jobs,
+                           "--log", str(log)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert "PLANARCONFIG" not in done.stderr  # never straight on the terminal
+    text = log.read_text()
+    for unit in ("planar", "other"):
+        lines = [line for line in text.splitlines()
+                 if f"medconv.external.tifffile: {unit}: " in line and "PLANARCONFIG" in line]
+        assert len(lines) == 1 and " WARNING " in lines[0], text
+    verbose = subprocess.run([MEDCONV, "convert", str(src), str(tmp_path / "out-v"), "--reader", "tiff", "-j", jobs,
+                              "-v"], capture_output=True, text=True, timeout=300)
+    assert re.search(r"medconv: warning: planar: .*PLANARCONFIG", verbose.stderr), verbose.stderr
+
+
+def test_a_library_repeating_itself_is_logged_once_with_a_count(tmp_path, monkeypatch, capsys):
+    install_crash_reader(tmp_path / "plugin", monkeypatch)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "chatty.crash").write_text("chatty")
+    log = tmp_path / "run.log"
+    assert main(["convert", str(src), str(tmp_path / "out"), "--reader", "crash", "-j", "1", "--log", str(log)]) == 0
+    text = log.read_text()
+    assert "WARNING medconv.external.somelib.decoder: chatty: page has an odd tag (3 times)" in text
+    assert text.count("page has an odd tag") == 1
+    assert re.search(r"DEBUG   medconv.external.py.warnings: chatty: UserWarning: a deprecated call", text)
+    assert "odd tag" not in capsys.readouterr().err

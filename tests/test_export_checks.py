@@ -74,6 +74,7 @@ def test_a_clean_dataset_passes(tmp_path):
     pytest.param("ignore", "the 'ignore' label must have the highest value, it has 1", id="ignore-not-last"),
     pytest.param("spacing", "case a: labelsTr/a.nii.gz is not on the grid of imagesTr/a_0000.nii.gz: spacing", id="spacing"),
     pytest.param("key", "dataset.json has no 'file_ending'", id="required-key"),
+    pytest.param("channels", "dataset.json: channel_names must map '0', '1', ... to names", id="channel-table"),
 ])
 def test_each_fault_is_one_line_naming_the_case(tmp_path, fault, expected):
     labels = {"labels": {"background": 0, "tumour": 2}, "ignore": {"background": 0, "ignore": 1, "tumour": 2}}.get(fault)
@@ -85,6 +86,10 @@ def test_each_fault_is_one_line_naming_the_case(tmp_path, fault, expected):
     elif fault in ("count", "key"):
         dataset = json.loads((folder / "dataset.json").read_text())
         dataset.pop("file_ending") if fault == "key" else dataset.update(numTraining=5)
+        (folder / "dataset.json").write_text(json.dumps(dataset))
+    elif fault == "channels":
+        dataset = json.loads((folder / "dataset.json").read_text())
+        dataset["channel_names"] = {"first": "c0", "second": "c1"}  # not numbered
         (folder / "dataset.json").write_text(json.dumps(dataset))
     elif fault == "spacing":
         save_nifti(np.zeros((4, 4, 3), np.uint8), np.diag([1.0, 1.0, 2.5, 1.0]), folder / "labelsTr" / "a.nii.gz")
@@ -103,3 +108,5 @@ def test_deep_check_reads_voxels_for_nan_and_undeclared_values(tmp_path):
     assert _messages(folder) == []  # headers only: nothing to see
     assert _messages(folder, deep=True) == ["case a: imagesTr/a_0000.nii.gz holds 1 NaN voxel(s)",
                                             "case b: labelsTr/b.nii.gz holds label value(s) 7 that are not declared"]
+    in_workers = check_dataset(folder, deep=True, jobs=2)  # medconv check --jobs 2: the batch's guarded workers
+    assert [problem.one_line() for problem in in_workers.problems] == _messages(folder, deep=True)

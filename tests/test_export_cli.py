@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from export_synth import write_task01, write_task03
+from medconv.batch.report import short_name
 from medconv.cli.main import main
 from test_export_problems import _broken_luna
 
@@ -17,8 +18,8 @@ def test_export_nnunet_prints_one_line_per_bad_case_and_exits_1(tmp_path, capsys
     assert code == 1
     err = capsys.readouterr().err
     failed = [line.strip() for line in err.splitlines() if line.startswith("  ") and ":" in line]
-    for key in ("duplicate", "shifted", "stray"):
-        lines = [line for line in failed if line.startswith(cases[key].stem + ":")]
+    for key in ("duplicate", "shifted", "stray"):  # each case named by its id, shortened to stay readable
+        lines = [line for line in failed if line.startswith(short_name(cases[key].stem) + ":")]
         assert len(lines) == 1 and lines[0].endswith(")"), (key, err)
     assert "converted  1" in err and "failed     3" in err
     assert "dataset: " in err and "checked: no problem" in err

@@ -171,3 +171,18 @@ def test_a_rerun_resumes_and_other_options_redo(tmp_path):
     assert changed.exit_code == 0 and {row["status"] for row in rows.values()} == {"converted"}, rows
     assert np.allclose(nib.load(str(label)).header.get_zooms()[:2], (1, 1))
     assert nnunet_problems(changed.dataset_dir) == []
+
+
+def test_an_interrupted_exports_temporary_case_files_are_removed_and_nothing_else(tmp_path):
+    from medconv.atomic import temporary_name
+
+    src = write_task03(tmp_path / "Task03_Liver", train=2)
+    first = _export(src, tmp_path / "raw", format="nnunet", dataset_id=503)
+    image = Path(first.dataset_dir) / "imagesTr" / "liver_0_0000.nii.gz"
+    leftover = Path(temporary_name(str(image)))  # what a kill in the middle of writing the image leaves
+    leftover.write_bytes(b"half an image")
+    unrelated = image.parent / ".notes.medconv-tmp-someone-elses.txt"
+    unrelated.write_text("not a case file of this export")
+    again = _export(src, tmp_path / "raw", format="nnunet", dataset_id=503)
+    assert again.exit_code == 0 and not leftover.exists() and unrelated.exists()
+    assert nnunet_problems(again.dataset_dir) == []

@@ -88,6 +88,26 @@ def test_uint8_and_unit_scaling_exact_for_every_value_in_range():
         assert got_unit == np.float32(float(fraction)), value
 
 
+@pytest.mark.parametrize("dtype", [np.int16, np.uint16, np.float32, np.float64])
+@pytest.mark.parametrize("scale", ["unit", "uint8"])
+def test_scaling_is_bit_for_bit_the_definition_in_float64(dtype, scale):
+    """The in-place scaling gives exactly what the definition, written as one numpy expression, gives."""
+    rng = np.random.default_rng(7)
+    if np.dtype(dtype).kind == "f":
+        special = [np.inf, -np.inf, -0.0, 0.0, 5e-324, -1350.3, 150.7, np.nextafter(150.7, 1e9)]
+        special += [np.nan] if scale == "unit" else []  # NaN has no uint8 value (numpy's cast is undefined)
+        values = np.concatenate([rng.normal(-400, 900, 4000), special]).astype(dtype)
+    else:
+        info = np.iinfo(dtype)
+        values = np.concatenate([rng.integers(info.min, info.max, 4000, endpoint=True), [info.min, info.max]])
+    lo, hi = -1350.3, 150.7  # ends that float64 cannot hold exactly
+    out = clip(_ct(values, dtype=dtype), lo, hi, scale=scale).array.ravel()
+    definition = (np.clip(values.astype(np.float64), lo, hi) - lo) / (hi - lo)
+    expected = definition.astype(np.float32) if scale == "unit" else np.floor(definition * 255.0 + 0.5).astype(np.uint8)
+    assert out.dtype == expected.dtype
+    np.testing.assert_array_equal(out.view(np.uint8), expected.view(np.uint8))  # the same bytes, NaN included
+
+
 def test_integer_window_with_half_bounds_rounds_bounds_inwards():
     volume = _ct(np.arange(-5, 6))
     out = window(volume, 0, 5).array.ravel()  # [-2.5, 2.5]

@@ -182,3 +182,17 @@ def test_compact_labels_keeps_the_transposed_layout():
     buffer = np.zeros((5, 6, 7), np.int16)
     compact = compact_labels(buffer.T)
     assert compact.dtype == np.uint8 and compact.shape == (7, 6, 5) and compact.flags.f_contiguous
+
+
+def test_a_bool_array_whose_bytes_are_not_0_and_1_is_compacted_by_value():
+    stored = np.array([[0, 255], [1, 0], [7, 255]], np.uint8)
+    mask = stored.view(bool)  # True is any non-zero byte here (a view of another array's bytes)
+    expected = (stored != 0).astype(np.uint8)  # the reference: what True and False mean
+    np.testing.assert_array_equal(compact_labels(mask), expected)
+    assert compact_labels(mask).dtype == np.uint8
+    np.testing.assert_array_equal(compact_labels(mask.T), expected.T)
+    np.testing.assert_array_equal(distinct_values(mask), [0, 1])
+    assert distinct_values(np.ones((2, 2), bool)).tolist() == [1]
+    from medconv.export.labelmap import present_values
+
+    assert present_values(mask) == [0, 1]

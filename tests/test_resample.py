@@ -436,10 +436,10 @@ def test_window_fused_into_the_resampling_equals_the_steps_one_by_one():
         assert fused.history == steps.history and dict(fused.meta) == dict(steps.meta)
 
 
-def test_threads_follow_the_share_joblib_gives_a_worker(monkeypatch):
+def test_threads_follow_omp_num_threads_when_it_is_set(monkeypatch):
     from medconv.transforms.separable import available_threads
 
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what joblib sets in each of 2 workers on 2 cores
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a cluster job script's share, or the user's
     assert available_threads(0) == 1
     assert available_threads(3) == 3  # an explicit count wins
     monkeypatch.delenv("OMP_NUM_THREADS")

@@ -18,6 +18,7 @@ from medconv.cli.main import main
 from medconv.errors import OutputExistsError, UnsupportedFormatError
 from medconv.options import WriteOptions
 from medconv.volume import Volume
+from metaimage_synth import write_mhd_by_hand
 
 SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 #: the files each suffix writes besides the header and the sidecar, by compression wanted
@@ -134,6 +135,16 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path, suffix):
     assert not [p for p in tmp_path.iterdir() if TEMP_MARKER in p.name]
 
 
+@pytest.mark.parametrize("suffix", [".nhdr", ".mhd"])
+def test_an_existing_data_file_is_kept_unless_overwrite(tmp_path, suffix):
+    (tmp_path / "x.raw").write_bytes(b"someone's data")
+    with pytest.raises(OutputExistsError, match="x.raw: the output's data file exists"):
+        medconv.write(oblique_volume(), tmp_path / f"x{suffix}")
+    assert (tmp_path / "x.raw").read_bytes() == b"someone's data" and not (tmp_path / f"x{suffix}").exists()
+    medconv.write(oblique_volume(), tmp_path / f"x{suffix}", options=WriteOptions(overwrite=True))
+    assert_same_in_simpleitk(tmp_path / f"x{suffix}", oblique_volume())
+
+
 def test_complex_voxels_are_refused_naming_the_file(tmp_path):
     volume = Volume(np.zeros((2, 2, 2), np.complex64), spacing=(1, 1, 1))
     with pytest.raises(UnsupportedFormatError, match="x.nrrd"):
@@ -180,3 +191,50 @@ def test_dataset_to_detached_headers_with_masks_as_labels(tmp_path, fmt):
     assert main(["convert", str(tmp_path / "src"), str(tmp_path / "out"), "--format", fmt, "-q"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "out" / "medconv-manifest.jsonl").read_text().splitlines()]
     assert {row["status"] for row in rows} == {"skipped"}
+
+
+def _src_with_a_foreign_raw(src):
+    """``scan.nii.gz`` beside a MetaImage ``other.mhd`` whose voxels are in ``scan.raw`` (what ``scan.nhdr`` writes)."""
+    _nifti(src / "scan.nii.gz", np.arange(4 * 3 * 2, dtype=np.int16).reshape(4, 3, 2), np.eye(4))
+    header = write_mhd_by_hand(src / "other.mhd", np.ones((2, 3, 4), np.int16))
+    (src / "other.raw").rename(src / "scan.raw")
+    header.write_text(header.read_text().replace("ElementDataFile = other.raw", "ElementDataFile = scan.raw"))
+    assert sitk.GetArrayFromImage(sitk.ReadImage(str(header))).shape == (2, 3, 4)  # a valid input (SimpleITK reads it)
+    return src / "scan.raw"
+
+
+@pytest.mark.parametrize("fmt", ["nhdr", "mhd"])
+def test_a_data_file_never_replaces_an_input(tmp_path, capsys, fmt):
+    src = tmp_path / "src"
+    data = _src_with_a_foreign_raw(src)
+    before = data.read_bytes()
+    assert main(["convert", str(src), str(src), "--format", fmt, "-q"]) != 0
+    assert f"scan.raw: the data file of scan.{fmt} would replace an input file" in capsys.readouterr().err
+    assert data.read_bytes() == before
+    assert not (src / f"scan.{fmt}").exists()
+
+
+def test_a_data_file_never_replaces_a_file_medconv_did_not_write(tmp_path):
+    from medconv.batch import discover_sources, make_plan
+    from medconv.errors import OutputCollisionError
+
+    src = tmp_path / "src"
+    _nifti(src / "scan.nii.gz", np.zeros((4, 3, 2), np.int16), np.eye(4))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "scan.raw").write_bytes(b"someone's data")
+    with pytest.raises(OutputCollisionError, match="data file of scan.nhdr would replace a file medconv did not write"):
+        make_plan(discover_sources(str(src), ["nifti"]), str(out), fmt="nhdr")
+    assert (out / "scan.raw").read_bytes() == b"someone's data"
+    make_plan(discover_sources(str(src), ["nifti"]), str(out), fmt="nrrd")  # an attached header writes no data file
+
+
+@pytest.mark.parametrize("suffix, files", [(".nhdr", ("ct.raw", "ct.raw.gz")), (".mhd", ("ct.raw", "ct.zraw")),
+                                           (".nrrd", ()), (".mha", ())])
+def test_companion_files_list_every_data_file_a_write_may_make(tmp_path, suffix, files):
+    writer = medconv.registry.writer_for(tmp_path / f"ct{suffix}")
+    assert writer.companion_files(str(tmp_path / f"ct{suffix}")) == tuple(str(tmp_path / name) for name in files)
+    for level in (0, 6):
+        written = medconv.write(oblique_volume(), tmp_path / f"ct{suffix}",
+                                options=WriteOptions(compression_level=level, overwrite=True, sidecar=False))
+        assert set(written) - {str(tmp_path / f"ct{suffix}")} <= set(writer.companion_files(str(tmp_path / f"ct{suffix}")))

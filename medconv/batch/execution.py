@@ -39,6 +39,7 @@ from typing import Callable, Iterator
 
 from ..errors import MissingDependencyError, UsageError
 from ..guard import SUPPORTED as WORKERS_SUPPORTED, Limits
+from ..resources import available_memory, cores
 from .plan import PlannedUnit
 from .unit import UnitJob, UnitResult, crashed_result, internal_result, local_convert, worker_convert
 
@@ -95,31 +96,6 @@ class Execution:
         if self.mode is Mode.WORKERS:
             return f"workers: {self.workers} process(es) x {self.threads} thread(s)"
         return f"dask, {self.workers or 'one task per worker thread'} in flight"
-
-
-def cores() -> int:
-    """The cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available now for new work, or ``None`` when unknown.
-
-    Linux: ``MemAvailable`` of ``/proc/meminfo`` (free memory plus the page cache
-    that can be dropped; the free pages alone are a fraction of it on a machine that
-    has read files). Elsewhere: the free physical pages.
-    """
-    try:
-        with open("/proc/meminfo", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def default_jobs(units: int | None = None, fmt: str | None = None) -> int:
@@ -183,14 +159,20 @@ def choose_execution(units: list[PlannedUnit], jobs: int | None, backend: str = 
 
 
 def job_for(job: UnitJob, execution: Execution) -> UnitJob:
-    """``job`` with its thread counts set for ``execution`` (where they were left to the runner, 0)."""
+    """``job`` with each unit's share of the cores set for ``execution``: ``UnitJob.threads``, the
+    compression threads and the resampling threads, where each was left to the runner (0).
+
+    This is the one place a worker learns its share (worker processes are started
+    with the parent's environment: nothing else divides the cores between them).
+    """
+    threads = job.threads or execution.threads
     write_options = job.write_options
     if write_options.threads == 0:
-        write_options = replace(write_options, threads=execution.threads)
+        write_options = replace(write_options, threads=threads)
     preprocessing = job.preprocessing
     if is_dataclass(preprocessing) and getattr(preprocessing, "threads", None) == 0:
-        preprocessing = replace(preprocessing, threads=execution.threads)  # SimpleITK follows the same share
-    return replace(job, write_options=write_options, preprocessing=preprocessing)
+        preprocessing = replace(preprocessing, threads=threads)  # SimpleITK follows the same share
+    return replace(job, write_options=write_options, preprocessing=preprocessing, threads=threads)
 
 
 def execute(units: list[PlannedUnit], job: UnitJob, execution: Execution, *, cancelled: Callable[[], bool],

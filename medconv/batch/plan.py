@@ -67,6 +67,10 @@ class PlannedUnit:
     name:
         ``relative`` without the format suffix: the unit's name in the manifest and
         the order of its rows (the unit id when it has no output).
+    companions:
+        The other files the writer may write for ``output`` (a ``.mhd`` header's
+        ``.raw`` or ``.zraw``): checked against the inputs when planning, and their
+        temporaries removed like the output's.
     """
 
     source: Source
@@ -76,6 +80,7 @@ class PlannedUnit:
     excluded: str | None = None
     failure: PlannedFailure | None = None
     name: str = ""
+    companions: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not self.name:
@@ -281,10 +286,13 @@ def make_plan(sources: Iterable[Source], dest: str | os.PathLike, *, fmt: str = 
     NothingFoundError
         No units.
     OutputCollisionError
-        Two non-DICOM units would write the same path, an output would replace an input,
-        or a sidecar would replace a JSON file that medconv did not write (a BIDS sidecar).
+        Two non-DICOM units would write the same path; an output, its sidecar or a file
+        written with it (a ``.mhd`` header's ``.raw``: the writer's ``companion_files``)
+        would replace an input; a sidecar would replace a JSON file that medconv did not
+        write (a BIDS sidecar); or a data file would replace one that exists without its header.
     """
-    _, suffix = writer_for_format(fmt)
+    writer, suffix = writer_for_format(fmt)
+    companion_files = getattr(writer, "companion_files", lambda output: ())
     dest = os.fspath(dest)
     sources = list(sources)
     if not sources:
@@ -304,16 +312,23 @@ def make_plan(sources: Iterable[Source], dest: str | os.PathLike, *, fmt: str = 
         relative = stems[index] + suffix
         output = os.path.join(dest, *relative.split("/"))
         side = os.path.join(dest, *(stems[index] + ".json").split("/")) if sidecar else None
-        for path in (output, side):
+        companions = tuple(companion_files(output))
+        for path, what in ((output, "an output"), (side, "a sidecar"),
+                           *((c, f"the data file of {os.path.basename(output)}") for c in companions)):
             if path and os.path.realpath(path) in inputs:
-                raise OutputCollisionError("an output would replace an input file", path,
+                raise OutputCollisionError(f"{what} would replace an input file", path,
                                            "choose a destination folder outside the dataset, or another --format")
         if side and os.path.exists(side) and _sidecar_meta(side) is None:
             raise OutputCollisionError("the sidecar would replace a file medconv did not write", side,
                                        "choose a destination folder outside the dataset, or --no-sidecar")
+        stray = next((path for path in companions if os.path.exists(path)), None) if not os.path.exists(output) else None
+        if stray:  # a data file without its header: not ours (or left in the instant between the two renames)
+            raise OutputCollisionError(f"the data file of {os.path.basename(output)} would replace a file medconv "
+                                       "did not write", stray, "choose a destination folder outside the dataset, or "
+                                       "another --format; remove the file if an interrupted medconv run left it")
         excluded = source.info.get("excluded")
         plan.units.append(PlannedUnit(source, output, relative, side, str(excluded) if excluded else None,
-                                      name=stems[index]))
+                                      name=stems[index], companions=companions))
     for source in failed:
         failure = PlannedFailure(str(source.info["error"]), str(source.info["error_type"]),
                                  str(source.info.get("traceback") or ""))

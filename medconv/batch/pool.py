@@ -13,14 +13,19 @@ from __future__ import annotations
 import logging
 import select
 import time
+import traceback
 from collections import deque
-from typing import Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
-from ..guard import Died, GuardedProcess, Limits, Panicked, Raised, Returned
+from ..guard import SUPPORTED as WORKERS_SUPPORTED, Died, GuardedProcess, Limits, Outcome, Panicked, Raised, Returned
 from .plan import PlannedUnit
 from .unit import UnitJob, UnitResult, crashed_result, internal_result, worker_convert
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+#: What identifies one call in :meth:`WorkerPool._outcomes` (a unit, an index).
+K = TypeVar("K")
 
 
 class WorkerPool:
@@ -60,26 +65,65 @@ class WorkerPool:
 
     def run(self, units: list[PlannedUnit], job: UnitJob, log_level: int = logging.WARNING) -> Iterator[UnitResult]:
         """Convert ``units``, yielding each :class:`UnitResult` as its unit finishes (any order)."""
-        pending = deque(units)
+        calls = ((unit, worker_convert, (unit, job, log_level)) for unit in units)
+        for unit, outcome, seconds, worker in self._outcomes(calls):
+            yield _result(outcome, unit, seconds, worker)
+
+    def map(self, fn: Callable[..., T], arguments: Iterable[tuple]) -> list[Outcome]:
+        """``fn(*args)`` for each of ``arguments`` in the workers; the :data:`~medconv.guard.Outcome` of each, in
+        order (a worker that dies gives its call a :class:`~medconv.guard.Died`, the others go on)."""
+        outcomes: dict[int, Outcome] = {}
+        calls = ((index, fn, args) for index, args in enumerate(arguments))
+        for index, outcome, _, _ in self._outcomes(calls):
+            outcomes[index] = outcome
+        return [outcomes[index] for index in sorted(outcomes)]
+
+    def _outcomes(self, calls: Iterable[tuple[K, Callable[..., Any], tuple]]
+                  ) -> Iterator[tuple[K, Outcome, float, GuardedProcess]]:
+        """Run each ``(key, fn, args)`` on an idle worker; yield ``(key, outcome, seconds, worker)`` as each ends."""
+        pending = deque(calls)
         idle = list(self.workers)
-        busy: dict[int, tuple[GuardedProcess, PlannedUnit, float]] = {}
+        busy: dict[int, tuple[GuardedProcess, K, float]] = {}
         while busy or (pending and not self._cancelled):
             while idle and pending and not self._cancelled:
-                worker, unit = idle.pop(), pending.popleft()
-                worker.submit(worker_convert, (unit, job, log_level), limits=self.limits)
-                busy[worker.channel.fileno()] = (worker, unit, time.perf_counter())
+                worker, (key, fn, args) = idle.pop(), pending.popleft()
+                worker.submit(fn, args, limits=self.limits)
+                busy[worker.channel.fileno()] = (worker, key, time.perf_counter())
             for fileno in _ready(busy):
-                worker, unit, started = busy.pop(fileno)
+                worker, key, started = busy.pop(fileno)
                 try:
                     outcome = worker.collect(timeout=0)
                 except TimeoutError:  # not ready after all
-                    busy[fileno] = (worker, unit, started)
+                    busy[fileno] = (worker, key, started)
                     continue
                 idle.append(worker)
-                yield _result(outcome, unit, time.perf_counter() - started, worker)
+                yield key, outcome, time.perf_counter() - started, worker
 
 
-def _ready(busy: dict[int, tuple[GuardedProcess, PlannedUnit, float]]) -> list[int]:
+def map_in_workers(fn: Callable[..., T], arguments: Iterable[tuple], jobs: int,
+                   limits: Limits = Limits()) -> list[Outcome]:
+    """``fn(*args)`` for each of ``arguments``, in up to ``jobs`` guarded workers (in this process with one job,
+    one call, or no worker support); the :data:`~medconv.guard.Outcome` of each, in order.
+
+    For work beside the conversion itself (an export's label survey and integrity
+    check): a crash of native code reading one file fails that call alone, and the
+    workers start with a clean ``sys.path`` like the batch's.
+    """
+    arguments = list(arguments)
+    if jobs <= 1 or len(arguments) <= 1 or not WORKERS_SUPPORTED:
+        return [_call_here(fn, args) for args in arguments]
+    with WorkerPool(min(jobs, len(arguments)), limits) as pool:
+        return pool.map(fn, arguments)
+
+
+def _call_here(fn: Callable[..., Any], args: tuple) -> Outcome:
+    try:
+        return Returned(fn(*args))
+    except Exception as exc:
+        return Raised(exc, traceback.format_exc())
+
+
+def _ready(busy: dict[int, tuple[GuardedProcess, Any, float]]) -> list[int]:
     """The busy workers with an outcome (or a death, or a passed deadline); waits until there is one."""
     deadlines = [worker.deadline for worker, _, _ in busy.values() if worker.deadline is not None]
     timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None

@@ -17,6 +17,37 @@ from typing import Any
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 #: How many reasons per status the summary shows.
 SHOWN_REASONS = 5
+#: The longest unit id a summary line shows (a longer one, a LUNA16 SeriesInstanceUID say, keeps its
+#: start and its end); the manifest has every id, and every reason, in full.
+SHOWN_NAME_CHARS = 28
+_ELLIPSIS = "..."
+
+
+def short_name(name: str, width: int = SHOWN_NAME_CHARS) -> str:
+    """``name`` in at most ``width`` characters: its start and its end around ``...`` (the end tells UIDs apart)."""
+    if len(name) <= width:
+        return name
+    keep = width - len(_ELLIPSIS)
+    head = keep // 3
+    return name[:head] + _ELLIPSIS + name[len(name) - (keep - head):]
+
+
+def summary_line(row: dict[str, Any], text: str) -> str:
+    """``text`` (a reason or a warning) prefixed by the unit's short id, for the summary on the terminal.
+
+    A reason that starts with the unit's own source (the one-line error names its
+    file) starts after it instead: the name already says which unit; a file inside
+    the unit's folder (one slice of a series) keeps its path below that folder.
+    """
+    source = os.path.abspath(str(row["source"])) if row.get("source") else None
+    named, separator, rest = text.partition(": ")
+    if source and separator and named:
+        named = os.path.abspath(named)  # the error names it as the reader opened it (relative, or absolute)
+        if named == source:
+            text = rest
+        elif named.startswith(source.rstrip(os.sep) + os.sep):
+            text = f"{os.path.relpath(named, source)}: {rest}"
+    return f"{short_name(str(row['unit_id']))}: {text}"
 
 
 @dataclass
@@ -48,14 +79,14 @@ class Report:
         if status == "converted" and row.get("warnings"):
             self.warned_count += 1
             if len(self.warned) < SHOWN_REASONS:
-                self.warned.append(f"{row['unit_id']}: {row['warnings'][0]}"
+                self.warned.append(summary_line(row, row["warnings"][0])
                                    + (f" (+{len(row['warnings']) - 1} more)" if len(row["warnings"]) > 1 else ""))
         if row.get("error_type") == "internal":
             self.internal_errors += 1
         if status != "converted" and row.get("reason"):
             self.reasons.setdefault(status, [])
             if len(self.reasons[status]) < SHOWN_REASONS:
-                self.reasons[status].append(f"{row['unit_id']}: {row['reason']}")
+                self.reasons[status].append(summary_line(row, row["reason"]))
 
     @property
     def done(self) -> int:

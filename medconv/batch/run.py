@@ -24,12 +24,13 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from ..atomic import is_temporary
 from ..errors import DiskFullError, EnvironmentFaultError, ManifestWriteError, ReadOnlyDestinationError, \
     environment_fault
 from ..guard import Limits
+from ..logs import medconv_logger_name
 from .execution import SCHEDULER_ENV, WORKER_MEMORY_BUDGET, available_memory, choose_execution, default_jobs, \
     execute, job_for
 from .lock import DestinationLock
@@ -112,15 +113,21 @@ class RunOptions:
         return Limits(memory_bytes=memory or None, seconds=self.unit_seconds)
 
 
-def remove_leftover_temporaries(plan: Plan, extra: tuple[str, ...] = ()) -> int:
+def remove_leftover_temporaries(plan: Plan, extra: Iterable[str] = ()) -> int:
     """Delete temporary files that an interrupted earlier run left beside this plan's outputs.
 
     Only files named like :func:`medconv.atomic.temporary_name` of one of the
-    plan's own outputs or sidecars (or of the ``extra`` paths: the manifests) are
-    removed; nothing else is touched.
+    plan's own outputs, sidecars and companion files (or of the ``extra`` paths:
+    the manifests, an exported case's files) are removed; nothing else is touched.
     """
+    return remove_temporaries_of([p for unit in plan.units for p in (unit.output, unit.sidecar, *unit.companions)]
+                                 + list(extra))
+
+
+def remove_temporaries_of(paths: Iterable[str | None]) -> int:
+    """Delete the temporary files (:func:`medconv.atomic.temporary_name`) of ``paths`` left by an interrupted run."""
     wanted: dict[str, set[str]] = {}
-    for path in [p for unit in plan.units for p in (unit.output, unit.sidecar)] + list(extra):
+    for path in paths:
         if path:
             folder, name = os.path.split(path)
             wanted.setdefault(folder, set()).add(name)
@@ -379,10 +386,10 @@ def _log_row(row: dict[str, Any]) -> None:
 
 
 def _replay_log(result: UnitResult) -> None:
-    """Emit, in this process, what a unit logged in its worker."""
+    """Emit, in this process, what a unit logged in its worker (other libraries' lines under medconv's loggers)."""
     unit = result.row.get("unit_id")
     for level, name, message in result.log:
-        logging.getLogger(name).log(level, "%s: %s", unit, message)
+        logging.getLogger(medconv_logger_name(name)).log(level, "%s: %s", unit, message)
 
 
 def _log_traceback(log_path: str, row: dict[str, Any]) -> None:

@@ -33,11 +33,10 @@ from typing import Any, Callable, Iterator, Optional
 from .._version import __version__
 from ..errors import WRITE_ERRNOS, MedconvError, MemoryLimitError, NotAVolumeError, PermissionDeniedError, \
     UnitCrashedError, environment_fault
+from ..logs import PACKAGE as PACKAGE_LOGGER, is_medconv_logger
 from ..options import ReadOptions, WriteOptions
 from .plan import PlannedUnit, source_location
 
-#: The package logger every medconv module logs under (configured by :mod:`medconv.logs`).
-PACKAGE_LOGGER = "medconv"
 #: One log record made while a unit ran in a worker: (level, logger name, message).
 LogLine = tuple[int, str, str]
 
@@ -61,6 +60,12 @@ class UnitJob:
         What runs each unit in the worker: a picklable callable ``(unit, job) -> manifest row``
         (with a ``describe()`` for the fingerprint); ``None`` is :func:`convert_unit`. A unit
         that writes several files (an exported training case) brings its own.
+    threads:
+        The cores one unit may use (compression, resampling); 0: every core of the
+        process it runs in. The runner sets it to each unit's share of the machine
+        (:func:`medconv.batch.execution.job_for`), and with it ``write_options.threads``
+        and ``preprocessing.threads`` where those were left at 0; a converter of its
+        own uses it for its own threaded work. Not part of the fingerprint.
     """
 
     fmt: str = "nii.gz"
@@ -69,19 +74,25 @@ class UnitJob:
     preprocessing: Optional[Callable[[Any], Any]] = None
     preview_dir: Optional[str] = None
     converter: Optional[Callable[[PlannedUnit, "UnitJob"], dict]] = None
+    threads: int = 0
 
 
 def unit_fingerprint(unit: PlannedUnit, job: UnitJob) -> str:
     """A short hash of what makes this unit's output: its files, reader, format and options.
 
     Recorded in the sidecar (``meta["job"]``) so that a rerun can tell its own
-    finished output from one made of other files or with other options. Threads
-    and other settings that do not change the result are left out.
+    finished output from one made of other files or with other options. The
+    options enter through their ``describe()`` (only the choices that change the
+    result, only where they differ from their defaults), so threads, limits and a
+    field that a later version adds with a default leave the fingerprint as it was.
     """
     preprocessing = job.preprocessing
     steps = preprocessing.describe() if hasattr(preprocessing, "describe") else repr(preprocessing)
     facts = [sorted(os.path.abspath(p) for p in unit.source.paths), unit.source.reader,
-             unit.source.info.get("frame_group"), job.fmt, repr(job.read_options), steps]
+             unit.source.info.get("frame_group"), job.fmt, job.read_options.describe(), steps]
+    written = job.write_options.describe()
+    if written:  # only when set: outputs made with the default write options keep their fingerprint
+        facts.append(written)
     if job.converter is not None:
         facts.append(job.converter.describe() if hasattr(job.converter, "describe") else repr(job.converter))
     return hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:16]
@@ -205,11 +216,16 @@ def _internal(exc: BaseException) -> dict[str, Any]:
 
 
 class _Collect(logging.Handler):
-    def __init__(self):
+    """Keeps the records it is given as :data:`LogLine` s (``others_only``: only other libraries' records)."""
+
+    def __init__(self, others_only: bool = False):
         super().__init__(logging.DEBUG)
+        self.others_only = others_only
         self.lines: list[LogLine] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self.others_only and is_medconv_logger(record.name):
+            return
         try:
             self.lines.append((record.levelno, record.name, record.getMessage()))
         except Exception:  # a bad log call must never fail a unit
@@ -221,18 +237,34 @@ def _warnings_as_log(caught: list[warnings.WarningMessage]) -> list[LogLine]:
             for w in caught]
 
 
+def _once_each(lines: list[LogLine]) -> list[LogLine]:
+    """Other libraries' lines without repeats (tifffile warns for every page): the first, with a count."""
+    counts: dict[LogLine, int] = {}
+    for line in lines:
+        counts[line] = counts.get(line, 0) + 1
+    return [(level, name, message if count == 1 else f"{message} ({count} times)")
+            for (level, name, message), count in counts.items()]
+
+
 @contextlib.contextmanager
 def _collected_logs(level: int | None, set_aside_handlers: bool) -> Iterator[list[LogLine]]:
-    """Collect the package logger's records (and Python warnings) at ``level`` (None: as it is) and above."""
-    logger = logging.getLogger(PACKAGE_LOGGER)
-    collect = _Collect()
-    saved = logger.handlers[:], logger.level, logger.propagate
+    """Collect, at ``level`` (None: the package logger's) and above, the package logger's records, other
+    libraries' records (tifffile, nibabel ...: those reaching the root logger, once each) and Python warnings.
+
+    Nothing of it is written anywhere meanwhile: the caller logs the lines with the
+    unit's id, under medconv's loggers (:func:`medconv.logs.medconv_logger_name`).
+    """
+    logger, root = logging.getLogger(PACKAGE_LOGGER), logging.getLogger()
+    collect, others = _Collect(), _Collect(others_only=True)
+    saved = logger.handlers[:], logger.level, logger.propagate, root.handlers[:]
     if set_aside_handlers:
         logger.handlers[:] = []
+        root.handlers[:] = []
     if level is not None:
         logger.setLevel(level)
     logger.addHandler(collect)
     logger.propagate = False
+    root.addHandler(others)  # also keeps Python's "last resort" handler from printing them on stderr
     lines: list[LogLine] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -243,7 +275,9 @@ def _collected_logs(level: int | None, set_aside_handlers: bool) -> Iterator[lis
         logger.handlers[:] = saved[0]
         logger.setLevel(saved[1])
         logger.propagate = saved[2]
-        lines.extend(line for line in collect.lines + _warnings_as_log(caught) if line[0] >= threshold)
+        root.handlers[:] = saved[3]
+        collected = collect.lines + _once_each(others.lines + _warnings_as_log(caught))
+        lines.extend(line for line in collected if line[0] >= threshold)
 
 
 def local_convert(unit: PlannedUnit, job: UnitJob) -> UnitResult:
@@ -275,7 +309,8 @@ def crashed_result(unit: PlannedUnit, death, seconds: float, how: str | None = N
     said = f": {death.last_words}" if death.last_words else ""
     if death.timed_out_after is not None:
         message = f"stopped: the unit took longer than its time limit ({death.timed_out_after:g} s)"
-        hint = "the input may be corrupt (a decoder that never ends); otherwise raise the time limit"
+        hint = ("the input may be corrupt (a decoder that never ends); otherwise raise the time limit "
+                "(RunOptions(unit_seconds=...))")
     else:
         message = f"the worker process converting this unit crashed ({how or death.describe()}){where}{said}"
         hint = "the input is probably corrupt, or a decoder has a bug; the other units go on"

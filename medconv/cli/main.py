@@ -84,6 +84,9 @@ def cli():
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns (and, as a console script, exits with) the exit code."""
+    from ..logs import configure_logging
+
+    configure_logging(0, None)  # errors only on the terminal, other libraries' messages routed through medconv's
     try:
         result = cli.main(args=argv, prog_name="medconv", standalone_mode=False)
     except click.exceptions.Abort:

@@ -27,6 +27,8 @@ from typing import Optional
 
 import numpy as np
 
+from ..batch.pool import map_in_workers
+from ..guard import Died, Outcome, Raised, Returned
 from ..transforms.resample import Grid
 from .formats import read_index
 from .formats.base import CaseFiles, DatasetIndex
@@ -69,15 +71,22 @@ def check_dataset(folder: str | os.PathLike, *, deep: bool = False, jobs: int = 
     cases = [case for case in index.info.labelled + index.info.test]
     declared = set(index.info.labels)
     arguments = [(folder, case, len(index.info.channel_names), declared, deep) for case in cases]
-    if jobs > 1 and len(cases) > 1:
-        from joblib import Parallel, delayed
-
-        results = Parallel(n_jobs=min(jobs, len(cases)), backend="loky")(delayed(case_problems)(*a) for a in arguments)
-    else:
-        results = [case_problems(*a) for a in arguments]
-    for found in results:
-        problems += found
+    for case, outcome in zip(cases, map_in_workers(case_problems, arguments, jobs)):
+        problems += _case_outcome(case, outcome)
     return CheckReport(folder, index.format, len(cases), tuple(problems), deep)
+
+
+def _case_outcome(case: CaseFiles, outcome: Outcome) -> list[Problem]:
+    """The problems :func:`case_problems` found, or the one its worker's death is (reading a file crashed it)."""
+    if isinstance(outcome, Returned):
+        return outcome.value
+    if isinstance(outcome, Raised):
+        raise outcome.error
+    if isinstance(outcome, Died):
+        return [Problem(f"reading its files crashed the checking process ({outcome.death.describe()}); "
+                        "a file is probably corrupt", case.case_id)]
+    return [Problem(f"reading its files crashed ({outcome.kind}: {outcome.message}); a file is probably corrupt",
+                    case.case_id)]
 
 
 def label_table_problems(index: DatasetIndex) -> list[str]:
@@ -123,6 +132,8 @@ def case_problems(folder: str, case: CaseFiles, channels: int, declared: set[int
             problems.append(Problem(f"{relative} cannot be read ({type(exc).__name__}: {exc})", case.case_id))
     if problems:
         return problems
+    if not case.images:  # the index declares no channel (a problem of its own): no image to check against
+        return [Problem("no image file to check (the index declares no channels)", case.case_id)]
     first = loaded[case.images[0]]
     if case.stacked:
         volumes = first.shape[3] if len(first.shape) > 3 else 1

@@ -161,8 +161,8 @@ def _value_text(value: int, names: Mapping[int, str] | None) -> str:
 def present_values(array: np.ndarray) -> list[int]:
     """The sorted distinct values of an integer label array (a counting pass for small ranges)."""
     array = np.asarray(array)
-    if array.dtype == np.bool_:
-        array = array.view(np.uint8)
+    if array.dtype == np.bool_:  # by value: a bool's byte may be any non-zero value
+        array = array.astype(np.uint8)
     if array.size == 0:
         return []
     if array.dtype.kind not in "iu":

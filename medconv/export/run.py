@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from .._version import __version__
-from ..atomic import is_temporary
 from ..batch import Plan, RunOptions, UnitJob, default_jobs, discover_sources, run_plan
 from ..batch.report import EXIT_FAILED, EXIT_OK, Report
+from ..batch.run import remove_temporaries_of
 from ..errors import NothingFoundError, UsageError
 from ..layout import sanitize_component
 from ..options import ReadOptions, WriteOptions
@@ -200,26 +200,9 @@ def plan_export(pairing: Pairing, layout: Layout, dataset_dir: str, src: str) ->
 
 def remove_leftover_case_temporaries(plan: Plan) -> int:
     """Delete the temporary files an interrupted earlier export left beside any of this plan's case files."""
-    removed = 0
-    folders: dict[str, set[str]] = {}
-    for unit in plan.units:
-        if isinstance(unit, CaseUnit) and unit.files is not None:
-            for relative in unit.files.files:
-                folder, name = os.path.split(os.path.join(plan.dest, *relative.split("/")))
-                folders.setdefault(folder, set()).add(name)
-    for folder, names in folders.items():
-        try:
-            entries = os.listdir(folder)
-        except OSError:
-            continue
-        for entry in entries:
-            if is_temporary(entry) and any(entry.endswith(name) for name in names):
-                try:
-                    os.remove(os.path.join(folder, entry))
-                    removed += 1
-                except FileNotFoundError:
-                    pass
-    return removed
+    return remove_temporaries_of(os.path.join(plan.dest, *relative.split("/")) for unit in plan.units
+                                 if isinstance(unit, CaseUnit) and unit.files is not None
+                                 for relative in unit.files.files)
 
 
 def _records(plan: Plan) -> list[dict[str, Any]]:

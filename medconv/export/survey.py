@@ -15,7 +15,9 @@ import json
 import os
 from typing import Iterable, Optional
 
+from ..batch.pool import map_in_workers
 from ..errors import MedconvError
+from ..guard import Outcome, Raised, Returned
 from ..options import ReadOptions
 from ..source import Source
 from .formats.base import write_json
@@ -48,7 +50,7 @@ def values_of(source: Source, options: ReadOptions) -> Optional[list[int]]:
 
 def survey_label_values(sources: Iterable[Source], options: ReadOptions, cache_folder: Optional[str] = None,
                         jobs: int = 1) -> dict[str, Optional[list[int]]]:
-    """``{unit id: sorted values}`` of every label map in ``sources`` (read in ``jobs`` processes)."""
+    """``{unit id: sorted values}`` of every label map in ``sources`` (read in up to ``jobs`` guarded workers)."""
     sources = list(sources)
     cache_path = os.path.join(cache_folder, CACHE_NAME) if cache_folder else None
     cached = _load(cache_path)
@@ -61,13 +63,8 @@ def survey_label_values(sources: Iterable[Source], options: ReadOptions, cache_f
         else:
             todo.append(source)
     if todo:
-        if jobs > 1 and len(todo) > 1:
-            from joblib import Parallel, delayed
-
-            results = Parallel(n_jobs=min(jobs, len(todo)), backend="loky")(delayed(values_of)(s, options) for s in todo)
-        else:
-            results = [values_of(source, options) for source in todo]
-        for source, values in zip(todo, results):
+        outcomes = map_in_workers(values_of, [(source, options) for source in todo], jobs)
+        for source, values in zip(todo, map(_values, outcomes)):
             found[source.id] = values
             if values is not None:
                 cached[source.id] = {"files": _stamp(source), "values": values}
@@ -75,6 +72,16 @@ def survey_label_values(sources: Iterable[Source], options: ReadOptions, cache_f
             os.makedirs(os.path.dirname(cache_path), exist_ok=True)
             write_json(cache_path, cached)
     return found
+
+
+def _values(outcome: Outcome) -> Optional[list[int]]:
+    """What :func:`values_of` returned; ``None`` when its worker died reading the file (its case fails later,
+    in a worker of its own, saying how)."""
+    if isinstance(outcome, Returned):
+        return outcome.value
+    if isinstance(outcome, Raised):
+        raise outcome.error
+    return None
 
 
 def _load(path: Optional[str]) -> dict:

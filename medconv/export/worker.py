@@ -205,7 +205,8 @@ def _channel_volume(channel: Channel, volume: Volume) -> Volume:
     return volume.replace(array=array, meta=meta)
 
 
-def _onto_reference(volume: Volume, reference: Volume, what: str, policy: GridPolicy, warnings: list[str]) -> Volume:
+def _onto_reference(volume: Volume, reference: Volume, what: str, policy: GridPolicy, warnings: list[str],
+                    threads: int = 0) -> Volume:
     """``volume`` on ``reference``'s grid: snapped when within tolerance, else resampled (policy) or refused."""
     differences = grid_differences(reference, volume)
     if not differences:  # the same grid within nnU-Net's tolerances: take the reference's geometry exactly
@@ -218,7 +219,7 @@ def _onto_reference(volume: Volume, reference: Volume, what: str, policy: GridPo
                             "onto the image grid (nearest neighbour for label maps)")
     how = "nearest neighbour" if volume.kind == "label" else "linear"
     warnings.append(f"{what} resampled onto the image grid ({how}) because it differed: {text}")
-    return resample_to_grid(volume, Grid.of(reference))
+    return resample_to_grid(volume, Grid.of(reference), threads=threads)
 
 
 def _no_nan(volume: Volume, what: str) -> None:
@@ -230,7 +231,7 @@ def _no_nan(volume: Volume, what: str) -> None:
                                 "replace them in the source image (nnU-Net refuses NaN)")
 
 
-def follow_image(label: Volume, image_out: Volume, orient: Optional[str]) -> Volume:
+def follow_image(label: Volume, image_out: Volume, orient: Optional[str], threads: int = 0) -> Volume:
     """The label map (on the input image's grid) carried onto the grid the image was preprocessed onto.
 
     The same reorientation as the image (exact), then nearest-neighbour resampling
@@ -242,7 +243,7 @@ def follow_image(label: Volume, image_out: Volume, orient: Optional[str]) -> Vol
     if orient:
         label = reorient(label, orient)
     if grid_differences(image_out, label):
-        label = resample_to_grid(label, Grid.of(image_out))
+        label = resample_to_grid(label, Grid.of(image_out), threads=threads)
     if grid_differences(image_out, label):
         raise GeometryError("the label map did not land on the image grid (a bug in medconv)")
     return label.replace(spacing=image_out.spacing, origin=image_out.origin, direction=image_out.direction)
@@ -258,7 +259,7 @@ def build_case(case: Case, job: UnitJob, exporter: CaseExporter) -> BuiltCase:
     for index, channel in enumerate(case.channels):
         if index:
             channels[index] = _onto_reference(channels[index], reference, f"channel {channel.name!r}",
-                                              exporter.on_grid_mismatch, warnings)
+                                              exporter.on_grid_mismatch, warnings, job.threads)
         _no_nan(channels[index], f"channel {channel.name!r}")
     label_in = None
     if case.label is not None:
@@ -268,7 +269,7 @@ def build_case(case: Case, job: UnitJob, exporter: CaseExporter) -> BuiltCase:
         if label_in.array.ndim != reference.array.ndim:
             raise GeometryError(f"the label map has shape {label_in.shape}, the image "
                                 f"{reference.shape}", case.label.source.path, "give one 3D label map per case")
-        label_in = _onto_reference(label_in, reference, "label map", exporter.on_grid_mismatch, warnings)
+        label_in = _onto_reference(label_in, reference, "label map", exporter.on_grid_mismatch, warnings, job.threads)
     preprocessing = job.preprocessing
     images = [preprocessing(channel) if preprocessing is not None else channel for channel in channels]
     for index in range(1, len(images)):  # one grid for all channels, also after preprocessing
@@ -276,7 +277,7 @@ def build_case(case: Case, job: UnitJob, exporter: CaseExporter) -> BuiltCase:
                                               direction=images[0].direction)
     label_out, mapping = None, {}
     if label_in is not None:
-        followed = follow_image(label_in, images[0], getattr(preprocessing, "orient", None))
+        followed = follow_image(label_in, images[0], getattr(preprocessing, "orient", None), job.threads)
         mapping = exporter.labels.mapping(case.label.names)
         try:
             mapped = exporter.labels.apply(followed.array, case.label.names)

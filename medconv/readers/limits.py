@@ -14,10 +14,9 @@ header declares **before** it allocates or loops:
 
 from __future__ import annotations
 
-import os
-
 from ..errors import VolumeTooLargeError
 from ..options import ReadOptions
+from ..resources import available_memory, physical_memory
 
 #: Bytes of memory the default limit counts per voxel: a volume is refused when its
 #: voxels as 4-byte values (float32, int32: what a rescale or a transform makes of
@@ -40,26 +39,10 @@ MAX_NIFTI_EXTENSION_BYTES = 256 << 20
 MAX_TIFF_PAGES = 1_000_000
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation now (Linux ``MemAvailable``), or ``None`` if unknown."""
-    try:
-        with open("/proc/meminfo", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    for name in ("SC_AVPHYS_PAGES", "SC_PHYS_PAGES"):  # other Unixes: free pages, else all of them
-        try:
-            return os.sysconf(name) * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            continue
-    return None
-
-
 def default_max_voxels() -> int:
-    """The default ``ReadOptions.max_voxels``: available memory / :data:`DEFAULT_BYTES_PER_VOXEL`."""
-    memory = available_memory()
+    """The default ``ReadOptions.max_voxels``: available memory / :data:`DEFAULT_BYTES_PER_VOXEL`
+    (the physical memory where the available memory is unknown)."""
+    memory = available_memory() or physical_memory()
     return memory // DEFAULT_BYTES_PER_VOXEL if memory else FALLBACK_MAX_VOXELS
 
 

@@ -66,7 +66,8 @@ def header_geometry(header: MetaHeader) -> tuple[tuple[float, float, float], tup
     deviation = orthonormal_deviation(direction)
     if not np.all(np.isfinite(direction)) or deviation > _SHEAR_TOLERANCE or abs(np.linalg.det(direction)) < 0.5:
         raise GeometryError(f"the TransformMatrix is not a rotation (deviation from orthonormal {deviation:.2g})",
-                            header.path, "the image has shear, which NIfTI cannot express without resampling")
+                            header.path, "a sheared grid cannot be converted as it is: fix the TransformMatrix if it "
+                            "is corrupt, or resample the image onto an orthogonal grid first (ITK / SimpleITK)")
     if deviation > _ROUNDING_TOLERANCE:
         warnings.append(f"the TransformMatrix was {deviation:.2g} from orthonormal: orthonormalized it")
     if deviation > 0:

@@ -338,7 +338,8 @@ def _data_files(path: str, value: str, trailing: list[str], shape: tuple[int, ..
         if count != slices:
             raise UnreadableFileError(
                 f"{form} names {count} files, but DimSize {' '.join(map(str, shape))} has "
-                f"{slices} {slice_ndim}D slices", path, "the header is corrupt or incomplete: one file per slice")
+                f"{slices} {slice_ndim}D slices", path, "the header is corrupt or incomplete: name one file per "
+                "slice, or fix DimSize")
         if count > MAX_DATA_FILES:
             raise UnreadableFileError(f"{form} names {count} files, more than the "
                                       f"{MAX_DATA_FILES} medconv reads for one volume", path,

@@ -72,7 +72,7 @@ def cast(volume: Volume, dtype: str | np.dtype, *, clip: bool = False) -> Volume
     else:
         info = np.finfo(target)
         if floating and array.size and np.nanmax(np.abs(array)) > info.max:
-            raise UsageError(f"values beyond {target}'s range", source, hint="choose float64")
+            raise UsageError(f"values beyond {target}'s range", source, hint="pass --dtype float64 (or leave --dtype out)")
         result = array.astype(target)
         limit = 2 ** (info.nmant + 1)  # every integer up to this is exact in the float
         if array.dtype.kind in "iu" and np.iinfo(array.dtype).max > limit:

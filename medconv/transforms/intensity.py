@@ -113,12 +113,21 @@ def _scaled(array: np.ndarray, lo: float, hi: float, scale: Scale) -> np.ndarray
                 raise UsageError(f"the range [{lo:g}, {hi:g}] holds no {array.dtype} value")
             return np.clip(array, lo_i, hi_i).astype(array.dtype, copy=False)
         return np.clip(array, lo, hi).astype(array.dtype, copy=False)
-    unit = (np.clip(array.astype(np.float64), lo, hi) - lo) / (hi - lo)
+    if scale not in ("unit", "uint8"):
+        raise UsageError(f"unknown scale {scale!r}", hint="use none, unit or uint8")
+    # (clip(x) - lo) / (hi - lo) in float64, each operation in place on one working copy: the
+    # same operations in the same order as the one-expression form, so bit for bit the same
+    # values, without its three full-size temporaries (2-3x faster, scripts/bench_window.py)
+    unit = array.astype(np.float64)
+    np.clip(unit, lo, hi, out=unit)
+    np.subtract(unit, lo, out=unit)
+    np.divide(unit, hi - lo, out=unit)
     if scale == "unit":
         return unit.astype(np.float32)
-    if scale == "uint8":
-        return np.floor(unit * 255.0 + 0.5).astype(np.uint8)
-    raise UsageError(f"unknown scale {scale!r}", hint="use none, unit or uint8")
+    np.multiply(unit, 255.0, out=unit)
+    np.add(unit, 0.5, out=unit)
+    np.floor(unit, out=unit)
+    return unit.astype(np.uint8)
 
 
 def _range_step(volume: Volume, lo: float, hi: float, scale: Scale, step: str) -> Volume:

@@ -197,7 +197,7 @@ def resample(volume: Volume, spacing: Sequence[float | None] | float | None = No
         interpolated float values of an intensity volume.
     threads:
         Threads the resampling may use; 0: the cores this process may use
-        (``OMP_NUM_THREADS`` when set, as joblib sets it in each batch worker).
+        (capped by ``OMP_NUM_THREADS`` when set). A batch passes each unit's share.
 
     Returns
     -------
@@ -416,4 +416,5 @@ def _check_fill(fill: float, dtype: np.dtype) -> None:
         info = np.iinfo(dtype)
         if not (info.min <= fill <= info.max) or fill != math.floor(fill):
             raise UsageError(f"fill value {fill:g} does not fit the output dtype {dtype}",
-                             hint=f"choose --fill between {info.min} and {info.max}, or resample to float32")
+                             hint=f"choose --fill between {info.min} and {info.max}, or add --dtype float32 to keep the "
+                             "resampled values as floats")

@@ -36,6 +36,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from ..resources import cores
 from .gaussian import discrete_gaussian_kernel
 
 __all__ = ["ALIGNMENT_TOLERANCE_VOXELS", "BLOCK", "SLICE_BLOCK", "SLAB_SLICES", "AxisMap", "AxisOperator", "axis_map",
@@ -57,21 +58,20 @@ Finish = Callable[[np.ndarray, int], np.ndarray]
 def available_threads(threads: int = 0) -> int:
     """``threads`` if positive, else the cores this process may use.
 
-    That is the CPU affinity, capped by ``OMP_NUM_THREADS`` when it is set: joblib
-    sets it in each worker process to that worker's share of the cores, so a
-    batch of several workers does not oversubscribe the machine.
+    That is the CPU affinity, capped by ``OMP_NUM_THREADS`` when the user (or a
+    cluster's job script) sets it. A batch passes each worker its share of the cores
+    explicitly instead (``Preprocessing.threads``, set by
+    :func:`medconv.batch.execution.job_for`), so several workers do not
+    oversubscribe the machine.
     """
     if threads > 0:
         return threads
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
+    usable = cores()
     try:
         share = int(os.environ.get("OMP_NUM_THREADS", "0"))
     except ValueError:
         share = 0
-    return max(1, min(cores, share) if share > 0 else cores)
+    return max(1, min(usable, share) if share > 0 else usable)
 
 
 @dataclass(frozen=True)

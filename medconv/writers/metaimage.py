@@ -24,13 +24,9 @@ import os
 
 import numpy as np
 
-from ..atomic import atomic_output
 from ..options import WriteOptions
-from ..registry import matching_suffix
 from ..volume import Volume
-from .sidecar import sidecar_path, write_sidecar
-from .voxels import (compression_wanted, element_dtype, number, write_chunks, write_detached, write_raw,
-                     zlib_chunks)
+from .voxels import RawVoxelWriter, number, write_chunks, write_raw, zlib_chunks
 
 #: numpy type -> MetaIO element type (MetaIO's MET_LONG is 4 bytes: 64-bit types are MET_LONG_LONG).
 MET_TYPES = {"i1": "MET_CHAR", "u1": "MET_UCHAR", "i2": "MET_SHORT", "u2": "MET_USHORT", "i4": "MET_INT",
@@ -83,39 +79,28 @@ def metaimage_header(volume: Volume, dtype: np.dtype, data_file: str, compressed
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
-class MetaImageWriter:
+class MetaImageWriter(RawVoxelWriter):
     """Writes ``.mha`` and ``.mhd`` files (and the JSON sidecar on request)."""
 
     name = "metaimage"
     suffixes = (".mha", ".mhd")
+    data_suffixes = (".raw", ".zraw")
 
-    def write(self, volume: Volume, dest: str | os.PathLike, options: WriteOptions = WriteOptions()) -> list[str]:
-        dest = os.fspath(dest)
-        suffix = matching_suffix(dest, self.suffixes) or ".mha"
-        dtype = element_dtype(volume.array, dest)
-        if suffix == ".mhd":
-            compress = compression_wanted(options, default_on=False)
-            data_path = dest[: -len(suffix)] + (".zraw" if compress else ".raw")
-
-            def write_data(temp: str) -> None:
-                if compress:
-                    write_chunks(temp, b"", zlib_chunks(volume.array, dtype, options))
-                else:
-                    write_raw(temp, volume.array, dtype, gzip=False, options=options)
-
-            written = write_detached(dest, data_path, write_data, lambda: metaimage_header(
-                volume, dtype, os.path.basename(data_path), os.path.getsize(data_path) if compress else None),
-                options.overwrite)
+    def write_attached(self, path: str, volume: Volume, dtype: np.dtype, compressed: bool,
+                       options: WriteOptions) -> None:
+        if compressed:  # the header holds the compressed size: the voxels are deflated first
+            chunks = zlib_chunks(volume.array, dtype, options)
+            write_chunks(path, metaimage_header(volume, dtype, "LOCAL", sum(len(chunk) for chunk in chunks)), chunks)
         else:
-            with atomic_output(dest, overwrite=options.overwrite) as temp:
-                if compression_wanted(options, default_on=True):
-                    chunks = zlib_chunks(volume.array, dtype, options)
-                    header = metaimage_header(volume, dtype, "LOCAL", sum(len(chunk) for chunk in chunks))
-                    write_chunks(temp, header, chunks)
-                else:
-                    write_raw(temp, volume.array, dtype, gzip=False, options=options,
-                              header=metaimage_header(volume, dtype, "LOCAL", None))
-            written = [dest]
-        if options.sidecar:
-            written.append(write_sidecar(volume, sidecar_path(dest, suffix), overwrite=True))
-        return written
+            write_raw(path, volume.array, dtype, gzip=False, options=options,
+                      header=metaimage_header(volume, dtype, "LOCAL", None))
+
+    def write_data(self, path: str, volume: Volume, dtype: np.dtype, compressed: bool, options: WriteOptions) -> None:
+        if compressed:
+            write_chunks(path, b"", zlib_chunks(volume.array, dtype, options))
+        else:
+            write_raw(path, volume.array, dtype, gzip=False, options=options)
+
+    def detached_header(self, volume: Volume, dtype: np.dtype, data_path: str, compressed: bool) -> bytes:
+        return metaimage_header(volume, dtype, os.path.basename(data_path),
+                                os.path.getsize(data_path) if compressed else None)

@@ -23,12 +23,9 @@ import os
 
 import numpy as np
 
-from ..atomic import atomic_output
 from ..options import WriteOptions
-from ..registry import matching_suffix
 from ..volume import Volume
-from .sidecar import sidecar_path, write_sidecar
-from .voxels import compression_wanted, element_dtype, number, write_detached, write_raw
+from .voxels import RawVoxelWriter, number, write_raw
 
 #: numpy type -> NRRD type name.
 NRRD_TYPES = {"i1": "int8", "u1": "uint8", "i2": "int16", "u2": "uint16", "i4": "int32", "u4": "uint32",
@@ -65,29 +62,20 @@ def nrrd_header(volume: Volume, dtype: np.dtype, encoding: str, data_file: str |
     return ("\n".join(lines) + "\n\n").encode("ascii")
 
 
-class NrrdWriter:
+class NrrdWriter(RawVoxelWriter):
     """Writes ``.nrrd`` and ``.nhdr`` files (and the JSON sidecar on request)."""
 
     name = "nrrd"
     suffixes = (".nrrd", ".nhdr")
+    data_suffixes = (".raw", ".raw.gz")
 
-    def write(self, volume: Volume, dest: str | os.PathLike, options: WriteOptions = WriteOptions()) -> list[str]:
-        dest = os.fspath(dest)
-        suffix = matching_suffix(dest, self.suffixes) or ".nrrd"
-        dtype = element_dtype(volume.array, dest)
-        if suffix == ".nhdr":
-            gzip = compression_wanted(options, default_on=False)
-            data_path = dest[: -len(suffix)] + (".raw.gz" if gzip else ".raw")
-            encoding = "gzip" if gzip else "raw"
-            written = write_detached(
-                dest, data_path, lambda temp: write_raw(temp, volume.array, dtype, gzip=gzip, options=options),
-                lambda: nrrd_header(volume, dtype, encoding, os.path.basename(data_path)), options.overwrite)
-        else:
-            gzip = compression_wanted(options, default_on=True)
-            header = nrrd_header(volume, dtype, "gzip" if gzip else "raw")
-            with atomic_output(dest, overwrite=options.overwrite) as temp:
-                write_raw(temp, volume.array, dtype, gzip=gzip, options=options, header=header)
-            written = [dest]
-        if options.sidecar:
-            written.append(write_sidecar(volume, sidecar_path(dest, suffix), overwrite=True))
-        return written
+    def write_attached(self, path: str, volume: Volume, dtype: np.dtype, compressed: bool,
+                       options: WriteOptions) -> None:
+        header = nrrd_header(volume, dtype, "gzip" if compressed else "raw")
+        write_raw(path, volume.array, dtype, gzip=compressed, options=options, header=header)
+
+    def write_data(self, path: str, volume: Volume, dtype: np.dtype, compressed: bool, options: WriteOptions) -> None:
+        write_raw(path, volume.array, dtype, gzip=compressed, options=options)
+
+    def detached_header(self, volume: Volume, dtype: np.dtype, data_path: str, compressed: bool) -> bytes:
+        return nrrd_header(volume, dtype, "gzip" if compressed else "raw", os.path.basename(data_path))

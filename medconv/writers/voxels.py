@@ -16,7 +16,11 @@ import numpy as np
 from ..atomic import atomic_output
 from ..errors import OutputExistsError, UnsupportedFormatError
 from ..options import WriteOptions
+from ..registry import matching_suffix
+from ..resources import cores
+from ..volume import Volume
 from .nifti import isal_level, write_fortran_order
+from .sidecar import sidecar_path, write_sidecar
 
 #: Types the raw-data formats lack, and the nearest type they have (no value changes).
 WRITE_CASTS = {np.dtype(bool): np.dtype(np.uint8), np.dtype(np.float16): np.dtype(np.float32)}
@@ -55,7 +59,7 @@ def write_raw(path: str, array: np.ndarray, dtype: np.dtype, *, gzip: bool, opti
             return
         from isal import igzip_threaded
 
-        threads = options.threads if options.threads > 0 else (os.cpu_count() or 1)
+        threads = options.threads if options.threads > 0 else cores()
         with igzip_threaded.open(stream, "wb", compresslevel=isal_level(options.compression_level),
                                  threads=threads) as packed:
             write_fortran_order(packed, array, dtype)
@@ -102,17 +106,81 @@ def write_detached(dest: str, data_path: str, write_data: Callable[[str], None],
 
     The header is the unit's output (what a rerun looks for), so it appears only
     once its data file is complete. ``header`` is called after the data exists
-    (a compressed size may go into it). An existing header is refused before
-    anything is written unless ``overwrite``.
+    (a compressed size may go into it). An existing header, or an existing data
+    file, is refused before anything is written unless ``overwrite``.
     """
-    if not overwrite and os.path.exists(dest):
-        raise OutputExistsError("the output exists", dest, "pass --overwrite to replace it")
+    if not overwrite:
+        for path in (dest, data_path):
+            if os.path.exists(path):
+                raise OutputExistsError("the output exists" if path == dest else "the output's data file exists",
+                                        path, "pass --overwrite to replace it")
     with atomic_output(data_path, overwrite=True) as temp:  # a data file without its header is a leftover
         write_data(temp)
     with atomic_output(dest, overwrite=overwrite) as temp:
         with open(temp, "wb") as handle:
             handle.write(header())
     return [dest, data_path]
+
+
+class RawVoxelWriter:
+    """What the NRRD and MetaImage writers share: one suffix with the voxels attached to the header, one
+    with a detached header and its data file, and the JSON sidecar on request.
+
+    A subclass names its suffixes and writes its own header and bytes
+    (:meth:`write_attached`, :meth:`write_data`, :meth:`detached_header`).
+    """
+
+    name: str
+    #: (attached, detached) suffixes, e.g. ``(".nrrd", ".nhdr")``.
+    suffixes: tuple[str, str]
+    #: The detached header's data file suffixes: (raw, compressed), e.g. ``(".raw", ".raw.gz")``.
+    data_suffixes: tuple[str, str]
+
+    def data_path(self, dest: str, compressed: bool) -> str:
+        """The data file a detached header ``dest`` points to."""
+        suffix = matching_suffix(dest, self.suffixes) or ""
+        return dest[: len(dest) - len(suffix)] + self.data_suffixes[compressed]
+
+    def companion_files(self, dest: str | os.PathLike) -> tuple[str, ...]:
+        """Every file besides ``dest`` and its sidecar that :meth:`write` may write for ``dest``, whatever the
+        options: a detached header's data file, raw or compressed (planning checks them against the inputs)."""
+        dest = os.fspath(dest)
+        if matching_suffix(dest, self.suffixes) != self.suffixes[1]:
+            return ()
+        return tuple(self.data_path(dest, compressed) for compressed in (False, True))
+
+    def write(self, volume: Volume, dest: str | os.PathLike, options: WriteOptions = WriteOptions()) -> list[str]:
+        """Write ``volume`` to ``dest`` (and its data file, and the sidecar on request); returns the files."""
+        dest = os.fspath(dest)
+        attached, detached = self.suffixes
+        suffix = matching_suffix(dest, self.suffixes) or attached
+        dtype = element_dtype(volume.array, dest)
+        if suffix == detached:
+            compressed = compression_wanted(options, default_on=False)
+            data_path = self.data_path(dest, compressed)
+            written = write_detached(
+                dest, data_path, lambda temp: self.write_data(temp, volume, dtype, compressed, options),
+                lambda: self.detached_header(volume, dtype, data_path, compressed), options.overwrite)
+        else:
+            with atomic_output(dest, overwrite=options.overwrite) as temp:
+                self.write_attached(temp, volume, dtype, compression_wanted(options, default_on=True), options)
+            written = [dest]
+        if options.sidecar:
+            written.append(write_sidecar(volume, sidecar_path(dest, suffix), overwrite=True))
+        return written
+
+    def write_attached(self, path: str, volume: Volume, dtype: np.dtype, compressed: bool,
+                       options: WriteOptions) -> None:
+        """Write the header and the voxels into the one file ``path``."""
+        raise NotImplementedError
+
+    def write_data(self, path: str, volume: Volume, dtype: np.dtype, compressed: bool, options: WriteOptions) -> None:
+        """Write the voxels alone (a detached header's data file) to ``path``."""
+        raise NotImplementedError
+
+    def detached_header(self, volume: Volume, dtype: np.dtype, data_path: str, compressed: bool) -> bytes:
+        """The detached header naming ``data_path`` (called once the data file is complete)."""
+        raise NotImplementedError
 
 
 def number(value: float) -> str:

@@ -159,6 +159,15 @@ def read_json(path: str) -> tuple[Optional[dict], Optional[str]]:
     return content, None
 
 
+def numbered_names(table) -> Optional[tuple[str, ...]]:
+    """The names of an index table ``{"0": name, "1": name, ...}`` (nnU-Net's ``channel_names``, the
+    Decathlon's ``modality``) in the order of their numbers; ``None`` when it is not such a table."""
+    try:
+        return tuple(str(name) for _, name in sorted((table or {}).items(), key=lambda item: int(item[0])))
+    except (AttributeError, ValueError, TypeError):
+        return None
+
+
 def relative_entry(folder: str, entry) -> Optional[str]:
     """An index entry's path relative to ``folder`` with ``/`` (``None`` when it is not a string)."""
     if not isinstance(entry, str) or not entry:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...layout import sanitize_component
-from .base import CaseFiles, DatasetIndex, DatasetInfo, Layout, read_json, relative_entry
+from .base import CaseFiles, DatasetIndex, DatasetInfo, Layout, numbered_names, read_json, relative_entry
 
 #: The keys every Decathlon dataset.json has.
 REQUIRED_KEYS = ("modality", "labels", "numTraining", "training")
@@ -73,10 +73,8 @@ class MsdLayout(Layout):
 def decathlon_tables(content: dict) -> tuple[tuple[str, ...], dict[int, str], list[str]]:
     """``(channel names, {value: name}, problems)`` from a Decathlon-style index."""
     problems = []
-    try:
-        modality = content.get("modality") or {}
-        channel_names = tuple(str(name) for _, name in sorted(modality.items(), key=lambda kv: int(kv[0])))
-    except (AttributeError, ValueError):
+    channel_names = numbered_names(content.get("modality"))
+    if channel_names is None:
         channel_names = ()
         problems.append("modality must map '0', '1', ... to names")
     labels = {}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...errors import UsageError
-from .base import CaseFiles, DatasetIndex, DatasetInfo, Layout, read_json
+from .base import CaseFiles, DatasetIndex, DatasetInfo, Layout, numbered_names, read_json
 
 #: The keys nnU-Net's verify_dataset_integrity requires in dataset.json.
 REQUIRED_KEYS = ("labels", "channel_names", "numTraining", "file_ending")
@@ -67,10 +67,8 @@ class NnunetLayout(Layout):
             return DatasetIndex(cls.format_name, folder, DatasetInfo("", "", (), {}), (problem,))
         problems = [f"dataset.json has no {key!r}" for key in REQUIRED_KEYS if key not in content]
         ending = str(content.get("file_ending") or ".nii.gz")
-        channels = content.get("channel_names") or {}
-        try:
-            channel_names = tuple(str(name) for _, name in sorted(channels.items(), key=lambda kv: int(kv[0])))
-        except (AttributeError, ValueError):
+        channel_names = numbered_names(content.get("channel_names"))
+        if channel_names is None:
             channel_names = ()
             problems.append("dataset.json: channel_names must map '0', '1', ... to names")
         labels = {}
