@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from ..errors import MedconvError, MissingDependencyError, NothingFoundError, OutputCollisionError, UsageError
-from ..layout import check_template_fields, id_fragment, output_stem, uid_fragment
+from ..layout import check_template_fields, id_fragment, output_stem, sanitize_component, uid_fragment
 from ..registry import writer_for_format
 from ..source import Source
 from .manifest import DEFAULT_NAME as MANIFEST_NAME
@@ -31,6 +31,13 @@ log = logging.getLogger(__name__)
 
 #: ``Source.info`` key marking a unit made by planning for a reader's discovery that broke off.
 DISCOVERY_FAILED = "discovery_failed"
+#: ``Source.info`` key of a unit drawn on another unit (an annotation's masks on its image): that unit's id.
+#: Such a unit is named after it: the other unit's output name plus ``info[NAME_SUFFIX]``.
+ANNOTATES = "annotates"
+#: ``Source.info`` key: what a unit that annotates another adds to that unit's output name.
+NAME_SUFFIX = "name_suffix"
+#: Key of a unit record's ``meta`` listing the files a unit of several files wrote (names relative to the record).
+RECORD_OUTPUTS = "outputs"
 
 
 @dataclass(frozen=True)
@@ -92,10 +99,16 @@ class PlannedUnit:
 
         Writers rename a file to its final name only when it is complete
         (:mod:`medconv.atomic`) and write the sidecar after the image, so both
-        existing means the unit finished.
+        existing means the unit finished. A unit that writes several files writes its
+        record (the sidecar) last, listing them: it is complete when they all exist.
         """
         if self.failure is not None:
             return False
+        if self.sidecar is not None and os.path.isfile(self.sidecar):
+            listed = record_outputs(_sidecar_meta(self.sidecar))
+            if listed is not None:
+                folder = os.path.dirname(self.sidecar)
+                return all(os.path.isfile(os.path.join(folder, *name.split("/"))) for name in listed)
         return os.path.isfile(self.output) and (self.sidecar is None or os.path.isfile(self.sidecar))
 
     def existing_output(self, fingerprint: str) -> str | None:
@@ -219,6 +232,12 @@ def discovery_failure(reader: str, root: str, exc: BaseException, found: int = 0
     return Source(ident, reader, (path,), root if os.path.isdir(root) else "", info)
 
 
+def record_outputs(record_meta: dict | None) -> list[str] | None:
+    """The files a unit record lists (``None`` when the sidecar is not the record of a unit of several files)."""
+    names = (record_meta or {}).get(RECORD_OUTPUTS)
+    return [str(name) for name in names] if isinstance(names, list) else None
+
+
 def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
@@ -294,9 +313,15 @@ def make_plan(sources: Iterable[Source], dest: str | os.PathLike, *, fmt: str = 
     sources = [source for source in sources if not source.info.get(DISCOVERY_FAILED)]
     if template and sources:
         check_template_fields(template, sources)
-    stems = {index: output_stem(source, template) for index, source in enumerate(sources)}
+    annotated = _annotated_units(sources)
+    stems = {index: output_stem(source, template) for index, source in enumerate(sources) if index not in annotated}
     notes: list[str] = []
     stems = _resolve_collisions(sources, stems, notes)
+    if annotated:  # named after the (final) names of the units they annotate, then told apart if they clash
+        for index, target in annotated.items():
+            addition = str(sources[index].info.get(NAME_SUFFIX) or "").lstrip("_")
+            stems[index] = stems[target] + "_" + (sanitize_component(addition) if addition else "annotation")
+        stems = _resolve_collisions(sources, dict(sorted(stems.items())), notes)
     sources = _unique_ids(sources)
     plan = Plan(root=os.fspath(root), dest=dest, fmt=fmt, suffix=suffix, notes=notes)
     inputs = {os.path.realpath(path) for source in sources for path in source.paths}
@@ -319,6 +344,17 @@ def make_plan(sources: Iterable[Source], dest: str | os.PathLike, *, fmt: str = 
                                  str(source.info.get("traceback") or ""))
         plan.units.append(PlannedUnit(source, "", "", None, failure=failure))
     return plan
+
+
+def _annotated_units(sources: list[Source]) -> dict[int, int]:
+    """``{index of a unit that annotates another: index of that unit}`` (units whose target is in the plan)."""
+    index_of = {source.id: index for index, source in enumerate(sources)}
+    pairs = {}
+    for index, source in enumerate(sources):
+        target = index_of.get(str(source.info.get(ANNOTATES) or ""))
+        if target is not None and target != index and ANNOTATES not in sources[target].info:
+            pairs[index] = target
+    return pairs
 
 
 def _resolve_collisions(sources: list[Source], stems: dict[int, str], notes: list[str]) -> dict[int, str]:
@@ -354,7 +390,7 @@ def _unique_ids(sources: list[Source]) -> list[Source]:
         seen[source.id] = seen.get(source.id, 0) + 1
         if seen[source.id] > 1:
             source = Source(f"{source.id}#{seen[source.id]}", source.reader, source.paths, source.root,
-                            dict(source.info))
+                            dict(source.info), plan=source.plan)
         unique.append(source)
     return unique
 

@@ -34,7 +34,7 @@ from .execution import SCHEDULER_ENV, WORKER_MEMORY_BUDGET, available_memory, ch
     execute, job_for
 from .lock import DestinationLock
 from .manifest import ManifestWriter, manifest_paths, read_manifest, rows_by_unit
-from .plan import Plan, PlannedUnit
+from .plan import ANNOTATES, Plan, PlannedUnit
 from .progress import BatchProgress
 from .report import Report
 from .unit import UnitJob, UnitResult, base_row, convert_unit, unit_fingerprint
@@ -410,9 +410,16 @@ def print_plan(plan: Plan, console, limit: int | None = None) -> None:
             status = f"fails: {unit.failure.reason}"
         elif unit.excluded:
             status = f"probably excluded: {unit.excluded}"
+        elif unit.source.info.get("error"):  # known before it runs (an annotation whose series is absent)
+            status = f"will fail: {unit.source.info['error']}"
         else:
             status = "exists" if unit.is_complete() else "to do"
-        table.add_row(unit.id, unit.source.reader, str(len(unit.source.paths)), unit.relative, status)
+            if unit.source.info.get(ANNOTATES):
+                status += f"; annotates {unit.source.info[ANNOTATES]}"
+        output = unit.relative
+        if unit.source.info.get(ANNOTATES) and output.endswith(plan.suffix):  # its files share this name
+            output = output[: len(output) - len(plan.suffix)] + "*" + plan.suffix
+        table.add_row(unit.id, unit.source.reader, str(len(unit.source.paths)), output, status)
     console.print(table)
     for note in plan.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
