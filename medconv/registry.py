@@ -44,6 +44,8 @@ BUILTIN_READERS: tuple[PluginSpec, ...] = (
     PluginSpec("tiff", "medconv.readers.tiff:TiffReader", extra="tiff"),
     PluginSpec("npz", "medconv.readers.npz:NpzReader"),
     PluginSpec("image2d", "medconv.readers.image2d:Image2DReader"),
+    # annotation units (RTSTRUCT, SEG, LIDC XML) are found by the image readers' discovery, read by this one
+    PluginSpec("annotation", "medconv.readers.annotations.reader:AnnotationReader"),
 )
 
 BUILTIN_WRITERS: tuple[PluginSpec, ...] = (

@@ -30,7 +30,7 @@ import numpy as np
 
 from ...image_reference import ImageReference
 from ...volume import Volume
-from .model import LabelEntry, LabelOutput, OutputRole
+from .model import AnnotationKind, LabelEntry, LabelOutput, OutputRole
 from .options import MaskLayout
 
 
@@ -98,6 +98,22 @@ def suffix_name(text: str) -> str:
     """A label or object name as a file-name fragment: ``"GTV-1 (primary)"`` -> ``"GTV-1_primary"``."""
     cleaned = re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_.")
     return cleaned or "unnamed"
+
+
+#: What each kind's outputs add to the image's name (the object suffix), before the output's own part.
+_KIND_PREFIX = {AnnotationKind.RTSTRUCT: "_rtstruct", AnnotationKind.SEG: "_seg", AnnotationKind.LIDC_XML: "_lidc"}
+
+
+def object_suffix(kind: AnnotationKind, label: str) -> str:
+    """The suffix an annotation object's outputs share: ``_rtstruct-<label>``, ``_seg-<label>`` or ``_lidc``.
+
+    ``label`` is the object's StructureSetLabel (RTSTRUCT) or SeriesDescription (SEG);
+    LIDC readings are always ``_lidc``. Discovery names the annotation unit with it, the
+    readers name their outputs ``<object suffix><output part>`` (``_lidc-reader1``).
+    """
+    if kind is AnnotationKind.LIDC_XML:
+        return _KIND_PREFIX[kind]
+    return f"{_KIND_PREFIX[kind]}-{suffix_name(label)}"
 
 
 def compose_map(masks: Sequence[RoiMask], entries: Sequence[LabelEntry],

@@ -34,7 +34,7 @@ import numpy as np
 
 from ...errors import InvalidAnnotationError
 from ...image_reference import ImageReference
-from .labelmap import RoiMask, label_outputs
+from .labelmap import RoiMask, label_outputs, object_suffix
 from .lidc_xml import CHARACTERISTICS, LidcDocument, LidcReading, LidcRoi, ReadingKind, parse_lidc_xml
 from .model import (AnnotationKind, AnnotationResult, ContourPlacement, ContourReport, LabelEntry, OutputRole,
                     RoiReport, RoiStatus)
@@ -49,6 +49,11 @@ CLUSTER_MIN_DISTANCE_MM = 0.1
 
 #: A ROI's imageZposition within this (mm) of an instance's position names that instance when its UID is unknown.
 Z_MATCH_TOLERANCE_MM = 0.01
+
+
+#: The columns of :meth:`LidcRow.as_row`, in order (the characteristics CSV).
+ROW_COLUMNS = ("nodule", "session", "reader_id", "mark_id", "kind", "voxels", "x_lps", "y_lps", "z_lps") \
+    + CHARACTERISTICS
 
 
 @dataclass(frozen=True)
@@ -270,10 +275,11 @@ def read_lidc_xml(path: str | os.PathLike, reference: ImageReference,
     meta = {"source_format": AnnotationKind.LIDC_XML.value, "source_files": [path], "modality": "LIDC-XML",
             "series_uid": document.series_uid, "study_uid": document.study_uid, "warnings": list(warnings)}
     outputs = []
+    name_suffix = object_suffix(AnnotationKind.LIDC_XML, "")
     level = options.consensus
     consensus = [consensus_mask([drawn[m][0] for m in group], level, shape) for group in groups]
     made, _ = label_outputs(consensus, entries, reference, options.masks, role=OutputRole.CONSENSUS,
-                            suffix=f"_lidc-consensus{round(level * 100)}",
+                            suffix=f"{name_suffix}-consensus{round(level * 100)}",
                             meta={**meta, "header": {"consensus": level}})
     outputs.extend(made)
     for session in range(1, document.sessions + 1):
@@ -281,8 +287,8 @@ def read_lidc_xml(path: str | os.PathLike, reference: ImageReference,
         masks = [drawn[i][0] for i in members]
         labels = [entries[nodule_of[i] - 1] for i in members]
         made, overlap = label_outputs(masks, labels, reference, options.masks, role=OutputRole.READER,
-                                      suffix=f"_lidc-reader{session}", meta={**meta, "header": {"session": session}})
+                                      suffix=f"{name_suffix}-reader{session}", meta={**meta, "header": {"session": session}})
         outputs.extend(made)
         warnings.extend(overlap)
     return AnnotationResult(path, AnnotationKind.LIDC_XML, reference.unit_id, tuple(entries), tuple(reports),
-                            tuple(outputs), tuple(warnings), tuple(rows))
+                            tuple(outputs), tuple(warnings), tuple(rows), name_suffix)

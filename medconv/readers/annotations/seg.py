@@ -33,7 +33,8 @@ import numpy as np
 from ...errors import InvalidAnnotationError, UnreadableFileError, UnsupportedFormatError
 from ...image_reference import ImageReference
 from .dicom_io import coded_concepts, read_dataset, sequence, text
-from .labelmap import RoiMask, label_outputs, suffix_name
+from .headers import seg_label
+from .labelmap import RoiMask, label_outputs, object_suffix
 from .model import AnnotationKind, AnnotationResult, LabelEntry, RoiReport, RoiStatus
 from .options import AnnotationOptions, FractionalHandling
 
@@ -246,12 +247,13 @@ def read_seg(path: str | os.PathLike, reference: ImageReference,
                         f"{OFF_CENTRE_TOLERANCE:g} step from a slice centre); placed on the nearest slice")
     if resampled:
         warnings.append(f"{resampled} SEG frame(s) are not on the image's pixel grid; resampled (nearest pixel)")
-    label = text(dataset, "SeriesDescription") or text(dataset, "ContentLabel") or "seg"
+    label = seg_label(dataset)
+    name_suffix = object_suffix(AnnotationKind.SEG, label)
     meta = {"source_format": AnnotationKind.SEG.value, "source_files": [path], "modality": "SEG",
             "series_uid": text(dataset, "SeriesInstanceUID"), "study_uid": text(dataset, "StudyInstanceUID"),
             "patient_id": text(dataset, "PatientID"), "series_description": label, "warnings": warnings,
             "header": {"segmentation_type": seg_type}}
     outputs, overlap_warnings = label_outputs(masks, entries, reference, options.masks,
-                                              suffix=f"_seg-{suffix_name(label)}", meta=meta)
+                                              suffix=name_suffix, meta=meta)
     return AnnotationResult(path, AnnotationKind.SEG, reference.unit_id, tuple(entries), tuple(reports),
-                            tuple(outputs), tuple(warnings + overlap_warnings))
+                            tuple(outputs), tuple(warnings + overlap_warnings), name_suffix=name_suffix)
