@@ -32,7 +32,8 @@ def read(source: str | os.PathLike | Source, reader: str | None = None, options:
         if not os.path.exists(path):
             raise UsageError("no such file or folder", path)
         if os.path.isdir(path):
-            found = list(discover(path, [reader] if reader else None))
+            # the image of a series folder: units drawn on another unit (an annotation beside it) are not it
+            found = [s for s in discover(path, [reader] if reader else None) if not s.info.get("annotates")]
             if len(found) != 1:
                 if not found:
                     raise NothingFoundError("no convertible image found in this folder", path)
@@ -62,3 +63,19 @@ def convert(source: str | os.PathLike | Source, dest: str | os.PathLike, *,
     if transform is not None:
         volume = transform(volume)
     return write(volume, dest, writer=writer, options=write_options)
+
+
+def read_annotations(annotation, reference=None, options=None):
+    """An RTSTRUCT, DICOM SEG or LIDC-IDRI XML read onto its image's grid: label Volumes and their label table.
+
+    ``annotation`` is the file (or an annotation unit from :func:`discover`); ``reference``
+    the image it is drawn on (a series folder or file, an image unit, an
+    ``ImageReference``; ``None``: the series beside it that it references); ``options`` an
+    :class:`~medconv.options.AnnotationOptions`. Returns an ``AnnotationResult``: ``outputs``
+    (label Volumes on the image's exact grid, ``meta["labels"]`` their label table),
+    ``labels``, ``rois`` (what happened to each ROI), ``rows`` (LIDC characteristics),
+    ``warnings``. See docs/annotations.md.
+    """
+    from .readers.annotations.reader import read_annotations as read
+
+    return read(annotation, reference, options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .annotation_options import annotation_options
 from .batch_options import batch_options
 from .datasets import run_dataset, source_argument
 from .input_options import dicom_input, label_input, limit_input, reader_choice, tiff_input
@@ -26,6 +27,7 @@ CONVERT_EXAMPLES = (
 @click.argument("dst", type=click.Path(), metavar="DST")
 @reader_choice
 @dicom_input
+@annotation_options
 @label_input
 @tiff_input
 @limit_input
