@@ -5,7 +5,8 @@ for each volume (with its own sidecar), ``<name><suffix>.csv`` for each table. T
 unit's **record** goes last to its planned sidecar path ``<name>.json``: the files it
 wrote (``meta["outputs"]``, names relative to the record's folder), its source files
 and job fingerprint (what a rerun checks to resume), and the reader's facts about the
-unit. A volume whose suffix is ``""`` *is* ``<name>.<format>``; its sidecar is then the
+unit. When a unit is redone (``--overwrite``), the files its earlier record listed and
+this run no longer makes (another ``--masks`` layout) are removed. A volume whose suffix is ``""`` *is* ``<name>.<format>``; its sidecar is then the
 record itself (its volume description plus those facts). Every file is written
 atomically; if one fails, the files this unit already wrote are removed again, so a
 failed unit leaves nothing behind and a rerun starts it afresh.
@@ -28,7 +29,7 @@ from .._version import __version__
 from ..atomic import atomic_output
 from ..outputs import UnitOutputs
 from ..registry import writer_for_format
-from .plan import RECORD_OUTPUTS, PlannedUnit
+from .plan import RECORD_OUTPUTS, PlannedUnit, _sidecar_meta, record_outputs
 
 #: gzip-style compression level used for label volumes when none is asked for: label maps are mostly
 #: background, where ISA-L's level 1 is both faster and smaller than the CT default (level 3): on a
@@ -63,6 +64,7 @@ def write_unit_outputs(unit: PlannedUnit, job, outputs: UnitOutputs, fingerprint
     writer, suffix = writer_for_format(job.fmt)
     stem = _stem(unit, suffix)
     folder = os.path.dirname(stem)
+    earlier = record_outputs(_sidecar_meta(unit.sidecar)) if unit.sidecar and os.path.isfile(unit.sidecar) else None
     write_options = job.write_options
     written: list[str] = []
     primary = None
@@ -104,6 +106,9 @@ def write_unit_outputs(unit: PlannedUnit, job, outputs: UnitOutputs, fingerprint
             with contextlib.suppress(OSError):
                 os.remove(path)
         raise
+    for name in set(earlier or ()) - set(names):  # what the earlier run of this unit wrote, no longer made (--overwrite)
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(folder, *name.split("/")))
     dest = os.path.dirname(unit.output[: len(unit.output) - len(unit.relative)]) if unit.relative else folder
     relative = [os.path.relpath(path, dest).replace(os.sep, "/") for path in written]
     row: dict[str, Any] = {"status": "converted", "output": relative, "warnings": warnings}

@@ -321,6 +321,7 @@ def make_plan(sources: Iterable[Source], dest: str | os.PathLike, *, fmt: str = 
         for index, target in annotated.items():
             addition = str(sources[index].info.get(NAME_SUFFIX) or "").lstrip("_")
             stems[index] = stems[target] + "_" + (sanitize_component(addition) if addition else "annotation")
+        _tell_annotations_apart(sources, stems, annotated, notes)
         stems = _resolve_collisions(sources, dict(sorted(stems.items())), notes)
     sources = _unique_ids(sources)
     plan = Plan(root=os.fspath(root), dest=dest, fmt=fmt, suffix=suffix, notes=notes)
@@ -355,6 +356,18 @@ def _annotated_units(sources: list[Source]) -> dict[int, int]:
         if target is not None and target != index and ANNOTATES not in sources[target].info:
             pairs[index] = target
     return pairs
+
+
+def _tell_annotations_apart(sources: list[Source], stems: dict[int, str], annotated: dict[int, int],
+                            notes: list[str]) -> None:
+    """Units named after one unit with the same suffix (two structure sets of one CT) get their file's stem, then a hash."""
+    for fragment in (lambda s: sanitize_component(os.path.basename(s.path).split(".")[0]), id_fragment):
+        for indices in _clashes({index: stems[index] for index in annotated}):
+            for index in indices:
+                added = fragment(sources[index])
+                notes.append(f"{sources[index].id}: name {stems[index]!r} is shared by {len(indices)} units drawn on "
+                             f"one image; added {added!r}")
+                stems[index] = f"{stems[index]}_{added}"
 
 
 def _resolve_collisions(sources: list[Source], stems: dict[int, str], notes: list[str]) -> dict[int, str]:

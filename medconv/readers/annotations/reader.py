@@ -221,6 +221,15 @@ def _single_image(path: str) -> Source:
 
 def _paired_image(path: str) -> Source:
     """The image unit the annotation at ``path`` is paired with among the units beside it."""
+    return paired_plan(path).image
+
+
+def paired_plan(path: str) -> "AnnotationPlan":
+    """The plan of the annotation at ``path`` paired among the units in its folder, else in the folder above.
+
+    Raises the pairing's error when it does not pair, or :class:`AnnotationReferenceError`
+    when no image unit is there at all.
+    """
     import os
 
     from ...api import discover
@@ -230,7 +239,9 @@ def _paired_image(path: str) -> Source:
         for source in discover(root, ["dicom"]):
             if source.reader == ANNOTATION_READER and os.path.samefile(source.path, path):
                 plan = _plan(source)
+                if plan.image is None and root == folder and plan.failure is not None:
+                    break  # not paired here: its series may be in a sibling folder
                 plan.raise_failure()
-                return plan.image
+                return plan
     raise AnnotationReferenceError("no image series was found beside it (in its folder or the one above)", path=path,
                                    hint="pass reference= (the image series folder, an image unit or an ImageReference)")

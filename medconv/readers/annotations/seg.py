@@ -58,7 +58,7 @@ class SegFrame:
     source_sop_uid: str = ""
 
 
-def _functional(group, shared, keyword: str):
+def functional_group(group, shared, keyword: str):
     """A functional-group macro from the per-frame group, else from the shared one."""
     for source in (group, shared):
         items = sequence(source, keyword)
@@ -73,9 +73,9 @@ def frames_of(dataset, path: str) -> list[SegFrame]:
     per_frame = sequence(dataset, "PerFrameFunctionalGroupsSequence")
     frames = []
     for index, group in enumerate(per_frame):
-        plane = _functional(group, shared, "PlanePositionSequence")
-        orientation = _functional(group, shared, "PlaneOrientationSequence")
-        measures = _functional(group, shared, "PixelMeasuresSequence")
+        plane = functional_group(group, shared, "PlanePositionSequence")
+        orientation = functional_group(group, shared, "PlaneOrientationSequence")
+        measures = functional_group(group, shared, "PixelMeasuresSequence")
         if plane is None or orientation is None or measures is None:
             raise InvalidAnnotationError(f"SEG frame {index + 1} has no plane position, orientation or pixel spacing",
                                          path=path, hint="only SEG objects in the patient frame can be placed")
@@ -89,7 +89,7 @@ def frames_of(dataset, path: str) -> list[SegFrame]:
                 np.all(np.isfinite(position)) and np.all(np.isfinite(iop)) and all(s > 0 for s in spacing)):
             raise InvalidAnnotationError(f"SEG frame {index + 1} has NaN, missing or non-positive geometry values",
                                          path=path)
-        identification = _functional(group, shared, "SegmentIdentificationSequence")
+        identification = functional_group(group, shared, "SegmentIdentificationSequence")
         segment = int(identification.ReferencedSegmentNumber) if identification is not None else 0
         derivation = sequence(group, "DerivationImageSequence")
         sources = sequence(derivation[0], "SourceImageSequence") if derivation else []
