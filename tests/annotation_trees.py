@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -198,8 +199,10 @@ def annotated_tree(root: Path, bad: bool = True) -> AnnotatedTree:
         tree.bad["truncated"] = cut
         nan = Contour(circle((-25.0, -18.0, 20.0), 3.0, (1, 0, 0), (0, 1, 0)))
         nan.points[3, 0] = np.nan
-        tree.bad["nan"] = write_rtstruct(root / "P1" / "study" / "92-rt-nan" / "1-1.dcm", chest,
-                                         [ball, Roi(2, "Broken", [nan])], seed=6, study_uid="2.25.1111")
+        with warnings.catch_warnings():  # pydicom warns that 'NaN' is no valid DS: that is the point
+            warnings.simplefilter("ignore", UserWarning)
+            tree.bad["nan"] = write_rtstruct(root / "P1" / "study" / "92-rt-nan" / "1-1.dcm", chest,
+                                             [ball, Roi(2, "Broken", [nan])], seed=6, study_uid="2.25.1111")
         absurd = Contour(circle((-25.0, -18.0, 20.0), 3.0, (1, 0, 0), (0, 1, 0)))
         absurd.points[:, 0] += 5.0e6
         tree.bad["absurd"] = write_rtstruct(root / "P1" / "study" / "93-rt-absurd" / "1-1.dcm", chest,

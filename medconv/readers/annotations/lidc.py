@@ -155,8 +155,13 @@ def _reading_mask(reading: LidcReading, reference: ImageReference) -> tuple[RoiM
     return RoiMask.from_slices(included, (ni, nj, nk)), tuple(reports)
 
 
+def _roi_points_lps(reading: LidcReading, reference: ImageReference) -> list[np.ndarray]:
+    """The LPS edge points of each ROI (slice) of a reading."""
+    return [_world(roi.points, _plane(roi, reference), reference) for roi in reading.rois]
+
+
 def _outline_points_lps(reading: LidcReading, reference: ImageReference) -> np.ndarray:
-    return np.concatenate([_world(roi.points, _plane(roi, reference), reference) for roi in reading.rois])
+    return np.concatenate(_roi_points_lps(reading, reference))
 
 
 def cluster_readings(readings: list[LidcReading], reference: ImageReference, sessions: int
@@ -164,12 +169,13 @@ def cluster_readings(readings: list[LidcReading], reference: ImageReference, ses
     """Group nodule readings into nodules (indices into ``readings``), numbered along the slice normal."""
     if not readings:
         return [], []
-    points = [_outline_points_lps(r, reference) for r in readings]
+    by_roi = [_roi_points_lps(r, reference) for r in readings]
+    points = [np.concatenate(rois) for rois in by_roi]
     tolerance = float(reference.grid.spacing[2])
-    distance = _minimum_distances(points, tolerance)
+    near = _Nearness(by_roi)
     warnings = []
     while True:
-        groups = _components(distance <= tolerance)
+        groups = _components(near.adjacent(tolerance))
         if all(len(g) <= max(sessions, 1) for g in groups):
             break
         if tolerance * CLUSTER_SHRINK < CLUSTER_MIN_DISTANCE_MM:
@@ -186,21 +192,45 @@ def cluster_readings(readings: list[LidcReading], reference: ImageReference, ses
     return sorted(groups, key=position), warnings
 
 
-def _minimum_distances(points: list[np.ndarray], reach: float) -> np.ndarray:
-    """Minimum distance (mm) between the point sets of each pair; ``inf`` where their boxes are farther than ``reach``."""
-    count = len(points)
-    distance = np.full((count, count), np.inf)
-    np.fill_diagonal(distance, 0.0)
-    low = [p.min(axis=0) for p in points]
-    high = [p.max(axis=0) for p in points]
-    for a in range(count):
-        for b in range(a + 1, count):
-            gap = np.maximum(0.0, np.maximum(low[a] - high[b], low[b] - high[a]))
-            if float(np.linalg.norm(gap)) > reach:
-                continue  # cannot be within reach: the exact value does not matter
-            d2 = sum((points[a][:, None, axis] - points[b][None, :, axis]) ** 2 for axis in range(3))
-            distance[a, b] = distance[b, a] = float(np.sqrt(d2.min()))
-    return distance
+class _Nearness:
+    """Which readings' outlines come within a distance of each other (pylidc's clustering test), quickly.
+
+    Each reading's edge points are kept per ROI (slice) with their bounding boxes; two
+    readings are near at ``tolerance`` when some pair of their ROIs, whose boxes come
+    that close, has two points that close. The search stops at the first such pair, so
+    outlines of one nodule (the usual case) cost one small distance matrix each.
+    """
+
+    def __init__(self, readings: list[list[np.ndarray]]):
+        self.readings = readings
+        self.boxes = [[(p.min(axis=0), p.max(axis=0)) for p in rois] for rois in readings]
+        self.spans = [(np.min([b[0] for b in rois], axis=0), np.max([b[1] for b in rois], axis=0))
+                      for rois in self.boxes]
+
+    @staticmethod
+    def _gap(first, second) -> float:
+        return float(np.linalg.norm(np.maximum(0.0, np.maximum(first[0] - second[1], second[0] - first[1]))))
+
+    def near(self, a: int, b: int, tolerance: float) -> bool:
+        if self._gap(self.spans[a], self.spans[b]) > tolerance:
+            return False
+        pairs = [(self._gap(box_a, box_b), m, n) for m, box_a in enumerate(self.boxes[a])
+                 for n, box_b in enumerate(self.boxes[b])]
+        for gap, m, n in sorted(pairs):  # the closest boxes first: the answer is usually found at once
+            if gap > tolerance:
+                return False
+            points_a, points_b = self.readings[a][m], self.readings[b][n]
+            if float(((points_a[:, None, :] - points_b[None, :, :]) ** 2).sum(axis=-1).min()) <= tolerance ** 2:
+                return True
+        return False
+
+    def adjacent(self, tolerance: float) -> np.ndarray:
+        count = len(self.readings)
+        matrix = np.eye(count, dtype=bool)
+        for a in range(count):
+            for b in range(a + 1, count):
+                matrix[a, b] = matrix[b, a] = self.near(a, b, tolerance)
+        return matrix
 
 
 def _components(adjacent: np.ndarray) -> list[list[int]]:
@@ -231,9 +261,10 @@ def consensus_mask(masks: list[RoiMask], level: float, shape: tuple[int, int, in
         box = tuple(slice(o - l, o - l + n) for o, l, n in zip(mask.offset, low, mask.array.shape))
         votes[box] += mask.array
     agreed = votes >= level * len(masks) - 1e-9
-    dense = np.zeros(shape, dtype=bool)
-    dense[tuple(slice(l, h) for l, h in zip(low, high))] = agreed
-    return RoiMask.from_dense(dense)
+    crop = RoiMask.from_dense(agreed)  # cropped within the readers' union box, never on the whole grid
+    if not crop.array.size:
+        return crop
+    return RoiMask(tuple(int(o + l) for o, l in zip(crop.offset, low)), crop.array)
 
 
 def read_lidc_xml(path: str | os.PathLike, reference: ImageReference,
