@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -150,13 +151,16 @@ def write_annotated_tree(dest: Path, n_series: int, low: int, high: int, corpora
         (folder / f"{69 + index:03d}.xml").write_text(text)
 
 
-def _run(argv: list[str]) -> float:
+def _run(argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process and every descendant it waited for)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} exited {done.returncode}: {done.stderr[-2000:]}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _written(out: Path) -> dict:
@@ -187,21 +191,29 @@ def main(argv: list[str] | None = None) -> int:
           f"{min(xml_kb):.0f}-{max(xml_kb):.0f} KB{', readings from the corpus' if params['corpus'] else ''})")
     variants = {"without (--no-annotations)": ["--no-annotations"], "with annotations (default)": []}
     times: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
     written = {}
+    load = os.getloadavg()[0]
     for rep in range(args.reps):
         for name, extra in variants.items():
             out = args.work / f"out-{rep}-{len(extra)}"
             shutil.rmtree(out, ignore_errors=True)
             command = [medconv, "tcia2nii", str(tree), str(out), "-q", "--jobs", str(args.jobs)] + extra
-            times[name].append(_run(command))
+            wall, used = _run(command)
+            times[name].append(wall)
+            cpu[name].append(used)
             written[name] = _written(out)
             shutil.rmtree(out, ignore_errors=True)
     base, full = (statistics.median(times[name]) for name in variants)
+    base_cpu, full_cpu = (statistics.median(cpu[name]) for name in variants)
     for name in variants:
-        print(f"{name:28s} median {statistics.median(times[name]):6.2f} s  runs "
-              + " ".join(f"{t:.2f}" for t in times[name]) + f"  written {json.dumps(written[name])}")
-    print(f"overhead of pairing + rasterising + writing the masks: {100 * (full / base - 1):+.1f} % "
-          f"(target <= 15 %), {(full - base) / args.series * 1000:.0f} ms per series")
+        print(f"{name:28s} wall median {statistics.median(times[name]):6.2f} s (runs "
+              + " ".join(f"{t:.2f}" for t in times[name]) + f"), CPU median {statistics.median(cpu[name]):6.2f} s"
+              + f"  written {json.dumps(written[name])}")
+    print(f"overhead of pairing + rasterising + writing the masks: wall {100 * (full / base - 1):+.1f} %, "
+          f"CPU {100 * (full_cpu / base_cpu - 1):+.1f} % (target <= 15 %); "
+          f"{(full - base) / args.series * 1000:.0f} ms wall, {(full_cpu - base_cpu) / args.series * 1000:.0f} ms CPU "
+          f"per series; load average {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("command: " + " ".join([Path(sys.executable).name, "scripts/bench_annotations.py"] + (argv or sys.argv[1:])))
     return 0
 

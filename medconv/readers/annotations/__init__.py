@@ -60,15 +60,13 @@ def read_annotation(path, reference, options=None):
     """
     from ...errors import UnsupportedFormatError
     from .headers import annotation_kind
-    from .lidc import read_lidc_xml
     from .model import AnnotationKind
     from .options import AnnotationOptions
-    from .rtstruct import read_rtstruct
-    from .seg import read_seg
 
     kind = annotation_kind(path)
-    readers = {AnnotationKind.RTSTRUCT: read_rtstruct, AnnotationKind.SEG: read_seg,
-               AnnotationKind.LIDC_XML: read_lidc_xml}
     if kind is None:
         raise UnsupportedFormatError("not an annotation object (RTSTRUCT, DICOM SEG or LIDC-IDRI XML)", path=path)
-    return readers[kind](path, reference, options if options is not None else AnnotationOptions())
+    module, function = {AnnotationKind.RTSTRUCT: ("rtstruct", "read_rtstruct"), AnnotationKind.SEG: ("seg", "read_seg"),
+                        AnnotationKind.LIDC_XML: ("lidc", "read_lidc_xml")}[kind]  # only that kind's reader is imported
+    read = getattr(importlib.import_module(f"{__name__}.{module}"), function)
+    return read(path, reference, options if options is not None else AnnotationOptions())

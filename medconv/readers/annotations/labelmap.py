@@ -71,6 +71,12 @@ class RoiMask:
         box = tuple(slice(int(n[0]), int(n[-1]) + 1) for n in nonzero)
         return cls(tuple(int(b.start) for b in box), np.ascontiguousarray(dense[box]))
 
+    def shifted(self, by: tuple[int, int, int]) -> "RoiMask":
+        """The same voxels with the crop moved by ``by`` voxels (a crop made in a sub-box placed on the grid)."""
+        if not self.array.size:
+            return self
+        return RoiMask(tuple(int(o + b) for o, b in zip(self.offset, by)), self.array)
+
     @property
     def voxels(self) -> int:
         """Voxels in the mask (fractions: voxels with a non-zero fraction)."""
