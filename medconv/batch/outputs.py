@@ -115,4 +115,11 @@ def write_unit_outputs(unit: PlannedUnit, job, outputs: UnitOutputs, fingerprint
     if first is not None:
         row.update(shape=list(first.shape), spacing=[round(s, 6) for s in first.spacing], dtype=str(first.array.dtype),
                    kind=first.kind, history=list(first.history))
+        if job.preview_dir:  # the first volume's picture, under the unit's own name (the preview index lists it)
+            try:
+                from ..preview import write_unit_preview
+
+                write_unit_preview(first, os.path.join(job.preview_dir, *unit.relative.split("/")))
+            except Exception as exc:  # a picture is a convenience: never fail the unit over it
+                row["warnings"] = warnings + [f"preview not written: {type(exc).__name__}: {exc}"]
     return row
