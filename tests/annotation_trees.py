@@ -149,6 +149,7 @@ class AnnotatedTree:
     lidc: Path
     lidc_nodules: list[BoxNodule]
     bad: dict[str, Path] = field(default_factory=dict)
+    set_aside: dict[str, Path] = field(default_factory=dict)
 
 
 def _box_contours(series: SyntheticSeries) -> list[Contour]:
@@ -210,6 +211,10 @@ def annotated_tree(root: Path, bad: bool = True) -> AnnotatedTree:
         other = root / "P2" / "study" / "3-lung" / "notes.xml"
         other.write_text('<?xml version="1.0"?>\n<StudyNotes xmlns="http://www.nih.gov"><note/></StudyNotes>\n')
         tree.bad["not-lidc"] = other
+        idri = root / "P2" / "study" / "3-lung" / "idri.xml"  # a chest-radiograph reading: recognised, excluded
+        idri.write_text('<?xml version="1.0"?>\n<IdriReadMessage xmlns="http://www.nih.gov"><ResponseHeader/>'
+                        '</IdriReadMessage>\n')
+        tree.set_aside["idri"] = idri
         cut_xml = root / "P2" / "study" / "3-lung" / "072.xml"
         cut_xml.write_bytes(lidc.read_bytes()[: lidc.stat().st_size // 2])
         tree.bad["truncated-xml"] = cut_xml

@@ -134,9 +134,12 @@ def test_bad_annotations_fail_alone_and_nothing_is_written_outside_dst(tmp_path,
         assert row["status"] == "failed" and row["output"] == "", name
         assert str(tree.bad[name]) in row["reason"] and says in row["reason"] and "\n" not in row["reason"], name
         assert row["unit_id"] in err or "more (see the manifest)" in err
+    idri = by_file[str(tree.set_aside["idri"])]
+    assert idri["status"] == "excluded" and "IdriReadMessage" in idri["reason"]
     # the images and the good annotations still convert; a failed unit leaves no file
     assert {r["status"] for r in rows.values() if r["reader"] == "dicom"} == {"converted"}
-    good = [r for r in rows.values() if r["reader"] == "annotation" and r["source"] not in map(str, tree.bad.values())]
+    others = {str(p) for p in list(tree.bad.values()) + list(tree.set_aside.values())}
+    good = [r for r in rows.values() if r["reader"] == "annotation" and r["source"] not in others]
     assert len(good) == 3 and {r["status"] for r in good} == {"converted"}
     written = {p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file()}
     listed = {name for r in rows.values() for name in (r["output"] if isinstance(r["output"], list) else [r["output"]])}
@@ -200,7 +203,7 @@ def test_no_annotations_excludes_them(tmp_path):
     assert medconv("tcia2nii", tmp_path / "src", tmp_path / "out", "-q", "-j", "1", "--no-annotations") == 0
     rows = manifest(tmp_path / "out")
     annotations = [r for r in rows.values() if r["reader"] == "annotation"]
-    assert len(annotations) == 9 and {r["status"] for r in annotations} == {"excluded"}
+    assert len(annotations) == 10 and {r["status"] for r in annotations} == {"excluded"}
     assert all("--no-annotations" in r["reason"] for r in annotations)
     assert not list((tmp_path / "out").rglob("*_rtstruct-*")) and not list((tmp_path / "out").rglob("*_lidc*"))
 

@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
-from ...errors import AnnotationReferenceError, MedconvError
+from ...errors import AnnotationReferenceError, MedconvError, NotAVolumeError
 from ...image_reference import ImageReference
 from ...source import Source
 from .headers import AnnotationHeader, read_header
@@ -253,7 +253,11 @@ def with_annotation_units(sources: Sequence[Source], skipped: Iterable[tuple[str
     for origin, path, kind in found:
         header, pairing, image, failure = _pair_one(path, references)
         suffix = object_suffix(kind, header.label if header is not None else "")
-        info = _info(kind, path, base, header, image, pairing, failure.message if failure else "", origin)
+        set_aside = isinstance(failure, NotAVolumeError)  # recognised, not read (an IdriReadMessage): excluded
+        info = _info(kind, path, base, header, image, pairing, failure.message if failure and not set_aside else "",
+                     origin)
+        if set_aside:
+            info["excluded"] = failure.message
         ident = _unit_id(kind, path, base, image, origin, suffix, used)
         plan = AnnotationPlan(kind, path, image, pairing, failure)
         unit = Source(ident, ANNOTATION_READER, (path,), base, info, plan=plan)
