@@ -283,21 +283,25 @@ class _Nearness:
 
     def __init__(self, readings: list[list[np.ndarray]]):
         self.readings = readings
-        self.boxes = [[(p.min(axis=0), p.max(axis=0)) for p in rois] for rois in readings]
-        self.spans = [(np.min([b[0] for b in rois], axis=0), np.max([b[1] for b in rois], axis=0))
-                      for rois in self.boxes]
+        #: per reading, its ROIs' boxes as ``(rois, 2, 3)``: low and high LPS corners
+        self.boxes = [np.stack([np.stack([p.min(axis=0), p.max(axis=0)]) for p in rois]) for rois in readings]
+        self.spans = np.stack([np.stack([b[:, 0].min(axis=0), b[:, 1].max(axis=0)]) for b in self.boxes])
 
     @staticmethod
-    def _gap(first, second) -> float:
-        return float(np.linalg.norm(np.maximum(0.0, np.maximum(first[0] - second[1], second[0] - first[1]))))
+    def _gaps(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """Distances between every box of ``first`` ``(m, 2, 3)`` and of ``second`` ``(n, 2, 3)``: ``(m, n)``."""
+        low_a, high_a = first[:, None, 0], first[:, None, 1]
+        low_b, high_b = second[None, :, 0], second[None, :, 1]
+        return np.linalg.norm(np.maximum(0.0, np.maximum(low_a - high_b, low_b - high_a)), axis=-1)
 
     def near(self, a: int, b: int, tolerance: float) -> bool:
-        if self._gap(self.spans[a], self.spans[b]) > tolerance:
+        if float(self._gaps(self.spans[a:a + 1], self.spans[b:b + 1])[0, 0]) > tolerance:
             return False
-        pairs = [(self._gap(box_a, box_b), m, n) for m, box_a in enumerate(self.boxes[a])
-                 for n, box_b in enumerate(self.boxes[b])]
-        for gap, m, n in sorted(pairs):  # the closest boxes first: the answer is usually found at once
-            if gap > tolerance:
+        gaps = self._gaps(self.boxes[a], self.boxes[b])
+        order = np.argsort(gaps, axis=None)  # the closest boxes first: the answer is usually found at once
+        for flat in order:
+            m, n = divmod(int(flat), gaps.shape[1])
+            if gaps[m, n] > tolerance:
                 return False
             points_a, points_b = self.readings[a][m], self.readings[b][n]
             if float(((points_a[:, None, :] - points_b[None, :, :]) ** 2).sum(axis=-1).min()) <= tolerance ** 2:

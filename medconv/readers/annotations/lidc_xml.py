@@ -89,15 +89,19 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _child(element, name: str):
-    for child in element:
-        if _local(child.tag) == name:
-            return child
-    return None
+def _namespace(tag: str) -> str:
+    return tag[: tag.index("}") + 1] if tag.startswith("{") else ""
 
 
 def _children(element, name: str) -> list:
-    return [child for child in element if _local(child.tag) == name]
+    """The children called ``name`` in the element's own namespace (ElementTree's C search), else in any namespace."""
+    found = element.findall(_namespace(element.tag) + name)
+    return found or [child for child in element if _local(child.tag) == name]
+
+
+def _child(element, name: str):
+    found = _children(element, name)
+    return found[0] if found else None
 
 
 def _text(element, name: str) -> str:
