@@ -157,22 +157,47 @@ class _SliceCrop:
     j0: int
     array: np.ndarray
 
+    @staticmethod
+    def _box(index: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int, bool]:
+        """``(i0, j0, i1, j1, clipped)``: the polygon's box plus one voxel, within the slice."""
+        low, high = np.floor(index[:, :2].min(axis=0)) - 1, np.ceil(index[:, :2].max(axis=0)) + 2
+        i0, j0 = int(max(0, low[0])), int(max(0, low[1]))
+        i1, j1 = int(min(shape[0], high[0])), int(min(shape[1], high[1]))
+        return i0, j0, i1, j1, bool(low[0] < 0 or low[1] < 0 or high[0] > shape[0] or high[1] > shape[1])
+
     @classmethod
-    def of_outline(cls, index: np.ndarray, shape: tuple[int, int], outline: bool) -> "_SliceCrop":
-        """The pixels whose centre is inside the polygon through ``index`` (continuous ``(i, j)``), within its box;
-        the outline pixels themselves are added (``outline=True``) or removed (``False``)."""
-        i0 = int(max(0, np.floor(index[:, 0].min()) - 1))
-        j0 = int(max(0, np.floor(index[:, 1].min()) - 1))
-        i1 = int(min(shape[0], np.ceil(index[:, 0].max()) + 2))
-        j1 = int(min(shape[1], np.ceil(index[:, 1].max()) + 2))
-        if i1 <= i0 or j1 <= j0:
-            return cls(0, 0, np.zeros((0, 0), dtype=bool))
-        offset = np.array([i0, j0], dtype=np.float64)
-        array = fill_polygons([index[:, :2] - offset], (i1 - i0, j1 - j0))  # the same rule, shifted by whole voxels
-        ij = np.rint(index[:, :2]).astype(np.int64) - (i0, j0)
-        inside = (ij[:, 0] >= 0) & (ij[:, 0] < i1 - i0) & (ij[:, 1] >= 0) & (ij[:, 1] < j1 - j0)
-        array[ij[inside, 0], ij[inside, 1]] = outline
-        return cls(i0, j0, array)
+    def of_outlines(cls, indexes: list[np.ndarray], shape: tuple[int, int], outline: bool) -> list["_SliceCrop"]:
+        """For each polygon (continuous ``(i, j)``): the pixels whose centre is inside it, within its box; the
+        outline pixels themselves are added (``outline=True``) or removed (``False``).
+
+        Polygons inside the slice are filled in **one** :func:`~.raster.fill_polygons` call: each is shifted by
+        whole voxels into a band of rows of its own on one canvas (the pixel rule is shift-invariant and a
+        polygon's edges cross only its own rows), so a file's hundred ROIs cost one fill, not a hundred.
+        Polygons the slice's edge clips are filled alone (their edges leave their band).
+        """
+        boxes = [cls._box(index, shape) for index in indexes]
+        crops: list[Optional[np.ndarray]] = [None] * len(indexes)
+        banded = [n for n, (i0, j0, i1, j1, clipped) in enumerate(boxes) if not clipped and i1 > i0 and j1 > j0]
+        if banded:
+            starts = np.cumsum([0] + [boxes[n][3] - boxes[n][1] for n in banded])
+            width = max(boxes[n][2] - boxes[n][0] for n in banded)
+            shifted = [indexes[n][:, :2] - (boxes[n][0], boxes[n][1] - start) for n, start in zip(banded, starts)]
+            canvas = fill_polygons(shifted, (width, int(starts[-1])))
+            for n, start in zip(banded, starts):
+                i0, j0, i1, j1, _ = boxes[n]
+                crops[n] = canvas[:i1 - i0, start:start + j1 - j0].copy()
+        result = []
+        for n, index in enumerate(indexes):
+            i0, j0, i1, j1, _ = boxes[n]
+            if i1 <= i0 or j1 <= j0:
+                result.append(cls(0, 0, np.zeros((0, 0), dtype=bool)))
+                continue
+            array = crops[n] if crops[n] is not None else fill_polygons([index[:, :2] - (i0, j0)], (i1 - i0, j1 - j0))
+            ij = np.rint(index[:, :2]).astype(np.int64) - (i0, j0)
+            inside = (ij[:, 0] >= 0) & (ij[:, 0] < i1 - i0) & (ij[:, 1] >= 0) & (ij[:, 1] < j1 - j0)
+            array[ij[inside, 0], ij[inside, 1]] = outline
+            result.append(cls(i0, j0, array))
+        return result
 
     def combined(self, other: "_SliceCrop", keep_other: bool) -> "_SliceCrop":
         """``self | other`` (``keep_other``) or ``self & ~other``, in a box holding both."""
@@ -211,32 +236,36 @@ def _mask_of_crops(crops: dict[int, _SliceCrop]) -> RoiMask:
     return RoiMask.from_dense(array).shifted((i0, j0, k0))
 
 
-def _reading_mask(reading: LidcReading, placer: _Placer) -> tuple[RoiMask, tuple[ContourReport, ...]]:
+def _reading_masks(readings: list[LidcReading], placer: _Placer
+                   ) -> list[tuple[RoiMask, tuple[ContourReport, ...]]]:
+    """Each reading's nodule mask and contour reports; every outline of the file filled in one pass."""
     ni, nj, nk = placer.shape
-    included: dict[int, _SliceCrop] = {}
-    excluded: list[tuple[int, np.ndarray]] = []
-    reports = []
-    for roi in reading.rois:
-        plane = placer.plane(roi)
-        index = placer.continuous_index(placer.world(roi))
-        if plane.slice_index is None:
-            reports.append(ContourReport(ContourPlacement.OFF_GRID, plane.plane_index, None, len(roi.points),
-                                         referenced_sop_uid=roi.sop_uid))
-            continue
-        k = plane.slice_index
-        clipped = bool(np.any(index[:, 0] < -0.5) or np.any(index[:, 0] > ni - 0.5)
-                       or np.any(index[:, 1] < -0.5) or np.any(index[:, 1] > nj - 0.5))
-        reports.append(ContourReport(ContourPlacement.PLACED, plane.plane_index, k, len(roi.points), clipped,
-                                     roi.sop_uid))
-        if roi.inclusion:  # the outline is the first pixel outside the nodule
-            filled = _SliceCrop.of_outline(index, (ni, nj), outline=False)
-            included[k] = included[k].combined(filled, keep_other=True) if k in included else filled
-        else:
-            excluded.append((k, index))
-    for k, index in excluded:  # an excluded region takes its outline pixels with it
-        if k in included:
-            included[k] = included[k].combined(_SliceCrop.of_outline(index, (ni, nj), outline=True), keep_other=False)
-    return _mask_of_crops(included), tuple(reports)
+    reports: list[list[ContourReport]] = [[] for _ in readings]
+    inclusions: list[tuple[int, int, np.ndarray]] = []  # (reading, slice, continuous index)
+    exclusions: list[tuple[int, int, np.ndarray]] = []
+    for number, reading in enumerate(readings):
+        for roi in reading.rois:
+            plane = placer.plane(roi)
+            index = placer.continuous_index(placer.world(roi))
+            if plane.slice_index is None:
+                reports[number].append(ContourReport(ContourPlacement.OFF_GRID, plane.plane_index, None,
+                                                     len(roi.points), referenced_sop_uid=roi.sop_uid))
+                continue
+            k = plane.slice_index
+            clipped = bool(np.any(index[:, 0] < -0.5) or np.any(index[:, 0] > ni - 0.5)
+                           or np.any(index[:, 1] < -0.5) or np.any(index[:, 1] > nj - 0.5))
+            reports[number].append(ContourReport(ContourPlacement.PLACED, plane.plane_index, k, len(roi.points),
+                                                 clipped, roi.sop_uid))
+            (inclusions if roi.inclusion else exclusions).append((number, k, index))
+    included: list[dict[int, _SliceCrop]] = [{} for _ in readings]
+    # the outline is the first pixel outside the nodule
+    for (number, k, _), filled in zip(inclusions, _SliceCrop.of_outlines([i for *_, i in inclusions], (ni, nj), False)):
+        slices = included[number]
+        slices[k] = slices[k].combined(filled, keep_other=True) if k in slices else filled
+    exclusions = [(number, k, index) for number, k, index in exclusions if k in included[number]]
+    for (number, k, _), region in zip(exclusions, _SliceCrop.of_outlines([i for *_, i in exclusions], (ni, nj), True)):
+        included[number][k] = included[number][k].combined(region, keep_other=False)  # it takes its outline with it
+    return [(_mask_of_crops(slices), tuple(report)) for slices, report in zip(included, reports)]
 
 
 def _outline_points_lps(reading: LidcReading, placer: _Placer) -> np.ndarray:
@@ -360,7 +389,7 @@ def read_lidc_xml(path: str | os.PathLike, reference: ImageReference,
     try:
         nodules = [r for r in document.readings if r.kind is ReadingKind.NODULE]
         groups, warnings = cluster_readings(nodules, placer, document.sessions)
-        drawn = [_reading_mask(r, placer) for r in nodules]
+        drawn = _reading_masks(nodules, placer)
     except InvalidAnnotationError as error:
         raise InvalidAnnotationError(error.message, path=path, hint=error.hint) from None
     nodule_of = {member: number for number, group in enumerate(groups, start=1) for member in group}
