@@ -265,3 +265,20 @@ def test_read_annotations_returns_label_volumes_with_their_table(tmp_path):
     assert [entry["name"] for entry in output.volume.meta["labels"]] == ["Ball", "Box"]
     split = api.read_annotations(tree.lidc, tree.lung.folder, api.AnnotationOptions(masks="split", consensus=1.0))
     assert split.outputs[0].suffix == "_lidc-consensus100_1-nodule-01" and split.rows
+
+
+def test_an_interrupted_annotation_unit_leaves_no_temporary_behind(tmp_path):
+    from medconv.atomic import temporary_name
+
+    annotated_tree(tmp_path / "src", bad=False)
+    out = tmp_path / "out"
+    assert medconv("tcia2nii", tmp_path / "src", out, "-q", "-j", "1") == 0
+    rows = manifest(out)
+    lidc = next(r for r in rows.values() if r["unit_id"].endswith("_lidc"))
+    reader = out / next(n for n in lidc["output"] if n.endswith("reader2.nii.gz"))
+    stray = Path(temporary_name(str(reader)))  # what a killed run leaves while writing one of its masks
+    stray.write_bytes(b"partial")
+    unrelated = reader.parent / "notes.medconv-tmp-other.txt"
+    unrelated.write_bytes(b"keep")
+    assert medconv("tcia2nii", tmp_path / "src", out, "-q", "-j", "1") == 0
+    assert not stray.exists() and unrelated.exists()

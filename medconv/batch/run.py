@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from ..atomic import is_temporary
+from ..atomic import TEMP_MARKER, is_temporary
 from ..errors import DiskFullError, EnvironmentFaultError, ManifestWriteError, ReadOnlyDestinationError, \
     environment_fault
 from ..guard import Limits
@@ -116,14 +116,21 @@ def remove_leftover_temporaries(plan: Plan, extra: tuple[str, ...] = ()) -> int:
     """Delete temporary files that an interrupted earlier run left beside this plan's outputs.
 
     Only files named like :func:`medconv.atomic.temporary_name` of one of the
-    plan's own outputs or sidecars (or of the ``extra`` paths: the manifests) are
-    removed; nothing else is touched.
+    plan's own outputs or sidecars (or of the ``extra`` paths: the manifests), or of a
+    file named after a unit that annotates another (its masks and table), are removed;
+    nothing else is touched.
     """
     wanted: dict[str, set[str]] = {}
+    prefixes: dict[str, set[str]] = {}  # units that write several files name them all after their own name
     for path in [p for unit in plan.units for p in (unit.output, unit.sidecar)] + list(extra):
         if path:
             folder, name = os.path.split(path)
             wanted.setdefault(folder, set()).add(name)
+    for unit in plan.units:
+        if unit.source.info.get(ANNOTATES) and unit.output:
+            folder, name = os.path.split(unit.output)
+            prefixes.setdefault(folder, set()).add(name[: len(name) - len(plan.suffix)] if plan.suffix else name)
+            wanted.setdefault(folder, set())
     removed = 0
     for folder, names in wanted.items():
         try:
@@ -131,7 +138,9 @@ def remove_leftover_temporaries(plan: Plan, extra: tuple[str, ...] = ()) -> int:
         except OSError:
             continue
         for entry in entries:
-            if is_temporary(entry) and any(entry.endswith(name) for name in names):
+            final = entry.split(TEMP_MARKER, 1)[-1]
+            if is_temporary(entry) and (any(entry.endswith(name) for name in names)
+                                        or any(final.startswith(stem) for stem in prefixes.get(folder, ()))):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(os.path.join(folder, entry))
                     removed += 1
