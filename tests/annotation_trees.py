@@ -103,7 +103,8 @@ def write_lidc_xml(path: Path, series: SyntheticSeries, nodules: Sequence[BoxNod
 
 def write_binary_seg(path: Path, series: SyntheticSeries, mask_ijk: np.ndarray, label: str = "Tumour",
                      description: str = "AI segmentation") -> Path:
-    """A BINARY DICOM SEG (highdicom) of ``mask_ijk`` (``(i, j, k)`` on ``series``' acquired grid)."""
+    """A BINARY DICOM SEG (highdicom) of ``mask_ijk`` (``(i, j, k)`` on ``series``' acquired grid);
+    a float ``mask_ijk`` (fractions in [0, 1]) makes a FRACTIONAL SEG (MaximumFractionalValue 255)."""
     import highdicom
     from highdicom.sr.coding import CodedConcept
 
@@ -117,9 +118,13 @@ def write_binary_seg(path: Path, series: SyntheticSeries, mask_ijk: np.ndarray, 
         segmented_property_category=CodedConcept("49755003", "SCT", "Morphologically Altered Structure"),
         segmented_property_type=CodedConcept("4147007", "SCT", "Mass"),
         algorithm_type=highdicom.seg.SegmentAlgorithmTypeValues.MANUAL)
+    fractional = mask_ijk.dtype.kind == "f"
+    pixels = np.ascontiguousarray(mask_ijk.transpose(2, 1, 0))
+    extra = {"max_fractional_value": 255} if fractional else {}
     seg = highdicom.seg.Segmentation(
-        source_images=images, pixel_array=np.ascontiguousarray(mask_ijk.transpose(2, 1, 0)).astype(np.uint8),
-        segmentation_type="BINARY", segment_descriptions=[segment], series_instance_uid=highdicom.UID(),
+        source_images=images, pixel_array=pixels.astype(np.float32 if fractional else np.uint8),
+        segmentation_type="FRACTIONAL" if fractional else "BINARY", segment_descriptions=[segment],
+        series_instance_uid=highdicom.UID(), **extra,
         series_number=7, sop_instance_uid=highdicom.UID(), instance_number=1, manufacturer="medconv-tests",
         manufacturer_model_name="synthetic", software_versions="0", device_serial_number="0",
         series_description=description)

@@ -282,3 +282,26 @@ def test_an_interrupted_annotation_unit_leaves_no_temporary_behind(tmp_path):
     unrelated.write_bytes(b"keep")
     assert medconv("tcia2nii", tmp_path / "src", out, "-q", "-j", "1") == 0
     assert not stray.exists() and unrelated.exists()
+
+
+def test_fractional_seg_threshold_and_keep_from_the_command_line(tmp_path, capsys):
+    from annotation_trees import write_binary_seg
+    from dicom_synth import axial, write_series
+
+    iop, positions = axial(5, 2.0)
+    series = write_series(tmp_path / "src" / "ct", positions, iop, rows=14, columns=12, series_number=2, seed=3)
+    fractions = np.random.default_rng(8).random((12, 14, 5)).astype(np.float32)
+    write_binary_seg(tmp_path / "src" / "seg" / "prob.dcm", series, fractions, label="Probability",
+                     description="AI probability")
+    stored = np.rint(fractions * 255) / 255  # what the file holds
+    assert medconv("tcia2nii", tmp_path / "src", tmp_path / "t", "-q", "-j", "1", "--fractional", "0.7") == 0
+    (mask,) = (tmp_path / "t").rglob("*_seg-AI_probability.nii.gz")
+    np.testing.assert_array_equal(data(mask) == 1, stored >= 0.7)
+    assert medconv("tcia2nii", tmp_path / "src", tmp_path / "k", "-q", "-j", "1", "--fractional", "keep",
+                   "--masks", "split") == 0
+    (kept,) = (tmp_path / "k").rglob("*_seg-AI_probability_1-Probability.nii.gz")
+    assert nib.load(str(kept)).get_data_dtype() == np.float32
+    np.testing.assert_allclose(data(kept), stored, atol=1e-6)
+    capsys.readouterr()
+    assert medconv("tcia2nii", tmp_path / "src", tmp_path / "m", "--fractional", "keep") == 2  # one map cannot
+    assert "--fractional keep needs --masks split or --masks stack" in capsys.readouterr().err

@@ -47,6 +47,9 @@ def _annotation_fields(values: Mapping[str, Any]):
     if values["no_annotations"]:
         return {Target.READ: {"annotations": None}}
     handling, threshold = values["fractional"]
+    if handling == KEEP and values["masks"] == "map":
+        raise click.BadParameter("--fractional keep needs --masks split or --masks stack: one label map cannot "
+                                 "hold fractions")
     try:
         options = AnnotationOptions(masks=values["masks"], consensus=values["consensus"], fractional=handling,
                                     fractional_threshold=threshold)
