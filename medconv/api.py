@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Iterator
 from .errors import NothingFoundError, UsageError
 from .options import ReadOptions, WriteOptions
 from .registry import reader_for, readers, writer_for
-from .source import Source
+from .source import ANNOTATES, Source
 from .volume import Volume
 
 
@@ -32,7 +32,9 @@ def read(source: str | os.PathLike | Source, reader: str | None = None, options:
         if not os.path.exists(path):
             raise UsageError("no such file or folder", path)
         if os.path.isdir(path):
-            source = _the_one_image(path, list(discover(path, [reader] if reader else None)), options)
+            # the image of a series folder: units drawn on another unit (an annotation beside it) are not it
+            found = [s for s in discover(path, [reader] if reader else None) if not s.info.get(ANNOTATES)]
+            source = _the_one_image(path, found, options)
         else:
             plugin = reader_for(path, reader)
             source = Source(id=os.path.basename(path), reader=plugin.name, paths=(path,))
@@ -91,3 +93,19 @@ def convert(source: str | os.PathLike | Source, dest: str | os.PathLike, *,
     if transform is not None:
         volume = transform(volume)
     return write(volume, dest, writer=writer, options=write_options)
+
+
+def read_annotations(annotation, reference=None, options=None):
+    """An RTSTRUCT, DICOM SEG or LIDC-IDRI XML read onto its image's grid: label Volumes and their label table.
+
+    ``annotation`` is the file (or an annotation unit from :func:`discover`); ``reference``
+    the image it is drawn on (a series folder or file, an image unit, an
+    ``ImageReference``; ``None``: the series beside it that it references); ``options`` an
+    :class:`~medconv.options.AnnotationOptions`. Returns an ``AnnotationResult``: ``outputs``
+    (label Volumes on the image's exact grid, ``meta["labels"]`` their label table),
+    ``labels``, ``rois`` (what happened to each ROI), ``rows`` (LIDC characteristics),
+    ``warnings``. See docs/annotations.md.
+    """
+    from .readers.annotations.reader import read_annotations as read
+
+    return read(annotation, reference, options)

@@ -7,7 +7,82 @@ worker processes (the batch's workers, Dask) never see globals set in the parent
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from enum import Enum
 from typing import Any, Literal, Mapping, Optional
+
+from .errors import UsageError
+
+
+class MaskLayout(str, Enum):
+    """The shape of the label output of one annotation object (RTSTRUCT, DICOM SEG, LIDC-IDRI XML).
+
+    ``MAP``: one label volume, values 1..N (overlaps resolved, with a warning);
+    ``SPLIT``: one binary volume per ROI / segment / nodule;
+    ``STACK``: one 4D one-hot volume ``(i, j, k, N)``, channel ``n`` is label ``n + 1``
+    (keeps overlaps; see docs/annotations.md for why not bit-packed).
+    """
+
+    MAP = "map"
+    SPLIT = "split"
+    STACK = "stack"
+
+
+class FractionalHandling(str, Enum):
+    """What a FRACTIONAL DICOM SEG becomes: a binary mask at a threshold, or float probabilities."""
+
+    THRESHOLD = "threshold"
+    KEEP = "keep"
+
+
+#: FRACTIONAL SEG default: a voxel belongs to a segment when its fraction is >= this.
+DEFAULT_FRACTIONAL_THRESHOLD = 0.5
+
+#: LIDC default consensus level: at least half of the readers who marked a nodule (pylidc's clevel=0.5).
+DEFAULT_CONSENSUS = 0.5
+
+
+@dataclass(frozen=True)
+class AnnotationOptions:
+    """How annotation objects (RTSTRUCT, DICOM SEG, LIDC-IDRI XML) become label volumes.
+
+    Defined here, beside :class:`ReadOptions` which carries it (``ReadOptions.annotations``),
+    so that the CLI builds it without importing the annotation readers; they re-export it
+    (``medconv.readers.annotations.AnnotationOptions``).
+
+    Parameters
+    ----------
+    masks:
+        Output layout (:class:`MaskLayout` or its value ``"map"``, ``"split"``, ``"stack"``).
+    consensus:
+        LIDC-IDRI: a voxel is in a nodule's consensus mask when at least this fraction
+        of the readers who marked that nodule include it (0 < consensus <= 1).
+    fractional:
+        DICOM SEG FRACTIONAL: ``"threshold"`` (binary at ``fractional_threshold``) or
+        ``"keep"`` (float32 fractions; only with ``masks="split"`` or ``"stack"``).
+    fractional_threshold:
+        The threshold for ``fractional="threshold"`` (0 < t <= 1).
+    """
+
+    masks: MaskLayout = MaskLayout.MAP
+    consensus: float = DEFAULT_CONSENSUS
+    fractional: FractionalHandling = FractionalHandling.THRESHOLD
+    fractional_threshold: float = DEFAULT_FRACTIONAL_THRESHOLD
+
+    def __post_init__(self):
+        try:
+            object.__setattr__(self, "masks", MaskLayout(self.masks))
+            object.__setattr__(self, "fractional", FractionalHandling(self.fractional))
+        except ValueError as error:
+            raise UsageError(f"annotation options: {error}",
+                             hint="masks is map, split or stack; fractional is threshold or keep") from None
+        for name in ("consensus", "fractional_threshold"):
+            value = float(getattr(self, name))
+            if not 0.0 < value <= 1.0:
+                raise UsageError(f"annotation options: {name} must be in (0, 1], got {value}")
+            object.__setattr__(self, name, value)
+        if self.fractional is FractionalHandling.KEEP and self.masks is MaskLayout.MAP:
+            raise UsageError("annotation options: fractional='keep' cannot make one label map",
+                             hint="use masks='split' or masks='stack' to keep fractions")
 
 
 def _changed_fields(options: Any, ignored: frozenset[str]) -> dict[str, Any]:
@@ -52,6 +127,12 @@ class ReadOptions:
         (a MetaImage ``ElementDataFile = ../x.raw``, a link to another disk);
         refused with ``OutsideDatasetError`` by default. Device files, FIFOs and
         sockets are refused whatever this says.
+    annotations:
+        How annotation objects (RTSTRUCT, DICOM SEG, LIDC-IDRI XML) found beside their
+        image series become label volumes (:class:`AnnotationOptions`); ``None`` turns
+        them off (each annotation unit is then excluded, not read). Left out of ``repr``:
+        a batch fingerprints a unit's options by their ``repr``, and these options shape
+        only annotation units (whose fingerprint adds them), never an image.
     extra:
         Options for third-party readers, by reader name.
     """
@@ -66,6 +147,7 @@ class ReadOptions:
     # hostile input (docs/reliability.md)
     max_voxels: Optional[int] = None
     follow_outside: bool = False
+    annotations: Optional[AnnotationOptions] = field(default=AnnotationOptions(), repr=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     #: Fields that decide whether a unit is read at all, never what it reads to: left out of :meth:`describe`.

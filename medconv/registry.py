@@ -5,7 +5,11 @@ A *reader* is an object with
 * ``name`` (str), ``suffixes`` (tuple of lower-case suffixes such as ``".nii.gz"``),
 * ``sniff(path) -> bool``: cheap, never raises, True if the file looks like its format,
 * ``discover(root) -> Iterator[Source]``: every unit of its format under a folder,
-* ``read(source, options: ReadOptions) -> Volume``.
+* ``read(source, options: ReadOptions) -> Volume``;
+* optionally ``read_outputs(source, options) -> medconv.outputs.UnitOutputs`` for units that
+  make several files (named volumes, tables): the batch then writes them all, named after
+  the unit, and the unit's record last (:mod:`medconv.batch.outputs`); the annotation reader
+  does this for an object's masks.
 
 A *writer* has ``name``, ``suffixes`` and ``write(volume, dest, options: WriteOptions) -> list[str]``.
 
@@ -44,6 +48,8 @@ BUILTIN_READERS: tuple[PluginSpec, ...] = (
     PluginSpec("tiff", "medconv.readers.tiff:TiffReader", extra="tiff"),
     PluginSpec("npz", "medconv.readers.npz:NpzReader"),
     PluginSpec("image2d", "medconv.readers.image2d:Image2DReader"),
+    # annotation units (RTSTRUCT, SEG, LIDC XML) are found by the image readers' discovery, read by this one
+    PluginSpec("annotation", "medconv.readers.annotations.reader:AnnotationReader"),
 )
 
 BUILTIN_WRITERS: tuple[PluginSpec, ...] = (

@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 
+#: ``Source.info`` key of a unit drawn on another unit (an annotation's masks on its image): that unit's id.
+#: Such a unit is named after it: the other unit's output name plus ``info["name_suffix"]``.
+ANNOTATES = "annotates"
+
+
 @dataclass(frozen=True)
 class Source:
     """One convertible unit: a NIfTI file, a MetaImage header, a TIFF stack, or a DICOM series.

@@ -11,8 +11,9 @@ import pytest
 from annotation_refs import image_files, reference_for
 from annotation_synth import dice
 from conftest import corpus_path
-from medconv.errors import UnreadableFileError, UnsupportedFormatError
+from medconv.errors import NotAVolumeError, UnreadableFileError, UnsupportedFormatError
 from medconv.readers.annotations import AnnotationOptions, OutputRole, RoiStatus, is_lidc_xml, read_lidc_xml
+from medconv.readers.annotations.lidc_xml import is_lidc_family_xml
 from medconv.readers.annotations.lidc_xml import CHARACTERISTICS, ReadingKind
 
 CASES = [pytest.param("LIDC-IDRI-0001", "069.xml", id="0001"), pytest.param("LIDC-IDRI-0003", "072.xml", id="0003")]
@@ -158,12 +159,21 @@ def test_recognising_and_refusing_xml(tmp_path):
     xml = _xml("LIDC-IDRI-0003", "072.xml")
     reference = reference_for(image_files(xml.parent))
     assert is_lidc_xml(xml)
-    other = tmp_path / "other.xml"
-    other.write_text('<?xml version="1.0"?><IdriReadMessage><x/></IdriReadMessage>')
-    assert not is_lidc_xml(other) and not is_lidc_xml(tmp_path / "missing.xml")
+    idri = tmp_path / "idri.xml"  # LIDC-IDRI's chest-radiograph readings: recognised, not read (excluded)
+    idri.write_text('<?xml version="1.0"?><IdriReadMessage xmlns="http://www.nih.gov"><x/></IdriReadMessage>')
+    assert not is_lidc_xml(idri) and not is_lidc_xml(tmp_path / "missing.xml") and is_lidc_family_xml(idri)
+    with pytest.raises(NotAVolumeError) as error:
+        read_lidc_xml(idri, reference)
+    assert str(idri) in error.value.one_line() and "IdriReadMessage" in error.value.one_line()
+    other = tmp_path / "other.xml"  # in the LIDC namespace, another root: refused
+    other.write_text('<?xml version="1.0"?><StudyNotes xmlns="http://www.nih.gov"><x/></StudyNotes>')
+    assert is_lidc_family_xml(other) and not is_lidc_family_xml(tmp_path / "missing.xml")
     with pytest.raises(UnsupportedFormatError) as error:
         read_lidc_xml(other, reference)
     assert str(other) in error.value.one_line()
+    notes = tmp_path / "notes.xml"  # any other XML is not an annotation at all
+    notes.write_text('<?xml version="1.0"?><notes>CT reviewed</notes>')
+    assert not is_lidc_family_xml(notes)
     cut = tmp_path / "072.xml"
     cut.write_bytes(xml.read_bytes()[:20000])
     assert is_lidc_xml(cut)

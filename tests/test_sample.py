@@ -37,11 +37,15 @@ def test_layout_is_nbia_style(sample_tree):
 def test_discovery_converts_volumes_and_explains_the_rest(sample_tree):
     root, _ = sample_tree
     reader = DicomReader(jobs=1)
-    sources = list(reader.discover(str(root)))
+    found = list(reader.discover(str(root)))
+    sources = [s for s in found if s.reader == "dicom"]
     volumes = [s for s in sources if not s.info.get("excluded")]
     assert len(volumes) == 4
     reasons = sorted(s.info["excluded"].split(" ")[0] for s in sources if s.info.get("excluded"))
-    assert reasons == ["RTSTRUCT", "localizer", "localizer", "localizer"]
+    assert reasons == ["localizer", "localizer", "localizer"]
+    # the RTSTRUCT is an annotation unit drawn on patient 1's chest CT (issue 11)
+    (rtstruct,) = [s for s in found if s.reader == "annotation"]
+    assert rtstruct.info["annotates"] == next(s.id for s in volumes if s.info["patient_id"] == "SAMPLE-CT-0001")
     tilted = [s for s in volumes if "tilt" in s.info["flags"]]
     assert len(tilted) == 1
 
@@ -50,7 +54,7 @@ def test_untilted_volumes_hold_the_phantom_at_every_voxel(sample_tree):
     root, _ = sample_tree
     reader = DicomReader(jobs=1)
     for source in reader.discover(str(root)):
-        if source.info.get("excluded") or "tilt" in source.info["flags"]:
+        if source.reader != "dicom" or source.info.get("excluded") or "tilt" in source.info["flags"]:
             continue
         volume = reader.read(source)
         assert volume.array.dtype == np.int16 and volume.meta["units"] == "HU"

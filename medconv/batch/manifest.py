@@ -22,7 +22,9 @@ same order. Columns (:data:`COLUMNS`):
 ``files``               how many input files make up the unit
 ``output``              ``name`` plus the format suffix: the file written, relative
                         to the destination folder ('' when nothing was written:
-                        failed and excluded units)
+                        failed and excluded units); a unit that writes several
+                        files (an annotation object's masks) lists them
+``annotates``           annotation units: the unit id of the image they are drawn on
 ``patient_id``          header facts of the unit (DICOM PatientID,
 ``study_uid``           StudyInstanceUID, SeriesInstanceUID, Modality,
 ``series_uid``          SeriesDescription; '' when the format has none)
@@ -57,7 +59,7 @@ from typing import Any, Iterable
 from ..atomic import temporary_name
 from ..errors import ManifestWriteError, environment_fault
 
-COLUMNS = ("unit_id", "name", "status", "reason", "error_type", "source", "reader", "files", "output",
+COLUMNS = ("unit_id", "name", "status", "reason", "error_type", "source", "reader", "files", "output", "annotates",
            "patient_id", "study_uid", "series_uid", "modality", "series_description", "shape", "spacing",
            "dtype", "kind", "warnings", "history", "seconds", "medconv_version", "finished_at", "traceback")
 STATUSES = ("converted", "skipped", "failed", "excluded")

@@ -22,15 +22,19 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from ..errors import MedconvError, MissingDependencyError, NothingFoundError, OutputCollisionError, UsageError
-from ..layout import check_template_fields, id_fragment, output_stem, uid_fragment
+from ..layout import check_template_fields, id_fragment, output_stem, sanitize_component, uid_fragment
 from ..registry import writer_for_format
-from ..source import Source
+from ..source import ANNOTATES, Source
 from .manifest import DEFAULT_NAME as MANIFEST_NAME
 
 log = logging.getLogger(__name__)
 
 #: ``Source.info`` key marking a unit made by planning for a reader's discovery that broke off.
 DISCOVERY_FAILED = "discovery_failed"
+#: ``Source.info`` key: what a unit that annotates another adds to that unit's output name.
+NAME_SUFFIX = "name_suffix"
+#: Key of a unit record's ``meta`` listing the files a unit of several files wrote (names relative to the record).
+RECORD_OUTPUTS = "outputs"
 
 
 @dataclass(frozen=True)
@@ -97,10 +101,16 @@ class PlannedUnit:
 
         Writers rename a file to its final name only when it is complete
         (:mod:`medconv.atomic`) and write the sidecar after the image, so both
-        existing means the unit finished.
+        existing means the unit finished. A unit that writes several files writes its
+        record (the sidecar) last, listing them: it is complete when they all exist.
         """
         if self.failure is not None:
             return False
+        if self.sidecar is not None and os.path.isfile(self.sidecar):
+            listed = record_outputs(_sidecar_meta(self.sidecar))
+            if listed is not None:
+                folder = os.path.dirname(self.sidecar)
+                return all(os.path.isfile(os.path.join(folder, *name.split("/"))) for name in listed)
         return os.path.isfile(self.output) and (self.sidecar is None or os.path.isfile(self.sidecar))
 
     def existing_output(self, fingerprint: str) -> str | None:
@@ -224,6 +234,12 @@ def discovery_failure(reader: str, root: str, exc: BaseException, found: int = 0
     return Source(ident, reader, (path,), root if os.path.isdir(root) else "", info)
 
 
+def record_outputs(record_meta: dict | None) -> list[str] | None:
+    """The files a unit record lists (``None`` when the sidecar is not the record of a unit of several files)."""
+    names = (record_meta or {}).get(RECORD_OUTPUTS)
+    return [str(name) for name in names] if isinstance(names, list) else None
+
+
 def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
@@ -302,9 +318,16 @@ def make_plan(sources: Iterable[Source], dest: str | os.PathLike, *, fmt: str = 
     sources = [source for source in sources if not source.info.get(DISCOVERY_FAILED)]
     if template and sources:
         check_template_fields(template, sources)
-    stems = {index: output_stem(source, template) for index, source in enumerate(sources)}
+    annotated = _annotated_units(sources)
+    stems = {index: output_stem(source, template) for index, source in enumerate(sources) if index not in annotated}
     notes: list[str] = []
     stems = _resolve_collisions(sources, stems, notes)
+    if annotated:  # named after the (final) names of the units they annotate, then told apart if they clash
+        for index, target in annotated.items():
+            addition = str(sources[index].info.get(NAME_SUFFIX) or "").lstrip("_")
+            stems[index] = stems[target] + "_" + (sanitize_component(addition) if addition else "annotation")
+        _tell_annotations_apart(sources, stems, annotated, notes)
+        stems = _resolve_collisions(sources, dict(sorted(stems.items())), notes)
     sources = _unique_ids(sources)
     plan = Plan(root=os.fspath(root), dest=dest, fmt=fmt, suffix=suffix, notes=notes)
     inputs = {os.path.realpath(path) for source in sources for path in source.paths}
@@ -334,6 +357,29 @@ def make_plan(sources: Iterable[Source], dest: str | os.PathLike, *, fmt: str = 
                                  str(source.info.get("traceback") or ""))
         plan.units.append(PlannedUnit(source, "", "", None, failure=failure))
     return plan
+
+
+def _annotated_units(sources: list[Source]) -> dict[int, int]:
+    """``{index of a unit that annotates another: index of that unit}`` (units whose target is in the plan)."""
+    index_of = {source.id: index for index, source in enumerate(sources)}
+    pairs = {}
+    for index, source in enumerate(sources):
+        target = index_of.get(str(source.info.get(ANNOTATES) or ""))
+        if target is not None and target != index and ANNOTATES not in sources[target].info:
+            pairs[index] = target
+    return pairs
+
+
+def _tell_annotations_apart(sources: list[Source], stems: dict[int, str], annotated: dict[int, int],
+                            notes: list[str]) -> None:
+    """Units named after one unit with the same suffix (two structure sets of one CT) get their file's stem, then a hash."""
+    for fragment in (lambda s: sanitize_component(os.path.basename(s.path).split(".")[0]), id_fragment):
+        for indices in _clashes({index: stems[index] for index in annotated}):
+            for index in indices:
+                added = fragment(sources[index])
+                notes.append(f"{sources[index].id}: name {stems[index]!r} is shared by {len(indices)} units drawn on "
+                             f"one image; added {added!r}")
+                stems[index] = f"{stems[index]}_{added}"
 
 
 def _resolve_collisions(sources: list[Source], stems: dict[int, str], notes: list[str]) -> dict[int, str]:
@@ -369,7 +415,7 @@ def _unique_ids(sources: list[Source]) -> list[Source]:
         seen[source.id] = seen.get(source.id, 0) + 1
         if seen[source.id] > 1:
             source = Source(f"{source.id}#{seen[source.id]}", source.reader, source.paths, source.root,
-                            dict(source.info))
+                            dict(source.info), plan=source.plan)
         unique.append(source)
     return unique
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
-from ..atomic import is_temporary
+from ..atomic import TEMP_MARKER, is_temporary
 from ..errors import DiskFullError, EnvironmentFaultError, ManifestWriteError, ReadOnlyDestinationError, \
     environment_fault
 from ..guard import Limits
@@ -35,7 +35,7 @@ from .execution import SCHEDULER_ENV, WORKER_MEMORY_BUDGET, available_memory, ch
     execute, job_for
 from .lock import DestinationLock
 from .manifest import ManifestWriter, manifest_paths, read_manifest, rows_by_unit
-from .plan import Plan, PlannedUnit
+from .plan import ANNOTATES, Plan, PlannedUnit
 from .progress import BatchProgress
 from .report import Report
 from .unit import UnitJob, UnitResult, base_row, convert_unit, unit_fingerprint
@@ -113,24 +113,36 @@ class RunOptions:
         return Limits(memory_bytes=memory or None, seconds=self.unit_seconds)
 
 
-def remove_leftover_temporaries(plan: Plan, extra: Iterable[str] = ()) -> int:
+def remove_leftover_temporaries(plan: Plan, extra: tuple[str, ...] = ()) -> int:
     """Delete temporary files that an interrupted earlier run left beside this plan's outputs.
 
     Only files named like :func:`medconv.atomic.temporary_name` of one of the
     plan's own outputs, sidecars and companion files (or of the ``extra`` paths:
-    the manifests, an exported case's files) are removed; nothing else is touched.
+    the manifests, an exported case's files), or of a file named after a unit that
+    annotates another (its masks and table), are removed; nothing else is touched.
     """
+    stems = []  # units that write several files name them all after their own output's name
+    for unit in plan.units:
+        if unit.source.info.get(ANNOTATES) and unit.output:
+            stems.append(unit.output[: len(unit.output) - len(plan.suffix)] if plan.suffix else unit.output)
     return remove_temporaries_of([p for unit in plan.units for p in (unit.output, unit.sidecar, *unit.companions)]
-                                 + list(extra))
+                                 + list(extra), stems)
 
 
-def remove_temporaries_of(paths: Iterable[str | None]) -> int:
-    """Delete the temporary files (:func:`medconv.atomic.temporary_name`) of ``paths`` left by an interrupted run."""
+def remove_temporaries_of(paths: Iterable[str | None], stems: Iterable[str] = ()) -> int:
+    """Delete the temporary files (:func:`medconv.atomic.temporary_name`) of ``paths``, and of
+    any file whose name starts with one of ``stems`` (a path without its suffix), left by an
+    interrupted run."""
     wanted: dict[str, set[str]] = {}
+    prefixes: dict[str, set[str]] = {}
     for path in paths:
         if path:
             folder, name = os.path.split(path)
             wanted.setdefault(folder, set()).add(name)
+    for stem in stems:
+        folder, name = os.path.split(stem)
+        prefixes.setdefault(folder, set()).add(name)
+        wanted.setdefault(folder, set())
     removed = 0
     for folder, names in wanted.items():
         try:
@@ -138,7 +150,10 @@ def remove_temporaries_of(paths: Iterable[str | None]) -> int:
         except OSError:
             continue
         for entry in entries:
-            if is_temporary(entry) and any(entry.endswith(name) for name in names):
+            if not is_temporary(entry):
+                continue
+            final = entry.split(TEMP_MARKER, 1)[-1]
+            if any(entry.endswith(name) for name in names) or any(final.startswith(p) for p in prefixes.get(folder, ())):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(os.path.join(folder, entry))
                     removed += 1
@@ -417,9 +432,16 @@ def print_plan(plan: Plan, console, limit: int | None = None) -> None:
             status = f"fails: {unit.failure.reason}"
         elif unit.excluded:
             status = f"probably excluded: {unit.excluded}"
+        elif unit.source.info.get("error"):  # known before it runs (an annotation whose series is absent)
+            status = f"will fail: {unit.source.info['error']}"
         else:
             status = "exists" if unit.is_complete() else "to do"
-        table.add_row(unit.id, unit.source.reader, str(len(unit.source.paths)), unit.relative, status)
+            if unit.source.info.get(ANNOTATES):
+                status += f"; annotates {unit.source.info[ANNOTATES]}"
+        output = unit.relative
+        if unit.source.info.get(ANNOTATES) and output.endswith(plan.suffix):  # its files share this name
+            output = output[: len(output) - len(plan.suffix)] + "*" + plan.suffix
+        table.add_row(unit.id, unit.source.reader, str(len(unit.source.paths)), output, status)
     console.print(table)
     for note in plan.notes:
         console.print(f"note: {note}", highlight=False, markup=False)

@@ -35,7 +35,7 @@ from ..errors import WRITE_ERRNOS, MedconvError, MemoryLimitError, NotAVolumeErr
     UnitCrashedError, environment_fault
 from ..logs import PACKAGE as PACKAGE_LOGGER, is_medconv_logger
 from ..options import ReadOptions, WriteOptions
-from .plan import PlannedUnit, source_location
+from .plan import ANNOTATES, PlannedUnit, source_location
 
 #: One log record made while a unit ran in a worker: (level, logger name, message).
 LogLine = tuple[int, str, str]
@@ -95,6 +95,8 @@ def unit_fingerprint(unit: PlannedUnit, job: UnitJob) -> str:
         facts.append(written)
     if job.converter is not None:
         facts.append(job.converter.describe() if hasattr(job.converter, "describe") else repr(job.converter))
+    if ANNOTATES in unit.source.info:  # an annotation unit: its own options shape it (an image's do not)
+        facts.append(repr(job.read_options.annotations))
     return hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:16]
 
 
@@ -120,6 +122,7 @@ def base_row(unit: PlannedUnit) -> dict[str, Any]:
         "reader": unit.source.reader,
         "files": len(unit.source.paths),
         "output": unit.relative,
+        "annotates": info.get(ANNOTATES) or "",
         "medconv_version": __version__,
         "reason": "",
     }
@@ -162,7 +165,15 @@ def convert_unit(unit: PlannedUnit, job: UnitJob) -> dict[str, Any]:
         return row
     try:
         _check_readable(unit.source.paths)
-        volume = readers.get(unit.source.reader).read(unit.source, job.read_options)
+        reader = readers.get(unit.source.reader)
+        if hasattr(reader, "read_outputs"):  # a unit that makes several files (an annotation object's masks)
+            from .outputs import write_unit_outputs
+
+            outputs = reader.read_outputs(unit.source, job.read_options)
+            row.update(write_unit_outputs(unit, job, outputs, unit_fingerprint(unit, job)))
+            row["seconds"] = round(time.perf_counter() - start, 3)
+            return row
+        volume = reader.read(unit.source, job.read_options)
         if job.preprocessing is not None:
             volume = job.preprocessing(volume)
         volume = volume.replace(meta={**volume.meta, "job": unit_fingerprint(unit, job)})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .annotation_options import annotation_options
 from .batch_options import batch_options
 from .datasets import run_dataset, source_argument
 from .input_options import dicom_input, label_input, limit_input, reader_choice, tiff_input
@@ -26,6 +27,7 @@ CONVERT_EXAMPLES = (
 @click.argument("dst", type=click.Path(), metavar="DST")
 @reader_choice
 @dicom_input
+@annotation_options
 @label_input
 @tiff_input
 @limit_input
@@ -50,6 +52,8 @@ def convert(src: str, dst: str, options: ParsedOptions) -> int:
 
 def _convert_one_file(src: str, dst: str, options: ParsedOptions) -> int:
     from ..api import convert as convert_file
+
+    _refuse_annotation_alone(src)
     from ..logs import configure_logging
 
     configure_logging(options.run.verbosity, options.run.log_file)
@@ -59,3 +63,22 @@ def _convert_one_file(src: str, dst: str, options: ParsedOptions) -> int:
     if options.run.summary:
         click.echo(f"wrote {', '.join(written)}")
     return 0
+
+
+def _refuse_annotation_alone(src: str) -> None:
+    """An RTSTRUCT, SEG or LIDC XML named alone: its masks need its image, so say how to get them."""
+    import os
+
+    if not os.path.isfile(src):
+        return
+    from ..readers.annotations.headers import annotation_kind
+
+    kind = annotation_kind(src)
+    if kind is not None:
+        from ..errors import UsageError
+
+        folder = os.path.dirname(os.path.dirname(os.path.abspath(src)))
+        raise UsageError(f"an annotation object ({kind.value}) is drawn on the image series it references, "
+                         "not converted alone", src,
+                         f"convert the folder holding both, e.g. medconv convert '{folder}' DST (its masks are "
+                         "written beside the image), or use medconv.read_annotations(path) in Python")

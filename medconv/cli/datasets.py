@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from .annotation_options import annotation_options
 from .batch_options import batch_options
 from .input_options import dicom_input, label_input, limit_input
 from .options import Example, ParsedOptions, command
@@ -39,13 +40,14 @@ def run_dataset(src: str, dst: str, options: ParsedOptions, readers: tuple[str, 
 
 
 TCIA_EXAMPLES = (
-    Example("every image series of a TCIA/NBIA download, one NIfTI each", "medconv tcia2nii ./LIDC-IDRI ./out"),
+    Example("every image series of a TCIA/NBIA download, one NIfTI each, with the masks of its RTSTRUCT, SEG or "
+            "LIDC XML beside it", "medconv tcia2nii ./LIDC-IDRI ./out"),
     Example("see the plan (units, output names) first, then run on 2 cores with preview pictures",
             "medconv tcia2nii ./LIDC-IDRI ./out --dry-run && medconv tcia2nii ./LIDC-IDRI ./out -j 2 --preview"),
     Example("training-ready: RAS, 1 mm isotropic, lung window scaled to [0, 1]",
             "medconv tcia2nii ./NSCLC-Radiomics ./out --orient RAS --spacing 1 --window lung --scale unit"),
-    Example("refuse tilted or unevenly spaced series instead of resampling them",
-            "medconv tcia2nii ./CT ./out --on-tilt error --on-uneven error"),
+    Example("LIDC-IDRI nodule masks: one file per nodule, consensus of three readers in four",
+            "medconv tcia2nii ./LIDC-IDRI ./out --masks split --consensus 0.75"),
     Example("your own output names", "medconv tcia2nii ./LIDC-IDRI ./out --name '{patient_id}/{series_number}_{modality}'"),
 )
 
@@ -54,6 +56,7 @@ TCIA_EXAMPLES = (
 @source_argument
 @folder_argument
 @dicom_input
+@annotation_options
 @output_options
 @transform_options
 @batch_options
@@ -62,8 +65,12 @@ def tcia2nii(src: str, dst: str, options: ParsedOptions) -> int:
 
     One output per image series, named
     PATIENT/STUDYDATE_SERIESNUMBER_MODALITY_DESCRIPTION (a UID fragment is added
-    when two series would share a name). Non-image objects and localizers are
-    excluded with their reason in DST/medconv-manifest.csv. A rerun resumes.
+    when two series would share a name). Each RTSTRUCT, DICOM SEG and LIDC-IDRI
+    XML is paired with the series it references and its masks are written
+    beside that series' output, on its grid (IMAGE_rtstruct-LABEL,
+    IMAGE_seg-LABEL, IMAGE_lidc-consensus50, IMAGE_lidc-reader1 ...). Other
+    non-image objects and localizers are excluded with their reason in
+    DST/medconv-manifest.csv. A rerun resumes.
     """
     return run_dataset(src, dst, options, ("dicom",))
 

@@ -71,6 +71,7 @@ INFO_EXAMPLES = (
             "medconv info out/SAMPLE-CT-0001/20000101_3_CT_Chest_CT.nii.gz"),
     Example("a folder holding one DICOM series", "medconv info './sample/SAMPLE-CT-0001/01-01-2000-NA-CT CHEST-10007/3.000000-Chest CT-20013'"),
     Example("for scripts: one JSON object", "medconv info scan.mhd --json"),
+    Example("an annotation object: its ROIs, contours and the series it is drawn on", "medconv info RS.dcm"),
 )
 
 
@@ -81,8 +82,17 @@ INFO_EXAMPLES = (
 def info(path: str, as_json: bool, reader: str | None) -> int:
     """Show the shape, dtype, geometry, value range and key metadata of an image.
 
-    PATH is an image file, or a folder holding exactly one DICOM series.
+    PATH is an image file, or a folder holding exactly one DICOM series. For an
+    RTSTRUCT, DICOM SEG or LIDC-IDRI XML: its ROIs, segments or readings, the
+    series it references and the image beside it it would be drawn on.
     """
+    if os.path.isfile(path) and reader is None:
+        from ..readers.annotations.headers import annotation_kind
+
+        if annotation_kind(path) is not None:  # an RTSTRUCT, SEG or LIDC XML: what it holds and references
+            from .annotation_info import show_annotation
+
+            return show_annotation(path, as_json)
     try:
         description, problem = describe(read(path, reader=reader)), None
     except UnreadableFileError as exc:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..source import ANNOTATES
+
 #: Flag -> what converting the unit will do about it (with the default options).
 FLAG_NOTES: dict[str, str] = {
     "tilt": "gantry tilt: will be resampled onto an orthogonal grid (--on-tilt error refuses it)",
@@ -44,11 +46,24 @@ def flag_note(flag: str) -> str:
     return f"flagged {flag!r} by its reader: see the warnings in the manifest after converting"
 
 
+def annotation_note(info: Mapping[str, Any]) -> str:
+    """``annotates <image unit> (series-uid; 3 ROI(s), 41 contour(s))``: an annotation unit and its pairing."""
+    facts = [str(info["pairing"])] if info.get("pairing") else []
+    if info.get("roi_names") is not None:
+        facts.append(f"{len(info['roi_names'])} {'mark' if info.get('modality') == 'LIDC-XML' else 'ROI'}(s)")
+    if info.get("contours") is not None:
+        facts.append(f"{info['contours']} contour(s)")
+    return f"annotates {info[ANNOTATES]}" + (f" ({'; '.join(facts[:1])}{', ' if len(facts) > 1 else ''}"
+                                               f"{', '.join(facts[1:])})" if facts else "")
+
+
 def unit_note(info: Mapping[str, Any], flags: list[str]) -> str:
     """The note of one unit: why it will be excluded or fail, else what each flag will mean."""
     for key, prefix in (("excluded", "excluded: "), ("unreadable", "will fail: "), ("error", "will fail: ")):
         if info.get(key):
             return prefix + str(info[key])
+    if info.get(ANNOTATES):
+        return annotation_note(info)
     if info.get("reason"):
         return str(info["reason"])
     if "geometry-error" in flags:

@@ -102,7 +102,7 @@ class NiftiWriter:
         # diffusion: .bval/.bvec first, so that an image under its final name always has them beside it
         gradients = write_gradient_files(volume, dest[: len(dest) - len(suffix)], overwrite=options.overwrite)
         with atomic_output(dest, overwrite=options.overwrite) as temp:
-            with _open_output(temp, suffix, options) as stream:
+            with _open_output(temp, suffix, options, label=volume.kind == "label") as stream:
                 stream.write(header)
                 write_fortran_order(stream, array, dtype)
         written = [dest, *gradients]
@@ -111,12 +111,17 @@ class NiftiWriter:
         return written
 
 
-def _open_output(path: str, suffix: str, options: WriteOptions):
+def _open_output(path: str, suffix: str, options: WriteOptions, label: bool = False):
     if suffix.endswith(".gz"):
+        threads = options.threads if options.threads > 0 else (os.cpu_count() or 1)
+        level = isal_level(options.compression_level)
+        if label:  # mostly background: ISA-L's plain stream in this thread, whatever the thread count, is fastest
+            from isal import igzip  # (a 512x512x199 mask: 10 ms against 47 ms threaded with one thread)
+
+            return igzip.open(path, "wb", compresslevel=level)
         from isal import igzip_threaded
 
-        threads = options.threads if options.threads > 0 else (os.cpu_count() or 1)
-        return igzip_threaded.open(path, "wb", compresslevel=isal_level(options.compression_level), threads=threads)
+        return igzip_threaded.open(path, "wb", compresslevel=level, threads=threads)
     return open(path, "wb", buffering=_CHUNK_BYTES)
 
 

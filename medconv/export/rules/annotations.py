@@ -21,11 +21,10 @@ from __future__ import annotations
 from collections import Counter
 
 from ...layout import uid_fragment
+from ...source import ANNOTATES
 from ..cases import Pairing, Unpaired, UnpairedReason
 from .base import Claim, DatasetView, Role, assemble, channel_name_for
 
-#: ``Source.info`` key of an annotation unit: the id of the image unit it annotates.
-ANNOTATES = "annotates"
 #: ``Source.info`` key of an annotation unit: its label table (list of ``{value, name, ...}``).
 LABELS = "labels"
 

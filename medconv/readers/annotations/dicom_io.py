@@ -55,7 +55,7 @@ class _TruncationWatch(io.RawIOBase):
 
 
 #: Top-level sequences an object of each kind cannot lack (a file cut between elements loses them).
-_REQUIRED = {"RTSTRUCT": ("StructureSetROISequence", "ROIContourSequence"),
+REQUIRED_SEQUENCES = {"RTSTRUCT": ("StructureSetROISequence", "ROIContourSequence"),
              "SEG": ("SegmentSequence", "PerFrameFunctionalGroupsSequence")}
 
 
@@ -79,7 +79,7 @@ def read_dataset(path: str | os.PathLike, *, expect: str, stop_before_pixels: bo
                 ok = modality == "RTSTRUCT" or sop_class == RTSTRUCT_STORAGE
             else:
                 ok = modality == "SEG" or sop_class in SEG_SOP_CLASSES
-            missing = [keyword for keyword in _REQUIRED[expect] if keyword not in dataset] if ok else []
+            missing = [keyword for keyword in REQUIRED_SEQUENCES[expect] if keyword not in dataset] if ok else []
             if ok and (watch.truncated or missing):
                 detail = f"it lacks {', '.join(missing)}" if missing else "it ends inside a data element"
                 raise UnreadableFileError(f"incomplete {expect} file: {detail}", path=path,

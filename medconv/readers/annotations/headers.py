@@ -1,10 +1,12 @@
 """Cheap header facts of annotation objects: what each references (for discovery and pairing).
 
-:func:`read_header` reads an RTSTRUCT or SEG header (no pixel data; an RTSTRUCT's
-contour points are read only for one point per contour plane) or a LIDC XML file
-and returns an :class:`AnnotationHeader`; :func:`annotation_kind` recognises the
-kind from the first bytes, never raising (DICOM discovery skips ``.xml`` today:
-phase 2 asks :func:`~.lidc_xml.is_lidc_xml` for ``*.xml`` files).
+:func:`read_header` reads an RTSTRUCT or SEG header with every long value deferred
+(no pixel data, no contour points: an RTSTRUCT's points are read only when it names
+no series and no instance, one point per contour, for the frame-of-reference rule),
+or scans a LIDC XML file for its UIDs without parsing it (:func:`~.lidc_xml.scan_lidc_xml`),
+and returns an :class:`AnnotationHeader`. The readers parse the whole object later, in
+the worker; a file cut after its references pairs here and fails there, with the reason.
+:func:`annotation_kind` recognises the kind from the first bytes, never raising.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from ...errors import UnsupportedFormatError
-from .dicom_io import SEG_SOP_CLASSES, RTSTRUCT_STORAGE, read_dataset, sequence, text
-from .lidc_xml import is_lidc_xml, parse_lidc_xml
+from ...errors import UnreadableFileError, UnsupportedFormatError
+from .dicom_io import REQUIRED_SEQUENCES, SEG_SOP_CLASSES, RTSTRUCT_STORAGE, sequence, text
+from .lidc_xml import LIDC_LABEL, is_lidc_family_xml, scan_lidc_xml
 from .model import AnnotationKind
 
 #: Contour plane positions are rounded to this (mm) and deduplicated for the header.
@@ -59,9 +61,13 @@ class AnnotationHeader:
 
 
 def annotation_kind(path: str | os.PathLike) -> Optional[AnnotationKind]:
-    """RTSTRUCT, SEG or LIDC XML from the file's first bytes / header; ``None`` for anything else. Never raises."""
+    """RTSTRUCT, SEG or LIDC XML from the file's first bytes / header; ``None`` for anything else. Never raises.
+
+    LIDC XML means the LIDC-IDRI family (:func:`~.lidc_xml.is_lidc_family_xml`): reading one that is
+    not a ``LidcReadMessage`` raises the reason.
+    """
     path = os.fspath(path)
-    if is_lidc_xml(path):
+    if is_lidc_family_xml(path):
         return AnnotationKind.LIDC_XML
     try:
         import pydicom
@@ -77,8 +83,51 @@ def annotation_kind(path: str | os.PathLike) -> Optional[AnnotationKind]:
     return None
 
 
+#: Header reads defer element values longer than this (bytes): contour points and frame pixels stay on disk.
+_DEFER_BYTES = 256
+
+
+def _header_dataset(path: str, expect: str):
+    """The dataset of an RTSTRUCT / SEG with long values (contour data) deferred: a cheap read for pairing."""
+    import pydicom
+
+    try:
+        dataset = pydicom.dcmread(path, stop_before_pixels=True, defer_size=_DEFER_BYTES)
+    except Exception as error:  # noqa: BLE001 - pydicom raises many kinds on a cut or corrupt file
+        if isinstance(error, OSError) and not isinstance(error, EOFError):
+            raise UnreadableFileError(f"cannot open: {getattr(error, 'strerror', None) or error}", path=path,
+                                      hint="check the path and its permissions") from None
+        raise UnreadableFileError(f"not a readable {expect} DICOM file ({type(error).__name__}: {error})",
+                                  path=path, hint="the file is truncated or corrupt: download it again") from None
+    missing = [keyword for keyword in REQUIRED_SEQUENCES[expect] if keyword not in dataset]
+    if missing:
+        raise UnreadableFileError(f"incomplete {expect} file: it lacks {', '.join(missing)}", path=path,
+                                  hint="the file is truncated or corrupt: download it again")
+    return dataset
+
+
+def _first_point(contour) -> Optional[tuple[float, float, float]]:
+    """The first point of a contour (reading its deferred ContourData), or ``None``."""
+    try:
+        values = contour.get("ContourData", None)
+        point = tuple(round(float(v), _PLANE_ROUNDING) for v in list(values)[:3])
+    except (TypeError, ValueError, OSError):
+        return None
+    return point if len(point) == 3 else None
+
+
+def rtstruct_label(dataset) -> str:
+    """The name an RTSTRUCT's outputs are named after: StructureSetLabel, else SeriesDescription, else 'rtstruct'."""
+    return text(dataset, "StructureSetLabel") or text(dataset, "SeriesDescription") or "rtstruct"
+
+
+def seg_label(dataset) -> str:
+    """The name a SEG's outputs are named after: SeriesDescription, else ContentLabel, else 'seg'."""
+    return text(dataset, "SeriesDescription") or text(dataset, "ContentLabel") or "seg"
+
+
 def _rtstruct_header(path: str) -> AnnotationHeader:
-    dataset = read_dataset(path, expect="RTSTRUCT")
+    dataset = _header_dataset(path, "RTSTRUCT")
     studies, series, sops, frames = set(), set(), set(), set()
     for frame in sequence(dataset, "ReferencedFrameOfReferenceSequence"):
         frames.add(text(frame, "FrameOfReferenceUID"))
@@ -87,26 +136,22 @@ def _rtstruct_header(path: str) -> AnnotationHeader:
             for item in sequence(study, "RTReferencedSeriesSequence"):
                 series.add(text(item, "SeriesInstanceUID"))
                 sops.update(text(image, "ReferencedSOPInstanceUID") for image in sequence(item, "ContourImageSequence"))
-    planes, count = set(), 0
-    for roi in sequence(dataset, "ROIContourSequence"):
-        for contour in sequence(roi, "ContourSequence"):
-            count += 1
-            sops.update(text(image, "ReferencedSOPInstanceUID") for image in sequence(contour, "ContourImageSequence"))
-            data = contour.get("ContourData", None)
-            try:
-                planes.add(tuple(round(float(v), _PLANE_ROUNDING) for v in list(data)[:3]))
-            except (TypeError, ValueError):
-                continue
+    contours = [contour for roi in sequence(dataset, "ROIContourSequence") for contour in sequence(roi, "ContourSequence")]
+    for contour in contours:
+        sops.update(text(image, "ReferencedSOPInstanceUID") for image in sequence(contour, "ContourImageSequence"))
+    series, sops = series - {""}, sops - {""}
+    planes: set = set()
+    if not series and not sops:  # only the frame-of-reference rule needs where the contours lie
+        planes = {point for point in map(_first_point, contours) if point is not None}
     names = tuple(text(item, "ROIName") for item in sequence(dataset, "StructureSetROISequence"))
     return AnnotationHeader(path, AnnotationKind.RTSTRUCT, text(dataset, "PatientID"), text(dataset, "StudyInstanceUID"),
-                            text(dataset, "SeriesInstanceUID"), text(dataset, "StructureSetLabel"),
-                            frozenset(studies - {""}), frozenset(series - {""}), frozenset(sops - {""}),
-                            frozenset(frames - {""}), tuple(sorted(p for p in planes if len(p) == 3)), (), names,
-                            count)
+                            text(dataset, "SeriesInstanceUID"), rtstruct_label(dataset),
+                            frozenset(studies - {""}), frozenset(series), frozenset(sops),
+                            frozenset(frames - {""}), tuple(sorted(planes)), (), names, len(contours))
 
 
 def _seg_header(path: str) -> AnnotationHeader:
-    dataset = read_dataset(path, expect="SEG", stop_before_pixels=True)
+    dataset = _header_dataset(path, "SEG")
     series, sops = set(), set()
     for item in sequence(dataset, "ReferencedSeriesSequence"):
         series.add(text(item, "SeriesInstanceUID"))
@@ -123,21 +168,18 @@ def _seg_header(path: str) -> AnnotationHeader:
     names = tuple(text(item, "SegmentLabel") for item in sequence(dataset, "SegmentSequence"))
     frames = {text(dataset, "FrameOfReferenceUID")} - {""}
     return AnnotationHeader(path, AnnotationKind.SEG, text(dataset, "PatientID"), text(dataset, "StudyInstanceUID"),
-                            text(dataset, "SeriesInstanceUID"), text(dataset, "SeriesDescription"),
+                            text(dataset, "SeriesInstanceUID"), seg_label(dataset),
                             frozenset({text(dataset, "StudyInstanceUID")} - {""}), frozenset(series - {""}),
                             frozenset(sops - {""}), frozenset(frames), tuple(sorted(planes)), (), names,
                             len(sequence(dataset, "PerFrameFunctionalGroupsSequence")))
 
 
 def _lidc_header(path: str) -> AnnotationHeader:
-    document = parse_lidc_xml(path)
-    sops = {roi.sop_uid for reading in document.readings for roi in reading.rois} - {""}
-    zs = tuple(sorted({roi.z for reading in document.readings for roi in reading.rois}))
-    names = tuple(f"reader{r.session}:{r.mark_id}" for r in document.readings)
-    return AnnotationHeader(path, AnnotationKind.LIDC_XML, "", document.study_uid, "", "LIDC reading",
-                            frozenset({document.study_uid} - {""}), frozenset({document.series_uid} - {""}),
-                            frozenset(sops), frozenset(), (), zs, names,
-                            sum(len(r.rois) for r in document.readings))
+    facts = scan_lidc_xml(path)
+    return AnnotationHeader(path, AnnotationKind.LIDC_XML, "", facts.study_uid, "", LIDC_LABEL,
+                            frozenset({facts.study_uid} - {""}), frozenset({facts.series_uid} - {""}),
+                            frozenset(facts.sop_uids - {""}), frozenset(), (), facts.z_positions, facts.marks,
+                            facts.rois)
 
 
 def read_header(path: str | os.PathLike) -> AnnotationHeader:

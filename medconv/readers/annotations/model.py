@@ -147,7 +147,9 @@ class AnnotationResult:
     ``outputs`` are the volumes to write (per :class:`~.options.MaskLayout`),
     ``labels`` the object's label table, ``rois`` what happened to each
     ROI / segment / reader annotation, ``rows`` extra table rows (LIDC: the nine
-    characteristics per reader and nodule), ``warnings`` one line each.
+    characteristics per reader and nodule), ``warnings`` one line each, ``name_suffix``
+    the part every output suffix starts with (``_rtstruct-<label>``, ``_seg-<label>``,
+    ``_lidc``: :func:`~.labelmap.object_suffix`).
     """
 
     path: str
@@ -158,6 +160,7 @@ class AnnotationResult:
     outputs: tuple[LabelOutput, ...]
     warnings: tuple[str, ...] = ()
     rows: tuple[Any, ...] = field(default=())  #: LIDC: :class:`~.lidc.LidcRow` (``as_row()`` for a CSV)
+    name_suffix: str = ""
 
     def output(self, role: OutputRole) -> LabelOutput:
         """The first output with this role (``KeyError`` when there is none)."""

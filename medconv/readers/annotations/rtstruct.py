@@ -24,7 +24,8 @@ import numpy as np
 
 from ...image_reference import ImageReference
 from .dicom_io import coded_concepts, read_dataset, rgb, sequence, text
-from .labelmap import RoiMask, label_outputs, suffix_name
+from .headers import rtstruct_label
+from .labelmap import RoiMask, label_outputs, object_suffix
 from .model import (AnnotationKind, AnnotationResult, ContourPlacement, ContourReport, LabelEntry, RoiReport,
                     RoiStatus)
 from .options import AnnotationOptions
@@ -204,11 +205,12 @@ def read_rtstruct(path: str | os.PathLike, reference: ImageReference,
             report = RoiReport(roi.number, roi.name, status, value, mask.voxels, contour_reports, gap_slices=gaps)
         reports.append(report)
         warnings.extend(_warnings_for(report) + _reference_warnings(report, reference))
-    label = text(dataset, "StructureSetLabel") or text(dataset, "SeriesDescription") or "rtstruct"
+    label = rtstruct_label(dataset)
+    name_suffix = object_suffix(AnnotationKind.RTSTRUCT, label)
     meta = {"source_format": AnnotationKind.RTSTRUCT.value, "source_files": [path], "modality": "RTSTRUCT",
             "series_uid": text(dataset, "SeriesInstanceUID"), "study_uid": text(dataset, "StudyInstanceUID"),
             "patient_id": text(dataset, "PatientID"), "series_description": label, "warnings": warnings}
     outputs, overlap_warnings = label_outputs(masks, entries, reference, options.masks,
-                                              suffix=f"_rtstruct-{suffix_name(label)}", meta=meta)
+                                              suffix=name_suffix, meta=meta)
     return AnnotationResult(path, AnnotationKind.RTSTRUCT, reference.unit_id, tuple(entries), tuple(reports),
-                            tuple(outputs), tuple(warnings + overlap_warnings))
+                            tuple(outputs), tuple(warnings + overlap_warnings), name_suffix=name_suffix)

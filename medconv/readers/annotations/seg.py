@@ -33,7 +33,8 @@ import numpy as np
 from ...errors import InvalidAnnotationError, UnreadableFileError, UnsupportedFormatError
 from ...image_reference import ImageReference
 from .dicom_io import coded_concepts, read_dataset, sequence, text
-from .labelmap import RoiMask, label_outputs, suffix_name
+from .headers import seg_label
+from .labelmap import RoiMask, label_outputs, object_suffix
 from .model import AnnotationKind, AnnotationResult, LabelEntry, RoiReport, RoiStatus
 from .options import AnnotationOptions, FractionalHandling
 
@@ -57,7 +58,7 @@ class SegFrame:
     source_sop_uid: str = ""
 
 
-def _functional(group, shared, keyword: str):
+def functional_group(group, shared, keyword: str):
     """A functional-group macro from the per-frame group, else from the shared one."""
     for source in (group, shared):
         items = sequence(source, keyword)
@@ -72,9 +73,9 @@ def frames_of(dataset, path: str) -> list[SegFrame]:
     per_frame = sequence(dataset, "PerFrameFunctionalGroupsSequence")
     frames = []
     for index, group in enumerate(per_frame):
-        plane = _functional(group, shared, "PlanePositionSequence")
-        orientation = _functional(group, shared, "PlaneOrientationSequence")
-        measures = _functional(group, shared, "PixelMeasuresSequence")
+        plane = functional_group(group, shared, "PlanePositionSequence")
+        orientation = functional_group(group, shared, "PlaneOrientationSequence")
+        measures = functional_group(group, shared, "PixelMeasuresSequence")
         if plane is None or orientation is None or measures is None:
             raise InvalidAnnotationError(f"SEG frame {index + 1} has no plane position, orientation or pixel spacing",
                                          path=path, hint="only SEG objects in the patient frame can be placed")
@@ -88,7 +89,7 @@ def frames_of(dataset, path: str) -> list[SegFrame]:
                 np.all(np.isfinite(position)) and np.all(np.isfinite(iop)) and all(s > 0 for s in spacing)):
             raise InvalidAnnotationError(f"SEG frame {index + 1} has NaN, missing or non-positive geometry values",
                                          path=path)
-        identification = _functional(group, shared, "SegmentIdentificationSequence")
+        identification = functional_group(group, shared, "SegmentIdentificationSequence")
         segment = int(identification.ReferencedSegmentNumber) if identification is not None else 0
         derivation = sequence(group, "DerivationImageSequence")
         sources = sequence(derivation[0], "SourceImageSequence") if derivation else []
@@ -246,12 +247,13 @@ def read_seg(path: str | os.PathLike, reference: ImageReference,
                         f"{OFF_CENTRE_TOLERANCE:g} step from a slice centre); placed on the nearest slice")
     if resampled:
         warnings.append(f"{resampled} SEG frame(s) are not on the image's pixel grid; resampled (nearest pixel)")
-    label = text(dataset, "SeriesDescription") or text(dataset, "ContentLabel") or "seg"
+    label = seg_label(dataset)
+    name_suffix = object_suffix(AnnotationKind.SEG, label)
     meta = {"source_format": AnnotationKind.SEG.value, "source_files": [path], "modality": "SEG",
             "series_uid": text(dataset, "SeriesInstanceUID"), "study_uid": text(dataset, "StudyInstanceUID"),
             "patient_id": text(dataset, "PatientID"), "series_description": label, "warnings": warnings,
             "header": {"segmentation_type": seg_type}}
     outputs, overlap_warnings = label_outputs(masks, entries, reference, options.masks,
-                                              suffix=f"_seg-{suffix_name(label)}", meta=meta)
+                                              suffix=name_suffix, meta=meta)
     return AnnotationResult(path, AnnotationKind.SEG, reference.unit_id, tuple(entries), tuple(reports),
-                            tuple(outputs), tuple(warnings + overlap_warnings))
+                            tuple(outputs), tuple(warnings + overlap_warnings), name_suffix=name_suffix)

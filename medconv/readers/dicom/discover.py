@@ -177,15 +177,22 @@ def relative_folder(path: str, base: str) -> str:
 
 
 def sources_of(discovery: Discovery, root: str, reader: str = "dicom") -> Iterator[Source]:
-    """The Sources of a discovery: unreadable files first, then every unit in series order."""
+    """The Sources of a discovery: unreadable files first, then every unit in series order.
+
+    RTSTRUCT and SEG objects, and LIDC XML among the skipped files, become annotation
+    units paired with the image unit they annotate (:mod:`medconv.readers.annotations.discovery`).
+    """
+    from ..annotations.discovery import with_annotation_units
+
     base = root if os.path.isdir(root) else ""
     used: set[str] = set()
+    sources = []
     for path, reason in discovery.unreadable:
         ident = _unique(f"unreadable_{slug(os.path.basename(path))}", used)
-        yield Source(ident, reader, (path,), base, {"unreadable": reason, "n_files": 1,
-                                                    "folder": relative_folder(path, base)})
-    for unit in discovery.units:
-        yield source_for(unit, base, used, reader)
+        sources.append(Source(ident, reader, (path,), base, {"unreadable": reason, "n_files": 1,
+                                                             "folder": relative_folder(path, base)}))
+    sources.extend(source_for(unit, base, used, reader) for unit in discovery.units)
+    yield from with_annotation_units(sources, discovery.skipped, base)
 
 
 def source_for(unit: Unit, base: str, used: set[str], reader: str = "dicom") -> Source:
