@@ -7,7 +7,10 @@ worker processes (loky, Dask) never see globals set in the parent.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Optional
+
+if TYPE_CHECKING:  # pragma: no cover  (the DICOM reader loads when a unit is read, not with the options)
+    from .readers.dicom.greyscale import VoiChoice
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,14 @@ class ReadOptions:
         (a MetaImage ``ElementDataFile = ../x.raw``, a link to another disk);
         refused with ``OutsideDatasetError`` by default. Device files, FIFOs and
         sockets are refused whatever this says.
+    voi:
+        2D DICOM images (radiographs, cine): ``None`` (default) keeps the **modality
+        values**, lossless (MONOCHROME1 inverted by bit depth); a
+        :class:`~medconv.readers.dicom.greyscale.VoiChoice` gives **display values**
+        after that VOI (the file's VOI LUT or window, a window of yours, min..max),
+        quantised to ``voi_bits``. Volumes (CT, MR) are not affected: use a window.
+    voi_bits:
+        8 (uint8, for 8-bit PNG) or 16 (uint16): the depth of display values.
     extra:
         Options for third-party readers, by reader name.
     """
@@ -59,6 +70,8 @@ class ReadOptions:
     # hostile input (docs/reliability.md)
     max_voxels: Optional[int] = None
     follow_outside: bool = False
+    voi: Optional["VoiChoice"] = None
+    voi_bits: Literal[8, 16] = 8
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -88,6 +88,10 @@ def assemble(plan: UnitPlan, options: ReadOptions = ReadOptions()) -> Volume:
     """
     from .layouts import decode_frames, layout_meta
 
+    if plan.layout in (Layout.PROJECTION, Layout.CINE_2D):  # 2D images: no stack, the greyscale pipeline
+        from .layouts.projection import assemble_planar
+
+        return assemble_planar(plan, options)
     order = order_frames(plan)
     geometry, warnings = stack_geometry(plan, order, options)
     frames = ordered_frames(plan, order, geometry)
