@@ -56,6 +56,10 @@ class ReadOptions:
         quantised to ``voi_bits``. Volumes (CT, MR) are not affected: use a window.
     voi_bits:
         8 (uint8, for 8-bit PNG) or 16 (uint16): the depth of display values.
+    pet:
+        PET units in Bq/ml (or Philips CNTS): ``"suv"`` converts them to SUVbw,
+        ``"sul"`` to SUL (lean body mass), float32; ``None`` (default) keeps the
+        stored activity. Other modalities are not affected.
     extra:
         Options for third-party readers, by reader name.
     """
@@ -72,6 +76,7 @@ class ReadOptions:
     follow_outside: bool = False
     voi: Optional["VoiChoice"] = None
     voi_bits: Literal[8, 16] = 8
+    pet: Optional[Literal["suv", "sul"]] = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
