@@ -54,8 +54,13 @@ def _convert_one_file(src: str, dst: str, options: ParsedOptions) -> int:
 
     configure_logging(options.run.verbosity, options.run.log_file)
     readers = options.dataset.readers
+    if options.dataset.boxes is not None:
+        from ..errors import UsageError
+
+        raise UsageError("--boxes moves a table into a folder of outputs (DST/boxes.csv)", dst,
+                         "give a folder as DST")
     written = convert_file(src, dst, read_options=options.read, write_options=options.write,
-                           transform=options.dataset.preprocessing, reader=readers[0] if readers else None)
+                           transform=options.dataset.transform, reader=readers[0] if readers else None)
     if options.run.summary:
         click.echo(f"wrote {', '.join(written)}")
     return 0
