@@ -6,6 +6,7 @@ import click
 
 from .batch_options import batch_options
 from .datasets import run_dataset, source_argument
+from .image2d_options import image2d_output, pet_input, radiograph_input
 from .input_options import dicom_input, label_input, limit_input, reader_choice, tiff_input
 from .options import Example, ParsedOptions, command
 from .output_options import Destination, destination_kind, output_options
@@ -26,11 +27,14 @@ CONVERT_EXAMPLES = (
 @click.argument("dst", type=click.Path(), metavar="DST")
 @reader_choice
 @dicom_input
+@radiograph_input()
+@pet_input
 @label_input
 @tiff_input
 @limit_input
 @output_options
 @transform_options
+@image2d_output
 @batch_options
 def convert(src: str, dst: str, options: ParsedOptions) -> int:
     """Convert SRC into DST.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from .batch_options import batch_options
+from .image2d_options import pet_input, radiograph_input
 from .input_options import dicom_input, label_input, limit_input
 from .options import Example, ParsedOptions, command
 from .output_options import destination_kind, output_options
@@ -61,6 +62,8 @@ TCIA_EXAMPLES = (
 @source_argument
 @folder_argument
 @dicom_input
+@radiograph_input()
+@pet_input
 @output_options
 @transform_options
 @batch_options
