@@ -234,3 +234,18 @@ def test_a_projection_unit_plan_is_frozen_and_names_its_file(tmp_path):
     assert source.plan.layout is Layout.PROJECTION and len(source.plan.frames) == 1
     assert source.info["file"] == "00436515-870c"
     assert pickle.loads(pickle.dumps(source)) == source
+
+
+def test_ct_slices_that_all_lost_their_geometry_stay_one_stack_that_fails(tmp_path):
+    """Cross-sectional slices without geometry are a broken series, not 2D images: one unit, one clear failure."""
+    from medconv.errors import GeometryError
+
+    series = generate_uid()
+    for number in (1, 2, 3):
+        radiograph(tmp_path / f"ct{number}.dcm", stored_ramp(12, shape=(8, 8)), modality="CT",
+                   sop_class="1.2.840.10008.5.1.4.1.1.2", photometric="MONOCHROME2", SeriesInstanceUID=series,
+                   InstanceNumber=number)
+    reader, (source,) = sources_of(tmp_path)
+    assert source.info["layout"] == "single" and source.info["n_files"] == 3
+    with pytest.raises(GeometryError, match="ImagePositionPatient"):
+        reader.read(source)

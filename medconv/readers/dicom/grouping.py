@@ -76,6 +76,8 @@ IOP_TOLERANCE = 1e-3
 POSITION_BIN_MM = 0.01
 #: Flag of a unit grouped without SeriesInstanceUID (rule 1).
 NO_SERIES_UID_FLAG = "no-series-uid"
+#: Modalities of cross-sectional slices: files without patient geometry are a broken stack, not 2D images.
+CROSS_SECTIONAL_MODALITIES = frozenset({"CT", "MR", "PT", "NM"})
 
 
 @dataclass
@@ -478,7 +480,8 @@ def _split_planar(images: list[DicomHeader]) -> tuple[list[SeriesGroup], list[Di
     series (PA and lateral) are two units, each with ``Split(IMAGE, InstanceNumber)``
     (issue 10, fault 8: two made a stack that failed for want of ImagePositionPatient).
     Which files: :func:`.layouts.projection.planar_layout`, plus single-frame greyscale
-    images of other modalities in a series where no file has patient geometry
+    images of other modalities (not CT, MR, PT, NM, whose slices without geometry
+    stay one stack that fails saying so) in a series where no file has patient geometry
     (classified as excluded 2D images later, read the same way with ``include_2d``);
     a CT or MR slice that lost its ImagePositionPatient stays in its stack, whose
     reading then names it.
@@ -491,7 +494,7 @@ def _split_planar(images: list[DicomHeader]) -> tuple[list[SeriesGroup], list[Di
     for header in images:
         layout = planar_layout(header)
         if (layout is None and not stackable and not header.is_multiframe and not header.is_mosaic
-                and is_greyscale(header)
+                and header.modality not in CROSS_SECTIONAL_MODALITIES and is_greyscale(header)
                 and getattr(sop_class(header.sop_class_uid), "kind", None) is not SopKind.SECONDARY_CAPTURE):
             layout = Layout.PROJECTION
         if layout is None:
