@@ -268,3 +268,26 @@ def test_chestxray14_like_pngs_and_nih_box_table(tmp_path):
     assert row[-1] == "images_001/images/00013118_008.png"
     (found,) = connected_boxes(out / row[-1])
     assert np.allclose(found, (7.5, 25, 20, 15), atol=1.0)
+
+
+def test_cbis_like_tree_keeps_its_folders_and_ambiguous_box_ids_are_not_guessed(tmp_path):
+    """CBIS-DDSM: Secondary Captures of MG, every file named 1-1.dcm in its own folder: the outputs keep the tree
+    ({file}), and a box id '1-1' that names both images goes to boxes-unmatched.csv with the reason."""
+    from test_dicom_projection import SECONDARY_CAPTURE
+
+    for case in ("Mass-Training_P_00001_LEFT_CC", "Mass-Training_P_00004_LEFT_MLO"):
+        folder = tmp_path / "ddsm" / case / "07-20-2016-DDSM-74994" / "1.000000-full mammogram images-24515"
+        folder.mkdir(parents=True)
+        radiograph(folder / "1-1.dcm", np.full((20, 16), 3000, np.uint16), sop_class=SECONDARY_CAPTURE,
+                   modality="MG", photometric="MONOCHROME2", PatientID=case)
+    table = tmp_path / "boxes.csv"
+    table.write_text("patientId,x,y,width,height\n1-1,1,2,3,4\n")
+    out = tmp_path / "png"
+    assert main(["dcm2png", str(tmp_path / "ddsm"), str(out), "--voi", "modality", "--boxes", str(table), "-q",
+                 "-j", "1"]) == 0
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert written == [f"{case}/07-20-2016-DDSM-74994/1.000000-full mammogram images-24515/1-1.png"
+                       .replace(" ", "_") for case in ("Mass-Training_P_00001_LEFT_CC", "Mass-Training_P_00004_LEFT_MLO")]
+    assert all(np.asarray(Image.open(out / p)).max() == 3000 for p in written)  # 16-bit modality values
+    (row,) = list(csv.DictReader(open(out / "boxes-unmatched.csv", newline="")))
+    assert row["patientId"] == "1-1" and row["reason"].startswith("2 images of that name")
