@@ -54,7 +54,7 @@ MAX_COMPONENT = 120
 
 _UNSAFE = re.compile(r"[^\w.+\-]+", re.UNICODE)
 _UNDERSCORES = re.compile(r"_{2,}")
-_PATH_FIELDS = ("id", "parent")
+_PATH_FIELDS = ("id", "parent", "file")  # file: a 2D DICOM image's path under SRC without suffix
 
 
 def sanitize_component(value: Any) -> str:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from enum import Enum
-from typing import Any, Literal, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Optional
+
+if TYPE_CHECKING:  # pragma: no cover  (the DICOM reader loads when a unit is read, not with the options)
+    from .readers.dicom.greyscale import VoiChoice
 
 from .errors import UsageError
 
@@ -130,9 +133,21 @@ class ReadOptions:
     annotations:
         How annotation objects (RTSTRUCT, DICOM SEG, LIDC-IDRI XML) found beside their
         image series become label volumes (:class:`AnnotationOptions`); ``None`` turns
-        them off (each annotation unit is then excluded, not read). Left out of ``repr``:
-        a batch fingerprints a unit's options by their ``repr``, and these options shape
-        only annotation units (whose fingerprint adds them), never an image.
+        them off (each annotation unit is then excluded, not read). Left out of
+        :meth:`describe`: these options shape only annotation units (whose fingerprint
+        adds them), never an image, so changing them does not redo the images.
+    voi:
+        2D DICOM images (radiographs, cine): ``None`` (default) keeps the **modality
+        values**, lossless (MONOCHROME1 inverted by bit depth); a
+        :class:`~medconv.readers.dicom.greyscale.VoiChoice` gives **display values**
+        after that VOI (the file's VOI LUT or window, a window of yours, min..max),
+        quantised to ``voi_bits``. Volumes (CT, MR) are not affected: use a window.
+    voi_bits:
+        8 (uint8, for 8-bit PNG) or 16 (uint16): the depth of display values.
+    pet:
+        PET units in Bq/ml (or Philips CNTS): ``"suv"`` converts them to SUVbw,
+        ``"sul"`` to SUL (lean body mass), float32; ``None`` (default) keeps the
+        stored activity. Other modalities are not affected.
     extra:
         Options for third-party readers, by reader name.
     """
@@ -148,10 +163,15 @@ class ReadOptions:
     max_voxels: Optional[int] = None
     follow_outside: bool = False
     annotations: Optional[AnnotationOptions] = field(default=AnnotationOptions(), repr=False)
+    voi: Optional["VoiChoice"] = None
+    voi_bits: Literal[8, 16] = 8
+    pet: Optional[Literal["suv", "sul"]] = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     #: Fields that decide whether a unit is read at all, never what it reads to: left out of :meth:`describe`.
     NOT_IN_RESULT = frozenset({"max_voxels", "follow_outside"})
+    #: Fields that shape only annotation units: left out of :meth:`describe` (the fingerprint adds them to those units).
+    ANNOTATION_ONLY = frozenset({"annotations"})
 
     def describe(self) -> dict[str, Any]:
         """The choices that change what is read, as the fields set to other than their defaults.
@@ -159,9 +179,9 @@ class ReadOptions:
         A batch records this in each output's fingerprint (:func:`medconv.batch.unit.unit_fingerprint`),
         so a field added later with a default leaves the fingerprints of earlier outputs
         as they were: they resume. Limits that only refuse a unit (:attr:`NOT_IN_RESULT`)
-        are left out.
+        and the annotation options (:attr:`ANNOTATION_ONLY`) are left out.
         """
-        return _changed_fields(self, self.NOT_IN_RESULT)
+        return _changed_fields(self, self.NOT_IN_RESULT | self.ANNOTATION_ONLY)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ permuted/flipped to its closest LPS axes (no interpolation), then
 * sagittal: anterior on the left, superior at the top;
 
 and every edge is labelled with its anatomical direction, so a flipped or
-swapped volume is visible at a glance. Pixels keep their physical aspect ratio.
+swapped volume is visible at a glance. A 2D image (one slice: a radiograph, a
+photo, a mask) is shown as itself, one panel as stored (row ``j`` = 0 at the top,
+as its PNG output), colour kept and 8-bit display values as they are. Pixels keep their physical aspect ratio.
 The slices of an image go through its middle; those of a label map, and of an
 image with its label map drawn over it, through the largest connected labelled
 region (an off-centre nodule, one of two lungs). The caption, wrapped to the
@@ -83,12 +85,32 @@ def _volume_index(lps_index, transform, shape) -> tuple[int, ...]:
     return tuple(index)
 
 
+#: The one view of a 2D image: the picture as stored (row j = 0 at the top), no anatomical edge letters.
+PLANAR_VIEWS = (("image", "", "", "", ""),)
+
+
+def is_planar(volume) -> bool:
+    """A 2D image (one slice, ``(i, j, 1)`` or ``(i, j, 1, c)``): its preview is the image itself."""
+    return volume.spatial_shape[2] == 1
+
+
+def views_of(volume) -> tuple:
+    """The views of a preview: the picture itself for a 2D image, else axial, coronal and sagittal."""
+    return PLANAR_VIEWS if is_planar(volume) else _VIEWS
+
+
 def display_panels(volume, focus: tuple[int, int, int] | None = None
                    ) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
     """The three slices through ``focus`` (closest-LPS index; default the middle) in display order, and pixel sizes.
 
     Returns ``([axial, coronal, sagittal], [(row_mm, col_mm), ...])``; rows run top->bottom, columns left->right.
+    A 2D image gives one panel, the picture as stored (row ``j``, column ``i``; colour channels kept), as its
+    PNG output shows it.
     """
+    if is_planar(volume):
+        array = np.asarray(volume.array)
+        plane = array[:, :, 0].T if array.ndim == 3 else array[:, :, 0, :].transpose(1, 0, 2)
+        return [plane], [(volume.spacing[1], volume.spacing[0])]
     lps, spacing, _, _ = _lps_view(volume)
     x, y, z = focus if focus is not None else (n // 2 for n in lps.shape)
     axial = lps[:, :, z].T  # rows: A->P, columns: R->L
@@ -118,6 +140,8 @@ def label_focus(volume) -> tuple[int, int, int] | None:
 
 def focus_caption(volume, focus: tuple[int, int, int] | None, why: str) -> str:
     """``"slices through voxel (i, j, k) = (3, 40, 12) (why)"`` in the volume's own index order."""
+    if is_planar(volume):
+        return "a 2D image, shown like its PNG: row j = 0 at the top, column i = 0 on the left"
     lps, _, transform, shape = _lps_view(volume)
     if focus is None:
         focus = tuple(n // 2 for n in lps.shape)
@@ -137,8 +161,11 @@ def repair_caption(volume) -> str | None:
 
 
 def intensity_range(volume) -> tuple[float, float]:
-    """The display window: soft tissue for CT, else the 1st-99th percentiles (of a sample)."""
+    """The display window: soft tissue for CT, 0..255 for an 8-bit 2D image (display values already), else the
+    1st-99th percentiles (of a sample)."""
     meta = volume.meta
+    if is_planar(volume) and np.asarray(volume.array).dtype == np.uint8:
+        return 0.0, 255.0
     units = meta.get("units")
     if units == "HU" or (units is None and str(meta.get("modality", "")).upper() == "CT"):
         level, width = SOFT_TISSUE
@@ -157,6 +184,14 @@ def _to_grey(panel: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     low, high = window
     scaled = (np.nan_to_num(panel.astype(np.float64), nan=low) - low) / (high - low)
     return (np.clip(scaled, 0, 1) * 255).astype(np.uint8)
+
+
+def _grey_or_colour(panel: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """A panel as RGB: grey repeated, or a 2D colour image's first three channels (grey + alpha: the grey)."""
+    if panel.ndim == 3:
+        channels = panel[..., :3] if panel.shape[2] >= 3 else np.repeat(panel[..., :1], 3, axis=2)
+        return _to_grey(channels, window)
+    return np.repeat(_to_grey(panel, window)[..., None], 3, axis=2)
 
 
 def _label_rgb(panel: np.ndarray) -> np.ndarray:
@@ -193,7 +228,7 @@ def wrap_caption(lines: Iterable[str], width_px: int, draw) -> list[str]:
     return wrapped
 
 
-def _compose(panels_rgb: list[np.ndarray], sizes, caption: list[str]):
+def _compose(panels_rgb: list[np.ndarray], sizes, caption: list[str], views=_VIEWS):
     """The three panels side by side at physical aspect, edges labelled, the caption above them (wrapped, never cut)."""
     from PIL import Image, ImageDraw
 
@@ -213,7 +248,7 @@ def _compose(panels_rgb: list[np.ndarray], sizes, caption: list[str]):
     for number, line in enumerate(lines):
         draw.text((4, 2 + LINE_HEIGHT * number), line, fill=(230, 230, 230) if number == 0 else (190, 190, 190))
     x = margin
-    for picture, (view, left, right, up, down) in zip(pictures, _VIEWS):
+    for picture, (view, left, right, up, down) in zip(pictures, views):
         y = top + margin
         sheet.paste(picture, (x, y))
         mid_x, mid_y = x + picture.width // 2, y + picture.height // 2
@@ -250,11 +285,11 @@ def write_unit_preview(volume, output_like: str) -> str:
         rgb = [_label_rgb(panel) for panel in panels]
     else:
         window = intensity_range(volume)
-        rgb = [np.repeat(_to_grey(panel, window)[..., None], 3, axis=2) for panel in panels]
+        rgb = [_grey_or_colour(panel, window) for panel in panels]
     why = "the largest labelled region" if focus is not None else "the middle of the volume"
     png = stem + ".png"
     caption = caption_lines(volume, os.path.basename(stem), focus, why)
-    _compose(rgb, sizes, caption).save(png, optimize=True)
+    _compose(rgb, sizes, caption, views_of(volume)).save(png, optimize=True)
     info = {"shape": list(volume.spatial_shape), "affine": np.round(volume.affine_ras, 3).tolist(),
             "kind": volume.kind, "axes": volume.axis_codes, "spacing": [round(s, 4) for s in volume.spacing],
             "sizes": [list(map(float, s)) for s in sizes], "caption": caption}
@@ -318,14 +353,14 @@ def write_overlay(preview_dir: str, image_stem: str, label_stem: str, image_outp
     window = intensity_range(image)
     panels = []
     for grey, labels in zip(grey_panels, label_panels):
-        rgb = np.repeat(_to_grey(grey, window)[..., None], 3, axis=2).astype(np.float64)
+        rgb = _grey_or_colour(grey, window).astype(np.float64)
         colour = _label_rgb(labels).astype(np.float64)
         panels.append(np.where((labels != 0)[..., None], 0.6 * rgb + 0.4 * colour, rgb).astype(np.uint8))
     name = f"{image_stem.rsplit('/', 1)[-1]} + {label_stem.rsplit('/', 1)[-1]}"
     why = "the largest region of the labels" if focus is not None else "the middle (the labels are empty)"
     path = os.path.join(preview_dir, *image_stem.split("/")) + ".overlay.png"
     caption = caption_lines(image, name, focus, why)
-    _compose(panels, sizes, caption).save(path, optimize=True)
+    _compose(panels, sizes, caption, views_of(image)).save(path, optimize=True)
     return path, caption
 
 

@@ -291,3 +291,15 @@ def test_colour_images_have_no_greyscale_pipeline(tmp_path):
     ds.PhotometricInterpretation, ds.BitsStored = "RGB", 8
     with pytest.raises(UnsupportedFormatError, match="RGB"):
         greyscale_header(ds)
+
+
+def test_values_above_the_stored_range_take_the_last_entry(tmp_path):
+    """Unmasked high bits (a caller's array, not the reader's): the table's last entry, as clipping would give."""
+    stored = stored_ramp(12, shape=(64, 64))
+    ds = pydicom.dcmread(radiograph(tmp_path / "x.dcm", stored, photometric="MONOCHROME2", WindowCenter=2048,
+                                    WindowWidth=4096))
+    header = greyscale_header(ds)
+    high = np.array([[4095, 4096, 40000, 65535]], dtype=np.uint16)
+    shown = display_image(high, header).array
+    np.testing.assert_array_equal(shown, np.full_like(shown, display_image(np.array([[4095]], np.uint16), header)
+                                                      .array[0, 0]))

@@ -160,3 +160,25 @@ def test_captions_wrap_and_are_never_cut():
     lines = wrap_caption(text, 200, draw)
     assert all(draw.textlength(line) <= 200 for line in lines) and len(lines) > 2
     assert "".join(lines).replace(" ", "") == "".join(text).replace(" ", "")
+
+
+def test_a_2d_image_preview_is_the_image_itself(tmp_path):
+    """A radiograph's preview is one panel: the picture as stored (its PNG), not three cuts of a slab."""
+    from PIL import Image
+
+    from medconv.preview import display_panels, write_unit_preview
+
+    rows, columns = 60, 90
+    picture = np.zeros((rows, columns), np.uint8)
+    picture[5:15, 70:85] = 255  # top right, as stored
+    volume = Volume(picture.T[:, :, None], spacing=(0.2, 0.2, 1.0))
+    (panel,), (size,) = display_panels(volume)
+    np.testing.assert_array_equal(panel, picture)
+    assert size == (0.2, 0.2)
+    png = np.asarray(Image.open(write_unit_preview(volume, str(tmp_path / "cxr.png"))).convert("L"))
+    bright = np.argwhere(png > 250)
+    height, width = png.shape
+    from medconv.preview import PANEL_SIZE
+
+    assert width < 2 * PANEL_SIZE  # one panel, not three
+    assert bright[:, 1].mean() > width * 0.6 and bright[:, 0].mean() < height * 0.5  # the patch top right

@@ -225,3 +225,66 @@ def test_apply_suv_per_slice_and_refusals(tmp_path):
         apply_suv(volume, scales[:2])
     with pytest.raises(NotApplicableError, match="made for"):
         apply_suv(volume.replace(meta={**volume.meta, "units": "CNTS"}), scales[0])
+
+
+# -- in the reader: ReadOptions(pet="suv" | "sul") ------------------------------------------------
+
+def frame_decay(elapsed_s: float, duration_s: float = 180.0) -> float:
+    """The dose fraction left at ``elapsed_s`` after injection, averaged over a frame of ``duration_s`` (written out)."""
+    decay_constant = math.log(2.0) / F18_HALF_LIFE
+    return math.exp(-decay_constant * elapsed_s) * (1 - math.exp(-decay_constant * duration_s)) / (
+        decay_constant * duration_s)
+
+
+@pytest.mark.parametrize("decay, elapsed", [("START", 3750.0), ("ADMIN", 0.0)])
+def test_the_reader_gives_suv_on_request(tmp_path, decay, elapsed):
+    write_pet_series(tmp_path / "pet", DecayCorrection=decay)
+    stored = medconv.read(tmp_path / "pet")
+    assert stored.meta["units"] == "BQML"  # the default is unchanged
+    suv = medconv.read(tmp_path / "pet", options=medconv.ReadOptions(pet="suv"))
+    assert suv.array.dtype == np.float32 and suv.meta["units"] == "SUVbw g/ml"
+    np.testing.assert_allclose(suv.array, analytic_suv(elapsed), rtol=1e-4)
+    assert suv.meta["dicom"]["suv"]["decay_reference"].startswith(decay) and suv.history[0].startswith("suv x")
+    sul = medconv.read(tmp_path / "pet", options=medconv.ReadOptions(pet="sul"))
+    lbm = 9270.0 * WEIGHT / (6680.0 + 216.0 * WEIGHT / 1.78**2)  # Janmahasatian, a man of 1.78 m
+    np.testing.assert_allclose(sul.array, analytic_suv(elapsed, lbm), rtol=1e-4)
+
+
+def test_no_decay_correction_gives_each_slice_its_own_factor(tmp_path):
+    paths = write_pet_series(tmp_path / "pet", DecayCorrection="NONE")
+    minutes = (30, 33, 36)  # each slice acquired later: AcquisitionTime per file
+    for path, minute in zip(paths, minutes):
+        ds = pydicom.dcmread(path)
+        ds.AcquisitionTime = f"10{minute:02d}00"
+        ds.save_as(path)
+    suv = medconv.read(tmp_path / "pet", options=medconv.ReadOptions(pet="suv"))
+    for k, minute in enumerate(minutes):
+        expected = activity()[k].T * WEIGHT * 1000.0 / (DOSE * frame_decay(60.0 * minute))
+        np.testing.assert_allclose(suv.array[:, :, k], expected, rtol=1e-4)
+    assert len(set(suv.meta["dicom"]["suv"]["factor"])) == 3
+
+
+@pytest.mark.parametrize("changes, file_changes, message", [
+    pytest.param({"PatientWeight": None}, {}, r"PatientWeight \(0010,1030\) is missing", id="no-weight"),
+    pytest.param({"RadionuclideTotalDose": None}, {}, r"RadionuclideTotalDose \(0018,1074\) is missing",
+                 id="no-dose"),
+    pytest.param({}, {"PatientWeight": 80.0}, r"PatientWeight \(0010,1030\) contradicts", id="weights-differ"),
+    pytest.param({}, {"DecayCorrection": "ADMIN"}, r"DecayCorrection \(0054,1102\) contradicts", id="decay-differs"),
+])
+def test_the_reader_refuses_missing_or_contradictory_inputs(tmp_path, changes, file_changes, message):
+    paths = write_pet_series(tmp_path / "pet", **changes)
+    if file_changes:  # the last slice says otherwise
+        ds = pydicom.dcmread(paths[-1])
+        for keyword, value in file_changes.items():
+            setattr(ds, keyword, value)
+        ds.save_as(paths[-1])
+    with pytest.raises(HeaderError, match=message):
+        medconv.read(tmp_path / "pet", options=medconv.ReadOptions(pet="suv"))
+
+
+def test_suv_units_are_in_the_nifti_description(tmp_path):
+    import nibabel as nib
+
+    write_pet_series(tmp_path / "pet")
+    medconv.write(medconv.read(tmp_path / "pet", options=medconv.ReadOptions(pet="suv")), tmp_path / "suv.nii.gz")
+    assert nib.load(tmp_path / "suv.nii.gz").header["descrip"].item().decode().endswith("; SUVbw g/ml")

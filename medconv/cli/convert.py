@@ -7,6 +7,7 @@ import click
 from .annotation_options import annotation_options
 from .batch_options import batch_options
 from .datasets import run_dataset, source_argument
+from .image2d_options import image2d_output, pet_input, radiograph_input
 from .input_options import dicom_input, label_input, limit_input, reader_choice, tiff_input
 from .options import Example, ParsedOptions, command
 from .output_options import Destination, destination_kind, output_options
@@ -28,11 +29,14 @@ CONVERT_EXAMPLES = (
 @reader_choice
 @dicom_input
 @annotation_options
+@radiograph_input()
+@pet_input
 @label_input
 @tiff_input
 @limit_input
 @output_options
 @transform_options
+@image2d_output
 @batch_options
 def convert(src: str, dst: str, options: ParsedOptions) -> int:
     """Convert SRC into DST.
@@ -58,8 +62,13 @@ def _convert_one_file(src: str, dst: str, options: ParsedOptions) -> int:
 
     configure_logging(options.run.verbosity, options.run.log_file)
     readers = options.dataset.readers
+    if options.dataset.boxes is not None:
+        from ..errors import UsageError
+
+        raise UsageError("--boxes moves a table into a folder of outputs (DST/boxes.csv)", dst,
+                         "give a folder as DST")
     written = convert_file(src, dst, read_options=options.read, write_options=options.write,
-                           transform=options.dataset.preprocessing, reader=readers[0] if readers else None)
+                           transform=options.dataset.transform, reader=readers[0] if readers else None)
     if options.run.summary:
         click.echo(f"wrote {', '.join(written)}")
     return 0

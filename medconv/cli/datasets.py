@@ -10,6 +10,7 @@ import click
 
 from .annotation_options import annotation_options
 from .batch_options import batch_options
+from .image2d_options import pet_input, radiograph_input
 from .input_options import dicom_input, label_input, limit_input
 from .options import Example, ParsedOptions, command
 from .output_options import destination_kind, output_options
@@ -24,19 +25,26 @@ def run_dataset(src: str, dst: str, options: ParsedOptions, readers: tuple[str, 
     from ..batch import UnitJob
     from ..batch.dataset import convert_dataset
 
-    from ..errors import NothingFoundError
+    from ..errors import NothingFoundError, UsageError
     from .hints import nothing_found
 
     destination_kind(dst, file_allowed=False)  # a file name here is a usage error, never a folder of that name
     chosen = options.dataset
     readers = readers or chosen.readers
+    if chosen.boxes is not None and not options.write.sidecar:
+        raise UsageError("--boxes needs the sidecars (each records its image's resize frame)", hint="drop --no-sidecar")
     job = UnitJob(fmt=chosen.fmt, read_options=options.read, write_options=options.write,
-                  preprocessing=chosen.preprocessing)
+                  preprocessing=chosen.transform)
     try:
-        return convert_dataset(src, dst, reader_names=readers or None, job=job, options=options.run,
+        code = convert_dataset(src, dst, reader_names=readers or None, job=job, options=options.run,
                                template=chosen.template, dry_run=chosen.dry_run)
     except NothingFoundError:
         raise nothing_found(src, dst, readers) from None
+    if chosen.boxes is not None and not chosen.dry_run:
+        from .boxes import write_run_boxes
+
+        write_run_boxes(chosen.boxes, dst, options)
+    return code
 
 
 TCIA_EXAMPLES = (
@@ -57,6 +65,8 @@ TCIA_EXAMPLES = (
 @folder_argument
 @dicom_input
 @annotation_options
+@radiograph_input()
+@pet_input
 @output_options
 @transform_options
 @batch_options

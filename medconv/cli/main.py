@@ -32,6 +32,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING = 0, 1, 2, 3
 COMMANDS = {
     "tcia2nii": "medconv.cli.datasets:tcia2nii",
     "mhd2nii": "medconv.cli.datasets:mhd2nii",
+    "dcm2png": "medconv.cli.dcm2png:dcm2png",
     "convert": "medconv.cli.convert:convert",
     "scan": "medconv.cli.scan:scan",
     "info": "medconv.cli.info:info",

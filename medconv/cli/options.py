@@ -87,6 +87,12 @@ class DatasetOptions:
         Reader names to use; empty for the command's own (or all).
     preprocessing:
         The ``Volume -> Volume`` steps to apply, ``None`` for none.
+    resize:
+        A 2D resize (``--size``, :class:`~medconv.transforms.resize2d.Resize2D`) run after
+        ``preprocessing``, or ``None``.
+    boxes:
+        A box table to move into the outputs' frames after the run
+        (:class:`~medconv.transforms.box_export.BoxSource`), or ``None``.
     """
 
     fmt: str = "nii.gz"
@@ -94,6 +100,17 @@ class DatasetOptions:
     dry_run: bool = False
     readers: tuple[str, ...] = ()
     preprocessing: Optional[Callable[[Any], Any]] = None
+    resize: Optional[Any] = None
+    boxes: Optional[Any] = None
+
+    @property
+    def transform(self) -> Optional[Callable[[Any], Any]]:
+        """Every per-unit step: ``preprocessing``, then ``resize``; ``None`` for none."""
+        if self.resize is None:
+            return self.preprocessing
+        from ..transforms.resize2d import with_resize
+
+        return with_resize(self.preprocessing, self.resize)
 
 
 @dataclass(frozen=True)

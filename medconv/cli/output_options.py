@@ -92,10 +92,17 @@ def _output_fields(values: Mapping[str, Any]):
     }
 
 
-output_options = OptionGroup(
-    "Output",
-    click.option("-f", "--format", "fmt", type=OutputFormat(), default=DEFAULT_FORMAT, show_default=True,
-                 help="Output format of every unit."),
+def output_group(default_format: str = DEFAULT_FORMAT) -> OptionGroup:
+    """The "Output" group with ``default_format`` as ``--format``'s default (``dcm2png``: png)."""
+    return OptionGroup("Output", _format_option(default_format), *_OUTPUT_OPTIONS, fields=_output_fields)
+
+
+def _format_option(default_format: str):
+    return click.option("-f", "--format", "fmt", type=OutputFormat(), default=default_format, show_default=True,
+                        help="Output format of every unit.")
+
+
+_OUTPUT_OPTIONS = (
     click.option("--png-depth", type=click.Choice(("8", "16")), default=None,
                  help="Bits per sample of .png outputs [default: 8 for 8-bit data, else 16]; values that do not "
                       "fit are an error, never clipped."),
@@ -110,5 +117,6 @@ output_options = OptionGroup(
                  help="Manifest path (.csv and .jsonl are written) [default: DST/medconv-manifest.csv]."),
     click.option("--preview", is_flag=True,
                  help="Also write a PNG of three slices per output and DST/_preview/index.html."),
-    fields=_output_fields,
 )
+
+output_options = output_group()

@@ -45,7 +45,7 @@ from ..atomic import atomic_output
 from ..errors import NotApplicableError, UnreadableFileError, UsageError
 from ..volume import Volume
 
-__all__ = ["Interpolation", "ResizeFrame", "Resize2D", "parse_size", "Box", "BoxRow", "BoxTable", "read_box_csv",
+__all__ = ["Interpolation", "ResizeFrame", "Resize2D", "ThenResize", "with_resize", "parse_size", "Box", "BoxRow", "BoxTable", "read_box_csv",
            "rescale_box", "rescale_box_rows", "write_box_csv", "BOX_COLUMNS"]
 
 
@@ -248,6 +248,30 @@ class Resize2D:
         step = (f"resize {columns}x{rows} -> {width}x{height} ({'aspect kept, padded' if self.keep_aspect else 'stretched'}, "
                 f"scale {frame.scale[0]:.6g} x {frame.scale[1]:.6g}, padding {frame.padding}, {interpolation.value})")
         return volume.with_step(step, array=view, spacing=spacing, origin=origin, meta=meta)
+
+
+@dataclass(frozen=True)
+class ThenResize:
+    """Other preprocessing (``before``: a :class:`~medconv.transforms.Preprocessing` or ``None``), then a
+    :class:`Resize2D`: the per-unit transform of ``--size`` in a batch (frozen, picklable)."""
+
+    resize: Resize2D
+    before: Optional[Any] = None
+
+    def __call__(self, volume: Volume) -> Volume:
+        if self.before is not None:
+            volume = self.before(volume)
+        return self.resize(volume)
+
+    def describe(self) -> dict[str, Any]:
+        """The steps as JSON values (the batch's fingerprint of a unit's options)."""
+        before = self.before.describe() if hasattr(self.before, "describe") else repr(self.before)
+        return {"preprocessing": before if self.before is not None else None, "resize": self.resize.describe()}
+
+
+def with_resize(before: Optional[Any], resize: Optional[Resize2D]) -> Optional[Any]:
+    """The transform that runs ``before`` and then ``resize`` (either may be ``None``)."""
+    return before if resize is None else ThenResize(resize, before)
 
 
 # -- bounding boxes -----------------------------------------------------------------------

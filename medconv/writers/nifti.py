@@ -7,6 +7,8 @@
 * The dtype is kept (int16 CT stays int16); bool becomes uint8 and float16
   float32, the nearest types NIfTI-1 readers all support. Nothing is rescaled.
 * Label volumes carry intent ``NIFTI_INTENT_LABEL``.
+* ``descrip`` is ``medconv <version>``, followed by the intensity units when known
+  (``; HU``, ``; SUVbw g/ml``), cut to NIfTI's 79 characters.
 * NIfTI-2 is written only when a dimension exceeds NIfTI-1's limit of 32767.
 * ``.nii.gz`` is compressed with ISA-L's threaded gzip (standard gzip format),
   straight from the array's memory in NIfTI's order, slab by slab.
@@ -61,6 +63,9 @@ def header_bytes(volume: Volume, dtype: np.dtype) -> bytes:
     time_units = axis4 in (None, "time")  # channels, echoes and diffusion weightings are not time
     time_step = volume.meta.get("repetition_time") if axis4 == "time" else None
     description = f"medconv {__version__}"
+    units = volume.meta.get("units")
+    if units:  # e.g. "SUVbw g/ml" after --pet suv, "HU" for CT (NIfTI-1 has no field for intensity units)
+        description += f"; {str(units).encode('ascii', 'replace').decode()}"
     if max(shape) <= MAX_DIM:
         return nifti1_header(shape, dtype, volume.affine_ras, label=volume.kind == "label",
                              time_units=time_units, time_step=time_step, description=description)

@@ -35,8 +35,10 @@ from ..options import WriteOptions
 from ..volume import Volume
 from .sidecar import sidecar_path, write_sidecar
 
-#: zlib level when ``WriteOptions.compression_level`` is None: Pillow's own default.
-DEFAULT_ZLIB_LEVEL = 6
+#: zlib level when ``WriteOptions.compression_level`` is None. Measured on pydicom's CR radiographs (RG1, RG3:
+#: 8-bit display, full size and 512 px): level 4 writes files within 2 % of Pillow's default level 6 in 1/2 to
+#: 1/3.5 of the time; level 1 is faster still but 15-20 % larger (docs/2d.md).
+DEFAULT_ZLIB_LEVEL = 4
 
 MM_PER_INCH = 25.4
 

@@ -88,6 +88,10 @@ def assemble(plan: UnitPlan, options: ReadOptions = ReadOptions()) -> Volume:
     """
     from .layouts import decode_frames, layout_meta
 
+    if plan.layout in (Layout.PROJECTION, Layout.CINE_2D):  # 2D images: no stack, the greyscale pipeline
+        from .layouts.projection import assemble_planar
+
+        return assemble_planar(plan, options)
     order = order_frames(plan)
     geometry, warnings = stack_geometry(plan, order, options)
     frames = ordered_frames(plan, order, geometry)
@@ -98,14 +102,31 @@ def assemble(plan: UnitPlan, options: ReadOptions = ReadOptions()) -> Volume:
                                      plan.first.path, "colour DICOM series are not converted")
     if order.count > 1:
         array = array.reshape((order.count, len(frames[0])) + array.shape[1:])
+    units, suv = stack.units, None
+    if options.pet and plan.first.modality == "PT":  # --pet suv|sul: the activity as SUV (readers/dicom/suv.py)
+        from .suv import unit_suv
+
+        suv = unit_suv([frame.path for volume in frames for frame in volume], options.pet,
+                       per_frame_times=plan.layout is not Layout.ENHANCED)
+        array = np.multiply(array, suv.factors.reshape(array.shape[:-2] + (1, 1)), dtype=np.float32)
+        units = suv.scale.units
     paths = list(dict.fromkeys(frame.path for volume in frames for frame in volume))
     diffusion, notes = diffusion_meta([volume[0].diffusion for volume in frames])
-    meta = volume_meta(plan.first, paths, stack.units, list(plan.warnings) + warnings + list(stack.warnings) + notes,
+    meta = volume_meta(plan.first, paths, units, list(plan.warnings) + warnings + list(stack.warnings) + notes,
                        layout_meta(plan, frames))
     if diffusion is not None:
         meta["diffusion"] = diffusion
+    if suv is not None:
+        meta["dicom"]["suv"] = suv.describe()
+        if "window" in meta:  # the file's window is in the stored units: scaled when one factor serves all
+            factor = float(suv.factors.flat[0])
+            if np.all(suv.factors == factor):
+                meta["window"] = [meta["window"][0] * factor, meta["window"][1] * factor]
+            else:
+                del meta["window"]
     if plan.axis4 is not None and order.count > 1:
         meta["axis4"] = plan.axis4.value
         if plan.axis4 is Axis4.TIME and plan.first.repetition_time:
             meta["repetition_time"] = plan.first.repetition_time / 1000.0  # DICOM ms -> s (NIfTI pixdim[4])
-    return volume_from_stack(np.ascontiguousarray(array), geometry, meta, options.kind or "intensity", options)
+    volume = volume_from_stack(np.ascontiguousarray(array), geometry, meta, options.kind or "intensity", options)
+    return volume if suv is None else volume.replace(history=(suv.step,) + volume.history)

@@ -69,7 +69,7 @@ def plan_groups(headers: Sequence[DicomHeader]) -> list[Unit]:
         if group.unreadable or group.layout == Layout.OBJECT.value:
             units.append(Unit(group))
             continue
-        if group.excluded and group.layout != Layout.SINGLE_FRAME.value:
+        if group.excluded and group.layout != Layout.SINGLE_FRAME.value and "2d" not in group.flags:
             units.append(Unit(group))
             continue
         from .layouts import plan_unit
@@ -234,12 +234,28 @@ def source_for(unit: Unit, base: str, used: set[str], reader: str = "dicom") -> 
             info["is_2d"] = True
     if group.unreadable:
         info["unreadable"] = group.unreadable
+    if plan is not None and plan.layout in (Layout.PROJECTION, Layout.CINE_2D):
+        info["file"] = _file_field(plan.first.path, base)  # one file, one image: named after it (dcm2png)
     if unit.failure is not None:
         info["flags"].append("geometry-error")
         info["geometry_error"] = getattr(unit.failure, "message", str(unit.failure))
     if first.rows and first.columns:
         _geometry_info(unit, info)
     return Source(ident, reader, tuple(h.path for h in group.headers), base, info, plan=plan)
+
+
+#: File suffixes of DICOM files, left out of the ``file`` naming field (longest first).
+DICOM_FILE_SUFFIXES = (".dcm.gz", ".dicom", ".dcm", ".ima")
+
+
+def _file_field(path: str, base: str) -> str:
+    """The file of a one-file unit relative to the root, without its DICOM suffix, ``/``-separated."""
+    relative = os.path.relpath(path, base).replace(os.sep, "/") if base else os.path.basename(path)
+    lower = relative.lower()
+    for suffix in DICOM_FILE_SUFFIXES:
+        if lower.endswith(suffix) and len(relative) > len(suffix):
+            return relative[: -len(suffix)]
+    return relative
 
 
 def _geometry_info(unit: Unit, info: dict) -> None:
@@ -250,7 +266,7 @@ def _geometry_info(unit: Unit, info: dict) -> None:
     group, plan = unit.group, unit.plan
     first = group.first
     if plan is None or group.excluded or plan.iop is None or plan.pixel_spacing is None:
-        info["shape"] = [first.columns, first.rows, first.number_of_frames if group.layout == "multiframe"
+        info["shape"] = [first.columns, first.rows, first.number_of_frames if group.layout in ("multiframe", "cine")
                          else len(group.headers)]
         if first.pixel_spacing:
             info["spacing"] = [first.pixel_spacing[1], first.pixel_spacing[0], first.slice_thickness]

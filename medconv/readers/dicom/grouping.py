@@ -33,11 +33,18 @@ Rules (docs/dicom.md has the full table):
    nothing here tells apart are flagged ``duplicate``: discovery then plans them as vendor
    4D (:mod:`.layouts.vendor4d`: repeats in acquisition order, when every position repeats
    equally); when they do not form complete volumes the unit fails (never dropped).
-5. Classification of image stacks: ImageType LOCALIZER/SCOUT, a stack of one or
+5. 2D images are units of their own, one per file, before any stacking: projection
+   radiographs (CR, DX, MG, IO, XA, RF; greyscale secondary captures of those
+   modalities) and their multi-frame cine are converted through the greyscale
+   pipeline (layouts ``projection`` / ``cine``, :mod:`.layouts.projection`); other
+   greyscale images without patient geometry get the same layout but are excluded
+   as 2D images (``include_2d`` converts them). Several in one series are told apart
+   by ``Split(IMAGE, InstanceNumber)``.
+6. Classification of image stacks: ImageType LOCALIZER/SCOUT, a stack of one or
    two slices at another orientation than the main stack of its series, or a series
    made only of single slices at several orientations (a 3-plane scout), is a
    localizer; secondary captures and colour (RGB) images are excluded; single 2D
-   images are excluded unless ``include_2d``.
+   slices are excluded unless ``include_2d``.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ from typing import Iterable
 import numpy as np
 
 from .headers import DicomHeader
-from .plan import ImageComponent, Split, SplitKind
+from .plan import ImageComponent, Layout, Split, SplitKind
 from .sop_classes import SopKind, sop_class
 
 NON_IMAGE_MODALITIES = {
@@ -69,6 +76,8 @@ IOP_TOLERANCE = 1e-3
 POSITION_BIN_MM = 0.01
 #: Flag of a unit grouped without SeriesInstanceUID (rule 1).
 NO_SERIES_UID_FLAG = "no-series-uid"
+#: Modalities of cross-sectional slices: files without patient geometry are a broken stack, not 2D images.
+CROSS_SECTIONAL_MODALITIES = frozenset({"CT", "MR", "PT", "NM"})
 
 
 @dataclass
@@ -291,6 +300,8 @@ def _split_label(group: SeriesGroup) -> str:
             parts.append(f"{split.value}-samples")
         elif split.kind is SplitKind.LAYOUT:
             parts.append(str(split.value))
+        elif split.kind is SplitKind.IMAGE:
+            parts.append(split.label)
     return "-".join(parts)
 
 
@@ -392,7 +403,7 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
     # one enhanced file per time point); discovery then checks that their frames form
     # volumes (layouts.enhanced) and splits them per file otherwise. Mosaic files (one per
     # time point) and single-frame slices are bucketed below.
-    stacks: list[SeriesGroup] = []
+    stacks, images = _split_planar(images)
     singles = []
     pools: dict[tuple, list[DicomHeader]] = defaultdict(list)
     for header in images:
@@ -406,8 +417,9 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
         pool.sort(key=lambda h: (h.acquisition_number if h.acquisition_number is not None else 0,
                                  h.instance_number if h.instance_number is not None else 0, _natural(h.path)))
         stacks.append(SeriesGroup(pool, layout="multiframe"))
-    if len(stacks) > 1 or (stacks and singles):
-        for stack in stacks:
+    pooled = [stack for stack in stacks if stack.layout == "multiframe"]
+    if len(pooled) > 1 or (pooled and singles):
+        for stack in pooled:
             stack.split.append(Split(SplitKind.MULTIFRAME_FILE))
 
     buckets: list[tuple[tuple, list[DicomHeader], list[Split]]] = []
@@ -459,6 +471,46 @@ def _split_series(images: list[DicomHeader]) -> list[SeriesGroup]:
 
 def _joined(labels: list[str]) -> str:
     return " ".join(label for label in labels if label)
+
+
+def _split_planar(images: list[DicomHeader]) -> tuple[list[SeriesGroup], list[DicomHeader]]:
+    """2D images (radiographs, 2D cine, greyscale images without patient geometry), one unit per file, and the rest.
+
+    Each file is an image of its own, never a slice of a stack: two radiographs of one
+    series (PA and lateral) are two units, each with ``Split(IMAGE, InstanceNumber)``
+    (issue 10, fault 8: two made a stack that failed for want of ImagePositionPatient).
+    Which files: :func:`.layouts.projection.planar_layout`, plus single-frame greyscale
+    images of other modalities (not CT, MR, PT, NM, whose slices without geometry
+    stay one stack that fails saying so) in a series where no file has patient geometry
+    (classified as excluded 2D images later, read the same way with ``include_2d``);
+    a CT or MR slice that lost its ImagePositionPatient stays in its stack, whose
+    reading then names it.
+    """
+    from .layouts.projection import has_patient_geometry, is_greyscale, planar_layout
+
+    planar: list[tuple[DicomHeader, str]] = []
+    rest: list[DicomHeader] = []
+    stackable = any(has_patient_geometry(header) for header in images)  # a slice without position stays in its stack
+    for header in images:
+        layout = planar_layout(header)
+        if (layout is None and not stackable and not header.is_multiframe and not header.is_mosaic
+                and header.modality not in CROSS_SECTIONAL_MODALITIES and is_greyscale(header)
+                and getattr(sop_class(header.sop_class_uid), "kind", None) is not SopKind.SECONDARY_CAPTURE):
+            layout = Layout.PROJECTION
+        if layout is None:
+            rest.append(header)
+        else:
+            planar.append((header, layout.value))
+    planar.sort(key=lambda item: (item[0].instance_number if item[0].instance_number is not None else 0,
+                                  _natural(item[0].path)))
+    groups = []
+    for index, (header, layout) in enumerate(planar, start=1):
+        group = SeriesGroup([header], layout=layout)
+        if len(planar) > 1:
+            group.split.append(Split(SplitKind.IMAGE, header.instance_number if header.instance_number is not None
+                                     else index))
+        groups.append(group)
+    return groups, rest
 
 
 def _natural(path: str) -> list:
@@ -557,6 +609,8 @@ def _classify(stacks: list[SeriesGroup]) -> None:
         first = stack.first
         if "LOCALIZER" in first.image_type or "SCOUT" in first.image_type:
             stack.excluded = "localizer (ImageType LOCALIZER)"
+        elif stack.layout in ("projection", "cine"):
+            _classify_planar(stack)
         elif getattr(sop_class(first.sop_class_uid), "kind", None) is SopKind.SECONDARY_CAPTURE:
             stack.excluded = "secondary capture (screenshot or derived picture, not an acquired volume)"
         elif first.samples_per_pixel > 1 or first.photometric.startswith(("RGB", "YBR", "PALETTE")):
@@ -572,6 +626,15 @@ def _classify(stacks: list[SeriesGroup]) -> None:
             else:
                 stack.excluded = "single 2D slice"
             stack.flags.append("2d")
+
+
+def _classify_planar(stack: SeriesGroup) -> None:
+    """A radiograph or 2D cine is converted; another 2D image without patient geometry is excluded (``2d``)."""
+    from .layouts.projection import planar_layout
+
+    if planar_layout(stack.first) is None:
+        stack.excluded = "2D image without patient geometry (not a projection radiograph)"
+        stack.flags.append("2d")
 
 
 def _orientation_differs(stack: SeriesGroup, main: SeriesGroup) -> bool:

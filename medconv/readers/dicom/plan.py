@@ -33,9 +33,11 @@ class Layout(str, Enum):
     ENHANCED = "multiframe"
     #: Single-frame files whose positions repeat with no standard index (vendor 4D: DWI, GE/Philips fMRI).
     VENDOR_4D = "vendor4d"
-    #: A 2D projection image without patient geometry (CR, DX, MG): reserved for the 2D output (issue 13).
+    #: One 2D greyscale image (a CR/DX/MG/IO/XA radiograph, a digitised film, any image without patient
+    #: geometry): read through the greyscale pipeline into an ``(i, j, 1)`` image (:mod:`.layouts.projection`).
     PROJECTION = "projection"
-    #: A multi-frame 2D image without per-frame positions (XA/US cine): reserved for issue 13.
+    #: A classic multi-frame 2D image without per-frame positions (XA/RF cine, a multi-frame radiograph):
+    #: one ``(i, j, frames)`` volume, each frame through the greyscale pipeline (:mod:`.layouts.projection`).
     CINE_2D = "cine"
     #: A non-image object (RTSTRUCT, SEG, SR ...) or a unit set aside: never assembled.
     OBJECT = "object"
@@ -68,6 +70,8 @@ class SplitKind(str, Enum):
     IMAGE_COMPONENT = "image component"
     MULTIFRAME_FILE = "multiframe file"
     FRAME_GROUP = "frame group"
+    #: One of several 2D images of a series (radiographs: PA and lateral), each its own unit; value: InstanceNumber.
+    IMAGE = "image"
 
 
 class ImageComponent(str, Enum):

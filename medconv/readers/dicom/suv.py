@@ -417,3 +417,86 @@ def apply_suv(volume: Any, scales: SuvScale | Sequence[SuvScale]) -> Any:
 def with_frame_time(facts: PetDoseFacts, acquisition: datetime, duration_s: Optional[float] = None) -> PetDoseFacts:
     """The same facts for another frame of the series (NONE decay correction: one scale per frame)."""
     return replace(facts, acquisition=acquisition, frame_duration_s=duration_s or facts.frame_duration_s)
+
+
+# -- a DICOM unit in the reader (ReadOptions.pet) ------------------------------------------
+
+#: The facts every file of one PET unit must share for one SUV (attribute, its tag).
+SHARED_FACTS = (("units", "Units (0054,1001)"), ("decay_correction", "DecayCorrection (0054,1102)"),
+                ("total_dose_bq", "RadionuclideTotalDose (0018,1074)"),
+                ("half_life_s", "RadionuclideHalfLife (0018,1075)"),
+                ("injection", "the injection time (0018,1078 / 0018,1072)"),
+                ("weight_kg", "PatientWeight (0010,1030)"), ("height_m", "PatientSize (0010,1020)"),
+                ("sex", "PatientSex (0010,0040)"))
+
+
+@dataclass(frozen=True)
+class UnitSuv:
+    """The SUV of one PET unit: a factor per frame (in the order given), the first frame's scale, the history step."""
+
+    factors: np.ndarray
+    scale: SuvScale
+    step: str
+
+    def describe(self) -> dict[str, Any]:
+        """For ``meta["dicom"]["suv"]``: the scale, with every factor when they differ between frames."""
+        described = self.scale.describe()
+        if len(set(self.factors.ravel().tolist())) > 1:
+            described["factor"] = self.factors.ravel().tolist()
+        return described
+
+
+def _parsed(path: str) -> Any:
+    from .decode import read_datasets
+
+    return read_datasets([path])[0]
+
+
+def _check_shared(first: PetDoseFacts, other: PetDoseFacts, kind: SuvKind) -> None:
+    """``other`` (another file of the unit) states the same dose, times and patient as ``first``, or HeaderError."""
+    for attribute, tag in SHARED_FACTS:
+        if attribute in ("height_m", "sex") and kind is not SuvKind.LEAN_BODY_MASS:
+            continue
+        mine, theirs = getattr(first, attribute), getattr(other, attribute)
+        if mine != theirs:
+            raise HeaderError(f"{tag} contradicts itself within the series: {mine} in {first.path}, {theirs} in "
+                              f"{other.path}", first.path, "one SUV needs one dose, time and patient; no SUV is guessed")
+
+
+def unit_suv(paths_by_frame: Sequence[str], kind: SuvKind | str, per_frame_times: bool = True) -> UnitSuv:
+    """The SUV factors of a PET unit whose frames come from ``paths_by_frame`` (one path per frame, output order).
+
+    The first and last files' facts must agree (dose, half-life, injection, decay
+    correction, units, weight; height and sex for SUL), else :class:`HeaderError`
+    naming the attribute. With DecayCorrection START or ADMIN one factor serves every
+    frame; with NONE each file's own acquisition time gives its frame's factor
+    (:func:`with_frame_time`), which needs one file per frame (``per_frame_times``).
+
+    Raises
+    ------
+    HeaderError
+        A missing, implausible or contradictory input, naming the tag (never a guessed SUV).
+    """
+    kind = SuvKind(kind)
+    files = list(dict.fromkeys(paths_by_frame))
+    first = pet_dose_facts(_parsed(files[0]), files[0])
+    scale = suv_scale(first, kind)
+    if len(files) > 1:
+        _check_shared(first, pet_dose_facts(_parsed(files[-1]), files[-1]), kind)
+    if first.decay_correction is DecayCorrection.NONE and first.units != "GML" and scale.decayed_dose_bq is not None:
+        if not per_frame_times:
+            raise HeaderError("DecayCorrection (0054,1102) is NONE: each frame needs its own acquisition time, and "
+                              "the frames of this multi-frame object are not read one by one", files[0],
+                              "convert without --pet and decay the frames yourself; no SUV is guessed")
+        by_file = {files[0]: scale}
+        for path in files[1:]:
+            facts = pet_dose_facts(_parsed(path), path)
+            _check_shared(first, facts, kind)
+            by_file[path] = suv_scale(facts, kind)
+        factors = np.array([by_file[path].factor for path in paths_by_frame], dtype=np.float64)
+        step = (f"{kind.value} per frame x {factors.min():.6g}..{factors.max():.6g} (NONE: each frame's acquisition "
+                f"time) -> float32 {scale.units}")
+    else:
+        factors = np.full(len(paths_by_frame), scale.factor, dtype=np.float64)
+        step = f"{kind.value} x {scale.factor:.6g} ({scale.reference}) -> float32 {scale.units}"
+    return UnitSuv(factors, scale, step)

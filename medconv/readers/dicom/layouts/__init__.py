@@ -3,7 +3,8 @@
 * :mod:`.single_frame`: one slice per file (3D, or 4D over a time index);
 * :mod:`.mosaic`: Siemens mosaics, one volume per file;
 * :mod:`.enhanced`: enhanced / legacy-converted multi-frame objects (functional groups);
-* :mod:`.vendor4d`: single-frame repeats no standard index orders (diffusion, classic fMRI).
+* :mod:`.vendor4d`: single-frame repeats no standard index orders (diffusion, classic fMRI);
+* :mod:`.projection`: 2D images (radiographs, 2D cine), read through the greyscale pipeline.
 
 :func:`plan_unit` dispatches a grouped stack to its layout's planner;
 :func:`decode_frames` decodes the frames the assembly ordered (one path for
@@ -99,6 +100,10 @@ def plan_unit(group) -> UnitPlan | list[UnitPlan]:
         from .vendor4d import plan_vendor_4d
 
         return plan_vendor_4d(group)
+    if layout in (Layout.PROJECTION, Layout.CINE_2D):
+        from .projection import plan_planar
+
+        return plan_planar(group)
     from .single_frame import plan_single_frame
 
     return plan_single_frame(group)
