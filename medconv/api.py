@@ -32,9 +32,7 @@ def read(source: str | os.PathLike | Source, reader: str | None = None, options:
         if not os.path.exists(path):
             raise UsageError("no such file or folder", path)
         if os.path.isdir(path):
-            # the image of a series folder: units drawn on another unit (an annotation beside it) are not it
-            found = [s for s in discover(path, [reader] if reader else None) if not s.info.get(ANNOTATES)]
-            source = _the_one_image(path, found, options)
+            source = _the_one_image(path, list(discover(path, [reader] if reader else None)), options)
         else:
             plugin = reader_for(path, reader)
             source = Source(id=os.path.basename(path), reader=plugin.name, paths=(path,))
@@ -48,9 +46,18 @@ NAMES_SHOWN = 5
 
 
 def _is_convertible(source: Source, options: ReadOptions) -> bool:
-    """Whether discovery left ``source`` to be read: not excluded (a localizer, an RTSTRUCT ...), or a 2D
-    image that ``include_2d`` asks for (the reader decides the same way when it reads)."""
+    """Whether ``source`` is an image discovery left to be read: not excluded (a localizer, a report ...)
+    nor drawn on another unit (an annotation beside its series), or a 2D image that ``include_2d`` asks
+    for (the reader decides the same way when it reads)."""
+    if ANNOTATES in source.info:
+        return False
     return not source.info.get("excluded") or bool(options.include_2d and source.info.get("is_2d"))
+
+
+def _set_aside_reason(source: Source) -> str:
+    if ANNOTATES in source.info:
+        return "an annotation object (medconv.read_annotations reads its masks)"
+    return str(source.info["excluded"])
 
 
 def _names(sources: list[Source]) -> str:
@@ -59,7 +66,7 @@ def _names(sources: list[Source]) -> str:
 
 
 def _the_one_image(folder: str, found: list[Source], options: ReadOptions) -> Source:
-    """The one image unit of ``folder``, leaving aside the units discovery excluded; else a typed error."""
+    """The one image unit of ``folder``, leaving aside the units discovery excluded and annotations; else a typed error."""
     if not found:
         raise NothingFoundError("no convertible image found in this folder", folder)
     if len(found) == 1:
@@ -69,7 +76,7 @@ def _the_one_image(folder: str, found: list[Source], options: ReadOptions) -> So
     if len(images) == 1:
         return images[0]
     if not images:
-        reasons = sorted({str(source.info["excluded"]) for source in set_aside})
+        reasons = sorted({_set_aside_reason(source) for source in set_aside})
         raise NothingFoundError(f"no image volume in this folder: its {len(set_aside)} units are excluded "
                                 f"({'; '.join(reasons)})", folder,
                                 "run 'medconv scan' on the folder to see what each unit is")
