@@ -128,3 +128,21 @@ def apply_rescale(stored: np.ndarray, slope: float, intercept: float, out: np.nd
         if intercept != 0:
             np.add(out, dtype.type(intercept), out=out)
     return out
+
+
+#: ITU-R BT.601 luma weights of R, G, B: the grey of ``ReadOptions.rgb_to_gray`` in every reader.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def luma(colour: np.ndarray) -> np.ndarray:
+    """The BT.601 luma of an ``(..., c)`` colour array (``c`` >= 3; alpha ignored), in its own dtype.
+
+    Integers are rounded half to even and kept in their range; floats stay float. Computed in
+    float32 for 8-bit colour (exact enough to round right), float64 for wider types.
+    """
+    work = np.float32 if colour.dtype.itemsize == 1 else np.float64
+    grey = np.tensordot(colour[..., :3].astype(work, copy=False), np.asarray(LUMA_WEIGHTS, work), axes=([-1], [0]))
+    if colour.dtype.kind in "iu":
+        info = np.iinfo(colour.dtype)
+        return np.clip(np.rint(grey), info.min, info.max).astype(colour.dtype)
+    return grey.astype(colour.dtype)

@@ -222,6 +222,29 @@ def test_drive_like_folder_tiff_images_and_gif_masks_through_the_batch(tmp_path)
             np.testing.assert_array_equal(written, tifffile.imread(source))
 
 
+
+def test_rgb_to_gray_flag_makes_one_grey_channel(tmp_path):
+    """--rgb-to-gray: 8-bit PNG colour equals Pillow's convert("L"); 16-bit TIFF colour the BT.601 formula in float64."""
+    tifffile = pytest.importorskip("tifffile")
+    rng = np.random.default_rng(7)
+    (tmp_path / "src").mkdir()
+    rgb8 = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(rgb8).save(tmp_path / "src" / "photo.png")
+    rgb16 = rng.integers(0, 65536, (20, 30, 3), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "src" / "slide.tif", rgb16, photometric="rgb")
+    out = tmp_path / "out"
+    assert main(["convert", str(tmp_path / "src"), str(out), "--rgb-to-gray", "-q", "-j", "1"]) == 0
+    photo = np.asanyarray(nib.load(out / "photo.nii.gz").dataobj)
+    assert photo.shape == (30, 20, 1)  # (i, j, k): columns, rows, one slice; no channel axis
+    np.testing.assert_array_equal(photo[:, :, 0].T, np.asarray(Image.fromarray(rgb8).convert("L")))
+    slide = np.asanyarray(nib.load(out / "slide.nii.gz").dataobj)
+    expected = np.rint(rgb16[..., 0] * 0.299 + rgb16[..., 1] * 0.587 + rgb16[..., 2] * 0.114).astype(np.uint16)
+    assert slide.shape == (30, 20, 1)
+    np.testing.assert_array_equal(slide[:, :, 0].T, expected)
+    # without the flag the colour stays as channels
+    assert main(["convert", str(tmp_path / "src"), str(tmp_path / "colour"), "-q", "-j", "1"]) == 0
+    assert nib.load(tmp_path / "colour" / "photo.nii.gz").shape[-1] == 3
+
 # -- PET through the CLI -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("decay, elapsed", [("START", 3750.0), ("ADMIN", 0.0)])

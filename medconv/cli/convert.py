@@ -7,7 +7,7 @@ import click
 from .annotation_options import annotation_options
 from .batch_options import batch_options
 from .datasets import run_dataset, source_argument
-from .image2d_options import image2d_output, pet_input, radiograph_input
+from .image2d_options import colour_input, image2d_output, pet_input, radiograph_input
 from .input_options import dicom_input, label_input, limit_input, reader_choice, tiff_input
 from .options import Example, ParsedOptions, command
 from .output_options import Destination, destination_kind, output_options
@@ -33,6 +33,7 @@ CONVERT_EXAMPLES = (
 @pet_input
 @label_input
 @tiff_input
+@colour_input
 @limit_input
 @output_options
 @transform_options

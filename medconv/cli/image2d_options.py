@@ -5,6 +5,8 @@
   default differs per command: ``dcm2png`` shows the file's VOI (8-bit display
   values), ``tcia2nii`` and ``convert`` keep the modality values (lossless).
 * ``pet_input`` ("Input: PET"): ``--pet suv|sul`` fills ``ReadOptions.pet``.
+* ``colour_input`` ("Input: colour images"): ``--rgb-to-gray`` fills ``ReadOptions.rgb_to_gray``
+  (PNG, JPEG, BMP, GIF and TIFF colour becomes one grey channel).
 * ``image2d_output`` ("2D images: size and boxes"): ``--size``, ``--keep-aspect``,
   ``--size-filter`` fill ``DatasetOptions.resize`` (a
   :class:`~medconv.transforms.resize2d.Resize2D`, run after the other
@@ -99,6 +101,15 @@ pet_input = OptionGroup(
                  help="Convert PET activity (Bq/ml) to SUVbw (suv) or SUL, lean body mass (sul), float32; a unit "
                       "whose header lacks the dose, times or weight fails naming the tag [default: keep Bq/ml]."),
     fields=_pet_fields,
+)
+
+
+colour_input = OptionGroup(
+    "Input: colour images",
+    click.option("--rgb-to-gray", is_flag=True,
+                 help="PNG, JPEG, BMP, GIF and TIFF colour becomes one grey channel (ITU-R BT.601 luma, "
+                      "0.299 R + 0.587 G + 0.114 B) [default: colour kept as channels, the 4th axis]."),
+    fields=lambda values: {Target.READ: {"rgb_to_gray": values["rgb_to_gray"]}},
 )
 
 

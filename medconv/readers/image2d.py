@@ -58,6 +58,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import MissingDependencyError, UnreadableFileError, UnsupportedFormatError
 from ..labels import compact_labels, decide_kind
 from ..options import ReadOptions
+from ..pixels import luma
 from ..source import Source
 from ..volume import Volume
 from .files import file_source_id, walk_files
@@ -184,12 +185,6 @@ def _drop_opaque_alpha(array: np.ndarray, header: dict[str, Any]) -> np.ndarray:
     return array
 
 
-def _luma(array: np.ndarray) -> np.ndarray:
-    """ITU-R 601 luma of 16-bit ``(rows, columns, 3+)`` colour, rounded, in the input type."""
-    grey = array[..., 0] * 0.299 + array[..., 1] * 0.587 + array[..., 2] * 0.114
-    return np.clip(np.rint(grey), 0, np.iinfo(array.dtype).max).astype(array.dtype)
-
-
 def _palette_pixels(image: "Image.Image", relpath: str, options: ReadOptions, header: dict[str, Any],
                     warnings: list[str]) -> tuple[np.ndarray, Optional[list[dict[str, Any]]]]:
     """The pixels of a palette image (module notes) and, for a label mask, its label table."""
@@ -256,7 +251,7 @@ def read_pixels(path: str, relpath: str, options: ReadOptions = ReadOptions()
                 elif array.dtype == np.uint8:
                     array = np.asarray(Image.fromarray(np.ascontiguousarray(array)).convert("L"))
                 else:
-                    array = _luma(array)
+                    array = luma(array)
                 header["converted"] = "rgb_to_gray (ITU-R 601 luma)"
     if spacing is None:
         warnings.append("the image states no physical pixel size: used 1 mm")

@@ -50,6 +50,7 @@ import tifffile  # the "tiff" extra: a missing install becomes MissingDependency
 from ..errors import MedconvError, UnreadableFileError, UnsupportedFormatError, VolumeTooLargeError
 from ..labels import compact_labels, decide_kind
 from ..options import ReadOptions
+from ..pixels import luma
 from ..source import Source
 from ..volume import Volume
 from .files import (check_discovered_file, check_source, discovery_failure_source, file_source_id, guarded_source,
@@ -66,7 +67,6 @@ UNIT_MM: dict[str, float] = {
 }
 _MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _PAGE_AXES = "ZIQ"  # axes that become k when they are the only stacking axis
-_GREY_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
 
 def _unit_mm(unit: Optional[str]) -> Optional[float]:
@@ -175,15 +175,6 @@ def volume_axes(array: np.ndarray, axes: str, path: str) -> tuple[np.ndarray, Op
         return view, None, ""
     letter = letters[extra[0]]
     return view, "time" if letter == "T" else "channel", letter
-
-
-def _rgb_to_gray(array: np.ndarray) -> np.ndarray:
-    """Luma of an ``(i, j, k, c)`` RGB(A) array, in the input's type (rounded for integers)."""
-    grey = np.tensordot(array[..., :3].astype(np.float32), _GREY_WEIGHTS.astype(np.float32), axes=([3], [0]))
-    if array.dtype.kind in "iu":
-        info = np.iinfo(array.dtype)
-        return np.clip(np.rint(grey), info.min, info.max).astype(array.dtype)
-    return grey.astype(array.dtype)
 
 
 def _open(path: str) -> tuple["tifffile.TiffFile", IfdChain]:
@@ -322,7 +313,7 @@ class TiffReader:
         view, axis4, letter = volume_axes(array, axes, source.path)
         if axis4 == "channel" and options.rgb_to_gray:
             if letter == "S" and view.shape[3] in (3, 4):
-                view = _rgb_to_gray(view)
+                view = luma(view)
                 axis4 = None
                 header["converted"] = "rgb_to_gray (ITU-R 601 luma)"
             else:
