@@ -97,10 +97,18 @@ def _item(functional_group: Any, keyword: str) -> Any:
 
 
 def _lookup(per_frame: Any, shared: Any, sequence: str, attribute: str) -> Any:
+    """``attribute`` of the first item of ``sequence`` in the per-frame group, else in the shared group.
+
+    Called about 16 times per frame (1,200 frames in a 20-file Siemens XA series), hence inline.
+    """
     for group in (per_frame, shared):
-        item = _item(group, sequence)
-        if item is not None and item.get(attribute) not in (None, ""):
-            return item.get(attribute)
+        if group is None:
+            continue
+        items = group.get(sequence)
+        if items:
+            value = items[0].get(attribute)
+            if value is not None and value != "":
+                return value
     return None
 
 
