@@ -24,7 +24,8 @@ HEAVY = ("SimpleITK", "nibabel", "pydicom", "highdicom", "PIL", "tifffile", "ima
 UNUSED_BY_A_PLAIN_RUN = ("medconv.export", "medconv.preview", "medconv.guard.process", "medconv.batch.pool",
                          "medconv.readers.annotations", "medconv.readers.nifti", "medconv.readers.tiff",
                          "medconv.readers.image2d", "medconv.writers.png", "medconv.writers.npz",
-                         "medconv.writers.nrrd", "medconv.writers.metaimage", "medconv.cli.hints")
+                         "medconv.writers.nrrd", "medconv.writers.metaimage", "medconv.cli.hints",
+                         "medconv.readers.dicom.greyscale")
 
 
 def imported_by(code: str) -> set[str]:
