@@ -19,10 +19,12 @@ the other: this module is the contract between them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .transforms.resample import Grid
+if TYPE_CHECKING:  # the resampling module is imported by a run that resamples, not by every DICOM run
+    from .transforms.resample import Grid
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,21 @@ Third-party packages add formats under the entry-point groups ``medconv.readers`
 points at the reader/writer class (or an instance). Modules load on first use; a
 missing optional dependency becomes :class:`MissingDependencyError` naming the
 extra to install.
+
+Nothing here costs a run that does not need it: a built-in's spec states the
+suffixes its plugin claims (like imageio's extension table), so that finding the
+writer for ``nii.gz`` imports the NIfTI writer only (not Pillow for the PNG
+writer); and :mod:`importlib.metadata` (30-40 ms to import on the project's
+machine) is imported only when some installed distribution's ``entry_points.txt``
+mentions a ``medconv.`` group (:func:`_entry_points_may_exist`, a directory listing).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import sys
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any, Iterable
 
 from .errors import AmbiguousFormatError, MissingDependencyError, UnsupportedFormatError
@@ -39,29 +46,77 @@ class PluginSpec:
     target: str  # "package.module:Attribute"
     extra: str | None = None
     origin: str = "built-in"
+    #: The suffixes the plugin claims, stated so that dispatch by suffix loads only the plugins that
+    #: match; ``None`` (entry points) when only loading the plugin tells. A test checks them.
+    suffixes: tuple[str, ...] | None = None
 
 
 BUILTIN_READERS: tuple[PluginSpec, ...] = (
-    PluginSpec("nifti", "medconv.readers.nifti:NiftiReader"),
-    PluginSpec("dicom", "medconv.readers.dicom:DicomReader"),
-    PluginSpec("metaimage", "medconv.readers.metaimage:MetaImageReader"),
-    PluginSpec("tiff", "medconv.readers.tiff:TiffReader", extra="tiff"),
-    PluginSpec("npz", "medconv.readers.npz:NpzReader"),
-    PluginSpec("image2d", "medconv.readers.image2d:Image2DReader"),
+    PluginSpec("nifti", "medconv.readers.nifti:NiftiReader",
+               suffixes=(".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz")),
+    PluginSpec("dicom", "medconv.readers.dicom:DicomReader", suffixes=(".dcm", ".dcm.gz", ".ima")),
+    PluginSpec("metaimage", "medconv.readers.metaimage:MetaImageReader", suffixes=(".mhd", ".mha")),
+    PluginSpec("tiff", "medconv.readers.tiff:TiffReader", extra="tiff",
+               suffixes=(".tif", ".tiff", ".ome.tif", ".ome.tiff")),
+    PluginSpec("npz", "medconv.readers.npz:NpzReader", suffixes=(".npz",)),
+    PluginSpec("image2d", "medconv.readers.image2d:Image2DReader",
+               suffixes=(".png", ".jpg", ".jpeg", ".bmp", ".gif")),
     # annotation units (RTSTRUCT, SEG, LIDC XML) are found by the image readers' discovery, read by this one
-    PluginSpec("annotation", "medconv.readers.annotations.reader:AnnotationReader"),
+    PluginSpec("annotation", "medconv.readers.annotations.reader:AnnotationReader", suffixes=()),
 )
 
 BUILTIN_WRITERS: tuple[PluginSpec, ...] = (
-    PluginSpec("nifti", "medconv.writers.nifti:NiftiWriter"),
-    PluginSpec("npz", "medconv.writers.npz:NpzWriter"),
-    PluginSpec("png", "medconv.writers.png:PngWriter"),
-    PluginSpec("nrrd", "medconv.writers.nrrd:NrrdWriter"),
-    PluginSpec("metaimage", "medconv.writers.metaimage:MetaImageWriter"),
+    PluginSpec("nifti", "medconv.writers.nifti:NiftiWriter", suffixes=(".nii", ".nii.gz")),
+    PluginSpec("npz", "medconv.writers.npz:NpzWriter", suffixes=(".npz",)),
+    PluginSpec("png", "medconv.writers.png:PngWriter", suffixes=(".png",)),
+    PluginSpec("nrrd", "medconv.writers.nrrd:NrrdWriter", suffixes=(".nrrd", ".nhdr")),
+    PluginSpec("metaimage", "medconv.writers.metaimage:MetaImageWriter", suffixes=(".mha", ".mhd")),
 )
+
+#: What marks an entry-point group of medconv's in an ``entry_points.txt``.
+ENTRY_POINT_GROUP_PREFIX = b"[medconv."
+
+
+def _entry_points_may_exist() -> bool:
+    """Whether some installed distribution may declare a ``medconv.*`` entry point; never a false no.
+
+    Looks where :mod:`importlib.metadata` looks: the ``*.dist-info`` / ``*.egg-info``
+    folders (and an ``.egg``'s ``EGG-INFO``) of every ``sys.path`` folder, for an
+    ``entry_points.txt`` naming a ``[medconv.`` group. Anything it cannot judge this
+    way (a zip on ``sys.path``, a meta-path finder of its own that lists
+    distributions) counts as a yes.
+    """
+    from importlib.machinery import PathFinder
+
+    if any(getattr(finder, "find_distributions", None) is not None and finder is not PathFinder
+           for finder in sys.meta_path):
+        return True
+    for entry in sys.path:
+        root = entry or "."
+        try:
+            names = os.listdir(root)
+        except NotADirectoryError:
+            return True  # a zip file or an egg: importlib.metadata reads inside it
+        except OSError:
+            continue
+        folders = [name for name in names if name.lower().endswith((".dist-info", ".egg-info"))]
+        if root.lower().endswith(".egg"):
+            folders.append("EGG-INFO")
+        for folder in folders:
+            try:
+                with open(os.path.join(root, folder, "entry_points.txt"), "rb") as handle:
+                    if ENTRY_POINT_GROUP_PREFIX in handle.read():
+                        return True
+            except OSError:
+                continue
+    return False
 
 
 def _entry_point_specs(group: str) -> list[PluginSpec]:
+    if not _entry_points_may_exist():
+        return []
+    from importlib import metadata
+
     specs = []
     for entry_point in metadata.entry_points(group=group):
         dist = getattr(entry_point, "dist", None)
@@ -128,6 +183,21 @@ class Registry:
             self._loaded[name] = _load(spec)
         return self._loaded[name]
 
+    def claimed_suffixes(self) -> list[str]:
+        """Every suffix the installed plugins claim, in registry order, without loading a plugin whose
+        spec states its suffixes (built-ins: their dependencies are installed with medconv, but for
+        the ``extra`` of a reader)."""
+        suffixes: list[str] = []
+        for name, spec in self.specs.items():
+            if spec.suffixes is not None and spec.extra is None:
+                suffixes.extend(spec.suffixes)
+                continue
+            try:
+                suffixes.extend(getattr(self.get(name), "suffixes", ()))
+            except MissingDependencyError:
+                continue
+        return suffixes
+
     def available(self) -> list[Any]:
         """Every plugin whose dependencies are installed."""
         plugins = []
@@ -158,6 +228,33 @@ def matching_suffix(path: str, suffixes: Iterable[str]) -> str | None:
     return best
 
 
+def _claiming_longest_suffix(registry: Registry, path: str) -> list[Any]:
+    """The installed plugins (in registry order) claiming the longest suffix of ``path`` that any installed
+    plugin claims; only plugins whose stated suffixes match are loaded."""
+    claims: list[tuple[int, str]] = []
+    for name, spec in registry.specs.items():
+        suffixes = spec.suffixes
+        if suffixes is None:
+            try:
+                suffixes = tuple(getattr(registry.get(name), "suffixes", ()))
+            except MissingDependencyError:
+                continue
+        suffix = matching_suffix(path, suffixes)
+        if suffix:
+            claims.append((len(suffix), name))
+    for length in sorted({length for length, _ in claims}, reverse=True):
+        plugins = []
+        for claimed, name in claims:
+            if claimed == length:
+                try:
+                    plugins.append(registry.get(name))
+                except MissingDependencyError:  # not installed: as if it claimed nothing
+                    continue
+        if plugins:
+            return plugins
+    return []
+
+
 def reader_for(path: str | os.PathLike, name: str | None = None) -> Any:
     """The reader for one file: by explicit name, then by suffix, then by sniffing.
 
@@ -167,14 +264,7 @@ def reader_for(path: str | os.PathLike, name: str | None = None) -> Any:
     path = os.fspath(path)
     if name:
         return readers.get(name)
-    candidates = []
-    best_length = 0
-    for reader in readers.available():
-        suffix = matching_suffix(path, getattr(reader, "suffixes", ()))
-        if suffix and len(suffix) >= best_length:
-            if len(suffix) > best_length:
-                candidates, best_length = [], len(suffix)
-            candidates.append(reader)
+    candidates = _claiming_longest_suffix(readers, path)
     if len(candidates) == 1:
         return candidates[0]
     pool = candidates or readers.available()
@@ -196,21 +286,23 @@ def writer_for(dest: str | os.PathLike, name: str | None = None) -> Any:
     if name:
         return writers.get(name)
     dest = os.fspath(dest)
-    best, best_suffix = None, ""
-    for writer in writers.available():
-        suffix = matching_suffix(dest, writer.suffixes)
-        if suffix and len(suffix) > len(best_suffix):
-            best, best_suffix = writer, suffix
-    if best is None:
+    claiming = _claiming_longest_suffix(writers, dest)
+    if not claiming:
         known = ", ".join(sorted({s for w in writers.available() for s in w.suffixes}))
         raise UnsupportedFormatError("no writer for this output suffix", dest, f"use one of: {known}")
-    return best
+    return claiming[0]
 
 
 def writer_for_format(fmt: str) -> tuple[Any, str]:
     """The writer and file suffix for a ``--format`` value such as ``nii.gz`` or ``npz``."""
     suffix = "." + fmt.lstrip(".").lower()
-    for writer in writers.available():
+    for name, spec in writers.specs.items():
+        if spec.suffixes is not None and suffix not in spec.suffixes:
+            continue  # not this one: never loaded
+        try:
+            writer = writers.get(name)
+        except MissingDependencyError:
+            continue
         if suffix in writer.suffixes:
             return writer, suffix
     known = ", ".join(sorted(s.lstrip(".") for w in writers.available() for s in w.suffixes))

@@ -124,3 +124,25 @@ def test_longest_suffix_decides(tmp_path):
     with pytest.raises(UnsupportedFormatError, match="no writer"):
         registry.writer_for(tmp_path / "a.xyz")
     assert registry.writer_for_format("nii.gz")[1] == ".nii.gz"
+
+
+@pytest.mark.parametrize("builtins", [registry.BUILTIN_READERS, registry.BUILTIN_WRITERS], ids=["readers", "writers"])
+def test_builtin_specs_state_the_suffixes_their_plugins_claim(builtins):
+    """Dispatch by suffix trusts the stated suffixes to leave other plugins unloaded: they must be the plugins' own."""
+    for spec in builtins:
+        assert spec.suffixes == tuple(registry._load(spec).suffixes), spec.name
+
+
+def test_entry_points_are_seen_only_where_a_distribution_declares_them(plugin_package, monkeypatch):
+    """Only the plugin's folder on the path (other tests' folders and finders never decide this one)."""
+    from importlib.machinery import PathFinder
+
+    monkeypatch.setattr(sys, "path", [str(plugin_package)])
+    monkeypatch.setattr(sys, "meta_path", [PathFinder])
+    assert registry._entry_points_may_exist()
+    (plugin_package / "medconv_toy-1.0.dist-info" / "entry_points.txt").write_text("[console_scripts]\ntoy = x:y\n")
+    assert not registry._entry_points_may_exist()
+    zipped = plugin_package / "plugins.zip"
+    zipped.write_bytes(b"")
+    monkeypatch.setattr(sys, "path", [str(plugin_package), str(zipped)])
+    assert registry._entry_points_may_exist()  # a zip on the path is read by importlib.metadata: never a false no

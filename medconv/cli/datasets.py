@@ -26,7 +26,6 @@ def run_dataset(src: str, dst: str, options: ParsedOptions, readers: tuple[str, 
     from ..batch.dataset import convert_dataset
 
     from ..errors import NothingFoundError, UsageError
-    from .hints import nothing_found
 
     destination_kind(dst, file_allowed=False)  # a file name here is a usage error, never a folder of that name
     chosen = options.dataset
@@ -39,6 +38,8 @@ def run_dataset(src: str, dst: str, options: ParsedOptions, readers: tuple[str, 
         code = convert_dataset(src, dst, reader_names=readers or None, job=job, options=options.run,
                                template=chosen.template, dry_run=chosen.dry_run)
     except NothingFoundError:
+        from .hints import nothing_found
+
         raise nothing_found(src, dst, readers) from None
     if chosen.boxes is not None and not chosen.dry_run:
         from .boxes import write_run_boxes

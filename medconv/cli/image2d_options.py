@@ -55,14 +55,14 @@ def _parse_voi(ctx: click.Context, param: click.Parameter, value: str | None):
 
 def _voi_choice(mode: Any, index: int | None):
     """The ``ReadOptions.voi`` value of ``--voi MODE`` and ``--voi-index N`` (1-based)."""
-    from ..readers.dicom.greyscale import VoiChoice, VoiKind, Window
-
     if index is not None and mode not in ("file", "window", "lut"):
         raise click.BadParameter("--voi-index picks one of the file's windows or VOI LUTs: give --voi file, "
                                  "window or lut with it", param_hint="--voi-index")
     position = (index or 1) - 1
     if mode == "modality":
-        return None
+        return None  # the default: the greyscale pipeline is not imported for it
+    from ..readers.dicom.greyscale import VoiChoice, VoiKind, Window
+
     if isinstance(mode, tuple):
         return VoiChoice(VoiKind.WINDOW, window=Window(*mode))
     kind = {"file": VoiKind.FILE, "window": VoiKind.FILE_WINDOW, "lut": VoiKind.FILE_LUT,

@@ -16,8 +16,6 @@ import importlib
 import importlib.util
 import os
 import sys
-import tempfile
-import traceback
 
 import click
 
@@ -129,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 def _internal_error(exc: BaseException) -> int:
     """Report a bug: one line, the traceback in the ``--log`` file if there is one, else in the temp folder."""
     import logging
+    import tempfile  # here, not at start-up: only a bug needs them
+    import traceback
 
     from ..logs import log_file_path
 

@@ -2,7 +2,8 @@
 
 The formats offered are those of the writer registry (:mod:`medconv.registry`),
 looked up only when help is shown or a value is checked, so a plugin writer's
-format is offered too and ``--help`` does not load every writer.
+format is offered too; the built-in writers' formats are known without loading
+them (a ``.nii.gz`` run never imports Pillow for the PNG writer).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def output_formats() -> tuple[str, ...]:
     """Every ``--format`` value: the installed writers' suffixes without the dot, in registry order."""
     from ..registry import writers
 
-    return tuple(suffix.lstrip(".") for writer in writers.available() for suffix in writer.suffixes)
+    return tuple(suffix.lstrip(".") for suffix in writers.claimed_suffixes())
 
 
 #: A name that ends like a file (``out.png``, ``out.tar.gz``), not like a folder (``out``, ``run.v2``, ``2024.11``).

@@ -105,9 +105,12 @@ def preprocessing_from_cli(**kwargs: Any) -> Optional["Preprocessing"]:  # noqa:
     can pass all of its keywords). Options that do not fit together raise
     ``click.BadParameter`` naming the option; a ``--like`` image is read here, once.
     """
+    values = {key: kwargs.get(key) for key in TRANSFORM_KEYS}
+    if all(value is None for key, value in values.items() if key != "antialias"):
+        # no step asked (--antialias alone changes nothing): the transforms are never imported
+        return None
     from ..transforms import Preprocessing
 
-    values = {key: kwargs.get(key) for key in TRANSFORM_KEYS}
     values["antialias"] = True if values["antialias"] is None else bool(values["antialias"])
     try:
         preprocessing = Preprocessing.from_options(**values)

@@ -37,7 +37,9 @@ other systems :func:`guarded` calls ``fn`` directly.
 
 Modules: :mod:`.outcomes` (limits and how a call ended), :mod:`.process` (the
 helper process and the loop it runs), :mod:`.channel` (the pipe, with shared
-memory for large buffers); this module is the API.
+memory for large buffers); this module is the API. :mod:`.process` (sockets,
+subprocess, shared memory) is imported when a helper or worker first starts: a
+run converting in its own process without a risky decode never needs it.
 """
 
 from __future__ import annotations
@@ -45,11 +47,13 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import DecoderCrashedError, DecoderTimeoutError, MemoryLimitError
 from .outcomes import DEFAULT_LIMITS, Death, Died, Limits, Outcome, Panicked, Raised, Returned
-from .process import GuardedProcess, clean_sys_path
+
+if TYPE_CHECKING:
+    from .process import GuardedProcess
 
 __all__ = ["DEFAULT_LIMITS", "SUPPORTED", "Death", "Died", "GuardedProcess", "Limits", "Outcome", "Panicked",
            "Raised", "Returned", "clean_sys_path", "guarded", "outcome_value"]
@@ -62,6 +66,14 @@ _helper_pid: int | None = None
 _helper_lock = threading.Lock()
 
 
+def __getattr__(name: str):
+    if name in ("GuardedProcess", "clean_sys_path"):  # loaded on first use (see the module docstring)
+        from . import process
+
+        return getattr(process, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _close_helper() -> None:
     global _helper
     if _helper is not None and _helper_pid == os.getpid():
@@ -72,6 +84,8 @@ def _close_helper() -> None:
 def _shared_helper() -> GuardedProcess:
     global _helper, _helper_pid
     if _helper is None or _helper_pid != os.getpid():  # a forked child never uses its parent's helper
+        from .process import GuardedProcess
+
         _helper, _helper_pid = GuardedProcess("medconv-guard"), os.getpid()
         atexit.register(_close_helper)
     return _helper

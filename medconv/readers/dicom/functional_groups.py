@@ -64,6 +64,11 @@ _TOP = frozenset(ELEMENTS[k][0] for k in ("NumberOfFrames", "Rows", "Columns", "
                                           "PerFrameFunctionalGroupsSequence"))
 #: Elements kept inside the functional-group items (the rest, private blocks included, are skipped).
 _LEAVES = frozenset(tag for tag, vr in ELEMENTS.values() if vr != "SQ")
+#: The sequences whose items are looked up among the items already parsed (see :meth:`_Walker.sequence`):
+#: every walked sequence but the two functional-group containers, whose items (one per frame) always differ.
+_REPEATING = MACROS - {ELEMENTS["SharedFunctionalGroupsSequence"][0], ELEMENTS["PerFrameFunctionalGroupsSequence"][0]}
+#: Distinct items remembered per sequence tag (a handful repeat: the same echo, orientation, rescale ...).
+REMEMBERED_ITEMS = 4
 _TAG = struct.Struct("<HH")
 _SHORT_LENGTH = struct.Struct("<H")
 _LONG_LENGTH = struct.Struct("<I")
@@ -95,6 +100,9 @@ def _value(raw: bytes, vr: str) -> Any:
     return values[0] if len(values) == 1 else values
 
 
+_UNCONVERTED = object()
+
+
 class RawItem:
     """A parsed dataset or sequence item: ``.get(keyword)`` and attribute access like a pydicom Dataset."""
 
@@ -106,8 +114,8 @@ class RawItem:
         self._values: dict[str, Any] = {}  # converted once (a shared group is asked once per frame)
 
     def get(self, keyword: str, default: Any = None) -> Any:
-        if keyword in self._values:
-            value = self._values[keyword]
+        value = self._values.get(keyword, _UNCONVERTED)
+        if value is not _UNCONVERTED:
             return default if value is None else value
         tag, vr = ELEMENTS.get(keyword, (None, ""))
         found = self._elements.get(tag)
@@ -140,6 +148,8 @@ class _Walker:
     def __init__(self, data: bytes, explicit: bool):
         self.data = data
         self.explicit = explicit
+        #: sequence tag -> the last distinct items parsed in it: (their bytes, header to delimiter, the item)
+        self._parsed: dict[int, list[tuple[bytes, RawItem]]] = {}
 
     def element(self, pos: int) -> tuple[int, bytes, int, int]:
         """``(tag, VR, value length, header length)`` at ``pos``."""
@@ -187,7 +197,7 @@ class _Walker:
                 if vr == b"UN":
                     raise _Unsupported("a functional-group sequence written as UN")
                 if vr == b"SQ" or length == UNDEFINED_LENGTH or not explicit:
-                    items, pos = self.sequence(start, None if length == UNDEFINED_LENGTH else start + length)
+                    items, pos = self.sequence(start, None if length == UNDEFINED_LENGTH else start + length, tag)
                     elements[tag] = items
                     continue
             if length == UNDEFINED_LENGTH:
@@ -202,18 +212,36 @@ class _Walker:
             pos = start + length
         return elements, pos
 
-    def sequence(self, pos: int, end: int | None) -> tuple[list[RawItem], int]:
-        """The items of a sequence starting at ``pos`` (defined length to ``end``, else to its delimiter)."""
+    def sequence(self, pos: int, end: int | None, tag: int = 0) -> tuple[list[RawItem], int]:
+        """The items of sequence ``tag`` starting at ``pos`` (defined length to ``end``, else to its delimiter).
+
+        Most per-frame items repeat byte for byte from frame to frame (60 frames with one
+        echo time, orientation, pixel measures, rescale ...). An item whose bytes, from its
+        item tag to its end, equal those of an item already parsed in a sequence of the
+        same tag is that item: the parsed :class:`RawItem` is reused (values converted
+        once), and an item of defined length is not walked again.
+        """
+        data = self.data
+        parsed = self._parsed.setdefault(tag, []) if tag in _REPEATING else None
         items = []
         while end is None or pos < end:
-            tag, _, length, head = self.element(pos)
-            if tag == _SEQUENCE_END and end is None:
+            if parsed:
+                item = _known_item(data, pos, end, parsed)
+                if item is not None:
+                    items.append(item[1])
+                    pos += len(item[0])
+                    continue
+            item_tag, _, length, head = self.element(pos)
+            if item_tag == _SEQUENCE_END and end is None:
                 return items, pos + head
-            if tag != _ITEM:
+            if item_tag != _ITEM:
                 raise _Unsupported("a sequence holds something other than items")
-            start = pos + head
+            first, start = pos, pos + head
             elements, pos = self.dataset(start, None if length == UNDEFINED_LENGTH else start + length, _LEAVES)
             items.append(RawItem(elements))
+            if parsed is not None:
+                parsed.insert(0, (data[first:pos], items[-1]))
+                del parsed[REMEMBERED_ITEMS:]
         return items, pos
 
     def skip(self, pos: int, implicit_inside: bool = False) -> int:
@@ -238,6 +266,15 @@ class _Walker:
                     pos = walker.skip(pos + head, implicit_inside=vr == b"UN")
                 else:
                     pos += head + length
+
+
+def _known_item(data: bytes, pos: int, end: int | None,
+                parsed: list[tuple[bytes, RawItem]]) -> tuple[bytes, RawItem] | None:
+    """The parsed item whose bytes are those at ``pos`` (and inside ``end``), if any."""
+    for known in parsed:
+        if data.startswith(known[0], pos) and (end is None or pos + len(known[0]) <= end):
+            return known
+    return None
 
 
 def read_functional_groups(path: str, header_bytes: int = -1) -> RawDataset | None:

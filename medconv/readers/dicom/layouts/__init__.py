@@ -57,12 +57,18 @@ def decode_frames(plan: UnitPlan, frames: Sequence[FrameRef]) -> PixelStack:
     dtype = np.result_type(*[a.dtype for a, _ in decoded.values()])
     stored = np.empty((len(frames),) + first_array.shape[1:], dtype=dtype)
     pixel_headers = []
+    # the frames of one file share a handful of rescales: one (frozen) header each, not one per frame
+    rescaled: dict[tuple[str, float | None, float | None], Any] = {}
     for index, frame in enumerate(frames):
         array, pixel = decoded[frame.path]
         stored[index] = array[frame.frame]
         if frame.slope is not None or frame.intercept is not None:
-            pixel = dataclasses.replace(pixel, slope=frame.slope if frame.slope is not None else pixel.slope,
-                                        intercept=frame.intercept if frame.intercept is not None else pixel.intercept)
+            key = (frame.path, frame.slope, frame.intercept)
+            if key not in rescaled:
+                rescaled[key] = dataclasses.replace(
+                    pixel, slope=frame.slope if frame.slope is not None else pixel.slope,
+                    intercept=frame.intercept if frame.intercept is not None else pixel.intercept)
+            pixel = rescaled[key]
         pixel_headers.append(pixel)
     decoded.clear()
     return finish_stack(stored, pixel_headers)

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
@@ -52,8 +52,9 @@ from ....errors import UnsupportedFormatError
 from ....options import ReadOptions
 from ....pixels import smallest_integer_dtype
 from ....volume import Volume
-from ..greyscale import (DetectorSpacing, VoiChoice, detector_spacing, display_image, greyscale_header,
-                         modality_range, presentation_values)
+if TYPE_CHECKING:  # the greyscale pipeline is imported by the functions that read pixels (below): discovery
+    # asks every series the predicates (planar_layout ...), and a series of slices never needs the rest
+    from ..greyscale import DetectorSpacing, VoiChoice
 from ..headers import DicomHeader, reuse_or_read
 from ..meta import volume_meta
 from ..plan import FrameRef, Layout, UnitPlan
@@ -178,6 +179,8 @@ def _patient_orientation(value: Any) -> Optional[tuple[np.ndarray, np.ndarray]]:
 
 def planar_geometry(ds: Any, frames: int) -> PlanarGeometry:
     """The geometry of a 2D image (module notes), from its pydicom header."""
+    from ..greyscale import detector_spacing
+
     warnings: list[str] = []
     spacing = detector_spacing(ds)
     warnings.extend(spacing.warnings)
@@ -214,6 +217,8 @@ def planar_geometry(ds: Any, frames: int) -> PlanarGeometry:
 def planar_values(stored: np.ndarray, ds: Any, path: str, voi: Optional[VoiChoice], bits: int
                   ) -> tuple[np.ndarray, dict[str, Any], list[str]]:
     """``stored`` (frames, rows, columns) through the greyscale pipeline: the values, their description, warnings."""
+    from ..greyscale import display_image, greyscale_header, modality_range, presentation_values
+
     header = greyscale_header(ds, path)
     warnings = list(header.warnings)
     if voi is None:
