@@ -21,6 +21,7 @@ from typing import Iterator, Sequence
 
 from ...errors import GeometryError, MedconvError
 from ...options import ReadOptions
+from ...layout import ascii_name
 from ...source import Source
 from .grouping import SeriesGroup, group_headers
 from .headers import DicomHeader, scan_files
@@ -158,8 +159,8 @@ _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def slug(text: str, limit: int = 40) -> str:
-    """``text`` reduced to ``[A-Za-z0-9._-]`` for source ids."""
-    text = _SLUG.sub("-", text.strip()).strip("-.")
+    """``text`` reduced to ``[A-Za-z0-9._-]`` for source ids (non-ASCII made ASCII by the naming rule first)."""
+    text = _SLUG.sub("-", ascii_name(text).strip()).strip("-.")
     return text[:limit] or "x"
 
 
