@@ -218,7 +218,8 @@ def source_for(unit: Unit, base: str, used: set[str], reader: str = "dicom") -> 
         "patient_id": first.patient_id, "study_date": first.study_date, "study_uid": first.study_uid,
         "series_uid": first.series_uid, "series_number": first.series_number, "modality": first.modality,
         "series_description": first.series_description, "study_description": first.study_description,
-        "manufacturer": first.manufacturer, "n_files": len(group.headers), "layout": group.layout,
+        "manufacturer": first.manufacturer, "patient_name": first.patient_name, "n_files": len(group.headers),
+        "layout": group.layout,
         "folder": folders[0] if len(folders) == 1 else folders, "flags": list(group.flags),
     }
     if group.split:
