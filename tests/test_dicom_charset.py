@@ -138,6 +138,7 @@ def test_a_bogus_character_set_converts_with_a_warning(tmp_path):
     assert meta["series_description"] == reference(paths[0]).SeriesDescription == "Thorax Körper"
     warning, = meta["warnings"]
     assert "ISO_IR 999" in warning and "SeriesDescription" in warning and "latin-1" in warning
+    assert row["warnings"] == [warning] and row["series_description"] == "Thorax Körper"
 
 
 def test_bytes_invalid_in_the_declared_set_fall_back_with_a_warning(tmp_path):
