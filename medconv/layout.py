@@ -23,9 +23,16 @@ the keys of ``Source.info`` plus:
                '' for DICOM series)
 =============  ===============================================================
 
-Header values are sanitised before they reach a path: path separators, ``..``,
-control characters and anything outside letters, digits, ``._+-`` become ``_``;
-runs of ``_`` collapse; each path component is cut to :data:`MAX_COMPONENT`
+Header values are sanitised before they reach a path. First every name is made
+ASCII by :func:`ascii_name` (DICOM text decoded with its character set, e.g. a
+GB18030 SeriesDescription, reaches here as Unicode): what Unicode's compatibility
+decomposition (NFKD) turns into ASCII letters is transliterated (``Müller`` ->
+``Muller``, full-width ``ＣＴ`` -> ``CT``), every other letter or digit is escaped
+as ``u`` and its four lowercase hex digits (``中`` -> ``u4e2d``; beyond U+FFFF as
+its UTF-16 pair), so that :func:`restore_name` gives the escaped characters back;
+ASCII text is never changed by this step, so it can run twice. Then path separators, ``..``, control characters
+and anything outside ASCII letters, digits, ``._+-`` become ``_``; runs of ``_``
+collapse; each path component is cut to :data:`MAX_COMPONENT`
 characters; an empty or missing field is left out together with the ``_`` beside
 it (``20000101_3_CT`` when the description is empty), and a path component left
 empty becomes :data:`MISSING`. Only the template's
@@ -38,6 +45,7 @@ import hashlib
 import os
 import re
 import string
+import unicodedata
 from typing import Any, Iterable
 
 from .errors import UsageError
@@ -52,7 +60,51 @@ MISSING = "unknown"
 #: Longest path component written (bytes are limited to 255 by most file systems; a suffix follows).
 MAX_COMPONENT = 120
 
-_UNSAFE = re.compile(r"[^\w.+\-]+", re.UNICODE)
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.+\-]+")
+#: An escaped character in a name: ``u`` and its UTF-16 code unit as four lowercase hex digits.
+ESCAPE = re.compile(r"u([0-9a-f]{4})")
+
+
+def ascii_name(text: str) -> str:
+    """``text`` (in NFC) with every non-ASCII character made ASCII by the one naming rule.
+
+    Per character: its NFKD decomposition without combining marks if that is ASCII
+    and not empty (``ü`` -> ``u``, ``ﬁ`` -> ``fi``, ``Ｍ`` -> ``M``); else a letter or digit
+    becomes :data:`ESCAPE` (``中`` -> ``u4e2d``, ``だ`` -> ``u3060``, ``ß`` -> ``u00df``;
+    characters beyond U+FFFF as two escapes, their UTF-16 surrogates); a lone combining
+    mark is dropped; anything else (punctuation, symbols, spaces) becomes ``_``. ASCII
+    text is left as it is (so names of ASCII headers never change, and applying the
+    rule twice changes nothing).
+
+    Why escapes rather than dropping or punycode: names stay distinct (two Chinese
+    descriptions never both become ``unknown``), every character keeps its place
+    and can be looked up by its code point (U+4E2D), and the escapes are reversible
+    (:func:`restore_name`; ambiguous only where the original text itself holds an
+    ASCII ``u`` and four lowercase hex digits: the sidecar keeps the original).
+    """
+    if text.isascii():
+        return text
+    return "".join(char if char.isascii() else _ascii_char(char) for char in unicodedata.normalize("NFC", text))
+
+
+def _ascii_char(char: str) -> str:
+    """One non-ASCII character by the rule of :func:`ascii_name`."""
+    ascii_form = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+    if ascii_form and ascii_form.isascii():
+        return ascii_form
+    if unicodedata.category(char)[0] in "LN":
+        units = char.encode("utf-16-be")
+        return "".join(f"u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2))
+    return "" if unicodedata.combining(char) else "_"
+
+
+def restore_name(name: str) -> str:
+    """The text an :func:`ascii_name` came from (the inverse of its escapes; transliterations stay ASCII)."""
+    return _ESCAPES.sub(lambda run: bytes.fromhex(run.group().replace("u", "")).decode("utf-16-be", "surrogatepass"),
+                        name)
+
+
+_ESCAPES = re.compile(f"(?:{ESCAPE.pattern})+")
 _UNDERSCORES = re.compile(r"_{2,}")
 _PATH_FIELDS = ("id", "parent", "file")  # file: a 2D DICOM image's path under SRC without suffix
 
@@ -61,7 +113,7 @@ def sanitize_component(value: Any) -> str:
     """``value`` as one safe path component (no separators, no leading dots, bounded length)."""
     text = "" if value is None else str(value)
     text = "".join(ch if ch.isprintable() else "_" for ch in text)
-    text = _UNSAFE.sub("_", text)
+    text = _UNSAFE.sub("_", ascii_name(text))
     text = re.sub(r"\.{2,}", "_", text)  # no '..' anywhere
     text = _UNDERSCORES.sub("_", text).strip("_. ")  # no hidden names
     if len(text) > MAX_COMPONENT:

@@ -21,6 +21,7 @@ from typing import Iterator, Sequence
 
 from ...errors import GeometryError, MedconvError
 from ...options import ReadOptions
+from ...layout import ascii_name
 from ...source import Source
 from .grouping import SeriesGroup, group_headers
 from .headers import DicomHeader, scan_files
@@ -158,8 +159,8 @@ _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def slug(text: str, limit: int = 40) -> str:
-    """``text`` reduced to ``[A-Za-z0-9._-]`` for source ids."""
-    text = _SLUG.sub("-", text.strip()).strip("-.")
+    """``text`` reduced to ``[A-Za-z0-9._-]`` for source ids (non-ASCII made ASCII by the naming rule first)."""
+    text = _SLUG.sub("-", ascii_name(text).strip()).strip("-.")
     return text[:limit] or "x"
 
 
@@ -222,7 +223,8 @@ def source_for(unit: Unit, base: str, used: set[str], reader: str = "dicom") -> 
         "patient_id": first.patient_id, "study_date": first.study_date, "study_uid": first.study_uid,
         "series_uid": first.series_uid, "series_number": first.series_number, "modality": first.modality,
         "series_description": first.series_description, "study_description": first.study_description,
-        "manufacturer": first.manufacturer, "n_files": len(group.headers), "layout": group.layout,
+        "manufacturer": first.manufacturer, "patient_name": first.patient_name, "n_files": len(group.headers),
+        "layout": group.layout,
         "folder": folders[0] if len(folders) == 1 else folders, "flags": list(group.flags),
     }
     if group.split:

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from .charset import decode_texts
 from .diffusion import DIFFUSION_TAGS, Diffusion, diffusion_from_elements
 from .rawheader import PIXEL_DATA, RawHeader, parse_file
 from .sop_classes import uses_functional_groups
@@ -86,6 +87,10 @@ class DicomHeader:
     acquisition_time: str = ""
     #: SpecificCharacterSet (0008,0005) as written (``""``: the default repertoire).
     charset: str = ""
+    #: PatientName (PN) as pydicom shows it (``Yamada^Tarou=山田^太郎``); text fields are decoded by :mod:`.charset`.
+    patient_name: str = ""
+    #: What went wrong decoding the text fields with the declared character set (:func:`.charset.decode_texts`).
+    text_warnings: tuple[str, ...] = ()
     transfer_syntax: str = ""
     mosaic_images: int | None = None
     #: b-value and gradient (standard or vendor tags, :mod:`.diffusion`); ``None`` when the file states none.
@@ -176,6 +181,7 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("SpacingBetweenSlices", "spacing_between_slices", "float"),
     ("NumberOfTemporalPositions", "temporal_positions", "int"), ("AcquisitionTime", "acquisition_time", "text"),
     ("SpecificCharacterSet", "charset", "text"),
+    ("PatientName", "patient_name", "text"),
     ("BitsStored", "bits_stored", "us"), ("HighBit", "high_bit", "us"),
     ("PixelRepresentation", "pixel_representation", "us"), ("PlanarConfiguration", "planar_configuration", "us"),
     ("RescaleSlope", "slope", "float"), ("RescaleIntercept", "intercept", "float"),
@@ -200,7 +206,10 @@ FIELD_TAGS: dict[str, int] = {
     "RescaleType": 0x00281054, "Units": 0x00541001, "SequenceName": 0x00180024, "RepetitionTime": 0x00180080,
     "FlipAngle": 0x00181314, "MagneticFieldStrength": 0x00180087, "SpacingBetweenSlices": 0x00180088,
     "NumberOfTemporalPositions": 0x00200105, "AcquisitionTime": 0x00080032, "SpecificCharacterSet": 0x00080005,
+    "PatientName": 0x00100010,
 }
+#: The header attribute of each keyword in :data:`FIELDS`.
+FIELD_ATTRIBUTES: dict[str, str] = {keyword: attribute for keyword, attribute, _ in FIELDS}
 
 
 def _parse(text: str, kind: str):
@@ -362,6 +371,10 @@ def _header_from_values(path: str, raw_values: dict, syntax: str, media_sop: str
     header.transfer_syntax = syntax
     if not header.sop_class_uid:
         header.sop_class_uid = media_sop
+    texts = decode_texts(raw_values, FIELD_TAGS, path)  # text VRs in the declared SpecificCharacterSet
+    for keyword, text in texts.values.items():
+        setattr(header, FIELD_ATTRIBUTES[keyword], text)
+    header.text_warnings = texts.warnings
     if mosaic is not None:  # private: pydicom's private dictionary picks its VR
         header.mosaic_images = _mosaic_count(mosaic)
     if not DIFFUSION_TAGS.isdisjoint(raw_values):

@@ -57,7 +57,7 @@ def volume_meta(first: "DicomHeader", paths: Sequence[str], units: str | None, w
     ``extra`` adds layout-specific entries to ``meta["dicom"]`` (DICOM keywords).
     """
     meta: dict[str, Any] = {"source_format": "dicom", "source_files": [str(p) for p in paths],
-                            "warnings": list(warnings)}
+                            "warnings": list(warnings) + [w for w in first.text_warnings if w not in warnings]}
     for key, value in (("modality", first.modality), ("patient_id", first.patient_id),
                        ("study_uid", first.study_uid), ("series_uid", first.series_uid),
                        ("series_number", first.series_number), ("series_description", first.series_description),
