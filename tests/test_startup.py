@@ -73,3 +73,11 @@ def test_the_writer_of_a_format_is_the_only_writer_loaded():
                           "assert 'png' in output_formats()")
     assert loaded(modules, ("medconv.writers.png", "medconv.writers.npz", "medconv.writers.nrrd",
                             "medconv.writers.metaimage", "PIL", "importlib.metadata")) == []
+
+
+def test_the_reader_of_a_suffix_is_the_only_reader_loaded(tmp_path):
+    path = tmp_path / "a.mhd"
+    modules = imported_by(f"from medconv.registry import reader_for\nassert reader_for({str(path)!r}).name == 'metaimage'")
+    assert loaded(modules, ("medconv.readers.nifti", "medconv.readers.dicom", "medconv.readers.tiff",
+                            "medconv.readers.image2d", "medconv.readers.annotations", "PIL", "tifffile",
+                            "nibabel", "pydicom", "importlib.metadata")) == []
