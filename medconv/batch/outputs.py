@@ -123,3 +123,19 @@ def write_unit_outputs(unit: PlannedUnit, job, outputs: UnitOutputs, fingerprint
             except Exception as exc:  # a picture is a convenience: never fail the unit over it
                 row["warnings"] = warnings + [f"preview not written: {type(exc).__name__}: {exc}"]
     return row
+
+
+def withdraw_unit_outputs(unit: PlannedUnit) -> None:
+    """Remove every file a written unit's record lists, then the record: the unit leaves nothing behind.
+
+    For a unit whose files were written but must not stand (an annotation unit whose
+    image unit failed, :mod:`.dependents`); a file already gone is no error.
+    """
+    if unit.sidecar is None:
+        return
+    folder = os.path.dirname(unit.sidecar)
+    for name in record_outputs(_sidecar_meta(unit.sidecar)) or ():
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(folder, *name.split("/")))
+    with contextlib.suppress(OSError):
+        os.remove(unit.sidecar)
