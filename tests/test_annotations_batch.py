@@ -147,6 +147,28 @@ def test_bad_annotations_fail_alone_and_nothing_is_written_outside_dst(tmp_path,
     assert written - listed - sidecars == {"medconv-manifest.csv", "medconv-manifest.jsonl", "medconv-summary.json"}
 
 
+def test_an_annotation_whose_image_unit_fails_fails_too_and_leaves_nothing(tmp_path):
+    """Its grid comes from the image's headers, which read well; the image's pixels do not (a cut slice)."""
+    from dicom_synth import truncate
+
+    tree = annotated_tree(tmp_path / "src", bad=False)
+    cut = sorted(tree.chest.folder.glob("*.dcm"))[5]
+    truncate(cut, keep=cut.stat().st_size - 200)
+    out = tmp_path / "out"
+    assert medconv("tcia2nii", tmp_path / "src", out, "-q", "-j", "2") == 1
+    rows = manifest(out)
+    chest = _image_row(rows, "P1")
+    assert chest["status"] == "failed" and "truncated" in chest["reason"]
+    on_chest = [r for r in rows.values() if r["annotates"] == chest["unit_id"]]
+    assert len(on_chest) == 2
+    for row in on_chest:
+        assert row["status"] == "failed" and row["output"] == "" and row["error_type"] == "annotation-reference"
+        assert row["reason"].startswith(row["source"]) and chest["unit_id"] in row["reason"] and "truncated" in row["reason"]
+    assert not list(out.rglob("P1/*"))  # neither the masks nor their records
+    lung = [r for r in rows.values() if r["unit_id"].startswith("P2")]
+    assert {r["status"] for r in lung} == {"converted"} and len(lung) == 2
+
+
 def test_masks_follow_the_image_through_reorientation_and_resampling(tmp_path):
     tree = annotated_tree(tmp_path / "src", bad=False)
     assert medconv("tcia2nii", tmp_path / "src", tmp_path / "out", "-q", "-j", "1", "--orient", "RAS",

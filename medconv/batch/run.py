@@ -35,6 +35,7 @@ from .execution import SCHEDULER_ENV, WORKER_MEMORY_BUDGET, available_memory, ch
     execute, job_for
 from .lock import DestinationLock
 from .manifest import ManifestWriter, manifest_paths, read_manifest, rows_by_unit
+from .dependents import ImageGate
 from .plan import ANNOTATES, Plan, PlannedUnit
 from .progress import BatchProgress
 from .report import Report
@@ -282,6 +283,7 @@ def _run_locked(plan: Plan, job: UnitJob, options: RunOptions, console, csv_path
     preview_dir = os.path.join(plan.dest, PREVIEW_DIR) if options.preview else None
     manifest = ManifestWriter(csv_path, jsonl_path)  # ManifestWriteError here: nothing can start
     todo: list[PlannedUnit] = []
+    known: dict[str, dict[str, Any]] = {}  # rows recorded before converting, which annotation units may wait for
     try:
         for unit in plan.units:
             if unit.failure is not None:
@@ -292,6 +294,7 @@ def _run_locked(plan: Plan, job: UnitJob, options: RunOptions, console, csv_path
                     todo.append(unit)
                     continue
                 row = _skipped_row(unit, previous.get(unit.id)) if existing == "done" else _existing_row(unit, existing)
+            known[unit.id] = row
             _record(row, manifest, report, log_path)
         execution = choose_execution(todo, options.jobs, options.backend, job.fmt)
         report.execution = execution.mode.value if todo else None
@@ -299,7 +302,7 @@ def _run_locked(plan: Plan, job: UnitJob, options: RunOptions, console, csv_path
                  len(plan.units) - len(todo), execution.describe(), execution.reason)
         run_job = job_for(job, execution)
         run_job = replace(run_job, write_options=replace(run_job.write_options, overwrite=True), preview_dir=preview_dir)
-        _convert(todo, run_job, execution, options, console, manifest, report, log_path, lock)
+        _convert(todo, run_job, execution, options, console, manifest, report, log_path, lock, ImageGate(todo, known))
         manifest.finish()
     except ManifestWriteError as exc:
         manifest.close()
@@ -323,8 +326,9 @@ def _run_locked(plan: Plan, job: UnitJob, options: RunOptions, console, csv_path
 
 
 def _convert(todo: list[PlannedUnit], job: UnitJob, execution, options: RunOptions, console,
-             manifest: ManifestWriter, report: Report, log_path: str, lock: DestinationLock) -> None:
-    """Run the units to do, recording each row as it comes; stop starting units when DST refuses writes."""
+             manifest: ManifestWriter, report: Report, log_path: str, lock: DestinationLock, gate: ImageGate) -> None:
+    """Run the units to do, recording each row as it comes (an annotation unit's after its image unit's:
+    :mod:`.dependents`); stop starting units when DST refuses writes."""
     done: set[str] = set()
     stop: dict[str, str] = {}
     pools: list[Any] = []
@@ -345,7 +349,8 @@ def _convert(todo: list[PlannedUnit], job: UnitJob, execution, options: RunOptio
                 row = result.row
                 done.add(row["unit_id"])
                 try:
-                    _record(row, manifest, report, log_path)
+                    for ready in gate.rows(row):
+                        _record(ready, manifest, report, log_path)
                 except ManifestWriteError as exc:  # nothing more can be recorded: stop here
                     cancel(exc.one_line(), exc.code)
                     results.close()
@@ -359,12 +364,18 @@ def _convert(todo: list[PlannedUnit], job: UnitJob, execution, options: RunOptio
         report.interrupted = True
         results.close()  # stops the workers now (killed mid-unit), before their temporaries are removed
         remove_leftover_temporaries(_plan_of(todo))
+        with contextlib.suppress(ManifestWriteError):
+            for ready in gate.held():
+                _record(ready, manifest, report, log_path)
         log.warning("interrupted: %d of %d unit(s) finished", len(done), len(todo))
         return
     if stop:
         for unit in todo:
             if unit.id not in done:
-                _record(_not_run_row(unit, stop["reason"], stop["code"]), manifest, report, log_path)
+                for ready in gate.rows(_not_run_row(unit, stop["reason"], stop["code"])):
+                    _record(ready, manifest, report, log_path)
+    for ready in gate.held():  # an image unit that gave no row at all (never expected): record as they came
+        _record(ready, manifest, report, log_path)
 
 
 def _plan_of(units: list[PlannedUnit]) -> Plan:
