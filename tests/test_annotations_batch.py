@@ -220,6 +220,23 @@ def test_layouts_resume_and_redo(tmp_path):
     assert statuses.pop(rt["unit_id"]) == "converted" and set(statuses.values()) == {"skipped"}
 
 
+def test_split_then_map_names_the_existing_record_and_overwrite_leaves_only_the_map(tmp_path):
+    annotated_tree(tmp_path / "src", bad=False)
+    out = tmp_path / "out"
+    assert medconv("tcia2nii", tmp_path / "src", out, "-q", "-j", "1", "--masks", "split") == 0
+    split = sorted(p.name for p in out.rglob("*_rtstruct-Phantom*"))
+    assert len(split) == 5  # two masks, their sidecars, the record
+    assert medconv("tcia2nii", tmp_path / "src", out, "-q", "-j", "1", "--masks", "map") == 1
+    rt = next(r for r in manifest(out).values() if r["unit_id"].endswith("_rtstruct-Phantom"))
+    named = rt["reason"].split(": ", 1)[0]
+    assert rt["error_type"] == "output-exists" and "--overwrite" in rt["reason"] and Path(named).is_file()
+    assert sorted(p.name for p in out.rglob("*_rtstruct-Phantom*")) == split  # nothing removed without --overwrite
+    assert medconv("tcia2nii", tmp_path / "src", out, "-q", "-j", "1", "--masks", "map", "--overwrite") == 0
+    rt = next(r for r in manifest(out).values() if r["unit_id"].endswith("_rtstruct-Phantom"))
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*_rtstruct-Phantom*")}
+    assert on_disk == set(rt["output"]) and len(on_disk) == 2  # the map and its record: no stale split mask
+
+
 def test_no_annotations_excludes_them(tmp_path):
     annotated_tree(tmp_path / "src")
     assert medconv("tcia2nii", tmp_path / "src", tmp_path / "out", "-q", "-j", "1", "--no-annotations") == 0

@@ -176,11 +176,13 @@ def _skipped_row(unit: PlannedUnit, previous: dict[str, Any] | None) -> dict[str
 def _existing_row(unit: PlannedUnit, existing: str) -> dict[str, Any]:
     """A failed row for an output that exists but was made of other files or with other options."""
     row = base_row(unit)
+    # a unit of several files may have no file under its planned output name (its masks split): name its record
+    found = unit.output if os.path.isfile(unit.output) or unit.sidecar is None else unit.sidecar
     if existing == "other-source":
-        reason = (f"{unit.output}: the output exists but was made from other files (an earlier run into this "
+        reason = (f"{found}: the output exists but was made from other files (an earlier run into this "
                   "folder) (use another destination folder, or a --name template that tells them apart)")
     else:
-        reason = (f"{unit.output}: the output exists but was made with other options "
+        reason = (f"{found}: the output exists but was made with other options "
                   "(pass --overwrite to redo it with these, or use another destination folder)")
     row.update(status="failed", reason=reason, error_type="output-exists", output="", seconds=0.0)
     return row
