@@ -22,6 +22,16 @@ class AnnotationKind(str, Enum):
     LIDC_XML = "lidc-xml"
 
 
+#: What an object's two header counts are called, per kind (``AnnotationHeader.roi_names`` and
+#: ``.contours``): an RTSTRUCT's ROIs and their contours, a SEG's segments and its frames, a LIDC
+#: reading's marks and their slice outlines.
+COUNT_NOUNS: dict[AnnotationKind, tuple[str, str]] = {
+    AnnotationKind.RTSTRUCT: ("ROI", "contour"),
+    AnnotationKind.SEG: ("segment", "frame"),
+    AnnotationKind.LIDC_XML: ("mark", "outline"),
+}
+
+
 class RoiStatus(str, Enum):
     """What happened to one ROI / segment / nodule annotation."""
 
