@@ -255,6 +255,7 @@ def test_scan_and_dry_run_show_the_pairing(tmp_path, capsys):
     rt = records[str(tree.rtstruct)]
     assert rt["note"].startswith(f"annotates {chest} (series-uid") and "2 ROI(s)" in rt["note"]
     assert rt["info"]["roi_names"] == ["Ball", "Box"] and rt["info"]["referenced_series"] == [tree.chest.series_uid]
+    assert records[str(tree.seg)]["note"].endswith("(series-uid, 1 segment(s), 6 frame(s))")  # mask on slices 3-8
     missing = records[str(tree.bad["missing-series"])]
     assert missing["note"].startswith("will fail: ") and "2.25.404" in missing["note"]
     assert medconv("tcia2nii", tmp_path / "src", tmp_path / "out", "--dry-run") == 0
