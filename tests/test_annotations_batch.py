@@ -264,6 +264,22 @@ def test_scan_and_dry_run_show_the_pairing(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_dry_run_on_an_80_column_terminal_gives_each_unit_its_own_lines(tmp_path, monkeypatch, capsys):
+    import rich.console
+
+    annotated_tree(tmp_path / "src", bad=False)
+    monkeypatch.setattr(rich.console.Console, "is_terminal", property(lambda self: True))
+    monkeypatch.setenv("COLUMNS", "80")
+    assert medconv("tcia2nii", tmp_path / "src", tmp_path / "out", "--dry-run") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and max(map(len, lines)) <= 80 and not any("\u2502" in line for line in lines)  # no folded table
+    rows = {line for line in lines if not line.startswith(" ")}
+    rt = next(line for line in rows if line.endswith("_rtstruct-Phantom"))
+    status = lines[lines.index(rt) + 2:lines.index(rt) + 4]
+    assert " ".join(" ".join(status).split()).startswith("annotation, 1 file(s); to do; annotates P1_")
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_annotation_matching_two_units_of_one_series_fails_alone(tmp_path):
     from annotation_synth import Contour, Roi, circle, write_rtstruct
     from dicom_synth import axial, write_series

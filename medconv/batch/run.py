@@ -430,16 +430,16 @@ def _log_traceback(log_path: str, row: dict[str, Any]) -> None:
             handle.write("\n")
 
 
-def print_plan(plan: Plan, console, limit: int | None = None) -> None:
-    """Print what a run would do (``--dry-run``): each unit, its reader and output, and the notes."""
-    from rich.table import Table
+#: The dry-run's columns, in order.
+PLAN_COLUMNS = ("unit", "reader", "files", "output", "status")
 
-    table = Table(title=f"{len(plan.units)} unit(s) -> {plan.dest}", show_lines=False)
-    for column in ("unit", "reader", "files", "output", "status"):
-        table.add_column(column, overflow="fold")
+
+def _plan_rows(plan: Plan, limit: int | None) -> list[tuple[str, str, str, str, str]]:
+    """One row of :data:`PLAN_COLUMNS` per unit (the first ``limit``, then a '... more' row)."""
+    rows = []
     for index, unit in enumerate(plan.units):
         if limit is not None and index >= limit:
-            table.add_row("...", "", "", f"{len(plan.units) - limit} more", "")
+            rows.append(("...", "", "", f"{len(plan.units) - limit} more", ""))
             break
         if unit.failure is not None:
             status = f"fails: {unit.failure.reason}"
@@ -454,7 +454,38 @@ def print_plan(plan: Plan, console, limit: int | None = None) -> None:
         output = unit.relative
         if unit.source.info.get(ANNOTATES) and output.endswith(plan.suffix):  # its files share this name
             output = output[: len(output) - len(plan.suffix)] + "*" + plan.suffix
-        table.add_row(unit.id, unit.source.reader, str(len(unit.source.paths)), output, status)
-    console.print(table)
+        rows.append((unit.id, unit.source.reader, str(len(unit.source.paths)), output, status))
+    return rows
+
+
+def print_plan(plan: Plan, console, limit: int | None = None) -> None:
+    """Print what a run would do (``--dry-run``): each unit, its reader and output, and the notes.
+
+    A table when it fits the console; else one block per unit (its id, its output, then
+    its reader, file count and status, each on a line of its own), so that long unit ids
+    and output names are not folded into narrow columns.
+    """
+    from rich.table import Table
+
+    title = f"{len(plan.units)} unit(s) -> {plan.dest}"
+    rows = _plan_rows(plan, limit)
+    widths = [max([len(column)] + [len(row[n]) for row in rows]) for n, column in enumerate(PLAN_COLUMNS)]
+    if sum(widths) + 3 * len(widths) + 1 <= console.width:  # rich's borders and padding: 3 per column, 1 more
+        table = Table(title=title, show_lines=False)
+        for column in PLAN_COLUMNS:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    else:
+        from rich.padding import Padding
+        from rich.text import Text
+
+        console.print(Text(title))
+        for unit_id, reader, files, output, status in rows:
+            console.print(Text(unit_id))
+            lines = [f"-> {output}", f"{reader}, {files} file(s); {status}"] if reader else [output]
+            for line in lines:  # indented, and so are the lines a long one wraps onto
+                console.print(Padding(Text(line), (0, 0, 0, 3), expand=False))
     for note in plan.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
