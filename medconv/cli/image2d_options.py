@@ -26,6 +26,9 @@ import click
 
 from .options import OptionGroup, Target
 
+#: ``--box-id-column``'s default (:data:`medconv.transforms.resize2d.BOX_ID_COLUMN`, not imported: ``--help`` stays fast).
+BOX_ID_COLUMN = "patientId"
+
 #: ``--voi`` words and what they mean (docs/2d.md); a ``LEVEL,WIDTH`` pair is your own window.
 VOI_MODES = {
     "modality": "no VOI: the modality values, lossless (MONOCHROME1 inverted by bit depth)",
@@ -154,7 +157,7 @@ def _image2d_fields(values: Mapping[str, Any]):
             boxes_source.check()
         except MedconvError as exc:
             raise click.BadParameter(exc.one_line(), param_hint="--boxes") from None
-    elif values["box_columns"] or values["box_id_column"] != "patientId":
+    elif values["box_columns"] or values["box_id_column"] != BOX_ID_COLUMN:
         raise click.BadParameter("--box-id-column and --box-columns describe the --boxes table", param_hint="--boxes")
     return {Target.DATASET: {"resize": resize, "boxes": boxes_source}}
 
@@ -172,7 +175,7 @@ image2d_output = OptionGroup(
                  help="Bounding boxes (RSNA's patientId,x,y,width,height,...) to move into the outputs' frames: "
                       "written to DST/boxes.csv with an output column; rows on no converted image go to "
                       "DST/boxes-unmatched.csv."),
-    click.option("--box-id-column", default="patientId", show_default=True, metavar="NAME",
+    click.option("--box-id-column", default=BOX_ID_COLUMN, show_default=True, metavar="NAME",
                  help="The --boxes column naming each row's image (its file name, with or without suffix)."),
     click.option("--box-columns", metavar="X,Y,W,H", callback=_parse_box_columns,
                  help="The --boxes columns of the top-left corner, width and height [default: x,y,width,height]."),
