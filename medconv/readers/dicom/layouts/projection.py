@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from ....errors import UnsupportedFormatError
+from ....geometry import orthonormalize
 from ....options import ReadOptions
 from ....pixels import smallest_integer_dtype
 from ....volume import Volume
@@ -200,7 +201,8 @@ def planar_geometry(ds: Any, frames: int) -> PlanarGeometry:
             orientation_from = "PatientOrientation"
     if row is None:
         row, column = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
-    direction = np.column_stack([row, column, np.cross(row, column)])
+    # the tolerance above is looser than a Volume's (header rounding): remove the rounding, as for a CT stack
+    direction = orthonormalize(np.column_stack([row, column, np.cross(row, column)]))
     position = _floats(ds.get("ImagePositionPatient"))
     origin = tuple(position) if len(position) == 3 and all(map(math.isfinite, position)) else (0.0, 0.0, 0.0)
     step = 1.0
