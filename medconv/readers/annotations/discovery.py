@@ -12,7 +12,7 @@ files it skipped as not DICOM to :func:`with_annotation_units`, which
    for the units an object could reference, each at most once);
 3. returns the Sources with one annotation Source per object (reader
    :data:`ANNOTATION_READER`), placed right after the image unit it annotates. Its
-   ``info["annotates"]`` is that unit's id, ``info["name_suffix"]`` what its outputs add
+   ``info[ANNOTATES]`` is that unit's id, ``info[NAME_SUFFIX]`` what its outputs add
    to the image's output name, and its ``plan`` an :class:`AnnotationPlan` carrying the
    image Source itself (with the image reader's own plan), so that a worker computes the
    grid the image is written on without discovering anything again.
@@ -34,7 +34,7 @@ from typing import Iterable, Optional, Sequence
 
 from ...errors import AnnotationReferenceError, MedconvError, NotAVolumeError
 from ...image_reference import ImageReference
-from ...source import ANNOTATES, Source
+from ...source import ANNOTATES, NAME_SUFFIX, Source
 from .headers import AnnotationHeader, read_header
 from .labelmap import object_suffix
 from .lidc_xml import is_lidc_family_xml
@@ -167,7 +167,7 @@ def _info(kind: AnnotationKind, path: str, base: str, header: Optional[Annotatio
     info = {
         ANNOTATES: image.id if image is not None else "",
         "annotation_kind": kind.value,
-        "name_suffix": object_suffix(kind, label),
+        NAME_SUFFIX: object_suffix(kind, label),
         "patient_id": (header.patient_id if header is not None else "") or image_info.get("patient_id")
         or origin_info.get("patient_id") or "",
         "study_uid": (header.study_uid if header is not None else "") or image_info.get("study_uid") or "",
