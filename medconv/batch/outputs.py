@@ -6,10 +6,12 @@ unit's **record** goes last to its planned sidecar path ``<name>.json``: the fil
 wrote (``meta["outputs"]``, names relative to the record's folder), its source files
 and job fingerprint (what a rerun checks to resume), and the reader's facts about the
 unit. When a unit is redone (``--overwrite``), the files its earlier record listed and
-this run no longer makes (another ``--masks`` layout) are removed. A volume whose suffix is ``""`` *is* ``<name>.<format>``; its sidecar is then the
-record itself (its volume description plus those facts). Every file is written
-atomically; if one fails, the files this unit already wrote are removed again, so a
-failed unit leaves nothing behind and a rerun starts it afresh.
+this run no longer makes (another ``--masks`` layout) are removed. A volume whose
+suffix is ``""`` *is* ``<name>.<format>``; its sidecar is then the record itself (its
+volume description plus those facts). Every file is written atomically; if one fails,
+the files this unit already wrote are removed again, so a failed unit leaves nothing
+behind and a rerun starts it afresh. :func:`withdraw_unit_outputs` removes a written
+unit's files after the fact (an annotation unit whose image unit failed: :mod:`.dependents`).
 
 Labels get the same preprocessing as any volume: the steps that move voxels (reorient,
 resample) treat a label map with nearest neighbour and the intensity steps leave it

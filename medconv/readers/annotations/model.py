@@ -2,7 +2,8 @@
 
 Every decision a reader makes about a ROI, a segment, a nodule or one contour is
 a value here (an enum member in a frozen dataclass), never a sentence parsed
-back: the batch (phase 2) turns them into manifest rows and warnings.
+back: the annotation reader (:func:`~.reader.record_of`) turns them into the unit's record and
+the batch into its manifest row and warnings.
 """
 
 from __future__ import annotations
