@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Iterator
 
 from ...errors import AnnotationReferenceError, NotAVolumeError, UsageError
-from ...options import AnnotationOptions, MaskLayout, ReadOptions
+from ...options import AnnotationOptions, FractionalHandling, MaskLayout, ReadOptions
 from ...outputs import NamedTable, NamedVolume, UnitOutputs
 from ...source import Source
 
@@ -143,7 +143,7 @@ class AnnotationReader:
         annotation = _annotation_options(options)
         if annotation.masks is not MaskLayout.MAP:
             options = replace(options, annotations=replace(annotation, masks=MaskLayout.MAP,
-                                                           fractional="threshold"))
+                                                           fractional=FractionalHandling.THRESHOLD))
         result = self.result(source, options)
         for role in (OutputRole.CONSENSUS, OutputRole.MAP):
             for output in result.outputs:
