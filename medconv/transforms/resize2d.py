@@ -246,7 +246,8 @@ class Resize2D:
         previous = volume.meta.get("resize")
         recorded = ResizeFrame.from_meta(previous).then(frame) if previous else frame
         meta = {**volume.meta, "resize": recorded.as_meta()}
-        step = (f"resize {columns}x{rows} -> {width}x{height} ({'aspect kept, padded' if self.keep_aspect else 'stretched'}, "
+        fitted = "aspect kept, padded" if self.keep_aspect else "stretched"
+        step = (f"resize {columns}x{rows} -> {width}x{height} ({fitted}, "
                 f"scale {frame.scale[0]:.6g} x {frame.scale[1]:.6g}, padding {frame.padding}, {interpolation.value})")
         return volume.with_step(step, array=view, spacing=spacing, origin=origin, meta=meta)
 
