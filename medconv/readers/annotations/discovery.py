@@ -220,12 +220,12 @@ def _pair_one(path: str, references: _References
     if pairing.status is PairingStatus.PAIRED:
         image = next(s for s in references.images if s.id == pairing.unit_id)
         return header, pairing, image, None
-    reason = pairing.reason
     elsewhere = references.why_not(header)
-    if elsewhere and pairing.status is PairingStatus.NO_SUCH_SERIES:
-        reason = f"the series it references cannot take it: {elsewhere}"
-    return header, pairing, None, AnnotationReferenceError(reason, path=path,
-                                                            hint="the annotation fails alone; its image still converts")
+    if elsewhere and pairing.status is PairingStatus.NO_SUCH_SERIES:  # its series is here, but not converted
+        failure = AnnotationReferenceError(f"the series it references cannot take it: {elsewhere}", path=path,
+                                           hint="fix that image series, then rerun; the other units still convert")
+        return header, pairing, None, failure
+    return header, pairing, None, pairing.error(path)
 
 
 def with_annotation_units(sources: Sequence[Source], skipped: Iterable[tuple[str, str]], base: str) -> list[Source]:

@@ -60,7 +60,8 @@ def image_reference_of(image: Source) -> "ImageReference":
         return reader.image_reference(image)
     except NotAVolumeError as error:
         raise AnnotationReferenceError(f"its image unit {image.id} is not converted ({error.message})",
-                                       path=image.path, hint="the annotation fails with it") from None
+                                       path=image.path,
+                                       hint="the annotation fails with it: fix that image unit, then rerun") from None
     except MedconvError as error:
         raise type(error)(f"its image unit {image.id} cannot be read: {error.message}", path=error.path,
                           hint=error.hint) from None
