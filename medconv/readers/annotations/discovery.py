@@ -40,7 +40,7 @@ from .labelmap import object_suffix
 from .lidc_xml import is_lidc_family_xml
 from .model import AnnotationKind
 from .pairing import Pairing, PairingStatus, pair
-from .reader import ANNOTATION_READER
+from .reader import ANNOTATION_READER, reader_image_reference
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,6 @@ class _References:
     """Image units that annotations can be paired with, their ImageReferences computed on demand (once each)."""
 
     def __init__(self, sources: Sequence[Source]):
-        from ...registry import readers
-
-        self._readers = readers
         self.images = [s for s in sources if s.reader != ANNOTATION_READER and s.plan is not None]
         self.by_series: dict[str, list[Source]] = {}
         for source in self.images:
@@ -113,9 +110,7 @@ class _References:
         if source.id not in self._cache:
             reference = None
             try:
-                reader = self._readers.get(source.reader)
-                if hasattr(reader, "image_reference"):
-                    reference = reader.image_reference(source)
+                reference = reader_image_reference(source)
             except MedconvError as error:
                 self.problems[source.id] = error.message
             self._cache[source.id] = reference

@@ -43,6 +43,15 @@ CHARACTERISTICS_SUFFIX = "-characteristics"
 OFF_REASON = "annotations are off (--no-annotations): not read"
 
 
+def reader_image_reference(image: Source) -> "ImageReference | None":
+    """The ImageReference its own reader gives for the image unit ``image`` (headers only); ``None`` when that
+    reader gives none. Raises the reader's typed error when the unit will not be converted."""
+    from ...registry import readers
+
+    reader = readers.get(image.reader)
+    return reader.image_reference(image) if hasattr(reader, "image_reference") else None
+
+
 def image_reference_of(image: Source) -> "ImageReference":
     """The ImageReference of an image unit, from its own reader (headers only).
 
@@ -50,14 +59,9 @@ def image_reference_of(image: Source) -> "ImageReference":
     the annotation fail with that reason: it is never drawn on another image.
     """
     from ...errors import MedconvError
-    from ...registry import readers
 
-    reader = readers.get(image.reader)
-    if not hasattr(reader, "image_reference"):
-        raise AnnotationReferenceError(f"its image unit {image.id} comes from the {image.reader} reader, which gives "
-                                       "no image reference", path=image.path)
     try:
-        return reader.image_reference(image)
+        reference = reader_image_reference(image)
     except NotAVolumeError as error:
         raise AnnotationReferenceError(f"its image unit {image.id} is not converted ({error.message})",
                                        path=image.path,
@@ -65,6 +69,10 @@ def image_reference_of(image: Source) -> "ImageReference":
     except MedconvError as error:
         raise type(error)(f"its image unit {image.id} cannot be read: {error.message}", path=error.path,
                           hint=error.hint) from None
+    if reference is None:
+        raise AnnotationReferenceError(f"its image unit {image.id} comes from the {image.reader} reader, which gives "
+                                       "no image reference", path=image.path)
+    return reference
 
 
 def _plan(source: Source) -> "AnnotationPlan":
