@@ -29,6 +29,7 @@ shows the labels over the image, read back from the two outputs.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -298,6 +299,14 @@ def write_unit_preview(volume, output_like: str) -> str:
             "sizes": [list(map(float, s)) for s in sizes], "caption": caption}
     np.savez_compressed(slices_path(stem), info=np.asarray(json.dumps(info)))
     return png
+
+
+def remove_unit_preview(output_like: str) -> None:
+    """Remove what :func:`write_unit_preview` wrote for ``output_like`` (a unit whose outputs were withdrawn)."""
+    stem = _strip_suffix(output_like)
+    for path in (stem + ".png", slices_path(stem)):
+        with contextlib.suppress(OSError):
+            os.remove(path)
 
 
 def slices_path(stem: str) -> str:

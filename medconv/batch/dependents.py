@@ -31,9 +31,13 @@ class ImageGate:
         The units this run converts, in any order.
     known:
         Rows recorded before they run (skipped or planned failures), by unit id.
+    preview_dir:
+        The run's preview folder (``--preview``), whose pictures of withdrawn units go too.
     """
 
-    def __init__(self, todo: Sequence[PlannedUnit], known: Mapping[str, dict[str, Any]]):
+    def __init__(self, todo: Sequence[PlannedUnit], known: Mapping[str, dict[str, Any]],
+                 preview_dir: str | None = None):
+        self._preview_dir = preview_dir
         self._units = {unit.id: unit for unit in todo}
         self._image_of = {unit.id: str(unit.source.info[ANNOTATES]) for unit in todo
                           if unit.source.info.get(ANNOTATES)}
@@ -64,7 +68,7 @@ class ImageGate:
         if row.get("status") != "converted" or image_row.get("status") in IMAGE_KEPT_STATUSES:
             return row
         unit = self._units[row["unit_id"]]
-        withdraw_unit_outputs(unit)
+        withdraw_unit_outputs(unit, self._preview_dir)
         why = image_row.get("reason") or image_row.get("status")
         error = AnnotationReferenceError(f"its image unit {image_row['unit_id']} was not converted ({why})",
                                          path=unit.source.path,

@@ -127,12 +127,17 @@ def write_unit_outputs(unit: PlannedUnit, job, outputs: UnitOutputs, fingerprint
     return row
 
 
-def withdraw_unit_outputs(unit: PlannedUnit) -> None:
-    """Remove every file a written unit's record lists, then the record: the unit leaves nothing behind.
+def withdraw_unit_outputs(unit: PlannedUnit, preview_dir: str | None = None) -> None:
+    """Remove every file a written unit's record lists, then the record (and its preview, when ``preview_dir``):
+    the unit leaves nothing behind.
 
     For a unit whose files were written but must not stand (an annotation unit whose
     image unit failed, :mod:`.dependents`); a file already gone is no error.
     """
+    if preview_dir and unit.relative:
+        from ..preview import remove_unit_preview
+
+        remove_unit_preview(os.path.join(preview_dir, *unit.relative.split("/")))
     if unit.sidecar is None:
         return
     folder = os.path.dirname(unit.sidecar)
