@@ -155,7 +155,7 @@ def test_an_annotation_whose_image_unit_fails_fails_too_and_leaves_nothing(tmp_p
     cut = sorted(tree.chest.folder.glob("*.dcm"))[5]
     truncate(cut, keep=cut.stat().st_size - 200)
     out = tmp_path / "out"
-    assert medconv("tcia2nii", tmp_path / "src", out, "-q", "-j", "2") == 1
+    assert medconv("tcia2nii", tmp_path / "src", out, "-q", "-j", "2", "--preview") == 1
     rows = manifest(out)
     chest = _image_row(rows, "P1")
     assert chest["status"] == "failed" and "truncated" in chest["reason"]
@@ -164,7 +164,8 @@ def test_an_annotation_whose_image_unit_fails_fails_too_and_leaves_nothing(tmp_p
     for row in on_chest:
         assert row["status"] == "failed" and row["output"] == "" and row["error_type"] == "annotation-reference"
         assert row["reason"].startswith(row["source"]) and chest["unit_id"] in row["reason"] and "truncated" in row["reason"]
-    assert not list(out.rglob("P1/*"))  # neither the masks nor their records
+    assert not list(out.rglob("P1/*")) and not list(out.rglob("*P1*/*"))  # no mask, record or preview of them
+    assert list((out / "_preview").rglob("*lidc*.png"))  # the lung's annotation keeps its picture
     lung = [r for r in rows.values() if r["unit_id"].startswith("P2")]
     assert {r["status"] for r in lung} == {"converted"} and len(lung) == 2
 

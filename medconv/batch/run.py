@@ -304,7 +304,7 @@ def _run_locked(plan: Plan, job: UnitJob, options: RunOptions, console, csv_path
                  len(plan.units) - len(todo), execution.describe(), execution.reason)
         run_job = job_for(job, execution)
         run_job = replace(run_job, write_options=replace(run_job.write_options, overwrite=True), preview_dir=preview_dir)
-        _convert(todo, run_job, execution, options, console, manifest, report, log_path, lock, ImageGate(todo, known))
+        _convert(todo, run_job, execution, options, console, manifest, report, log_path, lock, ImageGate(todo, known, preview_dir))
         manifest.finish()
     except ManifestWriteError as exc:
         manifest.close()
