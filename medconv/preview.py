@@ -11,7 +11,8 @@ permuted/flipped to its closest LPS axes (no interpolation), then
 and every edge is labelled with its anatomical direction, so a flipped or
 swapped volume is visible at a glance. A 2D image (one slice: a radiograph, a
 photo, a mask) is shown as itself, one panel as stored (row ``j`` = 0 at the top,
-as its PNG output), colour kept and 8-bit display values as they are. Pixels keep their physical aspect ratio.
+as its PNG output), colour kept and 8-bit display values as they are. Pixels keep
+their physical aspect ratio.
 The slices of an image go through its middle; those of a label map, and of an
 image with its label map drawn over it, through the largest connected labelled
 region (an off-centre nodule, one of two lungs). The caption, wrapped to the
@@ -28,6 +29,7 @@ shows the labels over the image, read back from the two outputs.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -101,7 +103,8 @@ def views_of(volume) -> tuple:
 
 def display_panels(volume, focus: tuple[int, int, int] | None = None
                    ) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
-    """The three slices through ``focus`` (closest-LPS index; default the middle) in display order, and pixel sizes.
+    """The three slices through ``focus`` (closest-LPS index; default the middle) in display order, and pixel sizes
+    (one panel for a 2D image, below).
 
     Returns ``([axial, coronal, sagittal], [(row_mm, col_mm), ...])``; rows run top->bottom, columns left->right.
     A 2D image gives one panel, the picture as stored (row ``j``, column ``i``; colour channels kept), as its
@@ -229,7 +232,8 @@ def wrap_caption(lines: Iterable[str], width_px: int, draw) -> list[str]:
 
 
 def _compose(panels_rgb: list[np.ndarray], sizes, caption: list[str], views=_VIEWS):
-    """The three panels side by side at physical aspect, edges labelled, the caption above them (wrapped, never cut)."""
+    """The panels (one per view of ``views``) side by side at physical aspect, edges labelled, the caption above
+    them (wrapped, never cut)."""
     from PIL import Image, ImageDraw
 
     pictures = []
@@ -295,6 +299,14 @@ def write_unit_preview(volume, output_like: str) -> str:
             "sizes": [list(map(float, s)) for s in sizes], "caption": caption}
     np.savez_compressed(slices_path(stem), info=np.asarray(json.dumps(info)))
     return png
+
+
+def remove_unit_preview(output_like: str) -> None:
+    """Remove what :func:`write_unit_preview` wrote for ``output_like`` (a unit whose outputs were withdrawn)."""
+    stem = _strip_suffix(output_like)
+    for path in (stem + ".png", slices_path(stem)):
+        with contextlib.suppress(OSError):
+            os.remove(path)
 
 
 def slices_path(stem: str) -> str:

@@ -9,8 +9,10 @@ from typing import Any, Mapping
 
 
 #: ``Source.info`` key of a unit drawn on another unit (an annotation's masks on its image): that unit's id.
-#: Such a unit is named after it: the other unit's output name plus ``info["name_suffix"]``.
+#: Such a unit is named after it: the other unit's output name plus ``info[NAME_SUFFIX]``.
 ANNOTATES = "annotates"
+#: ``Source.info`` key: what a unit that annotates another adds to that unit's output name.
+NAME_SUFFIX = "name_suffix"
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,29 @@ def test_bad_annotations_fail_alone_and_nothing_is_written_outside_dst(tmp_path,
     assert written - listed - sidecars == {"medconv-manifest.csv", "medconv-manifest.jsonl", "medconv-summary.json"}
 
 
+def test_an_annotation_whose_image_unit_fails_fails_too_and_leaves_nothing(tmp_path):
+    """Its grid comes from the image's headers, which read well; the image's pixels do not (a cut slice)."""
+    from dicom_synth import truncate
+
+    tree = annotated_tree(tmp_path / "src", bad=False)
+    cut = sorted(tree.chest.folder.glob("*.dcm"))[5]
+    truncate(cut, keep=cut.stat().st_size - 200)
+    out = tmp_path / "out"
+    assert medconv("tcia2nii", tmp_path / "src", out, "-q", "-j", "2", "--preview") == 1
+    rows = manifest(out)
+    chest = _image_row(rows, "P1")
+    assert chest["status"] == "failed" and "truncated" in chest["reason"]
+    on_chest = [r for r in rows.values() if r["annotates"] == chest["unit_id"]]
+    assert len(on_chest) == 2
+    for row in on_chest:
+        assert row["status"] == "failed" and row["output"] == "" and row["error_type"] == "annotation-reference"
+        assert row["reason"].startswith(row["source"]) and chest["unit_id"] in row["reason"] and "truncated" in row["reason"]
+    assert not list(out.rglob("P1/*")) and not list(out.rglob("*P1*/*"))  # no mask, record or preview of them
+    assert list((out / "_preview").rglob("*lidc*.png"))  # the lung's annotation keeps its picture
+    lung = [r for r in rows.values() if r["unit_id"].startswith("P2")]
+    assert {r["status"] for r in lung} == {"converted"} and len(lung) == 2
+
+
 def test_masks_follow_the_image_through_reorientation_and_resampling(tmp_path):
     tree = annotated_tree(tmp_path / "src", bad=False)
     assert medconv("tcia2nii", tmp_path / "src", tmp_path / "out", "-q", "-j", "1", "--orient", "RAS",
@@ -198,6 +221,23 @@ def test_layouts_resume_and_redo(tmp_path):
     assert statuses.pop(rt["unit_id"]) == "converted" and set(statuses.values()) == {"skipped"}
 
 
+def test_split_then_map_names_the_existing_record_and_overwrite_leaves_only_the_map(tmp_path):
+    annotated_tree(tmp_path / "src", bad=False)
+    out = tmp_path / "out"
+    assert medconv("tcia2nii", tmp_path / "src", out, "-q", "-j", "1", "--masks", "split") == 0
+    split = sorted(p.name for p in out.rglob("*_rtstruct-Phantom*"))
+    assert len(split) == 5  # two masks, their sidecars, the record
+    assert medconv("tcia2nii", tmp_path / "src", out, "-q", "-j", "1", "--masks", "map") == 1
+    rt = next(r for r in manifest(out).values() if r["unit_id"].endswith("_rtstruct-Phantom"))
+    named = rt["reason"].split(": ", 1)[0]
+    assert rt["error_type"] == "output-exists" and "--overwrite" in rt["reason"] and Path(named).is_file()
+    assert sorted(p.name for p in out.rglob("*_rtstruct-Phantom*")) == split  # nothing removed without --overwrite
+    assert medconv("tcia2nii", tmp_path / "src", out, "-q", "-j", "1", "--masks", "map", "--overwrite") == 0
+    rt = next(r for r in manifest(out).values() if r["unit_id"].endswith("_rtstruct-Phantom"))
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*_rtstruct-Phantom*")}
+    assert on_disk == set(rt["output"]) and len(on_disk) == 2  # the map and its record: no stale split mask
+
+
 def test_no_annotations_excludes_them(tmp_path):
     annotated_tree(tmp_path / "src")
     assert medconv("tcia2nii", tmp_path / "src", tmp_path / "out", "-q", "-j", "1", "--no-annotations") == 0
@@ -216,11 +256,28 @@ def test_scan_and_dry_run_show_the_pairing(tmp_path, capsys):
     rt = records[str(tree.rtstruct)]
     assert rt["note"].startswith(f"annotates {chest} (series-uid") and "2 ROI(s)" in rt["note"]
     assert rt["info"]["roi_names"] == ["Ball", "Box"] and rt["info"]["referenced_series"] == [tree.chest.series_uid]
+    assert records[str(tree.seg)]["note"].endswith("(series-uid, 1 segment(s), 6 frame(s))")  # mask on slices 3-8
     missing = records[str(tree.bad["missing-series"])]
     assert missing["note"].startswith("will fail: ") and "2.25.404" in missing["note"]
     assert medconv("tcia2nii", tmp_path / "src", tmp_path / "out", "--dry-run") == 0
     shown = capsys.readouterr().out
     assert f"annotates {chest}" in " ".join(shown.split()) and "will fail" in shown
+    assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_on_an_80_column_terminal_gives_each_unit_its_own_lines(tmp_path, monkeypatch, capsys):
+    import rich.console
+
+    annotated_tree(tmp_path / "src", bad=False)
+    monkeypatch.setattr(rich.console.Console, "is_terminal", property(lambda self: True))
+    monkeypatch.setenv("COLUMNS", "80")
+    assert medconv("tcia2nii", tmp_path / "src", tmp_path / "out", "--dry-run") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and max(map(len, lines)) <= 80 and not any("\u2502" in line for line in lines)  # no folded table
+    rows = {line for line in lines if not line.startswith(" ")}
+    rt = next(line for line in rows if line.endswith("_rtstruct-Phantom"))
+    status = lines[lines.index(rt) + 2:lines.index(rt) + 4]
+    assert " ".join(" ".join(status).split()).startswith("annotation, 1 file(s); to do; annotates P1_")
     assert not (tmp_path / "out").exists()
 
 

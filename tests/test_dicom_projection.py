@@ -249,3 +249,17 @@ def test_ct_slices_that_all_lost_their_geometry_stay_one_stack_that_fails(tmp_pa
     assert source.info["layout"] == "single" and source.info["n_files"] == 3
     with pytest.raises(GeometryError, match="ImagePositionPatient"):
         reader.read(source)
+
+
+def test_an_orientation_rounded_within_the_tolerance_converts_orthonormal(tmp_path):
+    """ImageOrientationPatient written with few decimals is accepted (|row . column| <= 1e-3) and must then convert
+    (it failed in Volume: 'direction is not orthonormal'), along the directions the file states."""
+    stated_row, stated_column = np.array([1.0, 0.0, 0.0]), np.array([0.0005, 1.0, 0.0])
+    radiograph(tmp_path / "dx.dcm", stored_ramp(12, shape=(20, 24)), ImagePositionPatient=[0, 0, 0],
+               ImageOrientationPatient=[*stated_row, *stated_column])
+    reader, (source,) = sources_of(tmp_path)
+    volume = reader.read(source)
+    np.testing.assert_allclose(volume.direction.T @ volume.direction, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(volume.direction[:, 0], stated_row, atol=1e-3)
+    np.testing.assert_allclose(volume.direction[:, 1], stated_column / np.linalg.norm(stated_column), atol=1e-3)
+    assert volume.meta["dicom"]["OrientationSource"] == "ImageOrientationPatient"

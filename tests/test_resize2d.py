@@ -155,3 +155,12 @@ def test_half_filled_box_rows_and_missing_columns_are_errors(tmp_path):
     other.write_text("image,x0,y0\n")
     with pytest.raises(UsageError, match="patientId"):
         read_box_csv(other)
+
+
+def test_the_cli_default_box_id_column_is_the_library_default():
+    """The CLI keeps its own copy (importing the resize module would slow ``--help``): it must not drift."""
+    from medconv.cli.image2d_options import BOX_ID_COLUMN as CLI_DEFAULT
+    from medconv.transforms.box_export import BoxSource
+    from medconv.transforms.resize2d import BOX_ID_COLUMN
+
+    assert CLI_DEFAULT == BOX_ID_COLUMN == BoxSource("t.csv").id_column

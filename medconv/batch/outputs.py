@@ -6,10 +6,12 @@ unit's **record** goes last to its planned sidecar path ``<name>.json``: the fil
 wrote (``meta["outputs"]``, names relative to the record's folder), its source files
 and job fingerprint (what a rerun checks to resume), and the reader's facts about the
 unit. When a unit is redone (``--overwrite``), the files its earlier record listed and
-this run no longer makes (another ``--masks`` layout) are removed. A volume whose suffix is ``""`` *is* ``<name>.<format>``; its sidecar is then the
-record itself (its volume description plus those facts). Every file is written
-atomically; if one fails, the files this unit already wrote are removed again, so a
-failed unit leaves nothing behind and a rerun starts it afresh.
+this run no longer makes (another ``--masks`` layout) are removed. A volume whose
+suffix is ``""`` *is* ``<name>.<format>``; its sidecar is then the record itself (its
+volume description plus those facts). Every file is written atomically; if one fails,
+the files this unit already wrote are removed again, so a failed unit leaves nothing
+behind and a rerun starts it afresh. :func:`withdraw_unit_outputs` removes a written
+unit's files after the fact (an annotation unit whose image unit failed: :mod:`.dependents`).
 
 Labels get the same preprocessing as any volume: the steps that move voxels (reorient,
 resample) treat a label map with nearest neighbour and the intensity steps leave it
@@ -123,3 +125,24 @@ def write_unit_outputs(unit: PlannedUnit, job, outputs: UnitOutputs, fingerprint
             except Exception as exc:  # a picture is a convenience: never fail the unit over it
                 row["warnings"] = warnings + [f"preview not written: {type(exc).__name__}: {exc}"]
     return row
+
+
+def withdraw_unit_outputs(unit: PlannedUnit, preview_dir: str | None = None) -> None:
+    """Remove every file a written unit's record lists, then the record (and its preview, when ``preview_dir``):
+    the unit leaves nothing behind.
+
+    For a unit whose files were written but must not stand (an annotation unit whose
+    image unit failed, :mod:`.dependents`); a file already gone is no error.
+    """
+    if preview_dir and unit.relative:
+        from ..preview import remove_unit_preview
+
+        remove_unit_preview(os.path.join(preview_dir, *unit.relative.split("/")))
+    if unit.sidecar is None:
+        return
+    folder = os.path.dirname(unit.sidecar)
+    for name in record_outputs(_sidecar_meta(unit.sidecar)) or ():
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(folder, *name.split("/")))
+    with contextlib.suppress(OSError):
+        os.remove(unit.sidecar)

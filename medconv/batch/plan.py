@@ -24,15 +24,13 @@ from typing import Callable, Iterable, Sequence
 from ..errors import MedconvError, MissingDependencyError, NothingFoundError, OutputCollisionError, UsageError
 from ..layout import check_template_fields, id_fragment, output_stem, sanitize_component, uid_fragment
 from ..registry import writer_for_format
-from ..source import ANNOTATES, Source
+from ..source import ANNOTATES, NAME_SUFFIX, Source
 from .manifest import DEFAULT_NAME as MANIFEST_NAME
 
 log = logging.getLogger(__name__)
 
 #: ``Source.info`` key marking a unit made by planning for a reader's discovery that broke off.
 DISCOVERY_FAILED = "discovery_failed"
-#: ``Source.info`` key: what a unit that annotates another adds to that unit's output name.
-NAME_SUFFIX = "name_suffix"
 #: Key of a unit record's ``meta`` listing the files a unit of several files wrote (names relative to the record).
 RECORD_OUTPUTS = "outputs"
 

@@ -35,6 +35,7 @@ from .execution import SCHEDULER_ENV, WORKER_MEMORY_BUDGET, available_memory, ch
     execute, job_for
 from .lock import DestinationLock
 from .manifest import ManifestWriter, manifest_paths, read_manifest, rows_by_unit
+from .dependents import ImageGate
 from .plan import ANNOTATES, Plan, PlannedUnit
 from .progress import BatchProgress
 from .report import Report
@@ -175,11 +176,13 @@ def _skipped_row(unit: PlannedUnit, previous: dict[str, Any] | None) -> dict[str
 def _existing_row(unit: PlannedUnit, existing: str) -> dict[str, Any]:
     """A failed row for an output that exists but was made of other files or with other options."""
     row = base_row(unit)
+    # a unit of several files may have no file under its planned output name (its masks split): name its record
+    found = unit.output if os.path.isfile(unit.output) or unit.sidecar is None else unit.sidecar
     if existing == "other-source":
-        reason = (f"{unit.output}: the output exists but was made from other files (an earlier run into this "
+        reason = (f"{found}: the output exists but was made from other files (an earlier run into this "
                   "folder) (use another destination folder, or a --name template that tells them apart)")
     else:
-        reason = (f"{unit.output}: the output exists but was made with other options "
+        reason = (f"{found}: the output exists but was made with other options "
                   "(pass --overwrite to redo it with these, or use another destination folder)")
     row.update(status="failed", reason=reason, error_type="output-exists", output="", seconds=0.0)
     return row
@@ -282,6 +285,7 @@ def _run_locked(plan: Plan, job: UnitJob, options: RunOptions, console, csv_path
     preview_dir = os.path.join(plan.dest, PREVIEW_DIR) if options.preview else None
     manifest = ManifestWriter(csv_path, jsonl_path)  # ManifestWriteError here: nothing can start
     todo: list[PlannedUnit] = []
+    known: dict[str, dict[str, Any]] = {}  # rows recorded before converting, which annotation units may wait for
     try:
         for unit in plan.units:
             if unit.failure is not None:
@@ -292,6 +296,7 @@ def _run_locked(plan: Plan, job: UnitJob, options: RunOptions, console, csv_path
                     todo.append(unit)
                     continue
                 row = _skipped_row(unit, previous.get(unit.id)) if existing == "done" else _existing_row(unit, existing)
+            known[unit.id] = row
             _record(row, manifest, report, log_path)
         execution = choose_execution(todo, options.jobs, options.backend, job.fmt)
         report.execution = execution.mode.value if todo else None
@@ -299,7 +304,7 @@ def _run_locked(plan: Plan, job: UnitJob, options: RunOptions, console, csv_path
                  len(plan.units) - len(todo), execution.describe(), execution.reason)
         run_job = job_for(job, execution)
         run_job = replace(run_job, write_options=replace(run_job.write_options, overwrite=True), preview_dir=preview_dir)
-        _convert(todo, run_job, execution, options, console, manifest, report, log_path, lock)
+        _convert(todo, run_job, execution, options, console, manifest, report, log_path, lock, ImageGate(todo, known, preview_dir))
         manifest.finish()
     except ManifestWriteError as exc:
         manifest.close()
@@ -323,8 +328,9 @@ def _run_locked(plan: Plan, job: UnitJob, options: RunOptions, console, csv_path
 
 
 def _convert(todo: list[PlannedUnit], job: UnitJob, execution, options: RunOptions, console,
-             manifest: ManifestWriter, report: Report, log_path: str, lock: DestinationLock) -> None:
-    """Run the units to do, recording each row as it comes; stop starting units when DST refuses writes."""
+             manifest: ManifestWriter, report: Report, log_path: str, lock: DestinationLock, gate: ImageGate) -> None:
+    """Run the units to do, recording each row as it comes (an annotation unit's after its image unit's:
+    :mod:`.dependents`); stop starting units when DST refuses writes."""
     done: set[str] = set()
     stop: dict[str, str] = {}
     pools: list[Any] = []
@@ -345,7 +351,8 @@ def _convert(todo: list[PlannedUnit], job: UnitJob, execution, options: RunOptio
                 row = result.row
                 done.add(row["unit_id"])
                 try:
-                    _record(row, manifest, report, log_path)
+                    for ready in gate.rows(row):
+                        _record(ready, manifest, report, log_path)
                 except ManifestWriteError as exc:  # nothing more can be recorded: stop here
                     cancel(exc.one_line(), exc.code)
                     results.close()
@@ -359,12 +366,18 @@ def _convert(todo: list[PlannedUnit], job: UnitJob, execution, options: RunOptio
         report.interrupted = True
         results.close()  # stops the workers now (killed mid-unit), before their temporaries are removed
         remove_leftover_temporaries(_plan_of(todo))
+        with contextlib.suppress(ManifestWriteError):
+            for ready in gate.held():
+                _record(ready, manifest, report, log_path)
         log.warning("interrupted: %d of %d unit(s) finished", len(done), len(todo))
         return
     if stop:
         for unit in todo:
             if unit.id not in done:
-                _record(_not_run_row(unit, stop["reason"], stop["code"]), manifest, report, log_path)
+                for ready in gate.rows(_not_run_row(unit, stop["reason"], stop["code"])):
+                    _record(ready, manifest, report, log_path)
+    for ready in gate.held():  # an image unit that gave no row at all (never expected): record as they came
+        _record(ready, manifest, report, log_path)
 
 
 def _plan_of(units: list[PlannedUnit]) -> Plan:
@@ -417,16 +430,16 @@ def _log_traceback(log_path: str, row: dict[str, Any]) -> None:
             handle.write("\n")
 
 
-def print_plan(plan: Plan, console, limit: int | None = None) -> None:
-    """Print what a run would do (``--dry-run``): each unit, its reader and output, and the notes."""
-    from rich.table import Table
+#: The dry-run's columns, in order.
+PLAN_COLUMNS = ("unit", "reader", "files", "output", "status")
 
-    table = Table(title=f"{len(plan.units)} unit(s) -> {plan.dest}", show_lines=False)
-    for column in ("unit", "reader", "files", "output", "status"):
-        table.add_column(column, overflow="fold")
+
+def _plan_rows(plan: Plan, limit: int | None) -> list[tuple[str, str, str, str, str]]:
+    """One row of :data:`PLAN_COLUMNS` per unit (the first ``limit``, then a '... more' row)."""
+    rows = []
     for index, unit in enumerate(plan.units):
         if limit is not None and index >= limit:
-            table.add_row("...", "", "", f"{len(plan.units) - limit} more", "")
+            rows.append(("...", "", "", f"{len(plan.units) - limit} more", ""))
             break
         if unit.failure is not None:
             status = f"fails: {unit.failure.reason}"
@@ -441,7 +454,38 @@ def print_plan(plan: Plan, console, limit: int | None = None) -> None:
         output = unit.relative
         if unit.source.info.get(ANNOTATES) and output.endswith(plan.suffix):  # its files share this name
             output = output[: len(output) - len(plan.suffix)] + "*" + plan.suffix
-        table.add_row(unit.id, unit.source.reader, str(len(unit.source.paths)), output, status)
-    console.print(table)
+        rows.append((unit.id, unit.source.reader, str(len(unit.source.paths)), output, status))
+    return rows
+
+
+def print_plan(plan: Plan, console, limit: int | None = None) -> None:
+    """Print what a run would do (``--dry-run``): each unit, its reader and output, and the notes.
+
+    A table when it fits the console; else one block per unit (its id, its output, then
+    its reader, file count and status, each on a line of its own), so that long unit ids
+    and output names are not folded into narrow columns.
+    """
+    from rich.table import Table
+
+    title = f"{len(plan.units)} unit(s) -> {plan.dest}"
+    rows = _plan_rows(plan, limit)
+    widths = [max([len(column)] + [len(row[n]) for row in rows]) for n, column in enumerate(PLAN_COLUMNS)]
+    if sum(widths) + 3 * len(widths) + 1 <= console.width:  # rich's borders and padding: 3 per column, 1 more
+        table = Table(title=title, show_lines=False)
+        for column in PLAN_COLUMNS:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    else:
+        from rich.padding import Padding
+        from rich.text import Text
+
+        console.print(Text(title))
+        for unit_id, reader, files, output, status in rows:
+            console.print(Text(unit_id))
+            lines = [f"-> {output}", f"{reader}, {files} file(s); {status}"] if reader else [output]
+            for line in lines:  # indented, and so are the lines a long one wraps onto
+                console.print(Padding(Text(line), (0, 0, 0, 3), expand=False))
     for note in plan.notes:
         console.print(f"note: {note}", highlight=False, markup=False)

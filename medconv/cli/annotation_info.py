@@ -10,13 +10,12 @@ import click
 
 def _rows(description: dict[str, Any]) -> list[tuple[str, str]]:
     kind = description["kind"]
+    annotates = (f"{description['annotates']} (by {description['pairing']})" if description["annotates"]
+                 else f"nothing found ({description['pairing']})")  # pairing: the rule, or why none paired
     rows = [("file", description["file"]), ("format", kind), ("patient", description["patient_id"] or "-"),
             ("label", description["label"] or "-"),
             ("references", ", ".join(description["referenced_series"]) or "no series"),
-            ("instances", f"{description['referenced_instances']} referenced"),
-            ("annotates", description["annotates"] or f"nothing found ({description['pairing']})")]
-    if description["annotates"]:
-        rows[-1] = ("annotates", f"{description['annotates']} (by {description['pairing']})")
+            ("instances", f"{description['referenced_instances']} referenced"), ("annotates", annotates)]
     if kind == "rtstruct":
         rows.append(("ROIs", f"{len(description['rois'])}, {description['contours']} contour(s)"))
         for roi in description["rois"]:
@@ -46,9 +45,8 @@ def show_annotation(path: str, as_json: bool) -> int:
     except MedconvError as error:
         click.echo(f"medconv: {error.one_line()}", err=True)
         return 1
-    description["annotates"], description["pairing"] = paired_image(path)
-    if description["annotates"] is None:
-        description["annotates"] = ""
+    image, description["pairing"] = paired_image(path)
+    description["annotates"] = image or ""
     if as_json:
         click.echo(json.dumps(to_jsonable(description), indent=2))
         return 0

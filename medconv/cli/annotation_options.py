@@ -13,11 +13,12 @@ from typing import Any, Mapping
 import click
 
 from ..errors import UsageError
-from ..options import DEFAULT_CONSENSUS, DEFAULT_FRACTIONAL_THRESHOLD, AnnotationOptions
+from ..options import DEFAULT_CONSENSUS, DEFAULT_FRACTIONAL_THRESHOLD, AnnotationOptions, FractionalHandling, \
+    MaskLayout
 from .options import OptionGroup, Target
 
 #: ``--fractional`` value that keeps a FRACTIONAL SEG's fractions as float32.
-KEEP = "keep"
+KEEP = FractionalHandling.KEEP.value
 
 
 def _fraction(ctx: click.Context, param: click.Parameter, value: Any):
@@ -30,24 +31,24 @@ def _fraction(ctx: click.Context, param: click.Parameter, value: Any):
 
 
 def _fractional(ctx: click.Context, param: click.Parameter, value: str):
-    """``keep`` or a threshold in (0, 1] -> ``("keep", default)`` or ``("threshold", t)``."""
+    """``keep`` or a threshold in (0, 1] -> ``(KEEP, default)`` or ``(THRESHOLD, t)`` (:class:`FractionalHandling`)."""
     text = str(value).strip().lower()
     if text == KEEP:
-        return KEEP, DEFAULT_FRACTIONAL_THRESHOLD
+        return FractionalHandling.KEEP, DEFAULT_FRACTIONAL_THRESHOLD
     try:
         threshold = float(text)
     except ValueError:
         raise click.BadParameter(f"{value!r}: give 'keep' or a threshold in (0, 1], e.g. 0.5") from None
     if not 0.0 < threshold <= 1.0:
         raise click.BadParameter(f"{value!r}: the threshold must be in (0, 1], e.g. 0.5")
-    return "threshold", threshold
+    return FractionalHandling.THRESHOLD, threshold
 
 
 def _annotation_fields(values: Mapping[str, Any]):
     if values["no_annotations"]:
         return {Target.READ: {"annotations": None}}
     handling, threshold = values["fractional"]
-    if handling == KEEP and values["masks"] == "map":
+    if handling is FractionalHandling.KEEP and values["masks"] == MaskLayout.MAP.value:  # said with the flags
         raise click.BadParameter("--fractional keep needs --masks split or --masks stack: one label map cannot "
                                  "hold fractions")
     try:
@@ -63,7 +64,8 @@ annotation_options = OptionGroup(
     click.option("--no-annotations", "no_annotations", is_flag=True,
                  help="Exclude RTSTRUCT, DICOM SEG and LIDC-IDRI XML objects. By default each is paired with the "
                       "image series it references and its masks are written beside that image, on its grid."),
-    click.option("--masks", type=click.Choice(("map", "split", "stack")), default="map", show_default=True,
+    click.option("--masks", type=click.Choice(tuple(layout.value for layout in MaskLayout)),
+                 default=MaskLayout.MAP.value, show_default=True,
                  help="Per annotation object: one label map (overlaps: the smaller ROI wins, with a warning), one "
                       "0/1 mask per ROI, or one 4D one-hot stack (keeps overlaps)."),
     click.option("--consensus", type=float, default=DEFAULT_CONSENSUS, show_default=True, callback=_fraction,

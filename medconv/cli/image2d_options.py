@@ -26,6 +26,13 @@ import click
 
 from .options import OptionGroup, Target
 
+#: ``--box-id-column``'s default (:data:`medconv.transforms.resize2d.BOX_ID_COLUMN`; not imported, so that
+#: ``--help`` stays fast).
+BOX_ID_COLUMN = "patientId"
+#: ``--keep-aspect`` and ``--size-filter`` defaults: given without ``--size`` they are a usage error.
+KEEP_ASPECT_DEFAULT = "yes"
+SIZE_FILTER_DEFAULT = "linear"
+
 #: ``--voi`` words and what they mean (docs/2d.md); a ``LEVEL,WIDTH`` pair is your own window.
 VOI_MODES = {
     "modality": "no VOI: the modality values, lossless (MONOCHROME1 inverted by bit depth)",
@@ -139,12 +146,13 @@ def _image2d_fields(values: Mapping[str, Any]):
 
     size, boxes = values["size"], values["boxes"]
     resize = boxes_source = None
-    if size is None and (values["keep_aspect"] != "yes" or values["size_filter"] != "linear"):
+    if size is None and (values["keep_aspect"] != KEEP_ASPECT_DEFAULT or values["size_filter"] != SIZE_FILTER_DEFAULT):
         raise click.BadParameter("--keep-aspect and --size-filter only apply to --size", param_hint="--size")
     if size is not None:
         from ..transforms.resize2d import Resize2D
 
-        resize = Resize2D(size, keep_aspect=values["keep_aspect"] == "yes", interpolation=values["size_filter"])
+        resize = Resize2D(size, keep_aspect=values["keep_aspect"] == KEEP_ASPECT_DEFAULT,
+                          interpolation=values["size_filter"])
     if boxes is not None:
         from ..transforms.box_export import BoxSource
         from ..transforms.resize2d import BOX_COLUMNS
@@ -154,7 +162,7 @@ def _image2d_fields(values: Mapping[str, Any]):
             boxes_source.check()
         except MedconvError as exc:
             raise click.BadParameter(exc.one_line(), param_hint="--boxes") from None
-    elif values["box_columns"] or values["box_id_column"] != "patientId":
+    elif values["box_columns"] or values["box_id_column"] != BOX_ID_COLUMN:
         raise click.BadParameter("--box-id-column and --box-columns describe the --boxes table", param_hint="--boxes")
     return {Target.DATASET: {"resize": resize, "boxes": boxes_source}}
 
@@ -164,15 +172,16 @@ image2d_output = OptionGroup(
     click.option("--size", metavar="N|WxH", callback=_parse_size,
                  help="Resize 2D images to N x N (aspect kept, padded, the frame in the sidecar) or W x H. "
                       "Label masks use nearest neighbour."),
-    click.option("--keep-aspect", type=click.Choice(("yes", "no")), default="yes", show_default=True,
+    click.option("--keep-aspect", type=click.Choice(("yes", "no")), default=KEEP_ASPECT_DEFAULT, show_default=True,
                  help="With --size WxH: no stretches each axis to its size instead of padding."),
     click.option("--size-filter", type=click.Choice(("linear", "cubic", "lanczos", "area", "nearest")),
-                 default="linear", show_default=True, help="Resampling filter of --size for intensity images."),
+                 default=SIZE_FILTER_DEFAULT, show_default=True,
+                 help="Resampling filter of --size for intensity images."),
     click.option("--boxes", type=click.Path(exists=True, dir_okay=False), metavar="CSV",
                  help="Bounding boxes (RSNA's patientId,x,y,width,height,...) to move into the outputs' frames: "
                       "written to DST/boxes.csv with an output column; rows on no converted image go to "
                       "DST/boxes-unmatched.csv."),
-    click.option("--box-id-column", default="patientId", show_default=True, metavar="NAME",
+    click.option("--box-id-column", default=BOX_ID_COLUMN, show_default=True, metavar="NAME",
                  help="The --boxes column naming each row's image (its file name, with or without suffix)."),
     click.option("--box-columns", metavar="X,Y,W,H", callback=_parse_box_columns,
                  help="The --boxes columns of the top-left corner, width and height [default: x,y,width,height]."),

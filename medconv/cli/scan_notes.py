@@ -47,14 +47,20 @@ def flag_note(flag: str) -> str:
 
 
 def annotation_note(info: Mapping[str, Any]) -> str:
-    """``annotates <image unit> (series-uid; 3 ROI(s), 41 contour(s))``: an annotation unit and its pairing."""
+    """``annotates <image unit> (series-uid, 3 ROI(s), 41 contour(s))``: an annotation unit and its pairing.
+
+    The counts are named for the object's kind (a SEG's segments and frames:
+    :data:`~medconv.readers.annotations.model.COUNT_NOUNS`).
+    """
+    from ..readers.annotations.model import COUNT_NOUNS, AnnotationKind
+
+    item, part = COUNT_NOUNS[AnnotationKind(info["annotation_kind"])]
     facts = [str(info["pairing"])] if info.get("pairing") else []
     if info.get("roi_names") is not None:
-        facts.append(f"{len(info['roi_names'])} {'mark' if info.get('modality') == 'LIDC-XML' else 'ROI'}(s)")
+        facts.append(f"{len(info['roi_names'])} {item}(s)")
     if info.get("contours") is not None:
-        facts.append(f"{info['contours']} contour(s)")
-    return f"annotates {info[ANNOTATES]}" + (f" ({'; '.join(facts[:1])}{', ' if len(facts) > 1 else ''}"
-                                               f"{', '.join(facts[1:])})" if facts else "")
+        facts.append(f"{info['contours']} {part}(s)")
+    return f"annotates {info[ANNOTATES]}" + (f" ({', '.join(facts)})" if facts else "")
 
 
 def unit_note(info: Mapping[str, Any], flags: list[str]) -> str:

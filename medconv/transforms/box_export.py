@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import UsageError
-from .resize2d import BOX_COLUMNS, BoxRow, ResizeFrame, read_box_csv, rescale_box_rows, write_box_csv
+from .resize2d import BOX_COLUMNS, BOX_ID_COLUMN, BoxRow, ResizeFrame, read_box_csv, rescale_box_rows, write_box_csv
 
 __all__ = ["BoxSource", "BoxExport", "export_boxes", "image_ids", "BOXES_NAME", "UNMATCHED_NAME"]
 
@@ -49,7 +49,7 @@ class BoxSource:
     """A box table to carry into a run's outputs: the CSV, its image-id column and its four box columns."""
 
     path: str
-    id_column: str = "patientId"
+    id_column: str = BOX_ID_COLUMN
     box_columns: tuple[str, str, str, str] = BOX_COLUMNS
 
     def check(self) -> None:

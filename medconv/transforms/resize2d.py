@@ -45,8 +45,9 @@ from ..atomic import atomic_output
 from ..errors import NotApplicableError, UnreadableFileError, UsageError
 from ..volume import Volume
 
-__all__ = ["Interpolation", "ResizeFrame", "Resize2D", "ThenResize", "with_resize", "parse_size", "Box", "BoxRow", "BoxTable", "read_box_csv",
-           "rescale_box", "rescale_box_rows", "write_box_csv", "BOX_COLUMNS"]
+__all__ = ["Interpolation", "ResizeFrame", "Resize2D", "ThenResize", "with_resize", "parse_size", "Box", "BoxRow",
+           "BoxTable", "read_box_csv", "rescale_box", "rescale_box_rows", "write_box_csv", "BOX_COLUMNS",
+           "BOX_ID_COLUMN"]
 
 
 class Interpolation(str, enum.Enum):
@@ -245,7 +246,8 @@ class Resize2D:
         previous = volume.meta.get("resize")
         recorded = ResizeFrame.from_meta(previous).then(frame) if previous else frame
         meta = {**volume.meta, "resize": recorded.as_meta()}
-        step = (f"resize {columns}x{rows} -> {width}x{height} ({'aspect kept, padded' if self.keep_aspect else 'stretched'}, "
+        fitted = "aspect kept, padded" if self.keep_aspect else "stretched"
+        step = (f"resize {columns}x{rows} -> {width}x{height} ({fitted}, "
                 f"scale {frame.scale[0]:.6g} x {frame.scale[1]:.6g}, padding {frame.padding}, {interpolation.value})")
         return volume.with_step(step, array=view, spacing=spacing, origin=origin, meta=meta)
 
@@ -278,6 +280,8 @@ def with_resize(before: Optional[Any], resize: Optional[Resize2D]) -> Optional[A
 
 #: The box columns of RSNA Pneumonia's labels CSV: top-left corner, width and height in pixels.
 BOX_COLUMNS = ("x", "y", "width", "height")
+#: The column of RSNA Pneumonia's labels CSV naming each row's image (the default ``--box-id-column``).
+BOX_ID_COLUMN = "patientId"
 
 
 @dataclass(frozen=True)
@@ -313,7 +317,7 @@ class BoxTable:
         return [row for row in self.rows if row.image_id == image_id]
 
 
-def read_box_csv(path: str | os.PathLike, id_column: str = "patientId",
+def read_box_csv(path: str | os.PathLike, id_column: str = BOX_ID_COLUMN,
                  box_columns: tuple[str, str, str, str] = BOX_COLUMNS) -> BoxTable:
     """Read a box table. Rows whose four box cells are all empty have no box; half-filled rows are an error."""
     path = os.fspath(path)
@@ -324,7 +328,8 @@ def read_box_csv(path: str | os.PathLike, id_column: str = "patientId",
             missing = [name for name in (id_column, *box_columns) if name not in columns]
             if missing:
                 raise UsageError(f"the box table has no column {', '.join(map(repr, missing))} "
-                                 f"(columns: {', '.join(columns)})", path, "name the columns (e.g. patientId,x,y,width,height)")
+                                 f"(columns: {', '.join(columns)})", path,
+                                 "name its columns: --box-id-column NAME --box-columns X,Y,WIDTH,HEIGHT")
             where = [columns.index(name) for name in (id_column, *box_columns)]
             rows = []
             for line, values in enumerate(reader, start=2):

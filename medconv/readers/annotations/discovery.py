@@ -12,7 +12,7 @@ files it skipped as not DICOM to :func:`with_annotation_units`, which
    for the units an object could reference, each at most once);
 3. returns the Sources with one annotation Source per object (reader
    :data:`ANNOTATION_READER`), placed right after the image unit it annotates. Its
-   ``info["annotates"]`` is that unit's id, ``info["name_suffix"]`` what its outputs add
+   ``info[ANNOTATES]`` is that unit's id, ``info[NAME_SUFFIX]`` what its outputs add
    to the image's output name, and its ``plan`` an :class:`AnnotationPlan` carrying the
    image Source itself (with the image reader's own plan), so that a worker computes the
    grid the image is written on without discovering anything again.
@@ -34,13 +34,13 @@ from typing import Iterable, Optional, Sequence
 
 from ...errors import AnnotationReferenceError, MedconvError, NotAVolumeError
 from ...image_reference import ImageReference
-from ...source import ANNOTATES, Source
+from ...source import ANNOTATES, NAME_SUFFIX, Source
 from .headers import AnnotationHeader, read_header
 from .labelmap import object_suffix
 from .lidc_xml import is_lidc_family_xml
 from .model import AnnotationKind
 from .pairing import Pairing, PairingStatus, pair
-from .reader import ANNOTATION_READER
+from .reader import ANNOTATION_READER, reader_image_reference
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,6 @@ class _References:
     """Image units that annotations can be paired with, their ImageReferences computed on demand (once each)."""
 
     def __init__(self, sources: Sequence[Source]):
-        from ...registry import readers
-
-        self._readers = readers
         self.images = [s for s in sources if s.reader != ANNOTATION_READER and s.plan is not None]
         self.by_series: dict[str, list[Source]] = {}
         for source in self.images:
@@ -113,9 +110,7 @@ class _References:
         if source.id not in self._cache:
             reference = None
             try:
-                reader = self._readers.get(source.reader)
-                if hasattr(reader, "image_reference"):
-                    reference = reader.image_reference(source)
+                reference = reader_image_reference(source)
             except MedconvError as error:
                 self.problems[source.id] = error.message
             self._cache[source.id] = reference
@@ -167,7 +162,7 @@ def _info(kind: AnnotationKind, path: str, base: str, header: Optional[Annotatio
     info = {
         ANNOTATES: image.id if image is not None else "",
         "annotation_kind": kind.value,
-        "name_suffix": object_suffix(kind, label),
+        NAME_SUFFIX: object_suffix(kind, label),
         "patient_id": (header.patient_id if header is not None else "") or image_info.get("patient_id")
         or origin_info.get("patient_id") or "",
         "study_uid": (header.study_uid if header is not None else "") or image_info.get("study_uid") or "",
@@ -220,12 +215,12 @@ def _pair_one(path: str, references: _References
     if pairing.status is PairingStatus.PAIRED:
         image = next(s for s in references.images if s.id == pairing.unit_id)
         return header, pairing, image, None
-    reason = pairing.reason
     elsewhere = references.why_not(header)
-    if elsewhere and pairing.status is PairingStatus.NO_SUCH_SERIES:
-        reason = f"the series it references cannot take it: {elsewhere}"
-    return header, pairing, None, AnnotationReferenceError(reason, path=path,
-                                                            hint="the annotation fails alone; its image still converts")
+    if elsewhere and pairing.status is PairingStatus.NO_SUCH_SERIES:  # its series is here, but not converted
+        failure = AnnotationReferenceError(f"the series it references cannot take it: {elsewhere}", path=path,
+                                           hint="fix that image series, then rerun; the other units still convert")
+        return header, pairing, None, failure
+    return header, pairing, None, pairing.error(path)
 
 
 def with_annotation_units(sources: Sequence[Source], skipped: Iterable[tuple[str, str]], base: str) -> list[Source]:

@@ -42,6 +42,12 @@ class AnnotationHeader:
     plane_points:
         One LPS point (mm) per distinct contour plane / frame position (LIDC: none;
         its z positions are in ``z_positions``).
+    roi_names:
+        RTSTRUCT: its ROIName values; SEG: its SegmentLabel values; LIDC: one entry per
+        mark (nodule, small nodule, non-nodule) of every reader.
+    contours:
+        RTSTRUCT: its contours; SEG: its frames; LIDC: its per-slice outlines (``roi``
+        elements). :data:`~.model.COUNT_NOUNS` names both counts per kind.
     """
 
     path: str

@@ -30,6 +30,7 @@ import numpy as np
 
 from ...image_reference import ImageReference
 from ...volume import Volume
+from .lidc_xml import LIDC_LABEL
 from .model import AnnotationKind, LabelEntry, LabelOutput, OutputRole
 from .options import MaskLayout
 
@@ -117,7 +118,8 @@ def suffix_name(text: str) -> str:
 
 
 #: What each kind's outputs add to the image's name (the object suffix), before the output's own part.
-_KIND_PREFIX = {AnnotationKind.RTSTRUCT: "_rtstruct", AnnotationKind.SEG: "_seg", AnnotationKind.LIDC_XML: "_lidc"}
+_KIND_PREFIX = {AnnotationKind.RTSTRUCT: "_rtstruct", AnnotationKind.SEG: "_seg",
+                AnnotationKind.LIDC_XML: f"_{LIDC_LABEL}"}
 
 
 def object_suffix(kind: AnnotationKind, label: str) -> str:

@@ -2,7 +2,8 @@
 
 Every decision a reader makes about a ROI, a segment, a nodule or one contour is
 a value here (an enum member in a frozen dataclass), never a sentence parsed
-back: the batch (phase 2) turns them into manifest rows and warnings.
+back: the annotation reader (:func:`~.reader.record_of`) turns them into the unit's record and
+the batch into its manifest row and warnings.
 """
 
 from __future__ import annotations
@@ -20,6 +21,16 @@ class AnnotationKind(str, Enum):
     RTSTRUCT = "rtstruct"
     SEG = "seg"
     LIDC_XML = "lidc-xml"
+
+
+#: What an object's two header counts are called, per kind (``AnnotationHeader.roi_names`` and
+#: ``.contours``): an RTSTRUCT's ROIs and their contours, a SEG's segments and its frames, a LIDC
+#: reading's marks and their slice outlines.
+COUNT_NOUNS: dict[AnnotationKind, tuple[str, str]] = {
+    AnnotationKind.RTSTRUCT: ("ROI", "contour"),
+    AnnotationKind.SEG: ("segment", "frame"),
+    AnnotationKind.LIDC_XML: ("mark", "outline"),
+}
 
 
 class RoiStatus(str, Enum):

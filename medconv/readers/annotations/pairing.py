@@ -52,6 +52,13 @@ class PairingRule(str, Enum):
     NONE = "none"
 
 
+#: What a user can do about an annotation that pairs with no image unit, per outcome (the error's hint).
+UNPAIRED_HINTS = {
+    PairingStatus.NO_SUCH_SERIES: "put its image series under SRC, or pass --no-annotations; the images still convert",
+    PairingStatus.AMBIGUOUS: "keep one of those series under SRC, or pass --no-annotations; the images still convert",
+}
+
+
 @dataclass(frozen=True)
 class Pairing:
     """The outcome: status, the rule that decided, the unit id (paired) or candidates (ambiguous), a reason."""
@@ -62,11 +69,14 @@ class Pairing:
     candidates: tuple[str, ...] = ()
     reason: str = ""
 
+    def error(self, path: str, reason: str = "") -> AnnotationReferenceError:
+        """The error of an annotation at ``path`` that did not pair: ``reason`` (default its own) and what to do."""
+        return AnnotationReferenceError(reason or self.reason, path=path, hint=UNPAIRED_HINTS.get(self.status, ""))
+
     def raise_unless_paired(self, path: str) -> str:
         """The paired unit id, or :class:`AnnotationReferenceError` with the reason."""
         if self.status is not PairingStatus.PAIRED:
-            raise AnnotationReferenceError(self.reason, path=path,
-                                           hint="the annotation fails alone; its image still converts")
+            raise self.error(path)
         return self.unit_id
 
 

@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Iterator
 
 from ...errors import AnnotationReferenceError, NotAVolumeError, UsageError
-from ...options import AnnotationOptions, MaskLayout, ReadOptions
+from ...options import AnnotationOptions, FractionalHandling, MaskLayout, ReadOptions
 from ...outputs import NamedTable, NamedVolume, UnitOutputs
 from ...source import Source
 
@@ -43,6 +43,15 @@ CHARACTERISTICS_SUFFIX = "-characteristics"
 OFF_REASON = "annotations are off (--no-annotations): not read"
 
 
+def reader_image_reference(image: Source) -> "ImageReference | None":
+    """The ImageReference its own reader gives for the image unit ``image`` (headers only); ``None`` when that
+    reader gives none. Raises the reader's typed error when the unit will not be converted."""
+    from ...registry import readers
+
+    reader = readers.get(image.reader)
+    return reader.image_reference(image) if hasattr(reader, "image_reference") else None
+
+
 def image_reference_of(image: Source) -> "ImageReference":
     """The ImageReference of an image unit, from its own reader (headers only).
 
@@ -50,20 +59,20 @@ def image_reference_of(image: Source) -> "ImageReference":
     the annotation fail with that reason: it is never drawn on another image.
     """
     from ...errors import MedconvError
-    from ...registry import readers
 
-    reader = readers.get(image.reader)
-    if not hasattr(reader, "image_reference"):
-        raise AnnotationReferenceError(f"its image unit {image.id} comes from the {image.reader} reader, which gives "
-                                       "no image reference", path=image.path)
     try:
-        return reader.image_reference(image)
+        reference = reader_image_reference(image)
     except NotAVolumeError as error:
         raise AnnotationReferenceError(f"its image unit {image.id} is not converted ({error.message})",
-                                       path=image.path, hint="the annotation fails with it") from None
+                                       path=image.path,
+                                       hint="the annotation fails with it: fix that image unit, then rerun") from None
     except MedconvError as error:
         raise type(error)(f"its image unit {image.id} cannot be read: {error.message}", path=error.path,
                           hint=error.hint) from None
+    if reference is None:
+        raise AnnotationReferenceError(f"its image unit {image.id} comes from the {image.reader} reader, which gives "
+                                       "no image reference", path=image.path)
+    return reference
 
 
 def _plan(source: Source) -> "AnnotationPlan":
@@ -143,7 +152,7 @@ class AnnotationReader:
         annotation = _annotation_options(options)
         if annotation.masks is not MaskLayout.MAP:
             options = replace(options, annotations=replace(annotation, masks=MaskLayout.MAP,
-                                                           fractional="threshold"))
+                                                           fractional=FractionalHandling.THRESHOLD))
         result = self.result(source, options)
         for role in (OutputRole.CONSENSUS, OutputRole.MAP):
             for output in result.outputs:

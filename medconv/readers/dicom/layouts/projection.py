@@ -42,6 +42,7 @@ as the step when the file states one (tomosynthesis), else 1.
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
@@ -49,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from ....errors import UnsupportedFormatError
+from ....geometry import orthonormalize
 from ....options import ReadOptions
 from ....pixels import smallest_integer_dtype
 from ....volume import Volume
@@ -82,8 +84,17 @@ FLOAT32_EXACT = 2.0**24
 #: The layouts this module reads.
 PLANAR_LAYOUTS = (Layout.PROJECTION, Layout.CINE_2D)
 
-#: Row and column directions are accepted as orthogonal to this (|cos| of their angle).
+#: Row and column directions are accepted as unit vectors (| |v| - 1 |) and orthogonal (|cos| of their angle)
+#: to this: header rounding, removed by orthonormalising.
 ORTHOGONALITY_TOLERANCE = 1e-3
+
+
+class OrientationSource(str, enum.Enum):
+    """Which attribute gave a 2D image's direction (``meta["dicom"]["OrientationSource"]``)."""
+
+    IMAGE_ORIENTATION = "ImageOrientationPatient"
+    PATIENT_ORIENTATION = "PatientOrientation"
+    NONE = "none (identity)"
 
 #: PatientOrientation letters (PS3.3 C.7.6.1.1.1) as LPS unit vectors.
 _PATIENT_DIRECTIONS = {"L": (1.0, 0.0, 0.0), "R": (-1.0, 0.0, 0.0), "P": (0.0, 1.0, 0.0), "A": (0.0, -1.0, 0.0),
@@ -140,7 +151,7 @@ class PlanarGeometry:
     origin: tuple[float, float, float]
     direction: np.ndarray
     spacing_from: DetectorSpacing
-    orientation_from: str
+    orientation_from: OrientationSource
     warnings: tuple[str, ...] = ()
 
 
@@ -155,7 +166,8 @@ def _floats(value: Any) -> list[float]:
 
 
 def _orthonormal_pair(row: np.ndarray, column: np.ndarray) -> bool:
-    return (abs(np.linalg.norm(row) - 1) < 1e-3 and abs(np.linalg.norm(column) - 1) < 1e-3
+    return (abs(np.linalg.norm(row) - 1) < ORTHOGONALITY_TOLERANCE
+            and abs(np.linalg.norm(column) - 1) < ORTHOGONALITY_TOLERANCE
             and abs(float(np.dot(row, column))) <= ORTHOGONALITY_TOLERANCE)
 
 
@@ -185,22 +197,23 @@ def planar_geometry(ds: Any, frames: int) -> PlanarGeometry:
     spacing = detector_spacing(ds)
     warnings.extend(spacing.warnings)
     row = column = None
-    orientation_from = "none (identity)"
+    orientation_from = OrientationSource.NONE
     iop = _floats(ds.get("ImageOrientationPatient"))
     if len(iop) == 6:
         candidate_row, candidate_column = np.array(iop[:3]), np.array(iop[3:])
         if _orthonormal_pair(candidate_row, candidate_column):
-            row, column, orientation_from = candidate_row, candidate_column, "ImageOrientationPatient"
+            row, column, orientation_from = candidate_row, candidate_column, OrientationSource.IMAGE_ORIENTATION
         else:
             warnings.append(f"ImageOrientationPatient (0020,0037) {iop} is not two orthonormal directions: ignored")
     if row is None:
         found = _patient_orientation(ds.get("PatientOrientation"))
         if found is not None:
             row, column = found
-            orientation_from = "PatientOrientation"
+            orientation_from = OrientationSource.PATIENT_ORIENTATION
     if row is None:
         row, column = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
-    direction = np.column_stack([row, column, np.cross(row, column)])
+    # the tolerance above is looser than a Volume's (header rounding): remove the rounding, as for a CT stack
+    direction = orthonormalize(np.column_stack([row, column, np.cross(row, column)]))
     position = _floats(ds.get("ImagePositionPatient"))
     origin = tuple(position) if len(position) == 3 and all(map(math.isfinite, position)) else (0.0, 0.0, 0.0)
     step = 1.0
@@ -277,7 +290,7 @@ def assemble_planar(plan: UnitPlan, options: ReadOptions = ReadOptions()) -> Vol
     geometry = planar_geometry(ds, values.shape[0])
     warnings.extend(geometry.warnings)
     extra: dict[str, Any] = {"greyscale": greyscale, "PixelSpacingSource": geometry.spacing_from.source.value,
-                             "OrientationSource": geometry.orientation_from}
+                             "OrientationSource": geometry.orientation_from.value}
     for keyword in PLANAR_SIDECAR_KEYWORDS:
         value = ds.get(keyword)
         if value not in (None, ""):
