@@ -24,14 +24,14 @@ from ..errors import NothingFoundError, UsageError
 from ..layout import sanitize_component
 from ..options import ReadOptions, WriteOptions
 from ..source import Source
-from .cases import Case, Channel, Pairing, Unpaired, UnpairedReason
+from .cases import Case, Channel, LabelNaming, Pairing, Unpaired, UnpairedReason
 from .checks import CheckReport, check_dataset
 from .formats import FORMATS, DatasetInfo, Layout
 from .formats.base import CaseFiles
 from .labelmap import LabelRef, LabelSpec, LabelTable, build_label_table
 from .rules import find_cases
 from .summary import build_summary, render_summary, write_summary
-from .survey import survey_label_values
+from .survey import survey_label_maps
 from .worker import CASE_READER, RECORDS_DIR, CaseExporter, CaseUnit, GridPolicy, record_path
 
 #: Reasons whose manifest row names a case (the others name the unit).
@@ -160,15 +160,23 @@ def label_table_for(pairing: Pairing, options: ExportOptions, read_options: Read
     declared = None
     if pairing.labels_declared and all(label.names == pairing.label_names for label in labels):
         declared, labels = pairing.label_names, []  # one table for every map (a dataset.json)
-    named = [label.names for label in labels if label.names]
-    unnamed = [label.source for label in labels if not label.names]
-    surveyed: set[int] = set()
-    if unnamed:
-        notes.append(f"read {len(unnamed)} label map(s) to find their values (name them with --label NAME=VALUES "
+    # maps named by their own table (an RTSTRUCT's ROIs, a SEG's segments) are surveyed for it, by-value maps
+    # for their values; maps whose names pairing knows (a LIDC reading's one class) need no reading
+    to_read = [label for label in labels if not label.names]
+    found = {}
+    if to_read:
+        notes.append(f"read {len(to_read)} label map(s) to find their values (name them with --label NAME=VALUES "
                      "to skip this)")
-        for values in survey_label_values(unnamed, read_options, cache_folder, jobs or default_jobs(len(unnamed))
-                                          ).values():
-            surveyed.update(values or ())
+        found = survey_label_maps([label.source for label in to_read], read_options, cache_folder,
+                                  jobs or default_jobs(len(to_read)))
+    named, surveyed = [], set()
+    for label in labels:
+        if label.names:
+            named.append(label.names)
+        elif label.naming is LabelNaming.OWN_TABLE:
+            named.append(label.names_of(found[label.source.id].names) if found.get(label.source.id) else {})
+        elif found.get(label.source.id) is not None:
+            surveyed.update(found[label.source.id].values)
     table = build_label_table(declared=declared, map_names=named, surveyed=surveyed,
                               hints=pairing.label_names, ignore=options.ignore_label)
     return table, notes

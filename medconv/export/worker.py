@@ -16,7 +16,8 @@ The batch runner sees a case as one unit (:class:`CaseUnit`) and runs it with
    label map follows onto exactly the grid the first image ends on, with nearest
    neighbour, and takes its geometry bit for bit;
 4. label values are mapped onto the dataset's label table (values it does not
-   cover fail the case);
+   cover fail the case), by name when the map is named by its own table (an
+   annotation's ``meta["labels"]``, read with it: :class:`~.cases.LabelNaming`);
 5. nothing is written until all of that succeeded; then the files are written
    (each atomically), then the case record (``medconv-cases/<case>.json``, the
    unit's sidecar: what a rerun checks to resume, and the statistics the summary
@@ -47,6 +48,7 @@ from .formats.base import CaseFiles, Layout, write_json
 from .grids import describe_differences, grid_differences
 from .labelmap import LabelTable, value_counts
 from .stats import case_statistics
+from .survey import own_label_table
 
 GridPolicy = Literal["error", "resample"]
 #: Folder (inside the dataset folder) holding one record per exported case.
@@ -264,6 +266,7 @@ def build_case(case: Case, job: UnitJob, exporter: CaseExporter) -> BuiltCase:
     label_in = None
     if case.label is not None:
         label_in = volumes[case.label.source.id]
+        label_names = case.label.names_of(own_label_table(label_in.meta))
         if label_in.array.ndim == 4 and label_in.array.shape[3] == 1:
             label_in = label_in.replace(array=label_in.array[..., 0])
         if label_in.array.ndim != reference.array.ndim:
@@ -278,9 +281,9 @@ def build_case(case: Case, job: UnitJob, exporter: CaseExporter) -> BuiltCase:
     label_out, mapping = None, {}
     if label_in is not None:
         followed = follow_image(label_in, images[0], getattr(preprocessing, "orient", None), job.threads)
-        mapping = exporter.labels.mapping(case.label.names)
+        mapping = exporter.labels.mapping(label_names)
         try:
-            mapped = exporter.labels.apply(followed.array, case.label.names)
+            mapped = exporter.labels.apply(followed.array, label_names)
         except MedconvError as exc:
             raise type(exc)(exc.message, case.label.source.path, exc.hint) from None
         label_out = followed.replace(array=mapped, meta={**followed.meta, "labels": [
