@@ -72,12 +72,21 @@ def write_lidc_patient(root: Path, patient: str, number: int, nodules: Sequence[
 
 def expected_consensus(series: SyntheticSeries, nodules: Sequence[BoxNodule], level: float = 0.5) -> np.ndarray:
     """The nodules' consensus on the acquired grid ``(column, row, slice)``: per nodule, voxels inside the
-    boxes of at least ``level`` of the readers who marked it (the box is the inside of its LIDC outline)."""
-    union = np.zeros((series.columns, series.rows, len(series.paths)), bool)
-    for name in {n.nodule_id for n in nodules}:
-        marks = [n for n in nodules if n.nodule_id == name]
-        votes = sum(box_mask(series, [mark]).astype(int) for mark in marks)
-        union |= votes >= level * len(marks)
+    boxes of at least ``level`` of the readers who marked it (the box is the inside of its LIDC outline).
+
+    The marks of one nodule are those whose boxes overlap (readers name their nodules each their own way,
+    so the ids say nothing); the boxes of different nodules here are far apart.
+    """
+    boxes = [box_mask(series, [mark]) for mark in nodules]
+    groups: list[list[int]] = []
+    for index, box in enumerate(boxes):
+        touching = [g for g in groups if any((boxes[m] & box).any() for m in g)]
+        merged = [index] + [m for g in touching for m in g]
+        groups = [g for g in groups if g not in touching] + [merged]
+    union = np.zeros(boxes[0].shape, bool)
+    for group in groups:
+        votes = sum(boxes[m].astype(int) for m in group)
+        union |= votes >= level * len(group)
     return union
 
 
@@ -133,6 +142,21 @@ def test_lidc_like_tree_exports_nnunet_with_the_consensus_nodule_masks_on_the_im
     left_out = [row for row in rows.values() if row["status"] == "excluded"]
     assert len(left_out) == 1 and "LIDC-IDRI-0103" in left_out[0]["unit_id"]
     assert "no annotation references this series" in left_out[0]["reason"]
+
+
+def test_a_stricter_consensus_and_the_decathlon_layout(lidc_tree, tmp_path):
+    root, series = lidc_tree
+    out = tmp_path / "msd"
+    assert medconv("export", "msd", root, out, "--name", "Nodules", "--consensus", 1.0, "-q", "-j", 1) == 0
+    items = _datalist(out / "Nodules" / "dataset.json", "training")
+    assert len(items) == 2 and all(os.path.exists(item[key]) for item in items for key in ("image", "label"))
+    assert _datalist(out / "Nodules" / "dataset.json", "test") == []
+    for item in items:
+        patient = Path(item["label"]).name[: -len(".nii.gz")]
+        label = nib.load(item["label"])
+        truth = expected_consensus(series[patient], NODULES[patient], level=1.0).reshape(-1)
+        assert np.array_equal(at_world(label, acquired_points(series[patient])), truth.astype(np.uint8))
+        assert np.array_equal(label.affine, nib.load(item["image"]).affine)
 
 
 def test_an_annotation_without_its_series_or_with_two_fails_alone(tmp_path):
@@ -278,3 +302,12 @@ def test_dcmqi_segs_export_with_their_segments_as_labels(tmp_path):
     assert set(index["labels"]) == {"background"} | {
         str(pydicom.dcmread(root / seg).SegmentSequence[0].SegmentLabel) for seg in ("liver/liver.dcm",
                                                                                      "small/seg/label.seg")}
+
+
+def test_annotation_options_a_training_export_cannot_honour_are_refused(lidc_tree, tmp_path, capsys):
+    root, _ = lidc_tree
+    for option in (["--masks", "split"], ["--no-annotations"]):
+        assert medconv("export", "nnunet", root, tmp_path / "out", "--id", 504, "-q", *option) == 2
+        error = capsys.readouterr().err.strip()
+        assert len(error.splitlines()) == 1 and option[0] in error, error
+    assert not (tmp_path / "out").exists()

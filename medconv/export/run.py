@@ -182,6 +182,27 @@ def label_table_for(pairing: Pairing, options: ExportOptions, read_options: Read
     return table, notes
 
 
+def _check_annotation_options(pairing: Pairing, read_options: ReadOptions) -> None:
+    """Refuse annotation options a training export cannot honour, before anything is read or written.
+
+    A case has one label map, so annotation objects are read as one map each (``--masks map``;
+    LIDC-IDRI: the consensus map at ``--consensus``); ``--no-annotations`` leaves no label map.
+    """
+    from ..options import MaskLayout
+    from .rules.annotations import is_annotation
+
+    if not any(is_annotation(label.source) for case in pairing.cases for label in case.labels):
+        return
+    annotations = read_options.annotations
+    if annotations is None:
+        raise UsageError("--no-annotations leaves the annotated series without their label maps",
+                         hint="drop --no-annotations to export the RTSTRUCT / SEG / LIDC XML masks")
+    if annotations.masks is not MaskLayout.MAP:
+        raise UsageError(f"--masks {annotations.masks.value} makes several masks per annotation; a training case "
+                         "has one label map", hint="drop --masks (map) for export; use tcia2nii --masks "
+                         f"{annotations.masks.value} to write them beside the images")
+
+
 def plan_export(pairing: Pairing, layout: Layout, dataset_dir: str, src: str) -> Plan:
     """One unit per case (files named by the layout, record as sidecar) and one per pairing problem."""
     plan = Plan(root=src, dest=dataset_dir, fmt="nii.gz", suffix=layout.file_ending)
@@ -246,6 +267,7 @@ def export_dataset(src: str | os.PathLike, dest: str | os.PathLike, options: Exp
     layout = options.layout(src)
     dataset_dir = os.path.join(dest, layout.folder_name())
     pairing = pair_dataset(src, options, dest)
+    _check_annotation_options(pairing, read_options)
     cache = os.path.join(dataset_dir, RECORDS_DIR)
     labels, notes = label_table_for(pairing, options, read_options, None if dry_run else cache, run_options.jobs)
     result = ExportResult(dataset_dir, pairing, labels, notes=notes)
