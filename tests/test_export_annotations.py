@@ -311,3 +311,17 @@ def test_annotation_options_a_training_export_cannot_honour_are_refused(lidc_tre
         error = capsys.readouterr().err.strip()
         assert len(error.splitlines()) == 1 and option[0] in error, error
     assert not (tmp_path / "out").exists()
+
+
+def test_a_pairs_table_chooses_one_of_several_segs_of_a_series_named_by_its_segments(tmp_path):
+    corpus = corpus_path("annotations", "dcmqi", "segmentations")
+    table = tmp_path / "pairs.csv"
+    table.write_text("case,channel,path\nliver,CT,ct-3slice\nliver,label,liver.dcm\n")
+    out = tmp_path / "out"
+    assert medconv("export", "nnunet", corpus, out, "--id", 508, "--name", "Liver", "--pairs", table, "-q") == 0
+    dataset = out / "Dataset508_Liver"
+    name = str(pydicom.dcmread(corpus / "liver.dcm").SegmentSequence[0].SegmentLabel)
+    assert json.loads((dataset / "dataset.json").read_text())["labels"] == {"background": 0, name: 1}
+    label = nib.load(dataset / "labelsTr" / "liver.nii.gz")
+    assert np.array_equal(np.asarray(label.dataobj), (_on_mask_grid(corpus / "liver_seg.nrrd", label) > 0))
+    assert nnunet_problems(str(dataset)) == []

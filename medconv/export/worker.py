@@ -288,7 +288,7 @@ def build_case(case: Case, job: UnitJob, exporter: CaseExporter) -> BuiltCase:
             raise type(exc)(exc.message, case.label.source.path, exc.hint) from None
         label_out = followed.replace(array=mapped, meta={**followed.meta, "labels": [
             {"value": value, "name": name} for value, name in exporter.labels.names_by_value().items() if value]})
-        warnings += [w for w in followed.warnings if w not in label_in.warnings]
+        warnings += [w for w in followed.warnings if w not in warnings]  # the reader's too: outlines not drawn ...
     for image in images:
         warnings += [w for w in image.warnings if w not in warnings]
     counts = value_counts(label_out.array, len(exporter.labels.all_classes)) if label_out is not None else None

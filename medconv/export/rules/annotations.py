@@ -79,7 +79,7 @@ class AnnotationsRule:
         channel = sorted({claim.channel for claim in claims})
         pairing = assemble(self.name, claims, channel_names=tuple(channel[:1]) if len(channel) == 1 else None,
                            unpaired=unpaired, what_to_do="pass --pairs CSV to choose")
-        return _with_label_naming(pairing)
+        return with_annotation_naming(pairing)
 
 
 def _unpaired_annotation(source: Source, dataset: DatasetView) -> Unpaired:
@@ -130,10 +130,15 @@ def _case_ids(images) -> dict[str, str]:
             for (unit, case), source in zip(ids.items(), images)}
 
 
-def _with_label_naming(pairing: Pairing) -> Pairing:
-    """The pairing with each label map named as :func:`label_source_of` says."""
-    cases = tuple(replace(case, labels=tuple(label_source_of(label.source) for label in case.labels))
-                  for case in pairing.cases)
+def with_annotation_naming(pairing: Pairing) -> Pairing:
+    """The pairing with each annotation unit's label map named as :func:`label_source_of` says.
+
+    Used by this rule and by ``--pairs`` (a table may name an annotation file as a case's label).
+    """
+    if not any(is_annotation(label.source) for case in pairing.cases for label in case.labels):
+        return pairing
+    cases = tuple(replace(case, labels=tuple(label_source_of(label.source) if is_annotation(label.source) else label
+                                             for label in case.labels)) for case in pairing.cases)
     labels = [label for case in cases for label in case.labels]
     declared = bool(labels) and all(label.naming is LabelNaming.GIVEN and label.names for label in labels)
     names: dict[int, str] = {}
