@@ -272,6 +272,30 @@ def test_rtstruct_tree_maps_rois_by_name_and_agrees_with_rt_utils(tmp_path):
         assert both.sum() > 500 and (ours[both] == 1).mean() > 0.9  # the GTV wins (but its rt-utils rim)
 
 
+    # --label keeps the ROIs it names, each whole: the lung alone has no hole where the GTV was drawn over it
+    out = tmp_path / "lung-only"
+    assert medconv("export", "nnunet", root, out, "--id", 507, "--name", "Lung", "--label", "lung=Lung-Left",
+                   "-q", "-j", 1) == 0
+    dataset = out / "Dataset507_Lung"
+    assert json.loads((dataset / "dataset.json").read_text())["labels"] == {"background": 0, "lung": 1}
+    assert nnunet_problems(str(dataset)) == []
+    rows = manifest(dataset)
+    for patient, series in cases.items():
+        assert any("'GTV-1'" in w and "not in the label table" in w for w in rows[patient]["warnings"])
+        builder = RTStructBuilder.create_from(dicom_series_path=str(series.folder),
+                                              rt_struct_path=str(root / patient / "study" / "2-rt" / "1-1.dcm"))
+        ours = at_world(nib.load(dataset / "labelsTr" / f"{patient}.nii.gz"), acquired_points(series))
+        lung = builder.get_roi_mask_by_name("Lung-Left").transpose(1, 0, 2).reshape(-1)
+        gtv = builder.get_roi_mask_by_name("GTV-1").transpose(1, 0, 2).reshape(-1)
+        assert dice(ours == 1, lung) >= 0.96 and set(np.unique(ours)) == {0, 1}
+        points = acquired_points(series)
+        centre = series.world(7, np.array(40), np.array(40))
+        deep = np.linalg.norm(points - (centre + (8.0, 6.0, 0.0)), axis=1) <= 14.0  # 1 mm inside the lung sphere
+        overlapped = deep & (np.linalg.norm(points - centre, axis=1) <= 11.0)  # and in the GTV drawn over it
+        assert overlapped.sum() > 1000 and (ours[deep] == 1).all()  # lung there now: no hole
+    assert medconv("export", "nnunet", root, tmp_path / "by-value", "--id", 508, "--label", "lung=2", "-q") == 2
+
+
 # -- DICOM SEG: the dcmqi corpus, against dcmqi's NRRDs ------------------------------------------------------
 
 def test_dcmqi_segs_export_with_their_segments_as_labels(tmp_path):

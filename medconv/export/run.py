@@ -155,6 +155,13 @@ def label_table_for(pairing: Pairing, options: ExportOptions, read_options: Read
     """The dataset's label table (module :mod:`.labelmap`), surveying label maps only when nothing declares them."""
     notes: list[str] = []
     if options.labels:
+        by_name = [label for case in pairing.training for label in case.labels if label.naming is LabelNaming.OWN_TABLE]
+        numbered = [ref for spec in options.labels for ref in spec.refs if isinstance(ref, int)]
+        if by_name and numbered:
+            raise UsageError(f"--label takes annotation labels by name, not value ({', '.join(map(str, numbered))}): "
+                             f"{by_name[0].source.relative_path} numbers its ROIs / segments its own way",
+                             hint="name them, e.g. --label tumor=GTV-1,GTVp (LIDC: --label lesion=nodule); "
+                                  "medconv info FILE lists an object's ROI names")
         return build_label_table(specs=options.labels, ignore=options.ignore_label), notes
     labels = [label for case in pairing.training for label in case.labels]
     declared = None

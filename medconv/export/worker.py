@@ -43,7 +43,8 @@ from ..batch.unit import UnitJob, base_row, unit_fingerprint
 from ..errors import GeometryError, MedconvError
 from ..transforms.resample import Grid, resample_to_grid
 from ..volume import Volume
-from .cases import Case, Channel, Unpaired
+from .annotation_maps import read_annotation_map
+from .cases import Case, Channel, LabelNaming, LabelSource, Unpaired
 from .formats.base import CaseFiles, Layout, write_json
 from .grids import describe_differences, grid_differences
 from .labelmap import LabelTable, value_counts
@@ -251,11 +252,19 @@ def follow_image(label: Volume, image_out: Volume, orient: Optional[str], thread
     return label.replace(spacing=image_out.spacing, origin=image_out.origin, direction=image_out.direction)
 
 
+def _by_roi(label: LabelSource) -> bool:
+    """Whether the map is an object's ROIs named by its own table (RTSTRUCT, SEG), composed of the table's ROIs."""
+    return label.naming is LabelNaming.OWN_TABLE and not label.one_class
+
+
 def build_case(case: Case, job: UnitJob, exporter: CaseExporter) -> BuiltCase:
     """Read and prepare every file of ``case`` (see the module notes); nothing is written."""
     warnings: list[str] = []
     volumes = {source.id: _read(source, job, "label" if any(label.source.id == source.id for label in case.labels)
-                                else "intensity") for source in case.sources}
+                                else "intensity") for source in case.sources
+               if case.label is None or source.id != case.label.source.id or not _by_roi(case.label)}
+    if case.label is not None and _by_roi(case.label):  # only the ROIs the table names, each whole
+        volumes[case.label.source.id] = read_annotation_map(case.label.source, job.read_options, exporter.labels)
     channels = [_channel_volume(channel, volumes[channel.source.id]) for channel in case.channels]
     reference = channels[0]
     for index, channel in enumerate(case.channels):
