@@ -349,3 +349,20 @@ def test_a_pairs_table_chooses_one_of_several_segs_of_a_series_named_by_its_segm
     label = nib.load(dataset / "labelsTr" / "liver.nii.gz")
     assert np.array_equal(np.asarray(label.dataobj), (_on_mask_grid(corpus / "liver_seg.nrrd", label) > 0))
     assert nnunet_problems(str(dataset)) == []
+
+
+def test_a_rerun_with_another_consensus_does_not_resume_the_cases(lidc_tree, tmp_path):
+    root, series = lidc_tree
+    out = tmp_path / "out"
+    assert medconv("export", "nnunet", root, out, "--id", 504, "-q", "-j", 1) == 0
+    assert medconv("export", "nnunet", root, out, "--id", 504, "-q", "-j", 1) == 0  # resumes: nothing redone
+    rows = manifest(out / "Dataset504_LIDCIDRI")  # the name: SRC's folder, letters and digits
+    assert {row["status"] for row in rows.values() if row["unit_id"] in NODULES} == {"skipped"}
+    assert medconv("export", "nnunet", root, out, "--id", 504, "--consensus", 1.0, "-q", "-j", 1) == 1
+    rows = manifest(out / "Dataset504_LIDCIDRI")
+    assert all("other options" in rows[patient]["reason"] for patient in NODULES)
+    assert medconv("export", "nnunet", root, out, "--id", 504, "--consensus", 1.0, "--overwrite", "-q", "-j", 1) == 0
+    for patient in NODULES:
+        label = nib.load(out / "Dataset504_LIDCIDRI" / "labelsTr" / f"{patient}.nii.gz")
+        truth = expected_consensus(series[patient], NODULES[patient], level=1.0).reshape(-1)
+        assert np.array_equal(at_world(label, acquired_points(series[patient])), truth.astype(np.uint8))

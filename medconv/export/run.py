@@ -189,6 +189,18 @@ def label_table_for(pairing: Pairing, options: ExportOptions, read_options: Read
     return table, notes
 
 
+def _annotated(pairing: Pairing) -> bool:
+    """Whether some case's label map is an annotation object (RTSTRUCT, SEG, LIDC XML)."""
+    from .rules.annotations import is_annotation
+
+    return any(is_annotation(label.source) for case in pairing.cases for label in case.labels)
+
+
+def _drawn_with(pairing: Pairing, read_options: ReadOptions) -> str:
+    """The annotation options the label maps are drawn with, for the cases' fingerprint ('' when none is)."""
+    return repr(read_options.annotations) if _annotated(pairing) else ""
+
+
 def _check_annotation_options(pairing: Pairing, read_options: ReadOptions) -> None:
     """Refuse annotation options a training export cannot honour, before anything is read or written.
 
@@ -196,9 +208,8 @@ def _check_annotation_options(pairing: Pairing, read_options: ReadOptions) -> No
     LIDC-IDRI: the consensus map at ``--consensus``); ``--no-annotations`` leaves no label map.
     """
     from ..options import MaskLayout
-    from .rules.annotations import is_annotation
 
-    if not any(is_annotation(label.source) for case in pairing.cases for label in case.labels):
+    if not _annotated(pairing):
         return
     annotations = read_options.annotations
     if annotations is None:
@@ -286,7 +297,7 @@ def export_dataset(src: str | os.PathLike, dest: str | os.PathLike, options: Exp
         return result
     os.makedirs(os.path.join(dataset_dir, RECORDS_DIR), exist_ok=True)
     remove_leftover_case_temporaries(plan)
-    exporter = CaseExporter(layout, labels, options.on_grid_mismatch)
+    exporter = CaseExporter(layout, labels, options.on_grid_mismatch, _drawn_with(pairing, read_options))
     job = UnitJob(fmt="nii.gz", read_options=read_options, write_options=write_options, preprocessing=preprocessing,
                   converter=exporter)
     summary_on_screen = run_options.summary

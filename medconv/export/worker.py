@@ -107,15 +107,24 @@ class CaseExporter:
     on_grid_mismatch:
         ``"error"``: a channel or label map off the first channel's grid fails the case;
         ``"resample"``: it is resampled onto that grid (nearest for labels), with a warning.
+    drawn_with:
+        For a dataset whose label maps are annotation objects: the annotation options they
+        are drawn with (``ReadOptions.annotations``: LIDC's consensus level, a SEG's
+        threshold), so that they enter the cases' fingerprint and a rerun with another
+        ``--consensus`` redoes, never resumes, those cases. ``""`` otherwise.
     """
 
     layout: Layout
     labels: LabelTable
     on_grid_mismatch: GridPolicy = "error"
+    drawn_with: str = ""
 
     def describe(self) -> dict:
-        return {"layout": self.layout.describe(), "labels": self.labels.describe(),
-                "on_grid_mismatch": self.on_grid_mismatch}
+        described = {"layout": self.layout.describe(), "labels": self.labels.describe(),
+                     "on_grid_mismatch": self.on_grid_mismatch}
+        if self.drawn_with:  # only for annotated datasets: the others keep their fingerprints
+            described["annotations"] = self.drawn_with
+        return described
 
     def __call__(self, unit: CaseUnit, job: UnitJob) -> dict[str, Any]:
         start = time.perf_counter()
