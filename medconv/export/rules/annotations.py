@@ -41,8 +41,6 @@ from .base import Claim, DatasetView, Role, assemble, channel_name_for
 LABELS = "labels"
 #: ``Source.info`` key of an annotation unit discovery could not pair: why (one line).
 PAIRING_ERROR = "error"
-#: ``Source.info["modality"]`` of a LIDC-IDRI XML unit (:data:`medconv.readers.annotations.discovery.LIDC_MODALITY`).
-LIDC_MODALITY = "LIDC-XML"
 #: The one class of every LIDC-IDRI nodule in an exported label map.
 LIDC_CLASS = "nodule"
 
@@ -113,6 +111,8 @@ def label_source_of(source: Source) -> LabelSource:
     declared = label_table_of(source)
     if declared:
         return LabelSource(source, declared)
+    from ...readers.annotations.discovery import LIDC_MODALITY  # the Modality discovery gives a LIDC XML unit
+
     if str(source.info.get("modality") or "") == LIDC_MODALITY:
         return LabelSource(source, {1: LIDC_CLASS}, LabelNaming.OWN_TABLE, one_class=LIDC_CLASS)
     return LabelSource(source, {}, LabelNaming.OWN_TABLE)
