@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import click
 
+from .annotation_options import annotation_options
 from .batch_options import batch_options
 from .input_options import dicom_input, tiff_input
 from .options import Example, MedconvCommand, OptionGroup, ParsedOptions, Target, group_of, write_examples
@@ -126,6 +127,7 @@ def _format_command(name: str, examples, short_help: str, dataset_group: OptionG
         function = label_options(function)
         function = pairing_options(function)
         function = tiff_input(function)
+        function = annotation_options(function)
         function = dicom_input(function)
         function = dataset_group(function)
         function = click.argument("dst", type=click.Path(file_okay=False), metavar="DST")(function)

@@ -48,6 +48,16 @@ class Channel:
     volume_index: Optional[int] = None
 
 
+class LabelNaming(enum.Enum):
+    """Where the names of a label map's values come from."""
+
+    #: :attr:`LabelSource.names` as pairing found them (none: the map is mapped by value)
+    GIVEN = "given"
+    #: the map's own label table, read with it (``Volume.meta["labels"]``: an RTSTRUCT's drawn ROIs,
+    #: a SEG's segments), whose values are only known once the object is drawn on its image
+    OWN_TABLE = "own-table"
+
+
 @dataclass(frozen=True)
 class LabelSource:
     """The label map of a case.
@@ -59,16 +69,32 @@ class LabelSource:
     names:
         Label names the dataset declares for this map, ``{source value: name}`` (Decathlon
         ``dataset.json``, an annotation's label table); empty when it declares none.
+    naming:
+        :attr:`LabelNaming.OWN_TABLE`: the names are the map's own table, read with it
+        (``names`` then holds what a survey of the map found, for the dataset's table).
+    one_class:
+        When set, every labelled value of the map is this one class, whatever its own table
+        calls it (LIDC-IDRI: the consensus map numbers nodules 1, 2, ...; each is a ``nodule``).
     """
 
     source: Source
     names: Mapping[int, str] = field(default_factory=dict)
+    naming: LabelNaming = LabelNaming.GIVEN
+    one_class: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "names", dict(sorted((int(k), str(v)) for k, v in self.names.items())))
 
     def __reduce__(self):
-        return (LabelSource, (self.source, dict(self.names)))
+        return (LabelSource, (self.source, dict(self.names), self.naming, self.one_class))
+
+    def names_of(self, own_table: Mapping[int, str]) -> dict[int, str]:
+        """``{source value: name}`` of the map as read, given its own table (``meta["labels"]``)."""
+        if self.naming is LabelNaming.GIVEN:
+            return dict(self.names)
+        if self.one_class:
+            return {int(value): self.one_class for value in own_table if int(value) != 0}
+        return {int(value): str(name) for value, name in own_table.items() if int(value) != 0}
 
 
 @dataclass(frozen=True)

@@ -24,14 +24,14 @@ from ..errors import NothingFoundError, UsageError
 from ..layout import sanitize_component
 from ..options import ReadOptions, WriteOptions
 from ..source import Source
-from .cases import Case, Channel, Pairing, Unpaired, UnpairedReason
+from .cases import Case, Channel, LabelNaming, Pairing, Unpaired, UnpairedReason
 from .checks import CheckReport, check_dataset
 from .formats import FORMATS, DatasetInfo, Layout
 from .formats.base import CaseFiles
 from .labelmap import LabelRef, LabelSpec, LabelTable, build_label_table
 from .rules import find_cases
 from .summary import build_summary, render_summary, write_summary
-from .survey import survey_label_values
+from .survey import survey_label_maps
 from .worker import CASE_READER, RECORDS_DIR, CaseExporter, CaseUnit, GridPolicy, record_path
 
 #: Reasons whose manifest row names a case (the others name the unit).
@@ -155,23 +155,70 @@ def label_table_for(pairing: Pairing, options: ExportOptions, read_options: Read
     """The dataset's label table (module :mod:`.labelmap`), surveying label maps only when nothing declares them."""
     notes: list[str] = []
     if options.labels:
+        by_name = [label for case in pairing.training for label in case.labels if label.naming is LabelNaming.OWN_TABLE]
+        numbered = [ref for spec in options.labels for ref in spec.refs if isinstance(ref, int)]
+        if by_name and numbered:
+            raise UsageError(f"--label takes annotation labels by name, not value ({', '.join(map(str, numbered))}): "
+                             f"{by_name[0].source.relative_path} numbers its ROIs / segments its own way",
+                             hint="name them, e.g. --label tumor=GTV-1,GTVp (LIDC: --label lesion=nodule); "
+                                  "medconv info FILE lists an object's ROI names")
         return build_label_table(specs=options.labels, ignore=options.ignore_label), notes
     labels = [label for case in pairing.training for label in case.labels]
     declared = None
     if pairing.labels_declared and all(label.names == pairing.label_names for label in labels):
         declared, labels = pairing.label_names, []  # one table for every map (a dataset.json)
-    named = [label.names for label in labels if label.names]
-    unnamed = [label.source for label in labels if not label.names]
-    surveyed: set[int] = set()
-    if unnamed:
-        notes.append(f"read {len(unnamed)} label map(s) to find their values (name them with --label NAME=VALUES "
+    # maps named by their own table (an RTSTRUCT's ROIs, a SEG's segments) are surveyed for it, by-value maps
+    # for their values; maps whose names pairing knows (a LIDC reading's one class) need no reading
+    to_read = [label for label in labels if not label.names]
+    found = {}
+    if to_read:
+        notes.append(f"read {len(to_read)} label map(s) to find their values (name them with --label NAME=VALUES "
                      "to skip this)")
-        for values in survey_label_values(unnamed, read_options, cache_folder, jobs or default_jobs(len(unnamed))
-                                          ).values():
-            surveyed.update(values or ())
+        found = survey_label_maps([label.source for label in to_read], read_options, cache_folder,
+                                  jobs or default_jobs(len(to_read)))
+    named, surveyed = [], set()
+    for label in labels:
+        if label.names:
+            named.append(label.names)
+        elif label.naming is LabelNaming.OWN_TABLE:
+            named.append(label.names_of(found[label.source.id].names) if found.get(label.source.id) else {})
+        elif found.get(label.source.id) is not None:
+            surveyed.update(found[label.source.id].values)
     table = build_label_table(declared=declared, map_names=named, surveyed=surveyed,
                               hints=pairing.label_names, ignore=options.ignore_label)
     return table, notes
+
+
+def _annotated(pairing: Pairing) -> bool:
+    """Whether some case's label map is an annotation object (RTSTRUCT, SEG, LIDC XML)."""
+    from .rules.annotations import is_annotation
+
+    return any(is_annotation(label.source) for case in pairing.cases for label in case.labels)
+
+
+def _drawn_with(pairing: Pairing, read_options: ReadOptions) -> str:
+    """The annotation options the label maps are drawn with, for the cases' fingerprint ('' when none is)."""
+    return repr(read_options.annotations) if _annotated(pairing) else ""
+
+
+def _check_annotation_options(pairing: Pairing, read_options: ReadOptions) -> None:
+    """Refuse annotation options a training export cannot honour, before anything is read or written.
+
+    A case has one label map, so annotation objects are read as one map each (``--masks map``;
+    LIDC-IDRI: the consensus map at ``--consensus``); ``--no-annotations`` leaves no label map.
+    """
+    from ..options import MaskLayout
+
+    if not _annotated(pairing):
+        return
+    annotations = read_options.annotations
+    if annotations is None:
+        raise UsageError("--no-annotations leaves the annotated series without their label maps",
+                         hint="drop --no-annotations to export the RTSTRUCT / SEG / LIDC XML masks")
+    if annotations.masks is not MaskLayout.MAP:
+        raise UsageError(f"--masks {annotations.masks.value} makes several masks per annotation; a training case "
+                         "has one label map", hint="drop --masks (map) for export; use tcia2nii --masks "
+                         f"{annotations.masks.value} to write them beside the images")
 
 
 def plan_export(pairing: Pairing, layout: Layout, dataset_dir: str, src: str) -> Plan:
@@ -238,6 +285,7 @@ def export_dataset(src: str | os.PathLike, dest: str | os.PathLike, options: Exp
     layout = options.layout(src)
     dataset_dir = os.path.join(dest, layout.folder_name())
     pairing = pair_dataset(src, options, dest)
+    _check_annotation_options(pairing, read_options)
     cache = os.path.join(dataset_dir, RECORDS_DIR)
     labels, notes = label_table_for(pairing, options, read_options, None if dry_run else cache, run_options.jobs)
     result = ExportResult(dataset_dir, pairing, labels, notes=notes)
@@ -249,7 +297,7 @@ def export_dataset(src: str | os.PathLike, dest: str | os.PathLike, options: Exp
         return result
     os.makedirs(os.path.join(dataset_dir, RECORDS_DIR), exist_ok=True)
     remove_leftover_case_temporaries(plan)
-    exporter = CaseExporter(layout, labels, options.on_grid_mismatch)
+    exporter = CaseExporter(layout, labels, options.on_grid_mismatch, _drawn_with(pairing, read_options))
     job = UnitJob(fmt="nii.gz", read_options=read_options, write_options=write_options, preprocessing=preprocessing,
                   converter=exporter)
     summary_on_screen = run_options.summary

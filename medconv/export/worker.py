@@ -16,7 +16,8 @@ The batch runner sees a case as one unit (:class:`CaseUnit`) and runs it with
    label map follows onto exactly the grid the first image ends on, with nearest
    neighbour, and takes its geometry bit for bit;
 4. label values are mapped onto the dataset's label table (values it does not
-   cover fail the case);
+   cover fail the case), by name when the map is named by its own table (an
+   annotation's ``meta["labels"]``, read with it: :class:`~.cases.LabelNaming`);
 5. nothing is written until all of that succeeded; then the files are written
    (each atomically), then the case record (``medconv-cases/<case>.json``, the
    unit's sidecar: what a rerun checks to resume, and the statistics the summary
@@ -42,11 +43,13 @@ from ..batch.unit import UnitJob, base_row, unit_fingerprint
 from ..errors import GeometryError, MedconvError
 from ..transforms.resample import Grid, resample_to_grid
 from ..volume import Volume
-from .cases import Case, Channel, Unpaired
+from .annotation_maps import read_annotation_map
+from .cases import Case, Channel, LabelNaming, LabelSource, Unpaired
 from .formats.base import CaseFiles, Layout, write_json
 from .grids import describe_differences, grid_differences
 from .labelmap import LabelTable, value_counts
 from .stats import case_statistics
+from .survey import own_label_table
 
 GridPolicy = Literal["error", "resample"]
 #: Folder (inside the dataset folder) holding one record per exported case.
@@ -104,15 +107,24 @@ class CaseExporter:
     on_grid_mismatch:
         ``"error"``: a channel or label map off the first channel's grid fails the case;
         ``"resample"``: it is resampled onto that grid (nearest for labels), with a warning.
+    drawn_with:
+        For a dataset whose label maps are annotation objects: the annotation options they
+        are drawn with (``ReadOptions.annotations``: LIDC's consensus level, a SEG's
+        threshold), so that they enter the cases' fingerprint and a rerun with another
+        ``--consensus`` redoes, never resumes, those cases. ``""`` otherwise.
     """
 
     layout: Layout
     labels: LabelTable
     on_grid_mismatch: GridPolicy = "error"
+    drawn_with: str = ""
 
     def describe(self) -> dict:
-        return {"layout": self.layout.describe(), "labels": self.labels.describe(),
-                "on_grid_mismatch": self.on_grid_mismatch}
+        described = {"layout": self.layout.describe(), "labels": self.labels.describe(),
+                     "on_grid_mismatch": self.on_grid_mismatch}
+        if self.drawn_with:  # only for annotated datasets: the others keep their fingerprints
+            described["annotations"] = self.drawn_with
+        return described
 
     def __call__(self, unit: CaseUnit, job: UnitJob) -> dict[str, Any]:
         start = time.perf_counter()
@@ -249,11 +261,19 @@ def follow_image(label: Volume, image_out: Volume, orient: Optional[str], thread
     return label.replace(spacing=image_out.spacing, origin=image_out.origin, direction=image_out.direction)
 
 
+def _by_roi(label: LabelSource) -> bool:
+    """Whether the map is an object's ROIs named by its own table (RTSTRUCT, SEG), composed of the table's ROIs."""
+    return label.naming is LabelNaming.OWN_TABLE and not label.one_class
+
+
 def build_case(case: Case, job: UnitJob, exporter: CaseExporter) -> BuiltCase:
     """Read and prepare every file of ``case`` (see the module notes); nothing is written."""
     warnings: list[str] = []
     volumes = {source.id: _read(source, job, "label" if any(label.source.id == source.id for label in case.labels)
-                                else "intensity") for source in case.sources}
+                                else "intensity") for source in case.sources
+               if case.label is None or source.id != case.label.source.id or not _by_roi(case.label)}
+    if case.label is not None and _by_roi(case.label):  # only the ROIs the table names, each whole
+        volumes[case.label.source.id] = read_annotation_map(case.label.source, job.read_options, exporter.labels)
     channels = [_channel_volume(channel, volumes[channel.source.id]) for channel in case.channels]
     reference = channels[0]
     for index, channel in enumerate(case.channels):
@@ -264,6 +284,7 @@ def build_case(case: Case, job: UnitJob, exporter: CaseExporter) -> BuiltCase:
     label_in = None
     if case.label is not None:
         label_in = volumes[case.label.source.id]
+        label_names = case.label.names_of(own_label_table(label_in.meta))
         if label_in.array.ndim == 4 and label_in.array.shape[3] == 1:
             label_in = label_in.replace(array=label_in.array[..., 0])
         if label_in.array.ndim != reference.array.ndim:
@@ -278,14 +299,14 @@ def build_case(case: Case, job: UnitJob, exporter: CaseExporter) -> BuiltCase:
     label_out, mapping = None, {}
     if label_in is not None:
         followed = follow_image(label_in, images[0], getattr(preprocessing, "orient", None), job.threads)
-        mapping = exporter.labels.mapping(case.label.names)
+        mapping = exporter.labels.mapping(label_names)
         try:
-            mapped = exporter.labels.apply(followed.array, case.label.names)
+            mapped = exporter.labels.apply(followed.array, label_names)
         except MedconvError as exc:
             raise type(exc)(exc.message, case.label.source.path, exc.hint) from None
         label_out = followed.replace(array=mapped, meta={**followed.meta, "labels": [
             {"value": value, "name": name} for value, name in exporter.labels.names_by_value().items() if value]})
-        warnings += [w for w in followed.warnings if w not in label_in.warnings]
+        warnings += [w for w in followed.warnings if w not in warnings]  # the reader's too: outlines not drawn ...
     for image in images:
         warnings += [w for w in image.warnings if w not in warnings]
     counts = value_counts(label_out.array, len(exporter.labels.all_classes)) if label_out is not None else None

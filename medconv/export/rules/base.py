@@ -42,6 +42,10 @@ class DatasetView:
         """The unit's folder relative to the root, with ``/`` ('' at the top)."""
         return "/".join(self.parts(source)[:-1])
 
+    def relative(self, source: Source) -> str:
+        """The unit as people know it: its first file's path below the dataset root (or its id)."""
+        return _where(source)
+
     def images(self) -> list[Source]:
         """The units that readers did not set apart as non-images (localizers, RTSTRUCT ...)."""
         return [source for source in self.sources if not source.info.get("excluded")]

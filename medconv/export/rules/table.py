@@ -26,6 +26,7 @@ from ...batch.plan import source_location
 from ...errors import UsageError
 from ...source import Source
 from ..cases import Pairing, Unpaired, UnpairedReason
+from .annotations import with_annotation_naming
 from .base import Claim, DatasetView, Role, assemble
 
 COLUMNS = ("case", "channel", "path")
@@ -67,8 +68,9 @@ class TableRule:
                 claims.append(Claim(source, case_id, Role.IMAGE, channel))
         unpaired += [Unpaired(UnpairedReason.NOT_A_CHANNEL, f"not listed in {os.path.basename(self.table_path)}; left out",
                               sources=(source,)) for source in dataset.images() if source.id not in used]
-        return assemble(self.name, claims, channel_names=tuple(channel_order), unpaired=unpaired,
-                        what_to_do=f"fix {os.path.basename(self.table_path)}")
+        pairing = assemble(self.name, claims, channel_names=tuple(channel_order), unpaired=unpaired,
+                           what_to_do=f"fix {os.path.basename(self.table_path)}")
+        return with_annotation_naming(pairing)  # an annotation file as a label: named by its own table
 
 
 def read_pairs_table(path: str) -> list[tuple[int, str, str, str]]:
