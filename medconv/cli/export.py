@@ -189,6 +189,10 @@ NNUNET_EXAMPLES = (
             "--name Lungs --label lung=3,4 --label trachea=5"),
     Example("resampled to 1 mm on the way (labels follow, nearest neighbour)",
             "medconv export nnunet ./Task03_Liver ./nnUNet_raw --id 503 --orient RAS --spacing 1"),
+    Example("LIDC-IDRI (CT + the readers' consensus nodule masks: labels background 0, nodule 1)",
+            "medconv export nnunet ./LIDC-IDRI ./nnUNet_raw --id 504 --name LungNodules --consensus 0.5"),
+    Example("NSCLC-Radiomics RTSTRUCT, one ROI by name (the others left out, named per case)",
+            "medconv export nnunet ./NSCLC-Radiomics ./nnUNet_raw --id 506 --name LungTumour --label tumor=GTV-1"),
     Example("any dataset from a table of case,channel,path",
             "medconv export nnunet ./data ./nnUNet_raw --id 520 --name Mine --pairs pairs.csv"),
     Example("check an exported dataset again (every voxel)", "medconv export nnunet ./LUNA16 ./nnUNet_raw --id 516 "
