@@ -66,7 +66,7 @@ class AnnotationsRule:
         paired_ids = {s.id for s in paired}
         referenced = {str(s.info[ANNOTATES]) for s in paired}
         unpaired = list(dataset.set_apart())
-        unpaired += [Unpaired(UnpairedReason.NO_ANNOTATION, "no annotation references this series; left out",
+        unpaired += [Unpaired(UnpairedReason.NO_ANNOTATION, "no annotation references this series",
                               sources=(source,)) for unit_id, source in images.items() if unit_id not in referenced]
         unpaired += [_unpaired_annotation(source, dataset) for source in annotations
                      if source.id not in paired_ids]
