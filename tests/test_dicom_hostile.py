@@ -143,6 +143,48 @@ def test_a_rust_panic_in_the_rle_decoder_fails_that_read(tmp_path):
     assert "PanicException" in caught.value.message and "RLE Lossless" in caught.value.message
 
 
+def test_a_corrupt_jpeg_ls_stream_a_lenient_decoder_accepts_fails_instead_of_giving_its_values(tmp_path):
+    """D8 (fuzz key 22:775): one flipped bit in a JPEG-LS frame. CharLS (pyjpegls) refuses the stream; pydicom
+    falls back to libjpeg, which decodes values up to 65535 over BitsStored 12 (medconv had masked them to other
+    garbage, silently). Now the decoded values must fit BitsStored."""
+    from pydicom.pixels import pixel_array
+
+    original = corpus_path("dcm_qa_ts", "In", "8.dcm")
+    path = tmp_path / "src" / "8.dcm"
+    path.parent.mkdir()
+    data = bytearray(original.read_bytes())
+    data[105161] ^= 0x20
+    path.write_bytes(bytes(data))
+    with pytest.raises(RuntimeError, match="pyjpegls"):
+        pixel_array(str(path), decoding_plugin="pyjpegls")  # the strict decoder: the stream is corrupt
+    lenient = pixel_array(str(path), decoding_plugin="pylibjpeg")
+    assert lenient.max() > 2**12 - 1
+    with pytest.raises(UnreadableFileError, match="do not fit BitsStored 12") as caught:
+        medconv.read(path)
+    assert caught.value.path == str(path)
+    np.testing.assert_array_equal(medconv.read(original).array[:, :, 0], pydicom_values(original).T[:64, :64])
+
+
+def test_bits_stored_below_the_jpeg_ls_streams_precision_fails(tmp_path):
+    """BitsStored 12 -> 7 over a 12-bit JPEG-LS stream: pydicom returns the stream's values (up to 2362), masking
+    to 7 bits gave garbage; the header and the stream disagree, so the file fails."""
+    path = copy_files([corpus_path("dcm_qa_ts", "In", "8.dcm")], tmp_path / "src")[0]
+    set_us(path, 0x00280101, 7)
+    assert pydicom.dcmread(path).pixel_array.max() > 127
+    with pytest.raises(UnreadableFileError, match="do not fit BitsStored 7"):
+        medconv.read(path)
+
+
+def test_a_transfer_syntax_uid_that_is_no_transfer_syntax_is_a_typed_error(tmp_path):
+    """TransferSyntaxUID = 1.2.3.4: pydicom's UID.is_encapsulated raised ValueError out of read."""
+    path = copy_files([corpus_path("pydicom_test_files", "MR_small_RLE.dcm")], tmp_path / "src")[0]
+    set_transfer_syntax(path, "1.2.3.4")
+    with pytest.raises(Exception):
+        pydicom.dcmread(path).pixel_array  # the reference cannot decode it either
+    with pytest.raises(UnreadableFileError, match="1.2.3.4"):
+        medconv.read(path)
+
+
 # -- 16.5: a transfer syntax that does not say how the data set is encoded --------------------------------------
 
 @pytest.mark.parametrize("name", ["MR_small.dcm", "lidc"])
@@ -219,6 +261,7 @@ def test_high_bit_7_on_16_bit_ct_keeps_the_ct_values_with_a_warning(tmp_path):
 @pytest.mark.parametrize("tag, value, message", [
     pytest.param(0x00280103, 15, "PixelRepresentation 15", id="pixel-representation"),
     pytest.param(0x00280002, 5, "SamplesPerPixel 5", id="samples"),
+    pytest.param(0x00280002, 0, "SamplesPerPixel 0", id="samples-0"),
     pytest.param(0x00280101, 0, "BitsStored 0", id="bits-stored-0"),
     pytest.param(0x00280101, 17, "BitsStored 17", id="bits-stored-17"),
 ])

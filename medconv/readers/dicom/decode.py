@@ -477,8 +477,38 @@ def decode_into(path: str, header: PixelHeader, out: np.ndarray, fp: IO[bytes] |
         raise UnreadableFileError(
             f"decoded pixel data has shape {array.shape}, expected {out.shape}", path=path
         ) from exc
-    mask_stored_bits(out, header)
+    if is_encapsulated(header.transfer_syntax):
+        check_decoded_range(out, header)  # pydicom's plugins gave the values as the codestream holds them
+    else:
+        mask_stored_bits(out, header)
     return header
+
+
+def check_decoded_range(array: np.ndarray, header: PixelHeader) -> None:
+    """Refuse decoded compressed values that do not fit BitsStored (and PixelRepresentation).
+
+    A codec decodes at most the precision its codestream declares, which for a valid
+    file is BitsStored; pydicom masks RLE and JPEG output to BitsStored, corrects the
+    sign of JPEG-LS and JPEG 2000 output from the codestream's own precision, and
+    leaves the rest as decoded. Values beyond BitsStored therefore mean a corrupt
+    stream that a lenient decoder went on decoding (a JPEG-LS stream with flipped bits:
+    CharLS refuses it, libjpeg gives values up to 65535 over BitsStored 12), or a header
+    whose BitsStored is not the stream's. Masking them would give other garbage, so
+    the file fails.
+    """
+    if array.dtype.kind not in "iu" or array.size == 0:
+        return
+    bits = header.bits_stored
+    if bits >= array.dtype.itemsize * 8:
+        return
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if header.pixel_representation else (0, (1 << bits) - 1)
+    found_low, found_high = int(array.min()), int(array.max())
+    if found_low < low or found_high > high:
+        raise UnreadableFileError(
+            f"the decoded {transfer_syntax_name(header.transfer_syntax)} values ({found_low}..{found_high}) do not fit "
+            f"BitsStored {bits} ({'signed' if header.pixel_representation else 'unsigned'}: {low}..{high})",
+            header.path, "the compressed pixel data is corrupt, or the header's BitsStored is not the codestream's "
+                         "precision: re-export the file")
 
 
 def check_decoder_available(header: PixelHeader) -> None:
@@ -536,9 +566,22 @@ def is_guarded(transfer_syntax: str) -> bool:
     inflates whole into memory (a small file may inflate to gigabytes). Uncompressed
     data is read by medconv or byte-swapped by numpy: no native decoder runs.
     """
+    return transfer_syntax == DEFLATED or is_encapsulated(transfer_syntax)
+
+
+def is_encapsulated(transfer_syntax: str) -> bool:
+    """Whether the Pixel Data of this transfer syntax is encapsulated (compressed frames in items).
+
+    A UID that is not a transfer syntax pydicom knows (``1.2.3.4``) counts as
+    encapsulated: nothing says how its pixels are encoded, so no medconv code reads
+    them and the decode that says so runs guarded.
+    """
     from pydicom.uid import UID
 
-    return transfer_syntax == DEFLATED or UID(transfer_syntax).is_encapsulated
+    try:
+        return UID(transfer_syntax).is_encapsulated
+    except ValueError:  # "UID is not a transfer syntax"
+        return True
 
 
 def transfer_syntax_name(transfer_syntax: str) -> str:
@@ -589,7 +632,6 @@ def decode_with_pydicom(path: str, header: PixelHeader, fp: IO[bytes] | None = N
     """
     import pydicom
     from pydicom.pixels import pixel_array
-    from pydicom.uid import UID
 
     try:
         if fp is None:
@@ -607,7 +649,7 @@ def decode_with_pydicom(path: str, header: PixelHeader, fp: IO[bytes] | None = N
             "the file has image attributes (Rows, Columns) but no Pixel Data element", path=path,
             hint="a header-only or stripped copy: get the complete file again",
         )
-    if "PixelData" in dataset and not UID(header.transfer_syntax).is_encapsulated:
+    if "PixelData" in dataset and not is_encapsulated(header.transfer_syntax):
         try:
             length = len(dataset.PixelData)
         except Exception as exc:  # a value pydicom cannot convert

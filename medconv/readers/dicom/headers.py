@@ -470,7 +470,6 @@ def _header_from_values(path: str, raw_values: dict, syntax: str, media_sop: str
     header = DicomHeader(path=path, **{k: v for k, v in parsed.items() if v is not None})
     header.window = (centre, width) if centre is not None and width is not None else None
     header.number_of_frames = header.number_of_frames or 1
-    header.samples_per_pixel = header.samples_per_pixel or 1
     header.transfer_syntax = syntax
     if not header.sop_class_uid:
         header.sop_class_uid = media_sop

@@ -384,7 +384,7 @@ def pixel_header_of(header: Any) -> PixelHeader:
         transfer_syntax=header.transfer_syntax,
         rows=header.rows,
         columns=header.columns,
-        samples=header.samples_per_pixel or 1,
+        samples=header.samples_per_pixel if header.samples_per_pixel is not None else 1,
         frames=header.number_of_frames or 1,
         bits_allocated=header.bits_allocated,
         bits_stored=bits_stored,
