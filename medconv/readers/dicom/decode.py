@@ -671,7 +671,7 @@ def mask_stored_bits(array: np.ndarray, header: PixelHeader) -> None:
     signed 12-bit value the sign is bit 11, not bit 15. HighBit is taken to be
     ``BitsStored - 1``, as PS3.3 C.7.6.3.1 requires and pydicom reads every file: a
     header whose HighBit says otherwise gets a warning (:func:`high_bit_note`), not
-    shifted values (HighBit 7 on 16-bit CT would multiply every value by 256).
+    shifted values (HighBit 7 on 16-bit CT had shifted every value by 8 bits).
     """
     if array.dtype.kind not in "iu":
         return
