@@ -51,6 +51,9 @@ class Discovery:
     outside: list[tuple[str, OutsideDatasetError]] = field(default_factory=list)
     #: The unreadable paths that are special files (FIFOs, devices, sockets).
     special: set[str] = field(default_factory=set)
+    #: The skipped paths that are not regular files (folder links, FIFOs named like nothing DICOM): nothing may
+    #: open them, not even to look for LIDC XML (opening a FIFO blocks).
+    unopened: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -207,6 +210,7 @@ def discover_units(root: str, jobs: int | None = None) -> Discovery:
     skipped = result.skipped + walked.skipped
     unreadable = list(result.unreadable)
     special: set[str] = set()
+    unopened = {path for path, _ in walked.skipped}
     for path, error in walked.refused:  # a FIFO named like a slice is a row; one named notes.fifo is skipped
         if dicom_like_name(path) or os.path.isdir(path):
             unreadable.append((path, error.message))
@@ -214,13 +218,14 @@ def discover_units(root: str, jobs: int | None = None) -> Discovery:
                 special.add(path)
         else:
             skipped.append((path, f"not read: {error.message}"))
+            unopened.add(path)
     if skipped:
         reasons = Counter(reason for _, reason in skipped)
         log.info("%s: skipped %d non-DICOM file(s): %s", root, len(skipped),
                  ", ".join(f"{n} {r}" for r, n in reasons.items()))
     units = plan_groups(result.headers)
     _note_unreadable_neighbours(units, unreadable + [(path, exc.message) for path, exc in walked.outside])
-    return Discovery(units, skipped, unreadable, walked.outside, special)
+    return Discovery(units, skipped, unreadable, walked.outside, special, unopened)
 
 
 def _note_unreadable_neighbours(units: list[Unit], unreadable: Sequence[tuple[str, str]]) -> None:
@@ -289,12 +294,13 @@ def sources_of(discovery: Discovery, root: str, reader: str = "dicom") -> Iterat
             sources.append(Source(ident, reader, paths, base, {
                 "unreadable": f"cannot describe this unit ({type(exc).__name__}: {exc})", "n_files": len(paths),
                 "folder": relative_folder(paths[0], base)}))
-    if not discovery.skipped and not any(source.info.get("layout") == Layout.OBJECT.value for source in sources):
+    regular = [(path, reason) for path, reason in discovery.skipped if path not in discovery.unopened]
+    if not regular and not any(source.info.get("layout") == Layout.OBJECT.value for source in sources):
         yield from sources
         return
     from ..annotations.discovery import with_annotation_units
 
-    yield from with_annotation_units(sources, discovery.skipped, base)
+    yield from with_annotation_units(sources, regular, base)
 
 
 #: ``Source.info`` key of a unit of links that resolve outside SRC (its value: the reason, one line).
