@@ -330,6 +330,9 @@ def test_a_series_declaring_more_voxels_than_the_limit_is_refused_before_reading
     assert "512x512x4" in caught.value.message and "--max-voxels" in caught.value.hint
     assert DicomReader().read(sources[0], ReadOptions(max_voxels=512 * 512 * 4)).shape == (512, 512, 4)
     assert len(files) == 4
+    refused = medconv_cli("tcia2nii", str(tmp_path / "src"), str(tmp_path / "out"), "-q", "--max-voxels", "1M")
+    assert refused.returncode == 1
+    assert [row["error_type"] for row in manifest_rows(tmp_path / "out")] == ["too-large"]
 
 
 # -- 16.14 and FIFOs: only regular files inside SRC ------------------------------------------------------------

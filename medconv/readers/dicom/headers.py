@@ -219,6 +219,7 @@ FIELD_ATTRIBUTES: dict[str, str] = {keyword: attribute for keyword, attribute, _
 
 #: Numeric :data:`FIELDS` that must hold exactly one value (others of kind ``int`` / ``float`` use their first).
 SINGLE_VALUED = frozenset({"NumberOfFrames", "RescaleSlope", "RescaleIntercept"})
+_NUMBER_KINDS = frozenset({"int", "float", "us"})
 
 
 def _parse(text: str, kind: str, single: bool = False):
@@ -241,21 +242,29 @@ def _parse(text: str, kind: str, single: bool = False):
         return text.upper()
     if not text:
         return None
+    if kind in _NUMBER_KINDS and "\\" not in text:  # one number: the common case, kept fast (the header scan)
+        try:
+            number = float(text) if kind == "float" else int(text) if kind == "us" else int(float(text))
+        except (ValueError, OverflowError):  # int(float("inf")) overflows: not a number either
+            raise ValueError("not a number") from None
+        if kind == "float" and not math.isfinite(number):
+            raise ValueError("not a finite number")
+        return number
     parts = text.split("\\")
     if kind == "multi":
         return tuple(part.strip().upper() for part in parts)
     count = int(kind[6:]) if kind.startswith("floats") else 1 if single or kind == "us" else None
     if count is not None and len(parts) != count:
         raise ValueError(f"{len(parts)} value(s) where {count} {'is' if count == 1 else 'are'} allowed")
+    if kind in _NUMBER_KINDS:  # several values where the first is used
+        return _parse(parts[0], kind)
     try:
-        if kind in ("int", "us"):
-            return int(float(parts[0])) if kind != "us" else int(parts[0])
-        numbers = tuple(float(part) for part in (parts if kind.startswith("floats") else parts[:1]))
+        numbers = tuple(map(float, parts))
     except (ValueError, OverflowError):
         raise ValueError("not a number") from None
-    if not all(math.isfinite(number) for number in numbers):
+    if not all(map(math.isfinite, numbers)):
         raise ValueError("not a finite number")
-    return numbers if kind.startswith("floats") else numbers[0]
+    return numbers
 
 
 def _shown(raw: bytes | None, value) -> str:
