@@ -6,7 +6,7 @@ Usage (from the repository root)::
     .venv/bin/python scripts/bench_dicom_guard.py [--reps 5] [--corpus ../shared/corpora]
 
 The DICOM reader decodes every compressed transfer syntax in a guarded helper
-process (:func:`medconv.readers.dicom.decode.is_guarded`; docs/reliability.md).
+process (:func:`medconv.readers.dicom.compressed.is_guarded`; docs/reliability.md).
 This script reads the same inputs in one process, alternating the two ways, and
 prints the medians of ``--reps`` repetitions (the two ways alternated):
 
@@ -46,17 +46,17 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(HERE.parent))
 
     import medconv
-    from medconv.readers.dicom import decode
-    from medconv.readers.dicom.decode import DEFLATED
+    from medconv.readers.dicom import compressed  # decode_into looks is_guarded up here at each decode
+    from medconv.readers.dicom.compressed import DEFLATED
     from pydicom import dcmread
 
     frag = args.corpus / "dcm_qa_frag" / "In" / "5001_anat-T1w_acq-tfl"
     ts_files = []
     for path in sorted((args.corpus / "dcm_qa_ts" / "In").glob("*.dcm")):
         syntax = str(dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID)
-        if decode.is_guarded(syntax) and syntax != DEFLATED:
+        if compressed.is_guarded(syntax) and syntax != DEFLATED:
             ts_files.append((path, syntax))
-    guarded_check = decode.is_guarded
+    guarded_check = compressed.is_guarded
 
     def unguarded(syntax: str) -> bool:
         return False
@@ -65,17 +65,17 @@ def main(argv=None) -> int:
     medconv.read(ts_files[0][0])  # starts this process's helper
     print(f"first guarded read of a process (the helper starts): {(time.perf_counter() - started) * 1000:.0f} ms")
     inputs = [(f"dcm_qa_frag ({len(list(frag.glob('*.dcm')))} JPEG-lossless slices)", frag)] + \
-             [(f"dcm_qa_ts/In/{path.name} ({decode.transfer_syntax_name(syntax)[:24]})", path) for path, syntax in ts_files]
+             [(f"dcm_qa_ts/In/{path.name} ({compressed.transfer_syntax_name(syntax)[:24]})", path) for path, syntax in ts_files]
     print(f"{'input':44} {'direct':>10} {'guarded':>10} {'ratio':>6}")
     for name, path in inputs:
         medconv.read(path)  # warm the page cache and the imports
         directs, guardeds = [], []
         for _ in range(args.reps):  # alternated, so that a change in the machine's load hits both alike
-            decode.is_guarded = unguarded
+            compressed.is_guarded = unguarded
             try:
                 directs.append(timed(lambda: medconv.read(path)))
             finally:
-                decode.is_guarded = guarded_check
+                compressed.is_guarded = guarded_check
             guardeds.append(timed(lambda: medconv.read(path)))
         direct, guarded = statistics.median(directs), statistics.median(guardeds)
         print(f"{name:44} {direct * 1000:8.1f}ms {guarded * 1000:8.1f}ms {guarded / direct:5.2f}x")

@@ -4,24 +4,27 @@ One job: put the stored values of a file's frames into a preallocated array.
 Uncompressed little-endian data is read straight from the file (the header is
 parsed up to the Pixel Data element, whose bytes then go into the array with
 ``readinto``); every other transfer syntax goes through pydicom 3's decoder
-plugins (pylibjpeg, pylibjpeg-libjpeg/openjpeg/rle, pyjpegls, python-gdcm).
-Values are then masked to ``BitsStored`` and sign-extended (PS3.5 8.1.1).
+plugins (pylibjpeg, pylibjpeg-libjpeg/openjpeg/rle, pyjpegls, python-gdcm), for
+compressed data in a guarded helper process (:mod:`.compressed`). Uncompressed
+values are then masked to ``BitsStored`` and sign-extended (PS3.5 8.1.1);
+whether the header describes its pixels is :mod:`.pixel_checks`'.
 Rescale, MONOCHROME1 and dtype choice live in :mod:`.pixels`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import math
 import os
 import struct
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Sequence
+from typing import IO, Any, Sequence
 
 import numpy as np
 
-from medconv.errors import MissingDependencyError, UnreadableFileError, UnsupportedFormatError
+from medconv.errors import UnreadableFileError, UnsupportedFormatError
+
+from .pixel_checks import PIXEL_HINT, check_pixel_header, check_pixel_length
 
 #: Transfer syntaxes whose pixel data this module reads directly from the file.
 NATIVE_LITTLE_ENDIAN = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
@@ -120,15 +123,6 @@ def first_float(value: Any) -> float | None:
         return None
 
 
-#: What a corrupt pixel description is told to do.
-PIXEL_HINT = "the file's pixel description is corrupt; fix the element or leave the file out"
-
-#: PhotometricInterpretation values pydicom decodes (PS3.3 C.7.6.3.1.2), as pydicom checks them.
-PHOTOMETRIC_VALUES = frozenset({"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "YBR_FULL", "YBR_FULL_422",
-                                "YBR_PARTIAL_420", "YBR_PARTIAL_422", "YBR_ICT", "YBR_RCT", "HSV", "ARGB", "CMYK",
-                                "XYB"})
-
-
 def _value(ds: Any, keyword: str, path: str) -> Any:
     """The value of ``keyword`` in ``ds``; ``None`` when absent or empty; a typed error when pydicom cannot
     convert it (a US element of 1 or 3 bytes raises ``BytesLengthException`` there)."""
@@ -215,103 +209,6 @@ def _high_bit(ds: Any, path: str, bits_stored: int) -> int:
         return _single(ds, "HighBit", path, bits_stored - 1)
     except UnreadableFileError:
         return bits_stored - 1
-
-
-def check_pixel_header(header: PixelHeader) -> PixelHeader:
-    """``header``, if its pixel description is one pydicom decodes; else a typed error saying what is wrong.
-
-    The rules are pydicom's (``RunnerBase._validate_options``): BitsAllocated 1 or a
-    multiple of 8 up to 64, 1 <= BitsStored <= BitsAllocated, Rows and Columns 1 to
-    65535, NumberOfFrames >= 1, PixelRepresentation 0 or 1, SamplesPerPixel 1 or 3
-    (PlanarConfiguration 0 or 1 with 3), a PhotometricInterpretation pydicom knows; and
-    a RescaleSlope that is not 0 (every value would be the intercept). HighBit is not
-    checked: like pydicom, medconv uses the low BitsStored bits whatever HighBit says
-    (:func:`mask_stored_bits`; :func:`high_bit_note` warns).
-    """
-    problems = []
-    allocated, stored = header.bits_allocated, header.bits_stored
-    if not 1 <= allocated <= 64 or (allocated != 1 and allocated % 8):
-        problems.append(f"BitsAllocated {allocated} (1 or a multiple of 8 up to 64)")
-    elif not 1 <= stored <= allocated:
-        problems.append(f"BitsStored {stored} (1 to BitsAllocated {allocated})")
-    for keyword, value in (("Rows", header.rows), ("Columns", header.columns)):
-        if not 0 < value <= 65535:
-            problems.append(f"{keyword} {value} (1 to 65535)")
-    if header.frames < 1:
-        problems.append(f"NumberOfFrames {header.frames} (1 or more)")
-    if header.pixel_representation not in (0, 1):
-        problems.append(f"PixelRepresentation {header.pixel_representation} (0 or 1)")
-    if header.samples not in (1, 3):
-        problems.append(f"SamplesPerPixel {header.samples} (1 or 3)")
-    elif header.samples == 3 and header.planar_configuration not in (0, 1):
-        problems.append(f"PlanarConfiguration {header.planar_configuration} (0 or 1)")
-    if header.photometric not in PHOTOMETRIC_VALUES:
-        problems.append(f"PhotometricInterpretation {header.photometric!r} (not one DICOM defines)")
-    if header.slope == 0:
-        problems.append("RescaleSlope 0 (every value would be the intercept)")
-    if problems:
-        raise UnreadableFileError("invalid pixel description: " + "; ".join(problems), header.path, PIXEL_HINT)
-    return header
-
-
-def high_bit_note(header: PixelHeader) -> str | None:
-    """The warning for a HighBit that is not BitsStored - 1 (PS3.3 C.7.6.3.1 requires it), or ``None``."""
-    if header.high_bit == header.bits_stored - 1:
-        return None
-    return (f"HighBit {header.high_bit} does not match BitsStored {header.bits_stored} (it must be BitsStored - 1): "
-            f"the low {header.bits_stored} bits of each value are used, as pydicom reads them")
-
-
-def expected_pixel_bytes(header: PixelHeader) -> int:
-    """Bytes of uncompressed Pixel Data that Rows x Columns x Samples x BitsAllocated x Frames describe.
-
-    Bit-packed data (BitsAllocated 1) takes ``ceil(bits / 8)`` bytes for all frames
-    together; YBR_FULL_422 two samples' worth per pixel (PS3.3 C.7.6.3.1.2), as pydicom
-    counts them. The element itself is that, padded to an even length (PS3.5 8.1.1).
-    """
-    pixels = header.rows * header.columns * header.frames
-    if header.bits_allocated == 1:
-        return (pixels * header.samples + 7) // 8
-    samples = 2 if header.photometric == "YBR_FULL_422" and header.samples == 3 else header.samples
-    return pixels * samples * (header.bits_allocated // 8)
-
-
-def check_pixel_length(header: PixelHeader, length: int, excess: Callable[[int], bytes]) -> PixelHeader:
-    """``header``, if uncompressed Pixel Data of ``length`` bytes is what it describes; else a typed error.
-
-    The element must hold the bytes :func:`expected_pixel_bytes` counts, padded to an
-    even length (PS3.5 8.1.1). Longer is accepted only as trailing zero bytes fewer than
-    the data itself (pydicom's ``MR_small_padded.dcm``: 128 zero bytes after 8,192),
-    recorded in :attr:`PixelHeader.padding` (a warning); anything else longer is a header
-    that does not describe its data (Rows 256 over the data of 512 rows would give half
-    of each slice: pydicom drops the excess with a warning). Shorter fails too.
-    ``excess(n)`` returns the ``n`` bytes after the described data.
-    """
-    expected = expected_pixel_bytes(header)
-    padded = expected + expected % 2
-    if length in (expected, padded):
-        return header
-    if expected < length < 2 * expected:
-        tail = excess(length - padded)
-        if len(tail) == length - padded and not any(tail):
-            return dataclasses.replace(header, padding=length - padded)
-    what = "x".join(str(v) for v in (header.rows, header.columns)) + \
-        (f"x{header.samples} samples" if header.samples > 1 else "") + \
-        (f"x{header.frames} frames" if header.frames > 1 else "") + f" of {header.bits_allocated} bits"
-    raise UnreadableFileError(
-        f"the Pixel Data holds {length} bytes, but Rows x Columns x SamplesPerPixel x BitsAllocated x "
-        f"NumberOfFrames ({what}) need {padded}", header.path,
-        "the header does not describe these pixels (a corrupt Rows, Columns or BitsAllocated, or a cut file); "
-        "the file cannot be read as it is")
-
-
-def padding_note(headers: Sequence[PixelHeader]) -> str | None:
-    """The warning for Pixel Data with trailing zero bytes (:attr:`PixelHeader.padding`), or ``None``."""
-    padded = [header for header in headers if header.padding]
-    if not padded:
-        return None
-    return (f"the Pixel Data of {len(padded)} file(s) ends in {padded[0].padding} zero byte(s) more than the "
-            f"header describes (e.g. {os.path.basename(padded[0].path)}): ignored, as pydicom does")
 
 
 def parse_header(fp: IO[bytes], path: str) -> Any:
@@ -406,26 +303,6 @@ def _read_native(fp: IO[bytes], header: PixelHeader, out: np.ndarray) -> PixelHe
     return header
 
 
-def _decode_error(header: PixelHeader, exc: Exception) -> Exception:
-    from pydicom.uid import UID
-
-    name = UID(header.transfer_syntax).name
-    package = DECODER_PACKAGES.get(header.transfer_syntax)
-    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
-    text = text.replace(":; ", ": ")
-    if "missing" in str(exc).lower() and "dependenc" in str(exc).lower() or "no pixel data decoders" in str(exc).lower():
-        return MissingDependencyError(
-            f"cannot decode transfer syntax {name} ({header.transfer_syntax}): {text}",
-            path=header.path,
-            hint=f"install {package}" if package else "install pylibjpeg and its plugins, or python-gdcm",
-        )
-    return UnreadableFileError(
-        f"cannot decode the pixel data (transfer syntax {name}, {header.transfer_syntax}): {text}",
-        path=header.path,
-        hint=f"decoded with {package}; the file may be corrupt" if package else "the file may be corrupt",
-    )
-
-
 def decode_into(path: str, header: PixelHeader, out: np.ndarray, fp: IO[bytes] | None = None) -> PixelHeader:
     """Decode every frame of ``path`` into ``out`` as stored values, bits masked; ``header`` as the data
     confirmed it (with :attr:`PixelHeader.padding` when the Pixel Data has trailing zero bytes).
@@ -435,7 +312,7 @@ def decode_into(path: str, header: PixelHeader, out: np.ndarray, fp: IO[bytes] |
     positioned at the Pixel Data element (right after
     ``dcmread(fp, stop_before_pixels=True)``); it saves a second header parse.
 
-    Compressed transfer syntaxes (:func:`is_guarded`) are decoded in a guarded helper
+    Compressed transfer syntaxes (:func:`.compressed.is_guarded`) are decoded in a guarded helper
     process (:func:`medconv.guard.guarded`): a decoder that aborts (GDCM on a
     corrupt JPEG-LS slice), panics (pylibjpeg-rle) or runs out of its memory limit
     fails this file with :class:`~medconv.errors.DecoderCrashedError` /
@@ -458,15 +335,19 @@ def decode_into(path: str, header: PixelHeader, out: np.ndarray, fp: IO[bytes] |
         if done is not None:
             mask_stored_bits(out, done)
             return done
-    if is_guarded(header.transfer_syntax):
+    from . import compressed
+
+    if compressed.is_guarded(header.transfer_syntax):
         from medconv.guard import guarded
 
-        check_decoder_available(header)  # here, at once: the helper has the same plugins
-        check_compressed_size(header, None if isinstance(fp, gzip.GzipFile) else os.fstat(fp.fileno()).st_size - fp.tell())
-        array, header = guarded(decode_with_pydicom, path, header, limits=decode_limits(header, out.nbytes, path),
-                                what=f"{transfer_syntax_name(header.transfer_syntax)} decoding", path=path)
+        compressed.check_decoder_available(header)  # here, at once: the helper has the same plugins
+        compressed.check_compressed_size(
+            header, None if isinstance(fp, gzip.GzipFile) else os.fstat(fp.fileno()).st_size - fp.tell())
+        array, header = guarded(compressed.decode_with_pydicom, path, header,
+                                limits=compressed.decode_limits(header, out.nbytes, path),
+                                what=f"{compressed.transfer_syntax_name(header.transfer_syntax)} decoding", path=path)
     else:
-        array, header = decode_with_pydicom(path, header, fp)
+        array, header = compressed.decode_with_pydicom(path, header, fp)
     if array.dtype.kind == "f" and out.dtype.kind != "f":  # Float Pixel Data the header scan did not see
         raise UnsupportedFormatError("the file holds float pixel data (Float / Double Float Pixel Data) that this "
                                      "encoding is not read for", path=path,
@@ -477,191 +358,11 @@ def decode_into(path: str, header: PixelHeader, out: np.ndarray, fp: IO[bytes] |
         raise UnreadableFileError(
             f"decoded pixel data has shape {array.shape}, expected {out.shape}", path=path
         ) from exc
-    if is_encapsulated(header.transfer_syntax):
-        check_decoded_range(out, header)  # pydicom's plugins gave the values as the codestream holds them
+    if compressed.is_encapsulated(header.transfer_syntax):
+        compressed.check_decoded_range(out, header)  # pydicom's plugins gave the values as the codestream holds them
     else:
         mask_stored_bits(out, header)
     return header
-
-
-def check_decoded_range(array: np.ndarray, header: PixelHeader) -> None:
-    """Refuse decoded compressed values that do not fit BitsStored (and PixelRepresentation).
-
-    A codec decodes at most the precision its codestream declares, which for a valid
-    file is BitsStored; pydicom masks RLE and JPEG output to BitsStored, corrects the
-    sign of JPEG-LS and JPEG 2000 output from the codestream's own precision, and
-    leaves the rest as decoded. Values beyond BitsStored therefore mean a corrupt
-    stream that a lenient decoder went on decoding (a JPEG-LS stream with flipped bits:
-    CharLS refuses it, libjpeg gives values up to 65535 over BitsStored 12), or a header
-    whose BitsStored is not the stream's. Masking them would give other garbage, so
-    the file fails.
-    """
-    if array.dtype.kind not in "iu" or array.size == 0:
-        return
-    bits = header.bits_stored
-    if bits >= array.dtype.itemsize * 8:
-        return
-    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if header.pixel_representation else (0, (1 << bits) - 1)
-    found_low, found_high = int(array.min()), int(array.max())
-    if found_low < low or found_high > high:
-        raise UnreadableFileError(
-            f"the decoded {transfer_syntax_name(header.transfer_syntax)} values ({found_low}..{found_high}) do not fit "
-            f"BitsStored {bits} ({'signed' if header.pixel_representation else 'unsigned'}: {low}..{high})",
-            header.path, "the compressed pixel data is corrupt, or the header's BitsStored is not the codestream's "
-                         "precision: re-export the file")
-
-
-def check_decoder_available(header: PixelHeader) -> None:
-    """Raise :class:`~medconv.errors.MissingDependencyError` when no installed plugin decodes the file's transfer
-    syntax (pydicom's own message, with the package to install); unknown syntaxes are left to the decode."""
-    try:
-        from pydicom.pixels import get_decoder
-
-        decoder = get_decoder(header.transfer_syntax)
-    except Exception:  # a transfer syntax pydicom has no decoder for at all: the decode says so
-        return
-    if not decoder.is_available:
-        raise _decode_error(header, RuntimeError(
-            f"no pixel data decoders are available (missing dependencies: {decoder.missing_dependencies})"))
-
-
-#: The most samples one byte of compressed data can decode to, where the codec bounds it: RLE (PackBits: a
-#: run of 128 bytes in 2, one byte-segment per byte of a sample), JPEG lossless (a Huffman code of at least
-#: one bit per sample), JPEG baseline / extended (at least a DC code and an end of block, 2 bits, per 8x8
-#: block). JPEG-LS and JPEG 2000 code long runs and empty tiles in a few bits: not bounded here (the guard's
-#: memory and time limits apply).
-MAX_SAMPLES_PER_BYTE = {
-    "1.2.840.10008.1.2.5": 64.0,
-    "1.2.840.10008.1.2.4.57": 8.0, "1.2.840.10008.1.2.4.70": 8.0,
-    "1.2.840.10008.1.2.4.50": 256.0, "1.2.840.10008.1.2.4.51": 256.0,
-}
-
-
-def check_compressed_size(header: PixelHeader, compressed_bytes: int | None) -> None:
-    """Refuse compressed data too small to decode to what the header describes, before decoding.
-
-    A 65535x65535 header over 4 kB of RLE data took pydicom 30 s to reject;
-    :data:`MAX_SAMPLES_PER_BYTE` bounds what each byte can give. ``compressed_bytes``
-    is what the file holds from the pixel data on (``None``: not known, nothing checked).
-    """
-    ratio = MAX_SAMPLES_PER_BYTE.get(header.transfer_syntax)
-    if ratio is None or compressed_bytes is None:
-        return
-    samples = header.rows * header.columns * header.frames * header.samples
-    if header.transfer_syntax == "1.2.840.10008.1.2.5":  # RLE codes each byte of a sample separately
-        samples *= max(1, header.bits_allocated // 8)
-    if samples > ratio * max(compressed_bytes, 0):
-        raise UnreadableFileError(
-            f"the compressed pixel data ({compressed_bytes} bytes of {transfer_syntax_name(header.transfer_syntax)}) "
-            f"cannot hold {header.rows}x{header.columns}x{header.frames} frame(s): it decodes to at most "
-            f"{int(ratio * compressed_bytes)} values", header.path,
-            "the header's Rows, Columns or NumberOfFrames is corrupt, or the file is cut")
-
-
-def is_guarded(transfer_syntax: str) -> bool:
-    """Whether pixel data of this transfer syntax is decoded in a guarded helper process.
-
-    Every encapsulated (compressed: RLE, JPEG, JPEG-LS, JPEG 2000, HTJ2K ...) syntax,
-    whose decoders are native code, and Deflated Explicit VR Little Endian, which pydicom
-    inflates whole into memory (a small file may inflate to gigabytes). Uncompressed
-    data is read by medconv or byte-swapped by numpy: no native decoder runs.
-    """
-    return transfer_syntax == DEFLATED or is_encapsulated(transfer_syntax)
-
-
-def is_encapsulated(transfer_syntax: str) -> bool:
-    """Whether the Pixel Data of this transfer syntax is encapsulated (compressed frames in items).
-
-    A UID that is not a transfer syntax pydicom knows (``1.2.3.4``) counts as
-    encapsulated: nothing says how its pixels are encoded, so no medconv code reads
-    them and the decode that says so runs guarded.
-    """
-    from pydicom.uid import UID
-
-    try:
-        return UID(transfer_syntax).is_encapsulated
-    except ValueError:  # "UID is not a transfer syntax"
-        return True
-
-
-def transfer_syntax_name(transfer_syntax: str) -> str:
-    """pydicom's name of a transfer syntax UID (``JPEG-LS Lossless Image Compression``), or the UID."""
-    from pydicom.uid import UID
-
-    name = UID(transfer_syntax).name
-    return name if name and name != transfer_syntax else f"transfer syntax {transfer_syntax}"
-
-
-def decode_limits(header: PixelHeader, output_bytes: int, path: str):
-    """What one guarded decode may use: room for the decoded array three times over (a colour
-    conversion copies it) and the file twice, plus :data:`DECODE_MEMORY_MARGIN`; time at
-    :data:`DECODE_BYTES_PER_SECOND` plus :data:`DECODE_SECONDS_MARGIN`."""
-    from medconv.guard import Limits
-
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        size = 0
-    return Limits(memory_bytes=3 * output_bytes + 2 * size + DECODE_MEMORY_MARGIN,
-                  seconds=DECODE_SECONDS_MARGIN + output_bytes / DECODE_BYTES_PER_SECOND)
-
-
-#: Deflated Explicit VR Little Endian (pydicom inflates it in memory, whole).
-DEFLATED = "1.2.840.10008.1.2.1.99"
-#: Memory a guarded decode may use besides its output (the decoder's own buffers: GDCM copies the file).
-DECODE_MEMORY_MARGIN = 512 << 20
-#: Output bytes per second a guarded decode is allowed (the slowest decoder here, OpenJPEG on one
-#: core under load, makes ~20 MB/s), and seconds on top: a decode that takes longer is stopped.
-DECODE_BYTES_PER_SECOND = 5 << 20
-DECODE_SECONDS_MARGIN = 30.0
-
-
-def decode_with_pydicom(path: str, header: PixelHeader, fp: IO[bytes] | None = None) -> tuple[np.ndarray, PixelHeader]:
-    """Every frame of ``path`` decoded by pydicom's plugins (stored values, bits not yet masked), and ``header``
-    as the data confirmed it (:func:`check_pixel_length`).
-
-    Module-level so that :func:`medconv.guard.guarded` can run it in its helper:
-    there ``fp`` is ``None`` and the file is opened again. Uncompressed Pixel Data
-    (big endian, deflated) must have the length the header describes
-    (:func:`check_pixel_length`: pydicom would drop extra bytes with a warning).
-
-    Raises
-    ------
-    UnreadableFileError, MissingDependencyError
-        The file cannot be parsed, has no Pixel Data, or no plugin decodes it.
-    """
-    import pydicom
-    from pydicom.pixels import pixel_array
-
-    try:
-        if fp is None:
-            with open_dicom(path) as own:
-                dataset = pydicom.dcmread(own, force=True)
-        else:
-            fp.seek(0)
-            dataset = pydicom.dcmread(fp, force=True)  # a full parse copes with deflate and odd encodings
-    except MemoryError:
-        raise
-    except Exception as exc:  # pydicom raises many types on a corrupt file
-        raise UnreadableFileError(f"cannot parse the DICOM file ({exc})", path=path) from exc
-    if not any(keyword in dataset for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        raise UnreadableFileError(
-            "the file has image attributes (Rows, Columns) but no Pixel Data element", path=path,
-            hint="a header-only or stripped copy: get the complete file again",
-        )
-    if "PixelData" in dataset and not is_encapsulated(header.transfer_syntax):
-        try:
-            length = len(dataset.PixelData)
-        except Exception as exc:  # a value pydicom cannot convert
-            raise UnreadableFileError(f"the Pixel Data cannot be read ({type(exc).__name__}: {exc})", path) from exc
-        expected = expected_pixel_bytes(header)
-        header = check_pixel_length(header, length, lambda count: dataset.PixelData[expected + expected % 2:][:count])
-    try:
-        return pixel_array(dataset, as_rgb=True), header
-    except MemoryError:
-        raise
-    except Exception as exc:  # third-party decoders raise many types; all mean "cannot decode"
-        raise _decode_error(header, exc) from exc
 
 
 def mask_stored_bits(array: np.ndarray, header: PixelHeader) -> None:

@@ -324,8 +324,9 @@ def header_problem(header: DicomHeader):
         if keyword in PIXEL_FIELDS:
             return UnreadableFileError(f"{keyword} {problem}", header.path,
                                        "the file's pixel description is corrupt; fix the element or leave the file out")
-    if header.has_pixels:  # what pydicom refuses to decode (one rule: decode.check_pixel_header)
-        from .pixels import check_pixel_header, pixel_header_of
+    if header.has_pixels:  # what pydicom refuses to decode (one rule: pixel_checks.check_pixel_header)
+        from .pixel_checks import check_pixel_header
+        from .pixels import pixel_header_of
 
         try:
             check_pixel_header(pixel_header_of(header))

@@ -35,11 +35,6 @@ from .decode import (  # noqa: F401  (re-exported: the decoding API lives in .de
     DECODER_PACKAGES,
     NATIVE_LITTLE_ENDIAN,
     PixelHeader,
-    check_pixel_header,
-    check_pixel_length,
-    expected_pixel_bytes,
-    high_bit_note,
-    padding_note,
     decode_into,
     mask_stored_bits,
     open_dicom,
@@ -48,6 +43,7 @@ from .decode import (  # noqa: F401  (re-exported: the decoding API lives in .de
     read_datasets,
     read_header,
 )
+from .pixel_checks import check_pixel_header, check_pixel_length, expected_pixel_bytes, high_bit_note, padding_note
 
 
 @dataclass(frozen=True)
@@ -349,8 +345,8 @@ def direct_pixel_header(header: Any) -> PixelHeader | None:
     Raises
     ------
     UnreadableFileError
-        A pixel attribute is unreadable or invalid (:func:`.decode.check_pixel_header`),
-        or the Pixel Data's length is not what they describe (:func:`.decode.check_pixel_length`).
+        A pixel attribute is unreadable or invalid (:func:`.pixel_checks.check_pixel_header`),
+        or the Pixel Data's length is not what they describe (:func:`.pixel_checks.check_pixel_length`).
     """
     float_bits = getattr(header, "float_pixel_bits", 0)
     if float_bits and header.bits_allocated != float_bits:
@@ -367,7 +363,7 @@ def direct_pixel_header(header: Any) -> PixelHeader | None:
         return None
     from .headers import header_problem
 
-    problem = header_problem(header)  # its pixel description too (decode.check_pixel_header)
+    problem = header_problem(header)  # its pixel description too (pixel_checks.check_pixel_header)
     if problem is not None:
         raise problem
     pixel = pixel_header_of(header)
