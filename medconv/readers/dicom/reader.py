@@ -21,7 +21,6 @@ from ...volume import Volume
 from ..files import check_source
 from .discover import OUTSIDE_KEY, SPECIAL_FILE_KEY, Unit, discover_units, plan_groups, sources_of
 from .headers import DicomHeader, looks_like_dicom, read_header
-from .pixels import check_unit_voxels
 from .plan import UnitPlan
 
 DICOM_SUFFIXES = (".dcm", ".dcm.gz", ".ima")
@@ -97,6 +96,7 @@ class DicomReader:
             As the message says; each names a file and what to do.
         """
         from .assemble import assemble
+        from .pixels import check_unit_voxels
 
         plan = self.plan(source, options)
         check_source(source, options)  # a file swapped for a FIFO, or for a link out of SRC, since discovery
