@@ -811,6 +811,10 @@ def reference_dicom(path: Path, volume) -> None:
 
     try:
         dataset = pydicom.dcmread(str(path))
+        if "TransferSyntaxUID" not in dataset.file_meta:  # what pydicom's error says to do: name the encoding
+            # its parser found (a file meta group whose first tag was mutated ends before (0002,0010))
+            dataset.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian if dataset.is_implicit_VR \
+                else pydicom.uid.ExplicitVRLittleEndian if dataset.is_little_endian else pydicom.uid.ExplicitVRBigEndian
         pixels = dataset.pixel_array
     except Exception as exc:
         raise ReferenceRefused(f"pydicom: {type(exc).__name__}: {exc}"[:200]) from None
@@ -844,6 +848,8 @@ def reference_dicom(path: Path, volume) -> None:
     if "PixelSpacing" in dataset and "ImageOrientationPatient" in dataset and "ImagePositionPatient" in dataset:
         rows, columns = (float(v) for v in dataset.PixelSpacing)
         iop = np.array([float(v) for v in dataset.ImageOrientationPatient])
+        # the directions IOP gives, as unit vectors (medconv documents normalising them: docs/reliability.md)
+        iop = np.concatenate([iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])])
         origin = [float(v) for v in dataset.ImagePositionPatient]
         if np.allclose(volume.spacing[:2], (columns, rows), rtol=1e-5) is False:
             raise Differs(f"spacing {volume.spacing[:2]} != PixelSpacing ({columns}, {rows})")

@@ -109,7 +109,7 @@ def test_tcia2nii_with_two_workers_survives_gdcm_aborting_and_rust_panicking(tmp
     found = list(rows(tmp_path / "out").values())
     assert len(found) == 3
     by_file = {Path(row["source"]).name: row for row in found}
-    assert by_file["rows32768.dcm"]["error_type"] == "crashed"
+    assert by_file["rows32768.dcm"]["error_type"] == "decoder-crashed"  # the DICOM reader's guarded decode
     assert "signal 6, SIGABRT" in by_file["rows32768.dcm"]["reason"]
     assert "gdcm" in by_file["rows32768.dcm"]["reason"].lower()
     assert "PanicException" in by_file["rle_panic.dcm"]["reason"]
@@ -117,14 +117,17 @@ def test_tcia2nii_with_two_workers_survives_gdcm_aborting_and_rust_panicking(tmp
 
 
 @pytest.mark.corpus
-def test_tcia2nii_in_one_process_survives_a_rust_panic(tmp_path):
+def test_tcia2nii_in_one_process_survives_gdcm_aborting_and_a_rust_panic(tmp_path):
+    """The DICOM reader decodes compressed transfer syntaxes in a guarded helper (issue 16 items 2-3)."""
     src = _corrupt_dicom_tree(tmp_path / "src")
-    (src / "a" / "rows32768.dcm").unlink()  # an unguarded abort in this process cannot be survived (docs/batch.md)
     done = subprocess.run([str(VENV_BIN / "medconv"), "tcia2nii", str(src), str(tmp_path / "out"), "-j", "1",
                            "--include-2d"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr
     found = {Path(row["source"]).name: row for row in rows(tmp_path / "out").values()}
-    assert found["rle_panic.dcm"]["error_type"] == "crashed" and found["ct.dcm"]["status"] == "converted"
+    assert found["rows32768.dcm"]["error_type"] == "decoder-crashed"
+    assert "decoder crashed (signal 6, SIGABRT) in JPEG-LS" in found["rows32768.dcm"]["reason"]
+    assert found["rle_panic.dcm"]["error_type"] == "decoder-crashed"
+    assert "PanicException" in found["rle_panic.dcm"]["reason"] and found["ct.dcm"]["status"] == "converted"
 
 
 def test_workers_never_import_from_the_folder_medconv_is_started_from(tmp_path):
@@ -162,15 +165,20 @@ def test_a_unit_that_kills_every_dask_worker_fails_alone(tmp_path, monkeypatch):
     assert found["ok-1"]["status"] == found["ok-2"]["status"] == "converted"
 
 
-@pytest.mark.corpus
-def test_a_run_that_dies_in_its_own_process_is_named_by_the_next_run(tmp_path):
-    """An unguarded native abort in the main process ends that run; the lock file says which unit it was on."""
-    src = _corrupt_dicom_tree(tmp_path / "src")
-    (src / "b" / "rle_panic.dcm").unlink()
-    command = [str(VENV_BIN / "medconv"), "tcia2nii", str(src), str(tmp_path / "out"), "--include-2d"]
-    died = subprocess.run(command + ["-j", "1"], capture_output=True, text=True, timeout=300)
-    assert died.returncode in (-6, 134)  # SIGABRT: GDCM's uncaught exception, nothing Python can catch
-    rerun = subprocess.run(command + ["-j", "2"], capture_output=True, text=True, timeout=300)
+def test_a_run_that_dies_in_its_own_process_is_named_by_the_next_run(tmp_path, monkeypatch):
+    """An unguarded native abort in the main process ends that run; the lock file says which unit it was on.
+
+    (A reader plugin that aborts outside any guard: the DICOM reader guards its compressed decodes.)
+    """
+    import os
+
+    install_crash_reader(tmp_path / "plugin", monkeypatch)
+    src = crash_tree(tmp_path / "src", ["abort", "ok-1"])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "plugin"), str(Path(__file__).parent)])}
+    command = [str(VENV_BIN / "medconv"), "convert", str(src), str(tmp_path / "out"), "--reader", "crash"]
+    died = subprocess.run(command + ["-j", "1"], capture_output=True, text=True, timeout=300, env=env)
+    assert died.returncode in (-6, 134)  # SIGABRT: an uncaught C++ exception, nothing Python can catch
+    rerun = subprocess.run(command + ["-j", "2"], capture_output=True, text=True, timeout=300, env=env)
     assert rerun.returncode == 1
     crashed = next(row for row in rows(tmp_path / "out").values() if row["error_type"] == "crashed")
     assert f"note: the last run into {tmp_path / 'out'} ended while converting {crashed['unit_id']}" in rerun.stderr

@@ -146,13 +146,20 @@ def test_twelve_bit_signed_is_sign_extended(tmp_path):
     np.testing.assert_array_equal(stack.array[0], values)
 
 
-def test_high_bit_not_at_the_top_of_bits_stored(tmp_path):
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
+def test_a_high_bit_that_is_not_bits_stored_minus_one_is_read_as_pydicom_reads_it_with_a_warning(tmp_path, signed):
+    """Issue 16 item 7: HighBit 13 with BitsStored 12 (PS3.3 requires 11). pydicom uses the low BitsStored
+    bits whatever HighBit says; so does medconv, with a warning (HighBit 7 on 16-bit CT had multiplied every
+    value by 256)."""
+    import pydicom
+
     values = ramp(dtype=np.uint16) * 10
-    raw = (values.astype(np.uint32) << 2) | 0x3  # HighBit 13: value in bits 2..13, junk below and above
-    raw |= 0xC000
-    path = write_slice(tmp_path / "a.dcm", values, bits_stored=12, high_bit=13, signed=False, modality="MR",
+    raw = (values.astype(np.uint32) << 2) | 0x3 | 0xC000  # bits 2..13 as HighBit 13 would have them, junk around
+    path = write_slice(tmp_path / "a.dcm", values, bits_stored=12, high_bit=13, signed=signed, modality="MR",
                        raw_bytes=raw.astype("<u2").tobytes())
-    np.testing.assert_array_equal(read_pixel_stack([path]).array[0], values)
+    stack = read_pixel_stack([path])
+    np.testing.assert_array_equal(stack.array[0], pydicom.dcmread(path).pixel_array)
+    assert any("HighBit 13 does not match BitsStored 12" in warning for warning in stack.warnings)
 
 
 @pytest.mark.parametrize(

@@ -68,6 +68,7 @@ TCIA_EXAMPLES = (
 @annotation_options
 @radiograph_input()
 @pet_input
+@limit_input
 @output_options
 @transform_options
 @batch_options

@@ -4,7 +4,7 @@ Each group fills fields of ``ReadOptions`` (or ``DatasetOptions.readers``) and i
 offered only by the commands whose readers use it: ``--on-tilt`` by the
 commands that read DICOM, ``--labels`` by those that read files, and so on. ``--max-voxels`` and
 ``--follow-outside`` (docs/reliability.md) are offered by the commands whose readers
-apply them (MetaImage, NIfTI, TIFF, npz; the DICOM reader in phase 2 of issue 16).
+apply them (DICOM, MetaImage, NIfTI, TIFF, npz).
 """
 
 from __future__ import annotations

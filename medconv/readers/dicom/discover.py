@@ -19,12 +19,13 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
-from ...errors import GeometryError, MedconvError
+from ...errors import MedconvError, OutsideDatasetError, SpecialFileError, UnreadableFileError
 from ...options import ReadOptions
 from ...layout import ascii_name
 from ...source import Source
+from ..files import check_dataset_file
 from .grouping import SeriesGroup, group_headers
-from .headers import DicomHeader, scan_files
+from .headers import DicomHeader, dicom_like_name, header_notes, header_problem, scan_files
 from .plan import Layout, PlanFailure, UnitPlan
 
 log = logging.getLogger(__name__)
@@ -46,18 +47,87 @@ class Discovery:
     units: list[Unit] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    #: Links inside SRC resolving outside it (not opened): one refused unit per folder.
+    outside: list[tuple[str, OutsideDatasetError]] = field(default_factory=list)
+    #: The unreadable paths that are special files (FIFOs, devices, sockets).
+    special: set[str] = field(default_factory=set)
+    #: The skipped paths that are not regular files (folder links, FIFOs named like nothing DICOM): nothing may
+    #: open them, not even to look for LIDC XML (opening a FIFO blocks).
+    unopened: set[str] = field(default_factory=set)
 
 
-def walk(root: str) -> Iterator[str]:
-    """Every file under ``root`` (or ``root`` itself), sorted, hidden files and medconv temporaries left out."""
-    if os.path.isfile(root):
-        yield root
+@dataclass
+class Walk:
+    """The files under SRC, sorted by what discovery may do with them (nothing is opened to decide)."""
+
+    #: Regular files (and links to regular files inside SRC): their headers are scanned.
+    files: list[str] = field(default_factory=list)
+    #: Links that resolve outside SRC: never opened (``--follow-outside`` reads them at read time).
+    outside: list[tuple[str, OutsideDatasetError]] = field(default_factory=list)
+    #: ``(path, error)`` of what cannot be read: FIFOs, devices, sockets (``SpecialFileError``), links
+    #: pointing nowhere, folders that cannot be listed. A FIFO is never opened: opening it blocks.
+    refused: list[tuple[str, MedconvError]] = field(default_factory=list)
+    #: ``(path, reason)``: links to folders (not followed, like every folder link under SRC).
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def walk(root: str) -> Walk:
+    """Every file under ``root`` (or ``root`` itself), sorted, hidden files and medconv temporaries left out.
+
+    Entries are told apart by their directory entry type (no ``stat`` for regular
+    files); a link costs a ``stat`` and a ``realpath`` (:func:`~medconv.readers.files.check_dataset_file`,
+    the one stay-inside-SRC rule). Folder links are not followed.
+    """
+    found = Walk()
+    if not os.path.isdir(root):
+        try:  # a file named on its own: only the special-file rule (it was named on purpose)
+            check_dataset_file(root, os.path.dirname(os.path.abspath(root)), follow_outside=True)
+            found.files.append(root)
+        except MedconvError as exc:
+            found.refused.append((root, exc))
+        return found
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as exc:
+            found.refused.append((folder, UnreadableFileError(f"this folder cannot be listed ({exc.strerror or exc})",
+                                                              folder)))
+            continue
+        subfolders = []
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") or ".medconv-tmp" in name:
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    subfolders.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    found.files.append(entry.path)
+                elif entry.is_symlink():
+                    _walk_link(entry.path, root, found)
+                else:
+                    check_dataset_file(entry.path, root)  # a FIFO, device or socket: raises
+            except OutsideDatasetError as exc:
+                found.outside.append((entry.path, exc))
+            except MedconvError as exc:
+                found.refused.append((entry.path, exc))
+            except OSError as exc:
+                found.refused.append((entry.path, UnreadableFileError(f"cannot be examined ({exc.strerror or exc})",
+                                                                      entry.path)))
+        pending.extend(reversed(subfolders))  # depth first, in name order, like os.walk top-down
+    return found
+
+
+def _walk_link(path: str, root: str, found: Walk) -> None:
+    """A link under SRC: a regular file inside SRC is scanned; a folder is not followed; the rest raises."""
+    if os.path.isdir(path):
+        found.skipped.append((path, "a link to a folder: not followed (folder links under SRC never are)"))
         return
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and ".medconv-tmp" not in name:
-                yield os.path.join(folder, name)
+    check_dataset_file(path, root)  # special file, dangling, outside SRC: raises
+    found.files.append(path)
 
 
 def plan_groups(headers: Sequence[DicomHeader]) -> list[Unit]:
@@ -70,6 +140,11 @@ def plan_groups(headers: Sequence[DicomHeader]) -> list[Unit]:
         if group.unreadable or group.layout == Layout.OBJECT.value:
             units.append(Unit(group))
             continue
+        problem = next((p for p in map(header_problem, group.headers) if p is not None), None)
+        if problem is not None:  # a corrupt geometry or pixel description: the unit fails naming it (not excluded
+            group.excluded = None  # as "colour" for SamplesPerPixel 5), and read() raises it again
+            units.append(Unit(group, failure=problem))
+            continue
         if group.excluded and group.layout != Layout.SINGLE_FRAME.value and "2d" not in group.flags:
             units.append(Unit(group))
             continue
@@ -80,15 +155,17 @@ def plan_groups(headers: Sequence[DicomHeader]) -> list[Unit]:
                 outcome = _vendor_4d(group)
             else:
                 outcome = plan_unit(group)
-        except MedconvError as exc:
+        except Exception as exc:  # typed or not, it stays with this unit: read() raises it again
             units.append(Unit(group, failure=exc))
             continue
+        notes = tuple(dict.fromkeys(note for header in group.headers for note in header_notes(header)))
         for item in outcome if isinstance(outcome, list) else [outcome]:
             if isinstance(item, PlanFailure):
                 units.append(Unit(_subgroup(group, item.headers), failure=item.error))
             else:
-                if group.warnings:  # grouping's decisions (a blank SeriesInstanceUID) reach the output
-                    item = replace(item, warnings=tuple(group.warnings) + item.warnings)
+                extra = tuple(group.warnings) + notes  # grouping's decisions (a blank SeriesInstanceUID), bad elements
+                if extra:
+                    item = replace(item, warnings=extra + tuple(item.warnings))
                 units.append(Unit(_subgroup(group, item.headers, item), plan=item))
     return units
 
@@ -127,15 +204,28 @@ def _subgroup(group: SeriesGroup, headers: Sequence[DicomHeader], plan: UnitPlan
 
 
 def discover_units(root: str, jobs: int | None = None) -> Discovery:
-    """Scan and plan every unit under ``root`` (a folder or one file)."""
-    result = scan_files(list(walk(root)), jobs=jobs)
-    if result.skipped:
-        reasons = Counter(reason for _, reason in result.skipped)
-        log.info("%s: skipped %d non-DICOM file(s): %s", root, len(result.skipped),
+    """Scan and plan every unit under ``root`` (a folder or one file); never raises for one file's sake."""
+    walked = walk(root)
+    result = scan_files(walked.files, jobs=jobs)
+    skipped = result.skipped + walked.skipped
+    unreadable = list(result.unreadable)
+    special: set[str] = set()
+    unopened = {path for path, _ in walked.skipped}
+    for path, error in walked.refused:  # a FIFO named like a slice is a row; one named notes.fifo is skipped
+        if dicom_like_name(path) or os.path.isdir(path):
+            unreadable.append((path, error.message))
+            if isinstance(error, SpecialFileError):
+                special.add(path)
+        else:
+            skipped.append((path, f"not read: {error.message}"))
+            unopened.add(path)
+    if skipped:
+        reasons = Counter(reason for _, reason in skipped)
+        log.info("%s: skipped %d non-DICOM file(s): %s", root, len(skipped),
                  ", ".join(f"{n} {r}" for r, n in reasons.items()))
     units = plan_groups(result.headers)
-    _note_unreadable_neighbours(units, result.unreadable)
-    return Discovery(units, result.skipped, result.unreadable)
+    _note_unreadable_neighbours(units, unreadable + [(path, exc.message) for path, exc in walked.outside])
+    return Discovery(units, skipped, unreadable, walked.outside, special, unopened)
 
 
 def _note_unreadable_neighbours(units: list[Unit], unreadable: Sequence[tuple[str, str]]) -> None:
@@ -190,15 +280,53 @@ def sources_of(discovery: Discovery, root: str, reader: str = "dicom") -> Iterat
     sources = []
     for path, reason in discovery.unreadable:
         ident = _unique(f"unreadable_{slug(os.path.basename(path))}", used)
-        sources.append(Source(ident, reader, (path,), base, {"unreadable": reason, "n_files": 1,
-                                                             "folder": relative_folder(path, base)}))
-    sources.extend(source_for(unit, base, used, reader) for unit in discovery.units)
-    if not discovery.skipped and not any(source.info.get("layout") == Layout.OBJECT.value for source in sources):
+        info = {"unreadable": reason, "n_files": 1, "folder": relative_folder(path, base)}
+        if path in discovery.special:
+            info[SPECIAL_FILE_KEY] = True
+        sources.append(Source(ident, reader, (path,), base, info))
+    sources.extend(outside_sources(discovery.outside, base, used, reader))
+    for unit in discovery.units:
+        try:
+            sources.append(source_for(unit, base, used, reader))
+        except Exception as exc:  # a unit that cannot even be described is one failed row
+            paths = tuple(h.path for h in unit.group.headers)
+            ident = _unique(f"undescribed_{slug(os.path.basename(paths[0]))}", used)
+            sources.append(Source(ident, reader, paths, base, {
+                "unreadable": f"cannot describe this unit ({type(exc).__name__}: {exc})", "n_files": len(paths),
+                "folder": relative_folder(paths[0], base)}))
+    regular = [(path, reason) for path, reason in discovery.skipped if path not in discovery.unopened]
+    if not regular and not any(source.info.get("layout") == Layout.OBJECT.value for source in sources):
         yield from sources
         return
     from ..annotations.discovery import with_annotation_units
 
-    yield from with_annotation_units(sources, discovery.skipped, base)
+    yield from with_annotation_units(sources, regular, base)
+
+
+#: ``Source.info`` key of a unit of links that resolve outside SRC (its value: the reason, one line).
+OUTSIDE_KEY = "outside_dataset"
+#: ``Source.info`` key of an unreadable unit that is a FIFO, device or socket (reading raises SpecialFileError).
+SPECIAL_FILE_KEY = "special_file"
+
+
+def outside_sources(links: Sequence[tuple[str, OutsideDatasetError]], base: str, used: set[str],
+                    reader: str = "dicom") -> Iterator[Source]:
+    """One Source per folder of links that resolve outside SRC; nothing of them has been opened.
+
+    Reading one raises its :class:`~medconv.errors.OutsideDatasetError` unless
+    ``ReadOptions.follow_outside``; then its files are planned like a Source made by
+    hand (one image stack).
+    """
+    by_folder: dict[str, list[tuple[str, OutsideDatasetError]]] = {}
+    for path, error in links:
+        by_folder.setdefault(os.path.dirname(path), []).append((path, error))
+    for folder, found in by_folder.items():
+        first = found[0][1]
+        more = f" (and {len(found) - 1} more link(s) in this folder)" if len(found) > 1 else ""
+        ident = _unique(f"outside_{slug(os.path.basename(found[0][0]))}", used)
+        yield Source(ident, reader, tuple(path for path, _ in found), base, {
+            "error": first.one_line() + more, OUTSIDE_KEY: first.one_line() + more, "n_files": len(found),
+            "folder": relative_folder(found[0][0], base)})
 
 
 def source_for(unit: Unit, base: str, used: set[str], reader: str = "dicom") -> Source:
@@ -281,9 +409,9 @@ def _geometry_info(unit: Unit, info: dict) -> None:
     try:
         order = order_frames(plan)
         geometry, _ = stack_geometry(plan, order, ReadOptions())
-    except GeometryError as exc:
+    except Exception as exc:  # typed or not: reading the unit raises it again, naming the file
         info["flags"].append("geometry-error")
-        info["geometry_error"] = exc.message
+        info["geometry_error"] = exc.message if isinstance(exc, MedconvError) else f"{type(exc).__name__}: {exc}"
         info["shape"] = [plan.columns, plan.rows, len(plan.frames)]
         return
     k, rows, cols = geometry.shape_kji

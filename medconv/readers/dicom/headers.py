@@ -14,6 +14,7 @@ every other file, each with the reason in :attr:`ScanResult.skipped`.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -115,6 +116,10 @@ class DicomHeader:
     float_pixel_bits: int = 0
     #: ``(size, mtime_ns)`` of the file when its header was parsed (``None``: not known).
     file_stamp: tuple[int, int] | None = None
+    #: ``(keyword, what is wrong)`` of each element of :data:`FIELDS` that is present but cannot be read
+    #: (``PixelSpacing`` with 3 values, ``RescaleIntercept = x``, ``Rows`` of 4 bytes, ``nan``): its field is
+    #: left unset, and :func:`header_problem` / :func:`header_notes` say what that means for the unit.
+    malformed: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_enhanced(self) -> bool:
@@ -212,8 +217,24 @@ FIELD_TAGS: dict[str, int] = {
 FIELD_ATTRIBUTES: dict[str, str] = {keyword: attribute for keyword, attribute, _ in FIELDS}
 
 
-def _parse(text: str, kind: str):
-    """One element's value from its text form, or ``None`` when empty or malformed."""
+#: Numeric :data:`FIELDS` that must hold exactly one value (others of kind ``int`` / ``float`` use their first).
+SINGLE_VALUED = frozenset({"NumberOfFrames", "RescaleSlope", "RescaleIntercept"})
+_NUMBER_KINDS = frozenset({"int", "float", "us"})
+
+
+def _parse(text: str, kind: str, single: bool = False):
+    """One element's value from its text form; ``None`` when empty.
+
+    Kinds: ``text`` / ``upper`` / ``multi`` (strings), ``int`` / ``float`` (the first
+    value; the only one when ``single``), ``floatsN`` (exactly N values), ``us`` (one
+    unsigned short, given as text by pydicom's conversion). Numbers must be finite.
+
+    Raises
+    ------
+    ValueError
+        The value is present but cannot be read: its message says why (it goes into
+        :attr:`DicomHeader.malformed`).
+    """
     text = text.strip("\x00 ")
     if kind == "text":
         return text
@@ -221,33 +242,107 @@ def _parse(text: str, kind: str):
         return text.upper()
     if not text:
         return None
+    if kind in _NUMBER_KINDS and "\\" not in text:  # one number: the common case, kept fast (the header scan)
+        try:
+            number = float(text) if kind == "float" else int(text) if kind == "us" else int(float(text))
+        except (ValueError, OverflowError):  # int(float("inf")) overflows: not a number either
+            raise ValueError("not a number") from None
+        if kind == "float" and not math.isfinite(number):
+            raise ValueError("not a finite number")
+        return number
     parts = text.split("\\")
+    if kind == "multi":
+        return tuple(part.strip().upper() for part in parts)
+    count = int(kind[6:]) if kind.startswith("floats") else 1 if single or kind == "us" else None
+    if count is not None and len(parts) != count:
+        raise ValueError(f"{len(parts)} value(s) where {count} {'is' if count == 1 else 'are'} allowed")
+    if kind in _NUMBER_KINDS:  # several values where the first is used
+        return _parse(parts[0], kind)
     try:
-        if kind == "multi":
-            return tuple(part.strip().upper() for part in parts)
-        if kind == "int":
-            return int(float(parts[0]))
-        if kind == "float":
-            return float(parts[0])
-        if kind.startswith("floats"):
-            values = tuple(float(part) for part in parts)
-            return values if len(values) == int(kind[6:]) else None
-        if kind == "us":
-            return int(parts[0])
-    except ValueError:
-        return None
-    raise ValueError(f"unknown field kind {kind!r}")
+        numbers = tuple(map(float, parts))
+    except (ValueError, OverflowError):
+        raise ValueError("not a number") from None
+    if not all(map(math.isfinite, numbers)):
+        raise ValueError("not a finite number")
+    return numbers
+
+
+def _shown(raw: bytes | None, value) -> str:
+    """A malformed element's value, short, for messages."""
+    text = raw.decode("latin-1") if raw is not None else str(value)
+    text = " ".join(text.strip("\x00 ").split())
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+class Unconvertible:
+    """A value pydicom could not convert (a wrong length for its VR ...): why, for :attr:`DicomHeader.malformed`."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str):
+        self.reason = reason
 
 
 def _element_values(ds) -> dict:
-    """``{tag: (raw bytes or None, converted value or None)}`` of the top-level elements, unconverted when possible."""
+    """``{tag: (raw bytes or None, converted value or None)}`` of the top-level elements, unconverted when possible.
+
+    A value pydicom cannot convert is an :class:`Unconvertible`, never an exception.
+    """
     values = {}
     for element in ds.elements():
         if getattr(element, "is_raw", False) and element.is_little_endian:
             values[int(element.tag)] = (element.value or b"", None)
-        else:
+            continue
+        try:
             values[int(element.tag)] = (None, ds[element.tag].value)
+        except Exception as exc:  # pydicom raises many types for a value of the wrong length
+            values[int(element.tag)] = (None, Unconvertible(f"{type(exc).__name__}: {str(exc)[:120]}"))
     return values
+
+
+#: Present but unreadable, these fail the unit: a default in their place would be a silently wrong volume.
+GEOMETRY_FIELDS = ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing")
+PIXEL_FIELDS = ("Rows", "Columns", "BitsAllocated", "BitsStored", "PixelRepresentation", "SamplesPerPixel",
+                "PlanarConfiguration", "NumberOfFrames", "RescaleSlope", "RescaleIntercept")
+
+
+def header_problem(header: DicomHeader):
+    """The typed error of a header whose geometry or pixel attributes cannot be read, or ``None``.
+
+    A value that is present but unreadable (:attr:`DicomHeader.malformed`) in
+    :data:`GEOMETRY_FIELDS` is a :class:`~medconv.errors.GeometryError`, in
+    :data:`PIXEL_FIELDS` an :class:`~medconv.errors.UnreadableFileError`; both name the
+    file, the element and what is wrong with it. (Absent elements are not malformed:
+    the stack and pixel stages say what their absence means.)
+    """
+    from ...errors import GeometryError, UnreadableFileError
+
+    for keyword, problem in header.malformed:
+        if keyword in GEOMETRY_FIELDS:
+            return GeometryError(f"{keyword} {problem}", header.path,
+                                 "the file's geometry is corrupt; fix or remove the element, or leave the file out")
+        if keyword in PIXEL_FIELDS:
+            return UnreadableFileError(f"{keyword} {problem}", header.path,
+                                       "the file's pixel description is corrupt; fix the element or leave the file out")
+    if header.has_pixels:  # what pydicom refuses to decode (one rule: pixel_checks.check_pixel_header)
+        from .pixel_checks import check_pixel_header
+        from .pixels import pixel_header_of
+
+        try:
+            check_pixel_header(pixel_header_of(header))
+        except UnreadableFileError as exc:
+            return exc
+    return None
+
+
+def header_notes(header: DicomHeader) -> list[str]:
+    """Warnings for the malformed elements that do not fail the unit (ignored, as if absent)."""
+    notes = []
+    for keyword, problem in header.malformed:
+        if keyword in GEOMETRY_FIELDS or keyword in PIXEL_FIELDS:
+            continue
+        notes.append(f"{keyword} {problem}: ignored ({os.path.basename(header.path)})")
+    return notes
 
 
 def read_header(path: str) -> DicomHeader:
@@ -336,7 +431,12 @@ def read_header_pydicom(path: str) -> DicomHeader:
     if meta is not None:
         syntax = str(meta.get("TransferSyntaxUID", "") or "")
         media_sop = str(meta.get("MediaStorageSOPClassUID", "") or "")
-    mosaic = ds[MOSAIC_IMAGES_TAG].value if MOSAIC_IMAGES_TAG in raw_values else None
+    mosaic = None
+    if MOSAIC_IMAGES_TAG in raw_values:
+        try:
+            mosaic = ds[MOSAIC_IMAGES_TAG].value
+        except Exception:  # a private value of the wrong length: no mosaic count
+            mosaic = None
     header = _header_from_values(path, raw_values, syntax, media_sop, mosaic)
     status = os.stat(path)
     header.file_stamp = (status.st_size, status.st_mtime_ns)
@@ -344,16 +444,26 @@ def read_header_pydicom(path: str) -> DicomHeader:
 
 
 def _header_from_values(path: str, raw_values: dict, syntax: str, media_sop: str, mosaic) -> DicomHeader:
-    """A :class:`DicomHeader` from ``{tag: (raw little-endian bytes or None, converted value or None)}``."""
+    """A :class:`DicomHeader` from ``{tag: (raw little-endian bytes or None, converted value or None)}``.
+
+    A value that is present but cannot be read leaves its field unset and is listed in :attr:`DicomHeader.malformed`.
+    """
     parsed = {}
+    malformed: list[tuple[str, str]] = []
     for keyword, attribute, kind in FIELDS:
         found = raw_values.get(FIELD_TAGS[keyword])
         if found is None:
             continue
         raw, value = found
+        if isinstance(value, Unconvertible):
+            malformed.append((keyword, f"cannot be read ({value.reason})"))
+            continue
         if raw is not None:
             if kind == "us":
-                parsed[attribute] = int.from_bytes(raw[:2], "little") if len(raw) >= 2 else None
+                if len(raw) == 2:
+                    parsed[attribute] = int.from_bytes(raw, "little")
+                elif raw:
+                    malformed.append((keyword, f"holds {len(raw)} bytes where one unsigned short (2 bytes) is allowed"))
                 continue
             text = raw.decode("latin-1")
         elif value is None:
@@ -362,12 +472,14 @@ def _header_from_values(path: str, raw_values: dict, syntax: str, media_sop: str
             text = "\\".join(str(v) for v in value)
         else:
             text = str(value)
-        parsed[attribute] = _parse(text, kind)
+        try:
+            parsed[attribute] = _parse(text, kind, keyword in SINGLE_VALUED)
+        except ValueError as exc:
+            malformed.append((keyword, f"{_shown(raw, text)}: {exc}"))
     centre, width = parsed.pop("window_center", None), parsed.pop("window_width", None)
     header = DicomHeader(path=path, **{k: v for k, v in parsed.items() if v is not None})
     header.window = (centre, width) if centre is not None and width is not None else None
     header.number_of_frames = header.number_of_frames or 1
-    header.samples_per_pixel = header.samples_per_pixel or 1
     header.transfer_syntax = syntax
     if not header.sop_class_uid:
         header.sop_class_uid = media_sop
@@ -380,6 +492,8 @@ def _header_from_values(path: str, raw_values: dict, syntax: str, media_sop: str
     if not DIFFUSION_TAGS.isdisjoint(raw_values):
         header.diffusion = diffusion_from_elements(header.manufacturer, raw_values.get)
     header.has_pixels = header.rows > 0 and header.columns > 0 and header.bits_allocated > 0
+    if malformed:
+        header.malformed = tuple(dict.fromkeys(malformed))  # one note per (keyword, problem)
     return header
 
 
@@ -439,13 +553,18 @@ PREAMBLE_END = 132
 _DICOM_NAME = re.compile(r"^([0-9.]+|[^.]*|.*\.(dcm|ima|dicom|dic))$", re.IGNORECASE)
 
 
+def dicom_like_name(path: str) -> bool:
+    """Whether a file is named like a DICOM file (no suffix, ``.dcm``, ``.ima``, ``.dicom``, a UID-like name)."""
+    return bool(_DICOM_NAME.match(os.path.basename(path)))
+
+
 def interrupted_download(path: str) -> str | None:
     """Why a file named like a DICOM file holds no header at all (empty, or cut inside its preamble), or ``None``.
 
     Such a file beside a series is a slice that never arrived: it must be named in
     the manifest, not skipped as "not DICOM" (files named otherwise, ``notes.txt``, are skipped).
     """
-    if not _DICOM_NAME.match(os.path.basename(path)):
+    if not dicom_like_name(path):
         return None
     try:
         size = os.path.getsize(path)
@@ -464,28 +583,45 @@ def interrupted_download(path: str) -> str | None:
 
 
 def scan_one(path: str) -> tuple[str, DicomHeader | str, str]:
-    """``("ok", header, "")``, ``("skip", path, reason)`` or ``("bad", path, reason)`` for one file."""
+    """``("ok", header, "")``, ``("skip", path, reason)`` or ``("bad", path, reason)`` for one file; never raises.
+
+    Whatever a parse raises (pydicom's ``BytesLengthException`` or ``NotImplementedError``
+    for a corrupt length, an ``OSError``, an exception nobody foresaw) makes the file one
+    unreadable row with the reason: one bad file never stops a discovery.
+    """
+    try:
+        return _scan_one(path)
+    except Exception as exc:  # the per-file net of discovery
+        return ("bad", path, f"unreadable DICOM header ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})")
+
+
+def _scan_one(path: str) -> tuple[str, DicomHeader | str, str]:
     damage = interrupted_download(path)
     if damage:
         return ("bad", path, damage)
     reason = classify_path(path)
     if reason:
         return ("skip", path, reason)
-    try:
-        header = read_header(path)
-    except Exception as exc:  # a third-party parse error on a bad file: recorded, not raised
-        return ("bad", path, f"unreadable DICOM header ({type(exc).__name__}: {exc})")
+    header = read_header(path)
     if header.sop_class_uid == DICOMDIR_SOP_CLASS:
         return ("skip", path, "DICOMDIR (a media index, not an image)")
-    if not header.series_uid and _empty_dataset(path):
-        return ("bad", path, "DICOM file with no data elements after its file meta header (truncated or empty)")
+    problem = None if header.series_uid else _unparsable_dataset(path)
+    if problem:
+        return ("bad", path, problem)
     # a file without SeriesInstanceUID that holds data (pydicom's test fragments, stripped
     # exports) is not corrupt: grouping makes it a unit of its own and classifies it
     return ("ok", header, "")
 
 
-def _empty_dataset(path: str) -> bool:
-    """True when the file has no element outside the file meta group (cut right after its header)."""
+def _unparsable_dataset(path: str) -> str | None:
+    """Why a file without SeriesInstanceUID holds no usable data set, or ``None`` when it does.
+
+    Such a file is either a fragment that is DICOM all the same (pydicom's test files)
+    or a file whose header is corrupt: a wrong length in the file meta group makes
+    the data set start inside a value, where pydicom finds one element of garbage.
+    So every element is converted here (only for these rare files): one that cannot
+    be, or a data set without a single standard (even-group) element, is corrupt.
+    """
     import pydicom
 
     try:
@@ -494,9 +630,12 @@ def _empty_dataset(path: str) -> bool:
                 ds = pydicom.dcmread(handle, stop_before_pixels=True, force=True)
         else:
             ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-    except Exception:
-        return True
-    return not any(element.tag.group != 0x0002 for element in ds)
+        standard = [element for element in ds if element.tag.group != 0x0002 and element.tag.group % 2 == 0]
+    except Exception as exc:  # whatever pydicom raises on a corrupt header
+        return f"unreadable DICOM header ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
+    if not standard:
+        return "DICOM file with no data elements after its file meta header (truncated, empty or corrupt)"
+    return None
 
 
 def _scan_chunk(paths: Sequence[str]) -> list[tuple[str, DicomHeader | str, str]]:

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from medconv.errors import UnreadableFileError, UnsupportedFormatError
-from medconv.pixels import smallest_integer_dtype
+from medconv.pixels import finite_range, rescaled_range, smallest_integer_dtype
 
 from .decode import (  # noqa: F401  (re-exported: the decoding API lives in .decode)
     DECODER_PACKAGES,
@@ -43,6 +43,7 @@ from .decode import (  # noqa: F401  (re-exported: the decoding API lives in .de
     read_datasets,
     read_header,
 )
+from .pixel_checks import check_pixel_header, check_pixel_length, expected_pixel_bytes, high_bit_note, padding_note
 
 
 @dataclass(frozen=True)
@@ -134,18 +135,41 @@ def _wrapped(value: float, dtype: np.dtype):
     return np.array(int(value), dtype=np.int64).astype(dtype)[()]
 
 
-def rescale_frames(stored: np.ndarray, slopes: Sequence[float], intercepts: Sequence[float]) -> np.ndarray:
+#: The largest magnitude a rescaled DICOM value may have: float32's. No modality's values come near it (CT
+#: HU, MR intensities, PET Bq/ml, dose in Gy); a RescaleIntercept of 1e308 is a corrupt header, refused
+#: rather than written as a float64 volume of 1e308 (or, in float32, of inf).
+MAX_RESCALED_MAGNITUDE = float(np.finfo(np.float32).max)
+
+
+def check_rescaled_range(ranges: Sequence[tuple[float, float]], slopes: Sequence[float],
+                         intercepts: Sequence[float], paths: Sequence[str | None]) -> None:
+    """Refuse a rescale whose result is not finite (the shared rule, :func:`medconv.pixels.rescaled_range`)
+    or beyond :data:`MAX_RESCALED_MAGNITUDE`, naming the file of the first frame that does it."""
+    for (low, high), slope, intercept, path in zip(ranges, slopes, intercepts, paths):
+        out_low, out_high = rescaled_range((low, high), slope, intercept, path)
+        if max(abs(out_low), abs(out_high)) > MAX_RESCALED_MAGNITUDE:
+            raise UnreadableFileError(
+                f"the rescale (slope {float(slope):g}, intercept {float(intercept):g}) of stored values "
+                f"{low:g}..{high:g} gives values up to {max(abs(out_low), abs(out_high)):g}, beyond what any "
+                f"DICOM image holds (float32's {MAX_RESCALED_MAGNITUDE:.3g})", path,
+                "the header's rescale fields are corrupt: fix or remove them, then convert again")
+
+
+def rescale_frames(stored: np.ndarray, slopes: Sequence[float], intercepts: Sequence[float],
+                   paths: Sequence[str | None] | None = None) -> np.ndarray:
     """``stored[f] * slopes[f] + intercepts[f]`` for every frame ``f``, in the smallest exact dtype.
 
     Works in place (same buffer reinterpreted) when the output dtype has the
     stored itemsize: integer arithmetic wraps modulo 2**bits, so the result is
     exact whenever it fits the output dtype, which is how that dtype was chosen.
+    A result that is not finite, or beyond float32, fails (:func:`check_rescaled_range`,
+    naming ``paths[f]``).
     """
     if all(s == 1 for s in slopes) and all(b == 0 for b in intercepts):
         return stored
     frames = stored.reshape(stored.shape[0], -1) if stored.ndim > 1 else stored.reshape(1, -1)
-    ranges = [(int(f.min()), int(f.max())) if stored.dtype.kind in "iu" else (float(f.min()), float(f.max()))
-              for f in frames]
+    ranges = [(int(f.min()), int(f.max())) if stored.dtype.kind in "iu" else finite_range(f) for f in frames]
+    check_rescaled_range(ranges, slopes, intercepts, paths or [None] * len(ranges))
     dtype = combined_rescale_dtype(stored.dtype, ranges, slopes, intercepts)
     if dtype.kind in "iu":
         in_place = dtype.itemsize == stored.dtype.itemsize
@@ -239,10 +263,10 @@ def read_pixel_stack(paths: Sequence[str], headers: Sequence[Any] | None = None)
                 if stored is None:
                     stored = np.empty((len(paths),) + header.frame_shape, dtype=header.stored_dtype)
                 if header.stored_dtype == stored.dtype:
-                    decode_into(path, header, stored[index : index + 1], fp)
+                    header = decode_into(path, header, stored[index : index + 1], fp)
                 else:  # mixed signedness or bit depth (rare): decode in its own dtype, then widen
                     frame = np.empty((1,) + header.frame_shape, dtype=header.stored_dtype)
-                    decode_into(path, header, frame, fp)
+                    header = decode_into(path, header, frame, fp)
                     wider = np.promote_types(stored.dtype, frame.dtype)
                     if wider != stored.dtype:
                         stored = stored.astype(wider)
@@ -262,22 +286,41 @@ def decode_file(header: Any) -> tuple[np.ndarray, PixelHeader]:
     (no parse); anything else is parsed and decoded by pydicom's plugins.
     """
     direct = direct_pixel_header(header)
-    if direct is not None:
+    if direct is not None:  # its Pixel Data length is checked: exactly these frames
         stored = np.empty((direct.frames,) + direct.frame_shape, dtype=direct.stored_dtype)
-        needed = stored.nbytes
-        if header.pixel_length >= needed:
-            read_pixel_bytes(header.path, header.pixel_offset, stored)
-            mask_stored_bits(stored, direct)
-            return stored, direct
+        read_pixel_bytes(header.path, header.pixel_offset, stored)
+        mask_stored_bits(stored, direct)
+        return stored, direct
     try:
         with open_dicom(header.path) as fp:
             ds = parse_header(fp, header.path)
             pixel = pixel_header(ds, header.path)
             stored = np.empty((pixel.frames,) + pixel.frame_shape, dtype=pixel.stored_dtype)
-            decode_into(header.path, pixel, stored, fp)
+            pixel = decode_into(header.path, pixel, stored, fp)
     except OSError as exc:
         raise UnreadableFileError(f"cannot read the file ({exc})", path=header.path) from exc
     return stored, pixel
+
+
+def check_unit_voxels(plan: Any, options: Any) -> int:
+    """Refuse a unit whose files declare more voxels than the limit, before anything is allocated.
+
+    Counts every frame of every file the unit decodes (a multi-frame file or a mosaic
+    is decoded whole), Rows x Columns x NumberOfFrames x SamplesPerPixel, from the
+    headers discovery scanned; :func:`medconv.readers.limits.check_voxel_count` applies
+    ``ReadOptions.max_voxels`` (default: the memory available). Returns the count.
+    """
+    from ..limits import check_voxel_count
+
+    files = {header.path: header for header in plan.headers}.values()
+    first = plan.first
+    per_frame = max(1, first.rows) * max(1, first.columns) * max(1, first.samples_per_pixel or 1)
+    voxels = sum(max(1, h.rows) * max(1, h.columns) * max(1, h.samples_per_pixel or 1) * max(1, h.number_of_frames or 1)
+                 for h in files)
+    frames = -(-voxels // per_frame)
+    shape = (max(1, first.columns), max(1, first.rows), frames) + \
+        ((first.samples_per_pixel,) if (first.samples_per_pixel or 1) > 1 else ())
+    return check_voxel_count(shape, first.path, options)
 
 
 def _scan_header(path: str):
@@ -295,9 +338,15 @@ def direct_pixel_header(header: Any) -> PixelHeader | None:
 
     That is: the raw parser found the Pixel Data element (or Float / Double Float
     Pixel Data, read as float32 / float64) at a known offset, the transfer syntax
-    is uncompressed little endian, the value is not encapsulated and holds at
-    least one whole frame of 8, 16 or 32-bit samples (interleaved when colour). ``None`` otherwise (the file is decoded by the
-    general path). Defaults are those of :func:`.decode.pixel_header`.
+    is uncompressed little endian, the value is not encapsulated, of 8, 16 or
+    32-bit samples (interleaved when colour). ``None`` otherwise (the file is
+    decoded by the general path). Defaults are those of :func:`.decode.pixel_header`.
+
+    Raises
+    ------
+    UnreadableFileError
+        A pixel attribute is unreadable or invalid (:func:`.pixel_checks.check_pixel_header`),
+        or the Pixel Data's length is not what they describe (:func:`.pixel_checks.check_pixel_length`).
     """
     float_bits = getattr(header, "float_pixel_bits", 0)
     if float_bits and header.bits_allocated != float_bits:
@@ -310,30 +359,48 @@ def direct_pixel_header(header: Any) -> PixelHeader | None:
         return None
     if header.transfer_syntax != NATIVE_LITTLE_ENDIAN[0] and header.pixel_vr not in ("OW", "OB", "UN", "OF", "OD"):
         return None
-    needed = header.rows * header.columns * samples * (header.bits_allocated // 8)
-    if header.pixel_length == 0xFFFFFFFF or header.pixel_length < needed:
+    if header.pixel_length == 0xFFFFFFFF:
         return None
-    bits_stored = header.bits_stored or header.bits_allocated
+    from .headers import header_problem
+
+    problem = header_problem(header)  # its pixel description too (pixel_checks.check_pixel_header)
+    if problem is not None:
+        raise problem
+    pixel = pixel_header_of(header)
+    return check_pixel_length(pixel, header.pixel_length, lambda count: _read_at(
+        header.path, header.pixel_offset + expected_pixel_bytes(pixel) + expected_pixel_bytes(pixel) % 2, count))
+
+
+def pixel_header_of(header: Any) -> PixelHeader:
+    """The :class:`PixelHeader` a scanned :class:`~.headers.DicomHeader` describes (not checked), with the
+    defaults of :func:`.decode.pixel_header` for absent elements."""
+    bits_stored = header.bits_stored if header.bits_stored is not None else header.bits_allocated
     return PixelHeader(
         path=header.path,
         transfer_syntax=header.transfer_syntax,
         rows=header.rows,
         columns=header.columns,
-        samples=samples,
+        samples=header.samples_per_pixel if header.samples_per_pixel is not None else 1,
         frames=header.number_of_frames or 1,
         bits_allocated=header.bits_allocated,
         bits_stored=bits_stored,
         high_bit=header.high_bit if header.high_bit is not None else bits_stored - 1,
         pixel_representation=header.pixel_representation or 0,
         photometric=header.photometric or "MONOCHROME2",
-        slope=header.slope or 1.0,
+        slope=header.slope if header.slope is not None else 1.0,
         intercept=header.intercept if header.intercept is not None else 0.0,
         modality=header.modality,
         rescale_type=header.rescale_type,
         planar_configuration=header.planar_configuration or 0,
         pet_units=header.pet_units,
-        float_bits=float_bits,
+        float_bits=getattr(header, "float_pixel_bits", 0),
     )
+
+
+def _read_at(path: str, offset: int, count: int) -> bytes:
+    with open(path, "rb", buffering=0) as handle:
+        handle.seek(offset)
+        return handle.read(count)
 
 
 def read_pixel_bytes(path: str, offset: int, out: np.ndarray) -> None:
@@ -381,12 +448,18 @@ def finish_stack(stored: np.ndarray, headers: Sequence[PixelHeader]) -> PixelSta
             if header.photometric == "MONOCHROME1":
                 invert_monochrome1(stored[index], header)
         warnings.append("MONOCHROME1 pixel data inverted within the stored range so that higher values are brighter")
+    notes = list(dict.fromkeys(filter(None, map(high_bit_note, headers))))
+    if notes:
+        warnings.append(notes[0] if len(notes) == 1 else f"{notes[0]} (and {len(notes) - 1} other HighBit values)")
+    padding = padding_note(headers)
+    if padding:
+        warnings.append(padding)
     slopes = [h.slope for h in headers]
     intercepts = [h.intercept for h in headers]
     pairs = set(zip(slopes, intercepts))
     if len(pairs) > 1:
         warnings.append(f"rescale slope/intercept vary between slices ({len(pairs)} different pairs); applied per slice")
-    array = rescale_frames(stored, slopes, intercepts)
+    array = rescale_frames(stored, slopes, intercepts, [h.path for h in headers])
     return PixelStack(array, tuple(warnings), units_for(headers), tuple(headers))
 
 

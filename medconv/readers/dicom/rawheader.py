@@ -14,8 +14,12 @@ It handles only what it can parse unambiguously: a 128-byte preamble and
 UID, and a data set in implicit or explicit VR little endian (every compressed
 transfer syntax is explicit VR little endian). Anything else -- no preamble,
 big endian, deflate, ``.gz``, an unknown VR, a data set encoded other than its
-transfer syntax says, a file cut inside an element -- returns ``None`` and the
-caller uses pydicom, which copes with those.
+transfer syntax says (checked at the first element and at the pixel data), a
+top-level element out of ascending tag order (where a corrupt length leads: the
+next "element" starts inside a value; items of sequences are skipped unchecked,
+real files hold items out of order), a file cut inside an element -- returns
+``None`` and the caller uses pydicom, which copes with those or says what is
+wrong.
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b
 _SHORT_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN",
                         b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"})
 PIXEL_DATA = 0x7FE00010
+#: VRs a pixel data element may have (Pixel Data OB/OW, UN when copied blindly, Float / Double Float OF/OD).
+_PIXEL_VRS = frozenset({b"OB", b"OW", b"UN", b"OF", b"OD"})
 #: pydicom's ``stop_before_pixels`` stops at any of these.
 PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, PIXEL_DATA})
 UNDEFINED_LENGTH = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_TRANSFER_SYNTAX, _MEDIA_SOP_CLASS = 0x00020010, 0x00020002
+_TRANSFER_SYNTAX, _MEDIA_SOP_CLASS, _GROUP_LENGTH = 0x00020010, 0x00020002, 0x00020000
 _CHUNK = 16384
 _TAG_LENGTH = struct.Struct("<HHI")
 _TAG_VR_SHORT = struct.Struct("<HH2sH")
@@ -160,6 +166,8 @@ class _Parser:
             raise _Unsupported("no preamble")
         pos = 132
         meta: dict[int, bytes] = {}
+        group_end = None
+        previous = -1
         while True:
             try:
                 i = self.fill(pos, 8)
@@ -170,10 +178,17 @@ class _Parser:
             tag, vr, length, head = self.element(pos, explicit=True)
             if length == UNDEFINED_LENGTH:
                 raise _Unsupported("undefined length in the file meta group")
-            if tag in (_TRANSFER_SYNTAX, _MEDIA_SOP_CLASS):
+            if tag <= previous:
+                raise _Unsupported("file meta elements out of order")
+            previous = tag
+            if tag in (_TRANSFER_SYNTAX, _MEDIA_SOP_CLASS, _GROUP_LENGTH):
                 i = self.fill(pos + head, length)
                 meta[tag] = self.data[i:i + length]
+                if tag == _GROUP_LENGTH and length == 4:
+                    group_end = pos + head + length + _LONG.unpack_from(meta[tag])[0]
             pos += head + length
+        if group_end is not None and pos != group_end:  # a length inside the group is corrupt
+            raise _Unsupported("the file meta group does not end where its group length says")
         syntax = meta.get(_TRANSFER_SYNTAX, b"").decode("ascii").strip("\x00 ")
         if not syntax or syntax in PYDICOM_ONLY_SYNTAXES:
             raise _Unsupported(f"transfer syntax {syntax!r}")
@@ -185,6 +200,7 @@ class _Parser:
             raise _Unsupported("the data set is not encoded as its transfer syntax says")
         values = header.values
         wanted = self.wanted
+        previous = 0
         while True:
             try:
                 tag, vr, length, head = self.element(pos, explicit)
@@ -192,7 +208,16 @@ class _Parser:
                 if ended.at_boundary:
                     return header  # no pixel data: pydicom's stop_before_pixels ends here too
                 raise _Unsupported("cut inside an element") from None
+            if tag <= previous:  # elements ascend (PS3.5 7.1): a length that missed a boundary lands here
+                raise _Unsupported(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) out of order")
+            previous = tag
             if tag in PIXEL_TAGS:
+                if not explicit:
+                    i = self.fill(pos + 4, 4)
+                    if self.data[i:i + 2] in _PIXEL_VRS and self.data[i + 2:i + 4] == b"\x00\x00":
+                        raise _Unsupported("explicit VR pixel data in an implicit VR data set")
+                elif vr not in _PIXEL_VRS:
+                    raise _Unsupported(f"pixel data of VR {vr!r}")
                 header.pixel_tag, header.pixel_offset = tag, pos + head
                 header.pixel_length, header.pixel_vr = length, vr
                 return header

@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 from typing import Iterator
 
-from ...errors import NotAVolumeError, UnreadableFileError, UnsupportedFormatError
+from ...errors import NotAVolumeError, SpecialFileError, UnreadableFileError, UnsupportedFormatError
 from ...image_reference import ImageReference, ReferencedInstance
 from ...options import ReadOptions
 from ...source import Source
 from ...volume import Volume
-from .discover import Unit, discover_units, plan_groups, sources_of
+from ..files import check_source
+from .discover import OUTSIDE_KEY, SPECIAL_FILE_KEY, Unit, discover_units, plan_groups, sources_of
 from .headers import DicomHeader, looks_like_dicom, read_header
 from .plan import UnitPlan
 
@@ -68,8 +69,13 @@ class DicomReader:
             As the message says; each names a file and what to do.
         """
         info = source.info
+        if info.get(SPECIAL_FILE_KEY):
+            raise SpecialFileError(info["unreadable"], source.path,
+                                   "medconv reads regular files only; remove it from the dataset folder")
         if info.get("unreadable"):
             raise UnreadableFileError(info["unreadable"], source.path, "the file is truncated or corrupt")
+        if info.get(OUTSIDE_KEY):
+            check_source(source, options)  # the OutsideDatasetError of its first link, unless follow_outside
         excluded = info.get("excluded")
         if excluded and not (options.include_2d and info.get("is_2d")):
             raise NotAVolumeError(f"not converted: {excluded}", source.path,
@@ -90,8 +96,12 @@ class DicomReader:
             As the message says; each names a file and what to do.
         """
         from .assemble import assemble
+        from .pixels import check_unit_voxels
 
-        return assemble(self.plan(source, options), options)
+        plan = self.plan(source, options)
+        check_source(source, options)  # a file swapped for a FIFO, or for a link out of SRC, since discovery
+        check_unit_voxels(plan, options)  # before any buffer is allocated
+        return assemble(plan, options)
 
     def image_reference(self, source: Source) -> ImageReference:
         """The grid ``read(source)`` writes the image on, and its acquired instances; headers only.
