@@ -87,7 +87,21 @@ def same_in_world(ours: Path, reference: Path) -> str | None:
 
 
 def images_in(out: Path) -> list[Path]:
-    return sorted(p for p in out.rglob("*.nii*") if p.is_file() and not p.name.startswith("."))
+    """The image volumes under ``out``: not hidden temporaries, and not medconv's annotation masks
+    (a sidecar whose ``meta.annotates`` names the image they are drawn on), which no peer writes."""
+    return sorted(p for p in out.rglob("*.nii*") if p.is_file() and not p.name.startswith(".")
+                  and not _is_annotation_mask(p))
+
+
+def _is_annotation_mask(path: Path) -> bool:
+    import json
+
+    stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
+    sidecar = path.with_name(stem + ".json")
+    try:
+        return bool(json.loads(sidecar.read_text()).get("meta", {}).get("annotates"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def match_by_geometry(ours: list[Path], theirs: list[Path]) -> list[tuple[Path, Path | None]]:
