@@ -461,9 +461,3 @@ def finish_stack(stored: np.ndarray, headers: Sequence[PixelHeader]) -> PixelSta
         warnings.append(f"rescale slope/intercept vary between slices ({len(pairs)} different pairs); applied per slice")
     array = rescale_frames(stored, slopes, intercepts, [h.path for h in headers])
     return PixelStack(array, tuple(warnings), units_for(headers), tuple(headers))
-
-
-def rgb_to_gray(array: np.ndarray) -> np.ndarray:
-    """ITU-R BT.601 luma of an ``(..., 3)`` RGB array, as float32."""
-    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.tensordot(array.astype(np.float32, copy=False), weights, axes=([-1], [0])).astype(np.float32)
