@@ -125,34 +125,22 @@ def match_by_geometry(ours: list[Path], theirs: list[Path]) -> list[tuple[Path, 
 def check_outputs(workload: str, outs: dict[str, Path], expected_units: int) -> list[str]:
     """Problems found in the last repetition's outputs (empty list: all agree)."""
     problems = []
-    if workload == "ct":
-        reference = images_in(outs["dcm2niix -z y"])
+    if workload in ("ct", "prep"):
+        # one image per tool, against the reference tool's: same voxels (ct), or within tolerances (prep)
+        ref_name, compare = ("dcm2niix -z y", same_in_world) if workload == "ct" else ("SimpleITK script", close_in_world)
+        reference = images_in(outs[ref_name])
         if len(reference) != 1:
-            return [f"dcm2niix -z y wrote {len(reference)} images, expected 1"]
+            return [f"{ref_name} wrote {len(reference)} images, expected 1"]
         for name, out in outs.items():
-            if name == "dcm2niix -z y":
+            if name == ref_name:
                 continue
             found = images_in(out)
             if len(found) != 1:
                 problems.append(f"{name}: wrote {len(found)} images, expected 1")
                 continue
-            issue = same_in_world(found[0], reference[0])
+            issue = compare(found[0], reference[0])
             if issue:
-                problems.append(f"{name} vs dcm2niix -z y: {issue}")
-    elif workload == "prep":
-        reference = images_in(outs["SimpleITK script"])
-        if len(reference) != 1:
-            return [f"SimpleITK script wrote {len(reference)} images, expected 1"]
-        for name, out in outs.items():
-            if name == "SimpleITK script":
-                continue
-            found = images_in(out)
-            if len(found) != 1:
-                problems.append(f"{name}: wrote {len(found)} images, expected 1")
-                continue
-            issue = close_in_world(found[0], reference[0])
-            if issue:
-                problems.append(f"{name} vs SimpleITK script: {issue}")
+                problems.append(f"{name} vs {ref_name}: {issue}")
     elif workload in ("tree", "luna") or workload.startswith("scaling-"):
         ref_name = {"tree": "dcm2niix -z y", "luna": "SimpleITK"}.get(workload, "dcm2niix -z y ×2")
         reference = images_in(outs[ref_name])
