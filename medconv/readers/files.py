@@ -57,12 +57,11 @@ def walk_files(root: str, suffixes: Iterable[str]) -> Iterator[tuple[str, str]]:
         return
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=natural_key)
-        for name in sorted(files, key=natural_key):
-            if name.startswith(".") or is_temporary(name):
-                continue
-            suffix = matching_suffix(name, suffixes)
-            if suffix:
-                yield os.path.join(folder, name), suffix
+        # match first, then sort the matches: every reader walks SRC, and most names match none of its suffixes
+        matches = [(name, suffix) for name in files if not name.startswith(".") and not is_temporary(name)
+                   for suffix in (matching_suffix(name, suffixes),) if suffix]
+        for name, suffix in sorted(matches, key=lambda match: natural_key(match[0])):
+            yield os.path.join(folder, name), suffix
 
 
 def file_source_id(path: str, root: str, suffix: str) -> str:
