@@ -182,6 +182,50 @@ def test_bad_files(tmp_path):
         read_rtstruct(tmp_path / "missing.dcm", reference)
 
 
+def _without_preamble(path: Path) -> Path:
+    """The same RTSTRUCT as an old export writes it: no preamble, no file meta, implicit VR little endian."""
+    import pydicom
+
+    dataset = pydicom.dcmread(path)
+    del dataset.file_meta
+    dataset.preamble = None
+    bare = path.with_name("bare_" + path.name)
+    pydicom.dcmwrite(bare, dataset, implicit_vr=True, little_endian=True)
+    assert bare.read_bytes()[128:132] != b"DICM"
+    return bare
+
+
+def test_rtstruct_without_preamble_is_read(tmp_path):
+    # the image reader accepts DICOM without the Part-10 preamble; annotation objects are read the same way
+    from medconv.readers.annotations.headers import annotation_kind
+    from medconv.readers.annotations.model import AnnotationKind
+
+    series = _axial_series(tmp_path)
+    part10 = write_rtstruct(tmp_path / "rs.dcm", series, [Roi(1, "Ball", sphere_contours(series, CENTRE, RADIUS))])
+    bare = _without_preamble(part10)
+    assert annotation_kind(bare) is AnnotationKind.RTSTRUCT
+    volume = read_rtstruct(bare, reference_for(series.paths)).output(OutputRole.MAP).volume
+    assert dice(volume.array == 1, _ball(volume, CENTRE, RADIUS)) >= 0.98
+
+
+def test_pydicom_rtstruct_without_preamble_is_an_rtstruct():
+    import pydicom
+
+    from medconv.readers.annotations.headers import annotation_kind, read_header
+    from medconv.readers.annotations.model import AnnotationKind
+
+    path = corpus_path("pydicom_test_files", "rtstruct.dcm")
+    with pytest.raises(pydicom.errors.InvalidDicomError):
+        pydicom.dcmread(path)  # no preamble: pydicom reads it only when forced
+    reference = pydicom.dcmread(path, force=True)
+    assert annotation_kind(path) is AnnotationKind.RTSTRUCT
+    header = read_header(path)
+    assert header.referenced_series_uids == {item.SeriesInstanceUID
+                                  for frame in reference.ReferencedFrameOfReferenceSequence
+                                  for study in frame.RTReferencedStudySequence
+                                  for item in study.RTReferencedSeriesSequence}
+
+
 # -- references: rt-utils (in the test extra) and plastimatch (when installed) ------------------------------
 
 def _rt_utils_mask(series_folder: Path, rtstruct: Path, name: str) -> np.ndarray:

@@ -68,6 +68,20 @@ def test_a_corrupt_file_meta_length_is_one_failed_row_and_the_series_beside_it_c
     assert scan.returncode == 0 and "MR_small_RLE" in scan.stdout + scan.stderr
 
 
+def test_a_file_of_private_elements_only_is_failed_for_what_it_holds_not_called_truncated(tmp_path):
+    """pydicom's priv_SQ.dcm is a whole Part-10 file holding only private elements: no image, nothing cut."""
+    src = tmp_path / "src"
+    copy_files(lidc_files(3), src / "ct")
+    odd = copy_files([corpus_path("pydicom_test_files", "priv_SQ.dcm")], src / "other")[0]
+    elements = list(pydicom.dcmread(odd))
+    assert elements and all(element.tag.group % 2 == 1 for element in elements)  # pydicom: private groups only
+    done = medconv_cli("tcia2nii", str(src), str(tmp_path / "out"), "-j", "1", "-q")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    failed = [row for row in manifest_rows(tmp_path / "out") if row["status"] == "failed"]
+    assert [row["source"] for row in failed] == [str(odd)]
+    assert "no standard data element" in failed[0]["reason"] and "only private" in failed[0]["reason"]
+
+
 def test_an_exception_nobody_foresaw_while_scanning_one_file_is_one_unreadable_unit(tmp_path, monkeypatch):
     from medconv.readers.dicom import headers
 

@@ -68,11 +68,13 @@ def read_dataset(path: str | os.PathLike, *, expect: str, stop_before_pixels: bo
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    from ..dicom.headers import is_bare_dataset
+
     path = os.fspath(path)
     try:
         with open(path, "rb") as handle:
             watch = _TruncationWatch(handle)
-            dataset = pydicom.dcmread(watch, stop_before_pixels=stop_before_pixels)
+            dataset = pydicom.dcmread(watch, stop_before_pixels=stop_before_pixels, force=is_bare_dataset(path))
             modality = str(dataset.get("Modality", ""))
             sop_class = str(dataset.get("SOPClassUID", ""))
             if expect == "RTSTRUCT":

@@ -78,7 +78,10 @@ def annotation_kind(path: str | os.PathLike) -> Optional[AnnotationKind]:
     try:
         import pydicom
 
-        dataset = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID", "Modality"])
+        from ..dicom.headers import is_bare_dataset
+
+        dataset = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID", "Modality"],
+                                  force=is_bare_dataset(path))
     except Exception:  # noqa: BLE001 - a sniffer never raises
         return None
     modality, sop_class = str(dataset.get("Modality", "")), str(dataset.get("SOPClassUID", ""))
@@ -97,8 +100,10 @@ def _header_dataset(path: str, expect: str):
     """The dataset of an RTSTRUCT / SEG with long values (contour data) deferred: a cheap read for pairing."""
     import pydicom
 
+    from ..dicom.headers import is_bare_dataset
+
     try:
-        dataset = pydicom.dcmread(path, stop_before_pixels=True, defer_size=_DEFER_BYTES)
+        dataset = pydicom.dcmread(path, stop_before_pixels=True, defer_size=_DEFER_BYTES, force=is_bare_dataset(path))
     except Exception as error:  # noqa: BLE001 - pydicom raises many kinds on a cut or corrupt file
         if isinstance(error, OSError) and not isinstance(error, EOFError):
             raise UnreadableFileError(f"cannot open: {getattr(error, 'strerror', None) or error}", path=path,

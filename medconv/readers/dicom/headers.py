@@ -146,18 +146,46 @@ class ScanResult:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
+#: How a DICOM data set stored without the Part-10 preamble starts: a group 0002 or 0008 tag, either byte order.
+_BARE_STARTS = (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
+
+
+def _first_bytes(path: str) -> bytes | None:
+    """The first 132 bytes of a file (the preamble and "DICM" of a Part-10 file), ``None`` if it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)
+    except OSError:
+        return None
+
+
+def _is_part10(head: bytes) -> bool:
+    return len(head) >= 132 and head[128:132] == b"DICM"
+
+
+def _is_bare(head: bytes) -> bool:
+    return len(head) >= 8 and head[:2] in _BARE_STARTS
+
+
 def looks_like_dicom(path: str) -> bool:
     """Cheap test: Part-10 preamble, ``.dcm.gz``, or a preamble-less file starting with group 0002/0008."""
-    try:
-        if path.lower().endswith(".gz"):
-            return path.lower().endswith((".dcm.gz", ".ima.gz"))
-        with open(path, "rb") as handle:
-            head = handle.read(132)
-    except OSError:
+    if path.lower().endswith(".gz"):
+        return path.lower().endswith((".dcm.gz", ".ima.gz"))
+    head = _first_bytes(path)
+    return head is not None and (_is_part10(head) or _is_bare(head))
+
+
+def is_bare_dataset(path: str) -> bool:
+    """A DICOM data set stored without the Part-10 preamble (old exports, pydicom's ``rtstruct.dcm``).
+
+    :func:`looks_like_dicom` accepts such files, so every reader of DICOM objects opens
+    them too: pydicom reads them only with ``force=True``, which is passed exactly when
+    this is true (a Part-10 file is read without force, so that a corrupt one is refused).
+    """
+    if path.lower().endswith(".gz"):
         return False
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        return True
-    return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
+    head = _first_bytes(path)
+    return head is not None and not _is_part10(head) and _is_bare(head)
 
 
 #: (keyword, DicomHeader attribute, how to parse). Parsers work on the element's text
@@ -424,7 +452,7 @@ def read_header_pydicom(path: str) -> DicomHeader:
         with gzip.open(path, "rb") as handle:
             ds = pydicom.dcmread(handle, stop_before_pixels=True, specific_tags=tags)
     else:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=tags, force=not _has_preamble(path))
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=tags, force=not has_dicm_marker(path))
     raw_values = _element_values(ds)
     meta = getattr(ds, "file_meta", None)
     syntax = media_sop = ""
@@ -517,12 +545,6 @@ def _mosaic_count(value) -> int | None:
         return None
 
 
-def _has_preamble(path: str) -> bool:
-    with open(path, "rb") as handle:
-        handle.seek(128)
-        return handle.read(4) == b"DICM"
-
-
 def classify_path(path: str) -> str | None:
     """Why a file is skipped without parsing it, or ``None`` if it may be DICOM."""
     name = os.path.basename(path)
@@ -540,12 +562,8 @@ def classify_path(path: str) -> str | None:
 
 def has_dicm_marker(path: str) -> bool:
     """``DICM`` at byte 128 (a Part-10 file); never raises."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(128)
-            return handle.read(4) == b"DICM"
-    except OSError:
-        return False
+    head = _first_bytes(path)
+    return head is not None and _is_part10(head)
 
 
 #: A file cut inside the 128-byte preamble (or empty) never reached its header; below this size it is checked.
@@ -634,7 +652,7 @@ def _unparsable_dataset(path: str) -> str | None:
     except Exception as exc:  # whatever pydicom raises on a corrupt header
         return f"unreadable DICOM header ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
     if not standard:
-        return "DICOM file with no data elements after its file meta header (truncated, empty or corrupt)"
+        return "DICOM file with no standard data element after its file meta header (none at all, or only private ones)"
     return None
 
 
