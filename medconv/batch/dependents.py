@@ -15,7 +15,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from ..errors import AnnotationReferenceError
 from .outputs import withdraw_unit_outputs
-from .plan import ANNOTATES, PlannedUnit
+from .plan import PlannedUnit
 from .unit import base_row
 
 #: Statuses of an image unit's row beside which its annotation units' masks may stand.
@@ -39,8 +39,7 @@ class ImageGate:
                  preview_dir: str | None = None):
         self._preview_dir = preview_dir
         self._units = {unit.id: unit for unit in todo}
-        self._image_of = {unit.id: str(unit.source.info[ANNOTATES]) for unit in todo
-                          if unit.source.info.get(ANNOTATES)}
+        self._image_of = {unit.id: unit.source.annotates for unit in todo if unit.source.annotates}
         self._image_rows: dict[str, dict[str, Any]] = dict(known)
         self._waiting: dict[str, list[dict[str, Any]]] = {}
 

@@ -36,7 +36,7 @@ from .execution import SCHEDULER_ENV, WORKER_MEMORY_BUDGET, available_memory, ch
 from .lock import DestinationLock
 from .manifest import ManifestWriter, manifest_paths, read_manifest, rows_by_unit
 from .dependents import ImageGate
-from .plan import ANNOTATES, Plan, PlannedUnit
+from .plan import Plan, PlannedUnit
 from .progress import BatchProgress
 from .report import Report
 from .unit import UnitJob, UnitResult, base_row, convert_unit, unit_fingerprint
@@ -124,7 +124,7 @@ def remove_leftover_temporaries(plan: Plan, extra: tuple[str, ...] = ()) -> int:
     """
     stems = []  # units that write several files name them all after their own output's name
     for unit in plan.units:
-        if unit.source.info.get(ANNOTATES) and unit.output:
+        if unit.source.annotates and unit.output:
             stems.append(unit.output[: len(unit.output) - len(plan.suffix)] if plan.suffix else unit.output)
     return remove_temporaries_of([p for unit in plan.units for p in (unit.output, unit.sidecar, *unit.companions)]
                                  + list(extra), stems)
@@ -445,14 +445,14 @@ def _plan_rows(plan: Plan, limit: int | None) -> list[tuple[str, str, str, str, 
             status = f"fails: {unit.failure.reason}"
         elif unit.excluded:
             status = f"probably excluded: {unit.excluded}"
-        elif unit.source.info.get("error"):  # known before it runs (an annotation whose series is absent)
-            status = f"will fail: {unit.source.info['error']}"
+        elif unit.source.error:  # known before it runs (an annotation whose series is absent)
+            status = f"will fail: {unit.source.error}"
         else:
             status = "exists" if unit.is_complete() else "to do"
-            if unit.source.info.get(ANNOTATES):
-                status += f"; annotates {unit.source.info[ANNOTATES]}"
+            if unit.source.annotates:
+                status += f"; annotates {unit.source.annotates}"
         output = unit.relative
-        if unit.source.info.get(ANNOTATES) and output.endswith(plan.suffix):  # its files share this name
+        if unit.source.annotates and output.endswith(plan.suffix):  # its files share this name
             output = output[: len(output) - len(plan.suffix)] + "*" + plan.suffix
         rows.append((unit.id, unit.source.reader, str(len(unit.source.paths)), output, status))
     return rows

@@ -35,7 +35,8 @@ from ..errors import WRITE_ERRNOS, MedconvError, MemoryLimitError, NotAVolumeErr
     UnitCrashedError, environment_fault
 from ..logs import PACKAGE as PACKAGE_LOGGER, is_medconv_logger
 from ..options import ReadOptions, WriteOptions
-from .plan import ANNOTATES, PlannedUnit, source_location
+from ..source import InfoKey
+from .plan import PlannedUnit, source_location
 
 #: One log record made while a unit ran in a worker: (level, logger name, message).
 LogLine = tuple[int, str, str]
@@ -89,13 +90,13 @@ def unit_fingerprint(unit: PlannedUnit, job: UnitJob) -> str:
     preprocessing = job.preprocessing
     steps = preprocessing.describe() if hasattr(preprocessing, "describe") else repr(preprocessing)
     facts = [sorted(os.path.abspath(p) for p in unit.source.paths), unit.source.reader,
-             unit.source.info.get("frame_group"), job.fmt, job.read_options.describe(), steps]
+             unit.source.info.get(InfoKey.FRAME_GROUP), job.fmt, job.read_options.describe(), steps]
     written = job.write_options.describe()
     if written:  # only when set: outputs made with the default write options keep their fingerprint
         facts.append(written)
     if job.converter is not None:
         facts.append(job.converter.describe() if hasattr(job.converter, "describe") else repr(job.converter))
-    if ANNOTATES in unit.source.info:  # an annotation unit: its own options shape it (an image's do not)
+    if unit.source.is_annotation:  # an annotation unit: its own options shape it (an image's do not)
         facts.append(repr(job.read_options.annotations))
     return hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:16]
 
@@ -109,7 +110,9 @@ class UnitResult:
 
 
 #: Header facts copied into the manifest (from ``Source.info``, then the written volume's ``meta``).
-IDENTITY_KEYS = ("patient_id", "study_uid", "series_uid", "modality", "series_description")
+#: Each is also the manifest column and the ``Volume.meta`` key of that fact.
+IDENTITY_KEYS = (InfoKey.PATIENT_ID, InfoKey.STUDY_UID, InfoKey.SERIES_UID, InfoKey.MODALITY,
+                 InfoKey.SERIES_DESCRIPTION)
 
 
 def base_row(unit: PlannedUnit) -> dict[str, Any]:
@@ -122,11 +125,11 @@ def base_row(unit: PlannedUnit) -> dict[str, Any]:
         "reader": unit.source.reader,
         "files": len(unit.source.paths),
         "output": unit.relative,
-        "annotates": info.get(ANNOTATES) or "",
+        "annotates": unit.source.annotates,
         "medconv_version": __version__,
         "reason": "",
     }
-    row.update({key: _text(info.get(key)) for key in IDENTITY_KEYS})
+    row.update({key.value: _text(info.get(key)) for key in IDENTITY_KEYS})
     return row
 
 
@@ -183,7 +186,8 @@ def convert_unit(unit: PlannedUnit, job: UnitJob) -> dict[str, Any]:
         row.update(status="converted", shape=list(volume.shape), spacing=[round(s, 6) for s in volume.spacing],
                    dtype=str(volume.array.dtype), kind=volume.kind, warnings=list(volume.warnings),
                    history=list(volume.history))
-        row.update({key: _text(volume.meta[key]) for key in IDENTITY_KEYS if volume.meta.get(key) not in (None, "")})
+        row.update({key.value: _text(volume.meta[key]) for key in IDENTITY_KEYS
+                    if volume.meta.get(key) not in (None, "")})
         if job.preview_dir:
             row.update(_preview(volume, unit, job.preview_dir))
     except NotAVolumeError as exc:
