@@ -14,12 +14,13 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping, Sequence
 
 from ..errors import AnnotationReferenceError
+from .manifest import WITH_OUTPUT, Status
 from .outputs import withdraw_unit_outputs
 from .plan import PlannedUnit
 from .unit import base_row
 
 #: Statuses of an image unit's row beside which its annotation units' masks may stand.
-IMAGE_KEPT_STATUSES = frozenset({"converted", "skipped"})
+IMAGE_KEPT_STATUSES = WITH_OUTPUT
 
 
 class ImageGate:
@@ -64,7 +65,7 @@ class ImageGate:
         self._waiting.clear()
 
     def _checked(self, row: dict[str, Any], image_row: dict[str, Any]) -> dict[str, Any]:
-        if row.get("status") != "converted" or image_row.get("status") in IMAGE_KEPT_STATUSES:
+        if row.get("status") != Status.CONVERTED or image_row.get("status") in IMAGE_KEPT_STATUSES:
             return row
         unit = self._units[row["unit_id"]]
         withdraw_unit_outputs(unit, self._preview_dir)
@@ -73,6 +74,6 @@ class ImageGate:
                                          path=unit.source.path,
                                          hint="none of its masks are kept; fix the image, then rerun the same command")
         failed = base_row(unit)
-        failed.update(status="failed", reason=error.one_line(), error_type=error.code, output="",
+        failed.update(status=Status.FAILED, reason=error.one_line(), error_type=error.code, output="",
                       seconds=row.get("seconds", 0.0))
         return failed

@@ -36,6 +36,7 @@ from ..errors import WRITE_ERRNOS, MedconvError, MemoryLimitError, NotAVolumeErr
 from ..logs import PACKAGE as PACKAGE_LOGGER, is_medconv_logger
 from ..options import ReadOptions, WriteOptions
 from ..source import InfoKey
+from .manifest import Status
 from .plan import PlannedUnit, source_location
 
 #: One log record made while a unit ran in a worker: (level, logger name, message).
@@ -163,7 +164,7 @@ def convert_unit(unit: PlannedUnit, job: UnitJob) -> dict[str, Any]:
     start = time.perf_counter()
     row = base_row(unit)
     if unit.failure is not None:  # known when planning (a reader's discovery broke off): nothing to run
-        row.update(status="failed", reason=unit.failure.reason, error_type=unit.failure.code,
+        row.update(status=Status.FAILED, reason=unit.failure.reason, error_type=unit.failure.code,
                    traceback=unit.failure.traceback or None, output="", seconds=0.0)
         return row
     try:
@@ -183,7 +184,7 @@ def convert_unit(unit: PlannedUnit, job: UnitJob) -> dict[str, Any]:
         writer, _ = writer_for_format(job.fmt)
         write_options = replace(job.write_options, sidecar=unit.sidecar is not None)
         writer.write(volume, unit.output, write_options)
-        row.update(status="converted", shape=list(volume.shape), spacing=[round(s, 6) for s in volume.spacing],
+        row.update(status=Status.CONVERTED, shape=list(volume.shape), spacing=[round(s, 6) for s in volume.spacing],
                    dtype=str(volume.array.dtype), kind=volume.kind, warnings=list(volume.warnings),
                    history=list(volume.history))
         row.update({key.value: _text(volume.meta[key]) for key in IDENTITY_KEYS
@@ -191,19 +192,19 @@ def convert_unit(unit: PlannedUnit, job: UnitJob) -> dict[str, Any]:
         if job.preview_dir:
             row.update(_preview(volume, unit, job.preview_dir))
     except NotAVolumeError as exc:
-        row.update(status="excluded", reason=exc.one_line(), error_type=exc.code)
+        row.update(status=Status.EXCLUDED, reason=exc.one_line(), error_type=exc.code)
     except MedconvError as exc:
-        row.update(status="failed", reason=exc.one_line(), error_type=exc.code)
+        row.update(status=Status.FAILED, reason=exc.one_line(), error_type=exc.code)
     except MemoryError:  # a runaway allocation (a corrupt header) or a volume too big for this machine
         error = MemoryLimitError("ran out of memory converting this unit", row["source"],
                                  "the input may be corrupt; otherwise lower --jobs or use a machine with more memory")
-        row.update(status="failed", reason=error.one_line(), error_type=error.code)
+        row.update(status=Status.FAILED, reason=error.one_line(), error_type=error.code)
     except OSError as exc:  # a write error without a file name is about the output (a read names its file)
         fault = environment_fault(exc, unit.output if exc.errno in WRITE_ERRNOS else row["source"])
         if fault is None:
             row.update(_internal(exc))
         else:  # the machine said no (permission, space, read-only ...): the user's to fix, not a bug
-            row.update(status="failed", reason=fault.one_line(), error_type=fault.code)
+            row.update(status=Status.FAILED, reason=fault.one_line(), error_type=fault.code)
     except Exception as exc:  # a bug in medconv (or a plugin): recorded, the batch goes on
         row.update(_internal(exc))
     except BaseException as exc:  # a Rust panic (pyo3's PanicException) and the like, from native code
@@ -211,8 +212,8 @@ def convert_unit(unit: PlannedUnit, job: UnitJob) -> dict[str, Any]:
             raise
         error = UnitCrashedError(f"a native library crashed ({type(exc).__module__}.{type(exc).__qualname__}: "
                                  f"{exc})", row["source"], "the input is probably corrupt; the other units go on")
-        row.update(status="failed", reason=error.one_line(), error_type=error.code, traceback=traceback.format_exc())
-    if row.get("status") != "converted":
+        row.update(status=Status.FAILED, reason=error.one_line(), error_type=error.code, traceback=traceback.format_exc())
+    if row.get("status") != Status.CONVERTED:
         row["output"] = ""  # nothing was written
     row["seconds"] = round(time.perf_counter() - start, 3)
     return row
@@ -226,7 +227,7 @@ def _check_readable(paths) -> None:
 
 
 def _internal(exc: BaseException) -> dict[str, Any]:
-    return {"status": "failed", "reason": f"internal error: {type(exc).__name__}: {exc}", "error_type": "internal",
+    return {"status": Status.FAILED, "reason": f"internal error: {type(exc).__name__}: {exc}", "error_type": "internal",
             "traceback": traceback.format_exc()}
 
 
@@ -330,7 +331,7 @@ def crashed_result(unit: PlannedUnit, death, seconds: float, how: str | None = N
         message = f"the worker process converting this unit crashed ({how or death.describe()}){where}{said}"
         hint = "the input is probably corrupt, or a decoder has a bug; the other units go on"
     error = UnitCrashedError(message, row["source"], hint)
-    row.update(status="failed", reason=error.one_line(), error_type=error.code, output="",
+    row.update(status=Status.FAILED, reason=error.one_line(), error_type=error.code, output="",
                traceback=death.stderr or None, seconds=round(seconds, 3))
     return UnitResult(row)
 
@@ -338,7 +339,7 @@ def crashed_result(unit: PlannedUnit, death, seconds: float, how: str | None = N
 def internal_result(unit: PlannedUnit, message: str, trace: str, seconds: float) -> UnitResult:
     """The row of a unit whose worker could not run it at all (a bug, or a broken installation)."""
     row = base_row(unit)
-    row.update(status="failed", reason=f"internal error: {message}", error_type="internal", output="",
+    row.update(status=Status.FAILED, reason=f"internal error: {message}", error_type="internal", output="",
                traceback=trace or None, seconds=round(seconds, 3))
     return UnitResult(row)
 
