@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Iterator
 from .errors import NothingFoundError, UsageError
 from .options import ReadOptions, WriteOptions
 from .registry import reader_for, readers, writer_for
-from .source import ANNOTATES, Source
+from .source import Source
 from .volume import Volume
 
 
@@ -49,15 +49,15 @@ def _is_convertible(source: Source, options: ReadOptions) -> bool:
     """Whether ``source`` is an image discovery left to be read: not excluded (a localizer, a report ...)
     nor drawn on another unit (an annotation beside its series), or a 2D image that ``include_2d`` asks
     for (the reader decides the same way when it reads)."""
-    if ANNOTATES in source.info:
+    if source.is_annotation:
         return False
-    return not source.info.get("excluded") or bool(options.include_2d and source.info.get("is_2d"))
+    return not source.excluded or bool(options.include_2d and source.is_2d)
 
 
 def _set_aside_reason(source: Source) -> str:
-    if ANNOTATES in source.info:
+    if source.is_annotation:
         return "an annotation object (medconv.read_annotations reads its masks)"
-    return str(source.info["excluded"])
+    return str(source.excluded)
 
 
 def _names(sources: list[Source]) -> str:

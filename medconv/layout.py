@@ -49,7 +49,7 @@ import unicodedata
 from typing import Any, Iterable
 
 from .errors import UsageError
-from .source import Source
+from .source import InfoKey, Source
 
 #: The default name of a DICOM series' output (without suffix).
 DICOM_TEMPLATE = "{patient_id}/{study_date}_{series_number}_{modality}_{series_description}"
@@ -141,7 +141,7 @@ def template_fields(source: Source) -> dict[str, Any]:
 
 def default_template(source: Source) -> str:
     """:data:`DICOM_TEMPLATE` for a DICOM-like unit (one with a ``series_uid``), else :data:`FILE_TEMPLATE`."""
-    return DICOM_TEMPLATE if source.info.get("series_uid") else FILE_TEMPLATE
+    return DICOM_TEMPLATE if source.info.get(InfoKey.SERIES_UID) else FILE_TEMPLATE
 
 
 class _SafeFields(dict):
@@ -221,7 +221,7 @@ def uid_fragment(source: Source, length: int = 8) -> str:
     The last ``length`` digits of the SeriesInstanceUID (its most specific part),
     else a hash of the unit id.
     """
-    uid = str(source.info.get("series_uid") or "")
+    uid = str(source.info.get(InfoKey.SERIES_UID) or "")
     digits = re.sub(r"[^0-9A-Za-z]", "", uid)
     if digits:
         return digits[-length:]

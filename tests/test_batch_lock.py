@@ -20,7 +20,7 @@ import pytest
 from batch_trees import SlowPreprocessing, temporaries, unit_array, write_nifti_tree
 from medconv.batch import RunOptions, UnitJob, discover_sources, make_plan, run_plan
 from medconv.batch.lock import LOCK_NAME, DestinationLock
-from medconv.batch.manifest import COLUMNS, STATUSES
+from medconv.batch.manifest import COLUMNS, Status
 from medconv.cli.main import main
 from medconv.errors import DestinationLockedError
 
@@ -49,7 +49,7 @@ def assert_manifests_intact(dest: Path) -> list[dict]:
     assert tuple(header) == COLUMNS
     assert all(len(record) == len(COLUMNS) for record in table)
     assert [record[0] for record in table] == [row["unit_id"] for row in rows]
-    assert {row["status"] for row in rows} <= set(STATUSES)
+    assert {row["status"] for row in rows} <= set(Status)
     assert sorted(row["unit_id"] for row in rows) == sorted(f"group{i % 3}/case{i:03d}" for i in range(N_UNITS))
     return rows
 

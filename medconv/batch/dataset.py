@@ -10,6 +10,7 @@ import os
 from typing import Sequence
 
 from ..layout import check_template
+from .manifest import Status
 from .plan import discover_sources, make_plan
 from .report import EXIT_OK, Report
 from .run import RunOptions, print_plan, run_plan
@@ -54,7 +55,7 @@ def convert_dataset(src: str | os.PathLike, dest: str | os.PathLike, *, reader_n
         for note in report.notes[len(plan.notes):]:
             console.print(f"note: {note}", highlight=False, markup=False)
         report.render(console)
-    elif report.counts["failed"] or report.internal_errors:
-        console.print(f"{report.counts['failed']} of {report.total} unit(s) failed; see {report.manifest_paths[0]}",
+    elif report.counts[Status.FAILED] or report.internal_errors:
+        console.print(f"{report.counts[Status.FAILED]} of {report.total} unit(s) failed; see {report.manifest_paths[0]}",
                       highlight=False)
     return report.exit_code

@@ -14,12 +14,13 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping, Sequence
 
 from ..errors import AnnotationReferenceError
+from .manifest import WITH_OUTPUT, Status
 from .outputs import withdraw_unit_outputs
-from .plan import ANNOTATES, PlannedUnit
+from .plan import PlannedUnit
 from .unit import base_row
 
 #: Statuses of an image unit's row beside which its annotation units' masks may stand.
-IMAGE_KEPT_STATUSES = frozenset({"converted", "skipped"})
+IMAGE_KEPT_STATUSES = WITH_OUTPUT
 
 
 class ImageGate:
@@ -39,8 +40,7 @@ class ImageGate:
                  preview_dir: str | None = None):
         self._preview_dir = preview_dir
         self._units = {unit.id: unit for unit in todo}
-        self._image_of = {unit.id: str(unit.source.info[ANNOTATES]) for unit in todo
-                          if unit.source.info.get(ANNOTATES)}
+        self._image_of = {unit.id: unit.source.annotates for unit in todo if unit.source.annotates}
         self._image_rows: dict[str, dict[str, Any]] = dict(known)
         self._waiting: dict[str, list[dict[str, Any]]] = {}
 
@@ -65,7 +65,7 @@ class ImageGate:
         self._waiting.clear()
 
     def _checked(self, row: dict[str, Any], image_row: dict[str, Any]) -> dict[str, Any]:
-        if row.get("status") != "converted" or image_row.get("status") in IMAGE_KEPT_STATUSES:
+        if row.get("status") != Status.CONVERTED or image_row.get("status") in IMAGE_KEPT_STATUSES:
             return row
         unit = self._units[row["unit_id"]]
         withdraw_unit_outputs(unit, self._preview_dir)
@@ -74,6 +74,6 @@ class ImageGate:
                                          path=unit.source.path,
                                          hint="none of its masks are kept; fix the image, then rerun the same command")
         failed = base_row(unit)
-        failed.update(status="failed", reason=error.one_line(), error_type=error.code, output="",
+        failed.update(status=Status.FAILED, reason=error.one_line(), error_type=error.code, output="",
                       seconds=row.get("seconds", 0.0))
         return failed

@@ -11,7 +11,7 @@ same order. Columns (:data:`COLUMNS`):
 ``name``                the unit's output name relative to the destination,
                         without suffix (also for units that wrote nothing); the
                         rows are sorted by it
-``status``              ``converted``, ``skipped``, ``failed`` or ``excluded``
+``status``              ``converted``, ``skipped``, ``failed`` or ``excluded`` (:class:`Status`)
 ``reason``              why it was skipped, failed or excluded ('' when converted)
 ``error_type``          the error's short code (``unreadable``, ``geometry``,
                         ``crashed``, ``disk-full`` ..., ``internal`` for a bug)
@@ -54,6 +54,7 @@ import csv
 import json
 import os
 from datetime import datetime, timezone
+from enum import Enum, unique
 from typing import Any, Iterable
 
 from ..atomic import temporary_name
@@ -62,7 +63,29 @@ from ..errors import ManifestWriteError, environment_fault
 COLUMNS = ("unit_id", "name", "status", "reason", "error_type", "source", "reader", "files", "output", "annotates",
            "patient_id", "study_uid", "series_uid", "modality", "series_description", "shape", "spacing",
            "dtype", "kind", "warnings", "history", "seconds", "medconv_version", "finished_at", "traceback")
-STATUSES = ("converted", "skipped", "failed", "excluded")
+
+
+@unique
+class Status(str, Enum):
+    """A manifest row's ``status``: what became of the unit.
+
+    Every row is written with one of these and every comparison uses them; the
+    values are the manifest's public text (docs/batch.md lists exactly these), and a
+    member prints, formats and serialises (CSV, JSON) as that text.
+    """
+
+    CONVERTED = "converted"  #: written by this run
+    SKIPPED = "skipped"  #: its complete output from an earlier run of the same files and options is kept (resume)
+    FAILED = "failed"  #: nothing written: ``reason`` and ``error_type`` say why
+    EXCLUDED = "excluded"  #: not an image volume (a localizer, a report ...): nothing read, nothing written
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: The statuses of a unit whose output is on disk after the run (written by it, or kept from an earlier one).
+WITH_OUTPUT = frozenset({Status.CONVERTED, Status.SKIPPED})
+
 DEFAULT_NAME = "medconv-manifest"
 
 

@@ -31,6 +31,7 @@ from .._version import __version__
 from ..atomic import atomic_output
 from ..outputs import UnitOutputs
 from ..registry import writer_for_format
+from .manifest import Status
 from .plan import RECORD_OUTPUTS, PlannedUnit, _sidecar_meta, record_outputs
 
 #: gzip-style compression level used for label volumes when none is asked for: label maps are mostly
@@ -113,7 +114,7 @@ def write_unit_outputs(unit: PlannedUnit, job, outputs: UnitOutputs, fingerprint
             os.remove(os.path.join(folder, *name.split("/")))
     dest = os.path.dirname(unit.output[: len(unit.output) - len(unit.relative)]) if unit.relative else folder
     relative = [os.path.relpath(path, dest).replace(os.sep, "/") for path in written]
-    row: dict[str, Any] = {"status": "converted", "output": relative, "warnings": warnings}
+    row: dict[str, Any] = {"status": Status.CONVERTED, "output": relative, "warnings": warnings}
     if first is not None:
         row.update(shape=list(first.shape), spacing=[round(s, 6) for s in first.spacing], dtype=str(first.array.dtype),
                    kind=first.kind, history=list(first.history))

@@ -24,13 +24,11 @@ from typing import Callable, Iterable, Sequence
 from ..errors import MedconvError, MissingDependencyError, NothingFoundError, OutputCollisionError, UsageError
 from ..layout import check_template_fields, id_fragment, output_stem, sanitize_component, uid_fragment
 from ..registry import writer_for_format
-from ..source import ANNOTATES, NAME_SUFFIX, Source
+from ..source import InfoKey, Source
 from .manifest import DEFAULT_NAME as MANIFEST_NAME
 
 log = logging.getLogger(__name__)
 
-#: ``Source.info`` key marking a unit made by planning for a reader's discovery that broke off.
-DISCOVERY_FAILED = "discovery_failed"
 #: Key of a unit record's ``meta`` listing the files a unit of several files wrote (names relative to the record).
 RECORD_OUTPUTS = "outputs"
 
@@ -60,7 +58,7 @@ class PlannedUnit:
         The JSON sidecar's path, or ``None`` when no sidecar is written.
     excluded:
         The reader's note that this unit is probably not an image volume
-        (``Source.info["excluded"]``), shown by ``--dry-run``; ``None`` otherwise. The
+        (:attr:`Source.excluded <medconv.source.Source.excluded>`), shown by ``--dry-run``; ``None`` otherwise. The
         reader still decides when the unit runs (an option such as ``--include-2d``
         may make it convertible), so excluded units cost one quick task each.
     failure:
@@ -173,7 +171,7 @@ def discover_sources(root: str, reader_names: Sequence[str] | None, dest: str | 
     Files claimed by several readers are kept once (the first reader in registry
     order); one reader may make several units of the same files (e.g. the frame
     groups of one enhanced DICOM file). A reader whose discovery raises gives one
-    extra Source marked :data:`DISCOVERY_FAILED` (see :func:`discovery_failure`),
+    extra Source marked ``InfoKey.DISCOVERY_FAILED`` (see :func:`discovery_failure`),
     and the other readers go on.
     """
     from ..registry import readers
@@ -228,7 +226,7 @@ def discovery_failure(reader: str, root: str, exc: BaseException, found: int = 0
     reason = f"the {reader} reader's search of {root} stopped{partial}: {reason} (the other readers' units go on)"
     log.warning("%s", reason)
     ident = f"{reader}-discovery-failed"
-    info = {DISCOVERY_FAILED: True, "error": reason, "error_type": code, "traceback": trace}
+    info = {InfoKey.DISCOVERY_FAILED: True, InfoKey.ERROR: reason, InfoKey.ERROR_TYPE: code, InfoKey.TRACEBACK: trace}
     return Source(ident, reader, (path,), root if os.path.isdir(root) else "", info)
 
 
@@ -312,8 +310,8 @@ def make_plan(sources: Iterable[Source], dest: str | os.PathLike, *, fmt: str = 
     if not sources:
         raise NothingFoundError("no convertible image found", root or dest,
                                 "check the folder, or run 'medconv scan' on it to see what is there")
-    failed = [source for source in sources if source.info.get(DISCOVERY_FAILED)]
-    sources = [source for source in sources if not source.info.get(DISCOVERY_FAILED)]
+    failed = [source for source in sources if source.info.get(InfoKey.DISCOVERY_FAILED)]
+    sources = [source for source in sources if not source.info.get(InfoKey.DISCOVERY_FAILED)]
     if template and sources:
         check_template_fields(template, sources)
     annotated = _annotated_units(sources)
@@ -322,7 +320,7 @@ def make_plan(sources: Iterable[Source], dest: str | os.PathLike, *, fmt: str = 
     stems = _resolve_collisions(sources, stems, notes)
     if annotated:  # named after the (final) names of the units they annotate, then told apart if they clash
         for index, target in annotated.items():
-            addition = str(sources[index].info.get(NAME_SUFFIX) or "").lstrip("_")
+            addition = str(sources[index].info.get(InfoKey.NAME_SUFFIX) or "").lstrip("_")
             stems[index] = stems[target] + "_" + (sanitize_component(addition) if addition else "annotation")
         _tell_annotations_apart(sources, stems, annotated, notes)
         stems = _resolve_collisions(sources, dict(sorted(stems.items())), notes)
@@ -347,12 +345,11 @@ def make_plan(sources: Iterable[Source], dest: str | os.PathLike, *, fmt: str = 
             raise OutputCollisionError(f"the data file of {os.path.basename(output)} would replace a file medconv "
                                        "did not write", stray, "choose a destination folder outside the dataset, or "
                                        "another --format; remove the file if an interrupted medconv run left it")
-        excluded = source.info.get("excluded")
-        plan.units.append(PlannedUnit(source, output, relative, side, str(excluded) if excluded else None,
+        plan.units.append(PlannedUnit(source, output, relative, side, source.excluded,
                                       name=stems[index], companions=companions))
     for source in failed:
-        failure = PlannedFailure(str(source.info["error"]), str(source.info["error_type"]),
-                                 str(source.info.get("traceback") or ""))
+        failure = PlannedFailure(source.error or "", str(source.info[InfoKey.ERROR_TYPE]),
+                                 str(source.info.get(InfoKey.TRACEBACK) or ""))
         plan.units.append(PlannedUnit(source, "", "", None, failure=failure))
     return plan
 
@@ -362,8 +359,8 @@ def _annotated_units(sources: list[Source]) -> dict[int, int]:
     index_of = {source.id: index for index, source in enumerate(sources)}
     pairs = {}
     for index, source in enumerate(sources):
-        target = index_of.get(str(source.info.get(ANNOTATES) or ""))
-        if target is not None and target != index and ANNOTATES not in sources[target].info:
+        target = index_of.get(source.annotates)
+        if target is not None and target != index and not sources[target].is_annotation:
             pairs[index] = target
     return pairs
 
@@ -387,7 +384,7 @@ def _resolve_collisions(sources: list[Source], stems: dict[int, str], notes: lis
         if not groups:
             return stems
         for indices in groups:
-            if not all(sources[i].info.get("series_uid") for i in indices):
+            if not all(sources[i].info.get(InfoKey.SERIES_UID) for i in indices):
                 names = ", ".join(source_location(sources[i]) for i in indices[:4])
                 field = "{reader}" if len({sources[i].reader for i in indices}) > 1 else "{ext}"
                 raise OutputCollisionError(

@@ -10,6 +10,8 @@ import re
 import sys
 from typing import Any, TextIO
 
+from .manifest import Status
+
 #: The rich markup the batch's own messages use (``[bold]``, ``[red]``, ``[/]`` ...).
 _MARKUP = re.compile(r"\[(?:/|(?:bold|red|green|cyan|yellow)(?: (?:bold|red|green|cyan|yellow))*)\]")
 
@@ -74,7 +76,7 @@ class BatchProgress:
 
     def advance(self, row: dict[str, Any]) -> None:
         """Count one finished unit."""
-        if row.get("status") == "failed":
+        if row.get("status") == Status.FAILED:
             self.failed += 1
         if self._progress is None:
             return

@@ -14,6 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .manifest import Status
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 #: How many reasons per status the summary shows.
 SHOWN_REASONS = 5
@@ -76,14 +78,14 @@ class Report:
         """Count one manifest row."""
         status = row["status"]
         self.counts[status] += 1
-        if status == "converted" and row.get("warnings"):
+        if status == Status.CONVERTED and row.get("warnings"):
             self.warned_count += 1
             if len(self.warned) < SHOWN_REASONS:
                 self.warned.append(summary_line(row, row["warnings"][0])
                                    + (f" (+{len(row['warnings']) - 1} more)" if len(row["warnings"]) > 1 else ""))
         if row.get("error_type") == "internal":
             self.internal_errors += 1
-        if status != "converted" and row.get("reason"):
+        if status != Status.CONVERTED and row.get("reason"):
             self.reasons.setdefault(status, [])
             if len(self.reasons[status]) < SHOWN_REASONS:
                 self.reasons[status].append(summary_line(row, row["reason"]))
@@ -98,7 +100,7 @@ class Report:
             return EXIT_INTERRUPTED
         if self.total == 0:
             return EXIT_NOTHING
-        if self.counts["failed"] or self.manifest_error:
+        if self.counts[Status.FAILED] or self.manifest_error:
             return EXIT_FAILED
         return EXIT_OK
 
@@ -106,10 +108,7 @@ class Report:
         """A machine-readable summary (written as ``medconv-summary.json`` beside the manifest)."""
         return {
             "total": self.total,
-            "converted": self.counts["converted"],
-            "skipped": self.counts["skipped"],
-            "failed": self.counts["failed"],
-            "excluded": self.counts["excluded"],
+            **{status.value: self.counts[status] for status in Status},
             "internal_errors": self.internal_errors,
             "converted_with_warnings": self.warned_count,
             "interrupted": self.interrupted,
@@ -131,7 +130,7 @@ class Report:
     def render(self, console) -> None:
         """Print the one-screen summary on a rich console (or a :class:`~.progress.PlainConsole`)."""
         seconds = (self.finished or time.time()) - self.started
-        styles = {"converted": "green", "skipped": "cyan", "failed": "red", "excluded": "yellow"}
+        styles = {Status.CONVERTED: "green", Status.SKIPPED: "cyan", Status.FAILED: "red", Status.EXCLUDED: "yellow"}
         counts = [(f"[{styles[status]}]{status}[/]", status, str(self.counts[status])) for status in styles]
         if self.total - self.done:
             counts.append(("not run", "not run", str(self.total - self.done)))
@@ -145,16 +144,16 @@ class Report:
         else:
             for _, status, count in counts:
                 console.print(f"{status:<10} {count}", markup=False, highlight=False)
-        if self.counts["skipped"]:
-            console.print(f"skipped {self.counts['skipped']} unit(s) whose output exists (resume; --overwrite redoes them)",
-                          highlight=False)
+        if self.counts[Status.SKIPPED]:
+            console.print(f"skipped {self.counts[Status.SKIPPED]} unit(s) whose output exists "
+                          "(resume; --overwrite redoes them)", highlight=False)
         if self.warned:  # converted, but something was decided on the way (resampled tilt, filled gap ...)
             console.print(f"[bold]converted with warnings ({self.warned_count}):[/]")
             for line in self.warned:
                 console.print(f"  {line}", markup=False, highlight=False)
             if self.warned_count > len(self.warned):
                 console.print(f"  ... and {self.warned_count - len(self.warned)} more (see the manifest)")
-        for status in ("failed", "excluded"):
+        for status in (Status.FAILED, Status.EXCLUDED):
             shown = self.reasons.get(status, [])
             if shown:
                 more = self.counts[status] - len(shown)

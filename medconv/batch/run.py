@@ -34,9 +34,9 @@ from ..logs import medconv_logger_name
 from .execution import SCHEDULER_ENV, WORKER_MEMORY_BUDGET, available_memory, choose_execution, default_jobs, \
     execute, job_for
 from .lock import DestinationLock
-from .manifest import ManifestWriter, manifest_paths, read_manifest, rows_by_unit
+from .manifest import ManifestWriter, Status, manifest_paths, read_manifest, rows_by_unit
 from .dependents import ImageGate
-from .plan import ANNOTATES, Plan, PlannedUnit
+from .plan import Plan, PlannedUnit
 from .progress import BatchProgress
 from .report import Report
 from .unit import UnitJob, UnitResult, base_row, convert_unit, unit_fingerprint
@@ -124,7 +124,7 @@ def remove_leftover_temporaries(plan: Plan, extra: tuple[str, ...] = ()) -> int:
     """
     stems = []  # units that write several files name them all after their own output's name
     for unit in plan.units:
-        if unit.source.info.get(ANNOTATES) and unit.output:
+        if unit.source.annotates and unit.output:
             stems.append(unit.output[: len(unit.output) - len(plan.suffix)] if plan.suffix else unit.output)
     return remove_temporaries_of([p for unit in plan.units for p in (unit.output, unit.sidecar, *unit.companions)]
                                  + list(extra), stems)
@@ -163,12 +163,12 @@ def remove_temporaries_of(paths: Iterable[str | None], stems: Iterable[str] = ()
 
 def _skipped_row(unit: PlannedUnit, previous: dict[str, Any] | None) -> dict[str, Any]:
     row = base_row(unit)
-    if previous and previous.get("status") == "converted" and previous.get("output") == unit.relative:
+    if previous and previous.get("status") == Status.CONVERTED and previous.get("output") == unit.relative:
         for key in ("shape", "spacing", "dtype", "kind", "warnings", "history", "patient_id", "study_uid",
                     "series_uid", "modality", "series_description"):
             if previous.get(key) not in (None, ""):
                 row[key] = previous.get(key)
-    row.update(status="skipped", reason="output exists (converted by an earlier run; --overwrite redoes it)",
+    row.update(status=Status.SKIPPED, reason="output exists (converted by an earlier run; --overwrite redoes it)",
                seconds=0.0)
     return row
 
@@ -184,13 +184,13 @@ def _existing_row(unit: PlannedUnit, existing: str) -> dict[str, Any]:
     else:
         reason = (f"{found}: the output exists but was made with other options "
                   "(pass --overwrite to redo it with these, or use another destination folder)")
-    row.update(status="failed", reason=reason, error_type="output-exists", output="", seconds=0.0)
+    row.update(status=Status.FAILED, reason=reason, error_type="output-exists", output="", seconds=0.0)
     return row
 
 
 def _not_run_row(unit: PlannedUnit, why: str, code: str) -> dict[str, Any]:
     row = base_row(unit)
-    row.update(status="failed", reason=f"not converted: {why}", error_type=code, output="", seconds=0.0)
+    row.update(status=Status.FAILED, reason=f"not converted: {why}", error_type=code, output="", seconds=0.0)
     return row
 
 
@@ -398,14 +398,14 @@ def _log_row(row: dict[str, Any]) -> None:
     status = row.get("status")
     unit = row.get("unit_id")
     seconds = row.get("seconds") or 0.0
-    if status == "converted":
+    if status == Status.CONVERTED:
         shape = "x".join(str(n) for n in row.get("shape") or ())
         log.info("converted %s -> %s (%s %s) in %.2f s", unit, row.get("output"), shape, row.get("dtype"), seconds)
         for warning in row.get("warnings") or ():
             log.info("  %s: %s", unit, warning)
         for step in row.get("history") or ():
             log.debug("  %s: applied %s", unit, step)
-    elif status == "failed":
+    elif status == Status.FAILED:
         log.warning("failed %s: %s", unit, row.get("reason"))
         if row.get("traceback"):
             log.debug("%s: traceback or last output:\n%s", unit, row["traceback"])
@@ -445,14 +445,14 @@ def _plan_rows(plan: Plan, limit: int | None) -> list[tuple[str, str, str, str, 
             status = f"fails: {unit.failure.reason}"
         elif unit.excluded:
             status = f"probably excluded: {unit.excluded}"
-        elif unit.source.info.get("error"):  # known before it runs (an annotation whose series is absent)
-            status = f"will fail: {unit.source.info['error']}"
+        elif unit.source.error:  # known before it runs (an annotation whose series is absent)
+            status = f"will fail: {unit.source.error}"
         else:
             status = "exists" if unit.is_complete() else "to do"
-            if unit.source.info.get(ANNOTATES):
-                status += f"; annotates {unit.source.info[ANNOTATES]}"
+            if unit.source.annotates:
+                status += f"; annotates {unit.source.annotates}"
         output = unit.relative
-        if unit.source.info.get(ANNOTATES) and output.endswith(plan.suffix):  # its files share this name
+        if unit.source.annotates and output.endswith(plan.suffix):  # its files share this name
             output = output[: len(output) - len(plan.suffix)] + "*" + plan.suffix
         rows.append((unit.id, unit.source.reader, str(len(unit.source.paths)), output, status))
     return rows

@@ -35,7 +35,9 @@ from ..errors import WRITE_ERRNOS, MedconvError, MemoryLimitError, NotAVolumeErr
     UnitCrashedError, environment_fault
 from ..logs import PACKAGE as PACKAGE_LOGGER, is_medconv_logger
 from ..options import ReadOptions, WriteOptions
-from .plan import ANNOTATES, PlannedUnit, source_location
+from ..source import InfoKey
+from .manifest import Status
+from .plan import PlannedUnit, source_location
 
 #: One log record made while a unit ran in a worker: (level, logger name, message).
 LogLine = tuple[int, str, str]
@@ -89,13 +91,13 @@ def unit_fingerprint(unit: PlannedUnit, job: UnitJob) -> str:
     preprocessing = job.preprocessing
     steps = preprocessing.describe() if hasattr(preprocessing, "describe") else repr(preprocessing)
     facts = [sorted(os.path.abspath(p) for p in unit.source.paths), unit.source.reader,
-             unit.source.info.get("frame_group"), job.fmt, job.read_options.describe(), steps]
+             unit.source.info.get(InfoKey.FRAME_GROUP), job.fmt, job.read_options.describe(), steps]
     written = job.write_options.describe()
     if written:  # only when set: outputs made with the default write options keep their fingerprint
         facts.append(written)
     if job.converter is not None:
         facts.append(job.converter.describe() if hasattr(job.converter, "describe") else repr(job.converter))
-    if ANNOTATES in unit.source.info:  # an annotation unit: its own options shape it (an image's do not)
+    if unit.source.is_annotation:  # an annotation unit: its own options shape it (an image's do not)
         facts.append(repr(job.read_options.annotations))
     return hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:16]
 
@@ -109,7 +111,9 @@ class UnitResult:
 
 
 #: Header facts copied into the manifest (from ``Source.info``, then the written volume's ``meta``).
-IDENTITY_KEYS = ("patient_id", "study_uid", "series_uid", "modality", "series_description")
+#: Each is also the manifest column and the ``Volume.meta`` key of that fact.
+IDENTITY_KEYS = (InfoKey.PATIENT_ID, InfoKey.STUDY_UID, InfoKey.SERIES_UID, InfoKey.MODALITY,
+                 InfoKey.SERIES_DESCRIPTION)
 
 
 def base_row(unit: PlannedUnit) -> dict[str, Any]:
@@ -122,11 +126,11 @@ def base_row(unit: PlannedUnit) -> dict[str, Any]:
         "reader": unit.source.reader,
         "files": len(unit.source.paths),
         "output": unit.relative,
-        "annotates": info.get(ANNOTATES) or "",
+        "annotates": unit.source.annotates,
         "medconv_version": __version__,
         "reason": "",
     }
-    row.update({key: _text(info.get(key)) for key in IDENTITY_KEYS})
+    row.update({key.value: _text(info.get(key)) for key in IDENTITY_KEYS})
     return row
 
 
@@ -160,7 +164,7 @@ def convert_unit(unit: PlannedUnit, job: UnitJob) -> dict[str, Any]:
     start = time.perf_counter()
     row = base_row(unit)
     if unit.failure is not None:  # known when planning (a reader's discovery broke off): nothing to run
-        row.update(status="failed", reason=unit.failure.reason, error_type=unit.failure.code,
+        row.update(status=Status.FAILED, reason=unit.failure.reason, error_type=unit.failure.code,
                    traceback=unit.failure.traceback or None, output="", seconds=0.0)
         return row
     try:
@@ -180,26 +184,27 @@ def convert_unit(unit: PlannedUnit, job: UnitJob) -> dict[str, Any]:
         writer, _ = writer_for_format(job.fmt)
         write_options = replace(job.write_options, sidecar=unit.sidecar is not None)
         writer.write(volume, unit.output, write_options)
-        row.update(status="converted", shape=list(volume.shape), spacing=[round(s, 6) for s in volume.spacing],
+        row.update(status=Status.CONVERTED, shape=list(volume.shape), spacing=[round(s, 6) for s in volume.spacing],
                    dtype=str(volume.array.dtype), kind=volume.kind, warnings=list(volume.warnings),
                    history=list(volume.history))
-        row.update({key: _text(volume.meta[key]) for key in IDENTITY_KEYS if volume.meta.get(key) not in (None, "")})
+        row.update({key.value: _text(volume.meta[key]) for key in IDENTITY_KEYS
+                    if volume.meta.get(key) not in (None, "")})
         if job.preview_dir:
             row.update(_preview(volume, unit, job.preview_dir))
     except NotAVolumeError as exc:
-        row.update(status="excluded", reason=exc.one_line(), error_type=exc.code)
+        row.update(status=Status.EXCLUDED, reason=exc.one_line(), error_type=exc.code)
     except MedconvError as exc:
-        row.update(status="failed", reason=exc.one_line(), error_type=exc.code)
+        row.update(status=Status.FAILED, reason=exc.one_line(), error_type=exc.code)
     except MemoryError:  # a runaway allocation (a corrupt header) or a volume too big for this machine
         error = MemoryLimitError("ran out of memory converting this unit", row["source"],
                                  "the input may be corrupt; otherwise lower --jobs or use a machine with more memory")
-        row.update(status="failed", reason=error.one_line(), error_type=error.code)
+        row.update(status=Status.FAILED, reason=error.one_line(), error_type=error.code)
     except OSError as exc:  # a write error without a file name is about the output (a read names its file)
         fault = environment_fault(exc, unit.output if exc.errno in WRITE_ERRNOS else row["source"])
         if fault is None:
             row.update(_internal(exc))
         else:  # the machine said no (permission, space, read-only ...): the user's to fix, not a bug
-            row.update(status="failed", reason=fault.one_line(), error_type=fault.code)
+            row.update(status=Status.FAILED, reason=fault.one_line(), error_type=fault.code)
     except Exception as exc:  # a bug in medconv (or a plugin): recorded, the batch goes on
         row.update(_internal(exc))
     except BaseException as exc:  # a Rust panic (pyo3's PanicException) and the like, from native code
@@ -207,8 +212,8 @@ def convert_unit(unit: PlannedUnit, job: UnitJob) -> dict[str, Any]:
             raise
         error = UnitCrashedError(f"a native library crashed ({type(exc).__module__}.{type(exc).__qualname__}: "
                                  f"{exc})", row["source"], "the input is probably corrupt; the other units go on")
-        row.update(status="failed", reason=error.one_line(), error_type=error.code, traceback=traceback.format_exc())
-    if row.get("status") != "converted":
+        row.update(status=Status.FAILED, reason=error.one_line(), error_type=error.code, traceback=traceback.format_exc())
+    if row.get("status") != Status.CONVERTED:
         row["output"] = ""  # nothing was written
     row["seconds"] = round(time.perf_counter() - start, 3)
     return row
@@ -222,7 +227,7 @@ def _check_readable(paths) -> None:
 
 
 def _internal(exc: BaseException) -> dict[str, Any]:
-    return {"status": "failed", "reason": f"internal error: {type(exc).__name__}: {exc}", "error_type": "internal",
+    return {"status": Status.FAILED, "reason": f"internal error: {type(exc).__name__}: {exc}", "error_type": "internal",
             "traceback": traceback.format_exc()}
 
 
@@ -326,7 +331,7 @@ def crashed_result(unit: PlannedUnit, death, seconds: float, how: str | None = N
         message = f"the worker process converting this unit crashed ({how or death.describe()}){where}{said}"
         hint = "the input is probably corrupt, or a decoder has a bug; the other units go on"
     error = UnitCrashedError(message, row["source"], hint)
-    row.update(status="failed", reason=error.one_line(), error_type=error.code, output="",
+    row.update(status=Status.FAILED, reason=error.one_line(), error_type=error.code, output="",
                traceback=death.stderr or None, seconds=round(seconds, 3))
     return UnitResult(row)
 
@@ -334,7 +339,7 @@ def crashed_result(unit: PlannedUnit, death, seconds: float, how: str | None = N
 def internal_result(unit: PlannedUnit, message: str, trace: str, seconds: float) -> UnitResult:
     """The row of a unit whose worker could not run it at all (a bug, or a broken installation)."""
     row = base_row(unit)
-    row.update(status="failed", reason=f"internal error: {message}", error_type="internal", output="",
+    row.update(status=Status.FAILED, reason=f"internal error: {message}", error_type="internal", output="",
                traceback=trace or None, seconds=round(seconds, 3))
     return UnitResult(row)
 

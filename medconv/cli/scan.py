@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 import click
 
 from ..batch.plan import discover_sources, source_location
-from ..source import Source
+from ..source import InfoKey, Source
 from .hints import nothing_found, unread_inputs
 from .options import Example, command
 from .scan_notes import unit_note
@@ -66,7 +66,7 @@ def flags_of(info) -> list[str]:
 def scan_row(source: Source) -> dict[str, Any]:
     """One audit row for ``source``, from the facts its reader put in ``Source.info``."""
     info = source.info
-    shape = _first(info, "shape", "size")
+    shape = _first(info, InfoKey.SHAPE, "size")
     slices = _first(info, "slice_count", "n_slices", "slices")
     if slices is None and isinstance(shape, (list, tuple)) and len(shape) >= 3:
         slices = shape[2]
@@ -74,8 +74,8 @@ def scan_row(source: Source) -> dict[str, Any]:
     return {
         "unit": source.id,
         "reader": source.reader,
-        "patient": _first(info, "patient_id") or "",
-        "modality": _first(info, "modality") or "",
+        "patient": _first(info, InfoKey.PATIENT_ID) or "",
+        "modality": _first(info, InfoKey.MODALITY) or "",
         "size": _join(shape),
         "spacing": _join(_first(info, "spacing")),
         "slices": "" if slices is None else str(slices),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..source import ANNOTATES
+from ..source import InfoKey
 
 #: Flag -> what converting the unit will do about it (with the default options).
 FLAG_NOTES: dict[str, str] = {
@@ -54,24 +54,25 @@ def annotation_note(info: Mapping[str, Any]) -> str:
     """
     from ..readers.annotations.model import COUNT_NOUNS, AnnotationKind
 
-    item, part = COUNT_NOUNS[AnnotationKind(info["annotation_kind"])]
-    facts = [str(info["pairing"])] if info.get("pairing") else []
-    if info.get("roi_names") is not None:
-        facts.append(f"{len(info['roi_names'])} {item}(s)")
-    if info.get("contours") is not None:
-        facts.append(f"{info['contours']} {part}(s)")
-    return f"annotates {info[ANNOTATES]}" + (f" ({', '.join(facts)})" if facts else "")
+    item, part = COUNT_NOUNS[AnnotationKind(info[InfoKey.ANNOTATION_KIND])]
+    facts = [str(info[InfoKey.PAIRING])] if info.get(InfoKey.PAIRING) else []
+    if info.get(InfoKey.ROI_NAMES) is not None:
+        facts.append(f"{len(info[InfoKey.ROI_NAMES])} {item}(s)")
+    if info.get(InfoKey.CONTOURS) is not None:
+        facts.append(f"{info[InfoKey.CONTOURS]} {part}(s)")
+    return f"annotates {info[InfoKey.ANNOTATES]}" + (f" ({', '.join(facts)})" if facts else "")
 
 
 def unit_note(info: Mapping[str, Any], flags: list[str]) -> str:
     """The note of one unit: why it will be excluded or fail, else what each flag will mean."""
-    for key, prefix in (("excluded", "excluded: "), ("unreadable", "will fail: "), ("error", "will fail: ")):
+    for key, prefix in ((InfoKey.EXCLUDED, "excluded: "), (InfoKey.UNREADABLE, "will fail: "),
+                        (InfoKey.ERROR, "will fail: ")):
         if info.get(key):
             return prefix + str(info[key])
-    if info.get(ANNOTATES):
+    if info.get(InfoKey.ANNOTATES):
         return annotation_note(info)
     if info.get("reason"):
         return str(info["reason"])
     if "geometry-error" in flags:
-        return "will fail: " + str(info.get("geometry_error") or "the slice geometry is inconsistent")
+        return "will fail: " + str(info.get(InfoKey.GEOMETRY_ERROR) or "the slice geometry is inconsistent")
     return "; ".join(flag_note(flag) for flag in flags)

@@ -19,12 +19,10 @@ import dataclasses
 import numpy as np
 
 from ..options import AnnotationOptions, MaskLayout, ReadOptions
-from ..source import Source
+from ..source import InfoKey, Source
 from ..volume import Volume
 from .labelmap import LabelTable
 
-#: ``Source.info`` key of an annotation unit: the names of every ROI / segment its header lists (discovery's).
-ROI_NAMES = "roi_names"
 
 
 def covered_names(table: LabelTable) -> frozenset[str]:
@@ -46,7 +44,7 @@ def read_annotation_map(source: Source, options: ReadOptions, table: LabelTable)
     reader = readers.get(source.reader)
     label_options = dataclasses.replace(options, kind="label")
     kept_names = covered_names(table)
-    listed = [str(name) for name in source.info.get(ROI_NAMES) or ()]
+    listed = [str(name) for name in source.info.get(InfoKey.ROI_NAMES) or ()]
     if not hasattr(reader, "result") or (listed and all(name.casefold() in kept_names for name in listed)):
         return reader.read(source, label_options)  # the table takes every ROI: the reader's own map
     annotation = label_options.annotations or AnnotationOptions()

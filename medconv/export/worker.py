@@ -38,6 +38,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 
 from .._version import __version__
+from ..batch.manifest import Status
 from ..batch.plan import PlannedUnit
 from ..batch.unit import UnitJob, base_row, unit_fingerprint
 from ..errors import GeometryError, MedconvError
@@ -130,7 +131,7 @@ class CaseExporter:
         start = time.perf_counter()
         row = base_row(unit)
         if unit.problem is not None:
-            status = "failed" if unit.problem.reason.is_error else "excluded"
+            status = Status.FAILED if unit.problem.reason.is_error else Status.EXCLUDED
             row.update(status=status, reason=unit.problem.message, error_type=unit.problem.reason.value, output="",
                        seconds=0.0)
             return row
@@ -152,15 +153,15 @@ class CaseExporter:
             }
             write_json(unit.sidecar, record)
             first = built.images[0]
-            row.update(status="converted", kind=CASE_READER, shape=list(first.shape),
+            row.update(status=Status.CONVERTED, kind=CASE_READER, shape=list(first.shape),
                        spacing=[round(s, 6) for s in first.spacing], dtype=str(first.array.dtype),
                        warnings=built.warnings, history=built.history)
         except MedconvError as exc:
             remove_case_outputs(unit, dataset_dir)
-            row.update(status="failed", reason=exc.one_line(), error_type=exc.code, output="")
+            row.update(status=Status.FAILED, reason=exc.one_line(), error_type=exc.code, output="")
         except Exception as exc:  # a bug in medconv: recorded, the batch goes on
             remove_case_outputs(unit, dataset_dir)
-            row.update(status="failed", reason=f"internal error: {type(exc).__name__}: {exc}", error_type="internal",
+            row.update(status=Status.FAILED, reason=f"internal error: {type(exc).__name__}: {exc}", error_type="internal",
                        traceback=traceback.format_exc(), output="")
         row["seconds"] = round(time.perf_counter() - start, 3)
         return row

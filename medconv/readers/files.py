@@ -26,12 +26,10 @@ from typing import Callable, Iterable, Iterator
 from ..atomic import is_temporary
 from ..errors import MedconvError, OutsideDatasetError, SpecialFileError, UnreadableFileError
 from ..registry import matching_suffix
-from ..source import Source
+from ..source import InfoKey, Source
 
-#: ``Source.info`` keys written by :func:`discovery_failure_source`.
-DISCOVERY_ERROR_KEY = "error"
+#: ``Source.info`` key of the failure :func:`discovery_failure_source` records (only :func:`check_source` reads it).
 _DISCOVERY_FAILURE_KEY = "discovery_failure"
-_OUTSIDE_KEY = "outside_dataset"
 
 OUTSIDE_HINT = "copy the file into the dataset folder, or allow it with --follow-outside / ReadOptions(follow_outside=True)"
 
@@ -159,7 +157,7 @@ def discovery_failure_source(reader: str, path: str, root: str, suffix: str, err
     one_line = UnreadableFileError(failure["message"], path, hint).one_line()
     return Source(id=file_source_id(path, root, suffix), reader=reader, paths=(path,),
                   root=root if os.path.isdir(root) else "",
-                  info={**info, DISCOVERY_ERROR_KEY: one_line, _DISCOVERY_FAILURE_KEY: failure})
+                  info={**info, InfoKey.ERROR: one_line, _DISCOVERY_FAILURE_KEY: failure})
 
 
 def outside_source(reader: str, path: str, root: str, suffix: str, error: OutsideDatasetError) -> Source:
@@ -170,7 +168,7 @@ def outside_source(reader: str, path: str, root: str, suffix: str, error: Outsid
     """
     return Source(id=file_source_id(path, root, suffix), reader=reader, paths=(path,),
                   root=root if os.path.isdir(root) else "",
-                  info={DISCOVERY_ERROR_KEY: error.one_line(), _OUTSIDE_KEY: True})
+                  info={InfoKey.ERROR: error.one_line(), InfoKey.OUTSIDE_DATASET: True})
 
 
 def check_source(source: Source, options) -> None:

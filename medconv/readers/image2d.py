@@ -59,7 +59,7 @@ from ..errors import MissingDependencyError, UnreadableFileError, UnsupportedFor
 from ..labels import compact_labels, decide_kind
 from ..options import ReadOptions
 from ..pixels import luma
-from ..source import Source
+from ..source import InfoKey, Source
 from ..volume import Volume
 from .files import file_source_id, walk_files
 
@@ -340,13 +340,13 @@ def _file_info(path: str) -> dict[str, Any]:
             columns, rows, _, colour_type = png
             samples = _PNG_SAMPLES.get(colour_type, 1)
             bilevel = png[2] == 1 and colour_type == 0
-            return {"shape": [columns, rows, 1] + ([samples] if samples > 1 else []), "format": "PNG",
+            return {InfoKey.SHAPE: [columns, rows, 1] + ([samples] if samples > 1 else []), "format": "PNG",
                     "kind_guess": "label" if bilevel else decide_kind(os.path.basename(path), None)[0]}
         with Image.open(path) as image:
             columns, rows = image.size
             channels = {"RGB": 3, "RGBA": 4, "LA": 2, "CMYK": 3, "YCbCr": 3}.get(image.mode, 1)
             shape = [columns, rows, 1] + ([channels] if channels > 1 else [])
-            return {"shape": shape, "format": image.format, "mode": image.mode,
+            return {InfoKey.SHAPE: shape, "format": image.format, "mode": image.mode,
                     "kind_guess": "label" if image.mode == "1" else decide_kind(os.path.basename(path), None)[0]}
     except Exception as exc:  # a broken file is reported when it is read
-        return {"error": f"not a readable image ({exc})"}
+        return {InfoKey.ERROR: f"not a readable image ({exc})"}

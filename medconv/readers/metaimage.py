@@ -32,7 +32,7 @@ from ..errors import GeometryError, MedconvError
 from ..geometry import axis_codes, orthonormal_deviation, orthonormalize
 from ..labels import compact_labels, decide_kind
 from ..options import ReadOptions
-from ..source import Source
+from ..source import InfoKey, Source
 from ..volume import Volume
 from .files import (check_dataset_file, check_source, dataset_root, file_source_id, guarded_source, is_inside,
                     walk_files)
@@ -167,7 +167,7 @@ def header_info(header: MetaHeader, relpath: str, options: ReadOptions = ReadOpt
     spacing, _, direction, _ = header_geometry(header)
     kind, reason = decide_kind(relpath, None, options)
     return {
-        "shape": list(header.shape) + ([header.channels] if header.channels > 1 else []),
+        InfoKey.SHAPE: list(header.shape) + ([header.channels] if header.channels > 1 else []),
         "spacing": list(spacing),
         "element_type": header.element_type,
         "dtype": header.dtype.newbyteorder("=").name,
@@ -178,7 +178,7 @@ def header_info(header: MetaHeader, relpath: str, options: ReadOptions = ReadOpt
         "kind_guess": kind,
         "kind_reason": reason,
         "4d": header.ndim == 4 or header.channels > 1,
-        **({"modality": _MODALITIES[header.get("Modality").upper()]}
+        **({InfoKey.MODALITY: _MODALITIES[header.get("Modality").upper()]}
            if _MODALITIES.get((header.get("Modality") or "").upper()) else {}),
     }
 
@@ -219,9 +219,9 @@ class MetaImageReader:
             info = header_info(header, relative)
             base = dataset or os.path.dirname(os.path.abspath(path))
             paths += tuple(p for p in header.data_files if os.path.exists(p) and is_inside(p, base))
-            check_data_files(header, base, ReadOptions())  # an outside data file is named in info["error"]
+            check_data_files(header, base, ReadOptions())  # an outside data file is named in info[InfoKey.ERROR]
         except MedconvError as exc:
-            info = {**info, "error": exc.one_line()}
+            info = {**info, InfoKey.ERROR: exc.one_line()}
         return Source(id=file_source_id(path, root, suffix), reader=self.name, paths=paths, root=dataset, info=info)
 
     def read(self, source: Source, options: ReadOptions = ReadOptions()) -> Volume:

@@ -28,7 +28,7 @@ from ..geometry import LPS_TO_RAS, axis_codes, geometry_from_affine
 from ..labels import compact_labels, decide_kind
 from ..options import ReadOptions
 from ..pixels import apply_rescale
-from ..source import Source
+from ..source import InfoKey, Source
 from ..volume import Volume
 from .bounded_io import check_data_size, inflate, read_into
 from .files import check_dataset_file, check_source, dataset_root, file_source_id, guarded_source, walk_files
@@ -73,7 +73,7 @@ class NiftiReader:
         try:
             info = _header_info(_load(path), relative)
         except MedconvError as exc:
-            info = {"error": exc.one_line()}
+            info = {InfoKey.ERROR: exc.one_line()}
         return Source(id=file_source_id(path, root, suffix), reader=self.name, paths=(path,),
                       root=root if os.path.isdir(root) else "", info=info)
 
@@ -126,18 +126,18 @@ class NiftiReader:
 
 def _header_info(image, relpath: str) -> dict:
     """Facts for planning and ``medconv scan`` from the header alone."""
-    info = {"shape": list(image.shape), "dtype": str(image.get_data_dtype().newbyteorder("=").name)}
+    info = {InfoKey.SHAPE: list(image.shape), "dtype": str(image.get_data_dtype().newbyteorder("=").name)}
     try:
         spacing, _, direction, affine_kind = _geometry(image, relpath, [])
         info.update(spacing=list(spacing), axes=axis_codes(direction), affine_from=affine_kind)
     except MedconvError as exc:
-        info["error"] = exc.one_line()
+        info[InfoKey.ERROR] = exc.one_line()
     intent = int(image.header["intent_code"]) if "intent_code" in image.header else 0
     info["kind_guess"] = "label" if intent == _LABEL_INTENT else decide_kind(relpath, None)[0]
     info["4d"] = len(image.shape) > 3 and image.shape[3] > 1
     data_file = image.file_map["image"].filename
     if data_file and not os.path.exists(data_file):
-        info["error"] = f"the data file {os.path.basename(data_file)!r} does not exist"
+        info[InfoKey.ERROR] = f"the data file {os.path.basename(data_file)!r} does not exist"
     return info
 
 

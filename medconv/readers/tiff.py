@@ -51,7 +51,7 @@ from ..errors import MedconvError, UnreadableFileError, UnsupportedFormatError, 
 from ..labels import compact_labels, decide_kind
 from ..options import ReadOptions
 from ..pixels import luma
-from ..source import Source
+from ..source import InfoKey, Source
 from ..volume import Volume
 from .files import (check_discovered_file, check_source, discovery_failure_source, file_source_id, guarded_source,
                     natural_key, outside_source, walk_files)
@@ -292,8 +292,8 @@ class TiffReader:
                 relative = os.path.relpath(folder, root)
                 source_id = os.path.basename(os.path.abspath(root)) if relative == "." else relative.replace(os.sep, "/")
                 rows, columns = slice_shape[:2]
-                info = {"layout": "slice folder", "slices": len(files),
-                        "shape": [columns, rows, len(files)] + list(slice_shape[2:]),
+                info = {InfoKey.LAYOUT: "slice folder", "slices": len(files),
+                        InfoKey.SHAPE: [columns, rows, len(files)] + list(slice_shape[2:]),
                         "kind_guess": decide_kind(relative, None)[0]}
                 yield Source(id=source_id, reader=self.name, paths=tuple(path for path, _ in files), root=root,
                              info=info)
@@ -339,15 +339,15 @@ def _file_info(path: str) -> dict[str, Any]:
             page = series.pages[0] if series.pages else tif.pages.first
             placeholder = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), series.shape, (0,) * len(series.shape))
             shape, axis4, _ = volume_axes(placeholder, series.axes, path)  # (i, j, k[, 4th]) without decoding
-            return {"shape": list(shape.shape), "tiff_shape": list(series.shape), "axes": series.axes,
+            return {InfoKey.SHAPE: list(shape.shape), "tiff_shape": list(series.shape), "axes": series.axes,
                     "dtype": str(series.dtype), "series": len(tif.series), "spacing_mm": stated,
                     "spacing_from": spacing_from, "rgb": getattr(page.photometric, "name", "") == "RGB",
                     "4d": axis4 is not None and shape.shape[2] > 1,
                     "kind_guess": decide_kind(os.path.basename(path), None)[0]}
     except MedconvError as exc:  # a broken file is reported when it is read
-        return {"error": exc.one_line()}
+        return {InfoKey.ERROR: exc.one_line()}
     except Exception as exc:
-        return {"error": f"not a readable TIFF file ({exc})"}
+        return {InfoKey.ERROR: f"not a readable TIFF file ({exc})"}
 
 
 def _single_2d_page(path: str) -> Optional[tuple]:

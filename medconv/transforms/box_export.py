@@ -87,13 +87,13 @@ def image_ids(path: str) -> tuple[str, ...]:
 
 def _converted_images(dest: str, manifest_jsonl: str, suffix: str) -> dict[str, list[tuple[str, Optional[ResizeFrame]]]]:
     """``{image id: [(output relative to dest, its resize frame or None)]}`` of every 2D output of the run."""
-    from ..batch.manifest import read_manifest, rows_by_unit
+    from ..batch.manifest import WITH_OUTPUT, read_manifest, rows_by_unit
     from ..writers.sidecar import sidecar_path
 
     images: dict[str, list[tuple[str, Optional[ResizeFrame]]]] = defaultdict(list)
     for row in rows_by_unit(read_manifest(manifest_jsonl)).values():
         output = row.get("output") or ""
-        if row.get("status") not in ("converted", "skipped") or not output.endswith(suffix):
+        if row.get("status") not in WITH_OUTPUT or not output.endswith(suffix):
             continue
         side = sidecar_path(os.path.join(dest, *output.split("/")), suffix)
         try:

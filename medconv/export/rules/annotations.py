@@ -4,10 +4,10 @@ The DICOM reader's discovery makes one unit per annotation object (RTSTRUCT, DIC
 LIDC-IDRI XML; :mod:`medconv.readers.annotations.discovery`) and pairs it there, by its
 UID references, with the image unit it is drawn on. Its ``Source.info`` carries
 
-* ``annotates`` (:data:`~medconv.source.ANNOTATES`): the id of that image unit, or ``""``
+* ``annotates`` (``InfoKey.ANNOTATES``, :attr:`~medconv.source.Source.annotates`): the id of that image unit, or ``""``
   when it could not be paired (its series is absent, or several series fit), and then
-* ``error``: why not, one line (reading the unit would raise it);
-* ``labels`` (optional, for readers that know it from the header): its label table,
+* ``error`` (``InfoKey.ERROR``): why not, one line (reading the unit would raise it);
+* ``labels`` (``InfoKey.LABELS``, optional, for readers that know it from the header): its label table,
   ``[{"value": 1, "name": "GTV", ...}, ...]``.
 
 Pairing here is by that id alone, never by names: the image unit is the case's one
@@ -33,21 +33,17 @@ from collections import Counter
 from dataclasses import replace
 
 from ...layout import uid_fragment
-from ...source import ANNOTATES, Source
+from ...source import InfoKey, Source
 from ..cases import LabelNaming, LabelSource, Pairing, Unpaired, UnpairedReason
 from .base import Claim, DatasetView, Role, assemble, channel_name_for
 
-#: ``Source.info`` key of an annotation unit: its label table (list of ``{value, name, ...}``), when known up front.
-LABELS = "labels"
-#: ``Source.info`` key of an annotation unit discovery could not pair: why (one line).
-PAIRING_ERROR = "error"
 #: The one class of every LIDC-IDRI nodule in an exported label map.
 LIDC_CLASS = "nodule"
 
 
 def is_annotation(source: Source) -> bool:
     """Whether the unit is an annotation object (paired or not): discovery gave it the ``annotates`` key."""
-    return ANNOTATES in source.info
+    return source.is_annotation
 
 
 class AnnotationsRule:
@@ -62,9 +58,9 @@ class AnnotationsRule:
     def pair(self, dataset: DatasetView) -> Pairing:
         annotations = [s for s in dataset.images() if is_annotation(s)]
         images = {s.id: s for s in dataset.images() if not is_annotation(s)}
-        paired = [s for s in annotations if str(s.info[ANNOTATES]) in images]
+        paired = [s for s in annotations if s.annotates in images]
         paired_ids = {s.id for s in paired}
-        referenced = {str(s.info[ANNOTATES]) for s in paired}
+        referenced = {s.annotates for s in paired}
         unpaired = list(dataset.set_apart())
         unpaired += [Unpaired(UnpairedReason.NO_ANNOTATION, "no annotation references this series",
                               sources=(source,)) for unit_id, source in images.items() if unit_id not in referenced]
@@ -73,7 +69,7 @@ class AnnotationsRule:
         case_ids = _case_ids([images[unit_id] for unit_id in sorted(referenced)])
         claims = [Claim(images[unit_id], case_ids[unit_id], Role.IMAGE, channel_name_for(images[unit_id], "image"))
                   for unit_id in sorted(referenced)]
-        claims += [Claim(annotation, case_ids[str(annotation.info[ANNOTATES])], Role.LABEL) for annotation in paired]
+        claims += [Claim(annotation, case_ids[annotation.annotates], Role.LABEL) for annotation in paired]
         channel = sorted({claim.channel for claim in claims})
         pairing = assemble(self.name, claims, channel_names=tuple(channel[:1]) if len(channel) == 1 else None,
                            unpaired=unpaired, what_to_do="pass --pairs CSV to choose")
@@ -82,13 +78,13 @@ class AnnotationsRule:
 
 def _unpaired_annotation(source: Source, dataset: DatasetView) -> Unpaired:
     """The problem of an annotation unit that has no image to be drawn on, naming its patient and why."""
-    patient = str(source.info.get("patient_id") or "")
-    target = str(source.info.get(ANNOTATES) or "")
+    patient = str(source.info.get(InfoKey.PATIENT_ID) or "")
+    target = source.annotates
     if target:
         why = f"the series it annotates ({target}) is not in the dataset (download that series too, or leave the " \
               "annotation out)"
     else:
-        why = str(source.info.get(PAIRING_ERROR) or "it references no image series of the dataset")
+        why = source.error or "it references no image series of the dataset"
     where = dataset.relative(source)
     return Unpaired(UnpairedReason.LABEL_WITHOUT_IMAGE,
                     f"{where}: annotation{f' of patient {patient}' if patient else ''} not exported: {why}",
@@ -96,9 +92,9 @@ def _unpaired_annotation(source: Source, dataset: DatasetView) -> Unpaired:
 
 
 def label_table_of(source: Source) -> dict[int, str]:
-    """``{value: name}`` from an annotation unit's ``info["labels"]`` (empty when it has none)."""
+    """``{value: name}`` from an annotation unit's ``info[InfoKey.LABELS]`` (empty when it has none)."""
     table = {}
-    for entry in source.info.get(LABELS) or ():
+    for entry in source.info.get(InfoKey.LABELS) or ():
         try:
             table[int(entry["value"])] = str(entry.get("name") or f"label_{int(entry['value'])}")
         except (KeyError, TypeError, ValueError):
@@ -113,18 +109,19 @@ def label_source_of(source: Source) -> LabelSource:
         return LabelSource(source, declared)
     from ...readers.annotations.discovery import LIDC_MODALITY  # the Modality discovery gives a LIDC XML unit
 
-    if str(source.info.get("modality") or "") == LIDC_MODALITY:
+    if str(source.info.get(InfoKey.MODALITY) or "") == LIDC_MODALITY:
         return LabelSource(source, {1: LIDC_CLASS}, LabelNaming.OWN_TABLE, one_class=LIDC_CLASS)
     return LabelSource(source, {}, LabelNaming.OWN_TABLE)
 
 
 def _case_ids(images) -> dict[str, str]:
     """The case id of each annotated image unit: its patient, with the series number (then a UID part) if needed."""
-    patients = Counter(str(s.info.get("patient_id") or s.id) for s in images)
+    patients = Counter(str(s.info.get(InfoKey.PATIENT_ID) or s.id) for s in images)
     ids: dict[str, str] = {}
     for source in images:
-        patient = str(source.info.get("patient_id") or source.id)
-        ids[source.id] = patient if patients[patient] == 1 else f"{patient}_{source.info.get('series_number', '')}"
+        patient = str(source.info.get(InfoKey.PATIENT_ID) or source.id)
+        number = source.info.get(InfoKey.SERIES_NUMBER, "")
+        ids[source.id] = patient if patients[patient] == 1 else f"{patient}_{number}"
     repeated = Counter(ids.values())
     return {unit: case if repeated[case] == 1 else f"{case}_{uid_fragment(source)}"
             for (unit, case), source in zip(ids.items(), images)}

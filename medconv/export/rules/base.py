@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Protocol, Sequence
 
 from ...layout import sanitize_component
-from ...source import Source
+from ...source import InfoKey, Source
 from ..cases import Case, Channel, LabelSource, Pairing, Unpaired, UnpairedReason
 
 #: The channel name nnU-Net gives its CT normalisation (and medconv uses for CT channels).
@@ -48,12 +48,12 @@ class DatasetView:
 
     def images(self) -> list[Source]:
         """The units that readers did not set apart as non-images (localizers, RTSTRUCT ...)."""
-        return [source for source in self.sources if not source.info.get("excluded")]
+        return [source for source in self.sources if not source.excluded]
 
     def set_apart(self) -> list[Unpaired]:
         """One entry per unit a reader set apart as not an image volume."""
-        return [Unpaired(UnpairedReason.NOT_AN_IMAGE, f"not an image volume: {source.info['excluded']}",
-                         sources=(source,)) for source in self.sources if source.info.get("excluded")]
+        return [Unpaired(UnpairedReason.NOT_AN_IMAGE, f"not an image volume: {source.excluded}",
+                         sources=(source,)) for source in self.sources if source.excluded]
 
 
 class PairingRule(Protocol):
@@ -91,7 +91,7 @@ class Claim:
 
 def channel_name_for(source: Source, fallback: str) -> str:
     """"CT" for a unit its header says is CT, else ``fallback``."""
-    return CT_CHANNEL if str(source.info.get("modality") or "").upper() == "CT" else fallback
+    return CT_CHANNEL if str(source.info.get(InfoKey.MODALITY) or "").upper() == "CT" else fallback
 
 
 def assemble(rule: str, claims: Iterable[Claim], *, channel_names: Sequence[str] | None = None,

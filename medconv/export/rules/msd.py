@@ -25,6 +25,7 @@ import re
 from typing import Any, Optional
 
 from ...errors import UsageError
+from ...source import InfoKey
 from ..cases import Pairing, Unpaired, UnpairedReason
 from .base import CT_CHANNEL, Claim, DatasetView, Role, assemble, channel_name_for
 
@@ -96,7 +97,7 @@ def _case_of(dataset: DatasetView, source) -> str:
 
 
 def _volume_count(source) -> Optional[int]:
-    shape = source.info.get("shape")
+    shape = source.info.get(InfoKey.SHAPE)
     if not isinstance(shape, (list, tuple)) or len(shape) < 3:
         return None
     return int(shape[3]) if len(shape) > 3 else 1

@@ -12,13 +12,13 @@ files it skipped as not DICOM to :func:`with_annotation_units`, which
    for the units an object could reference, each at most once);
 3. returns the Sources with one annotation Source per object (reader
    :data:`ANNOTATION_READER`), placed right after the image unit it annotates. Its
-   ``info[ANNOTATES]`` is that unit's id, ``info[NAME_SUFFIX]`` what its outputs add
+   ``info[InfoKey.ANNOTATES]`` is that unit's id, ``info[InfoKey.NAME_SUFFIX]`` what its outputs add
    to the image's output name, and its ``plan`` an :class:`AnnotationPlan` carrying the
    image Source itself (with the image reader's own plan), so that a worker computes the
    grid the image is written on without discovering anything again.
 
 An object that cannot be paired (its series is absent, several units fit, its header is
-unreadable) is still a unit: its plan holds the reason, ``info["error"]`` says it for
+unreadable) is still a unit: its plan holds the reason, ``info[InfoKey.ERROR]`` says it for
 ``medconv scan``, and reading it raises that error, so it fails alone (one manifest row)
 and its image converts. Nothing here is DICOM-specific except which object units to take
 apart (by their Modality, a fact every DICOM unit's ``info`` carries).
@@ -34,7 +34,7 @@ from typing import Iterable, Optional, Sequence
 
 from ...errors import AnnotationReferenceError, MedconvError, NotAVolumeError
 from ...image_reference import ImageReference
-from ...source import ANNOTATES, NAME_SUFFIX, Source
+from ...source import InfoKey, Source
 from .headers import AnnotationHeader, read_header
 from .labelmap import object_suffix
 from .lidc_xml import is_lidc_family_xml
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 #: Modality of the set-aside DICOM objects that are annotations, and their kind.
 ANNOTATION_MODALITIES = {"RTSTRUCT": AnnotationKind.RTSTRUCT, "SEG": AnnotationKind.SEG}
 
-#: ``info["modality"]`` of a LIDC XML unit (the XML has no DICOM Modality).
+#: ``info[InfoKey.MODALITY]`` of a LIDC XML unit (the XML has no DICOM Modality).
 LIDC_MODALITY = "LIDC-XML"
 
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
@@ -98,11 +98,11 @@ class _References:
         self.images = [s for s in sources if s.reader != ANNOTATION_READER and s.plan is not None]
         self.by_series: dict[str, list[Source]] = {}
         for source in self.images:
-            self.by_series.setdefault(str(source.info.get("series_uid") or ""), []).append(source)
+            self.by_series.setdefault(str(source.info.get(InfoKey.SERIES_UID) or ""), []).append(source)
         self.all_by_series: dict[str, list[Source]] = {}
         for source in sources:
             if source.reader != ANNOTATION_READER:
-                self.all_by_series.setdefault(str(source.info.get("series_uid") or ""), []).append(source)
+                self.all_by_series.setdefault(str(source.info.get(InfoKey.SERIES_UID) or ""), []).append(source)
         self._cache: dict[str, Optional[ImageReference]] = {}
         self.problems: dict[str, str] = {}  #: unit id -> why it has no ImageReference (excluded, bad geometry)
 
@@ -132,8 +132,8 @@ class _References:
         reasons = []
         for uid in sorted(header.referenced_series_uids):
             for source in self.all_by_series.get(uid, ()):
-                why = (self.problems.get(source.id) or source.info.get("excluded") or source.info.get("unreadable")
-                       or source.info.get("geometry_error"))
+                why = (self.problems.get(source.id) or source.excluded or source.unreadable
+                       or source.info.get(InfoKey.GEOMETRY_ERROR))
                 if why:
                     reasons.append(f"{source.id} is not converted ({why})")
         return "; ".join(reasons)
@@ -144,8 +144,8 @@ def _annotation_files(sources: Sequence[Source], skipped: Iterable[tuple[str, st
     """(object unit or None, file, kind) of every annotation object: DICOM objects by Modality, XML by content."""
     found = []
     for source in sources:
-        kind = ANNOTATION_MODALITIES.get(str(source.info.get("modality") or "").upper())
-        if kind is not None and source.info.get("layout") == "object":
+        kind = ANNOTATION_MODALITIES.get(str(source.info.get(InfoKey.MODALITY) or "").upper())
+        if kind is not None and source.info.get(InfoKey.LAYOUT) == "object":
             found.extend((source, path, kind) for path in sorted(source.paths))
     for path, _ in skipped:
         if is_lidc_family_xml(path):
@@ -160,28 +160,29 @@ def _info(kind: AnnotationKind, path: str, base: str, header: Optional[Annotatio
     origin_info = origin.info if origin is not None else {}
     folder = os.path.relpath(os.path.dirname(path), base).replace(os.sep, "/") if base else os.path.dirname(path)
     info = {
-        ANNOTATES: image.id if image is not None else "",
-        "annotation_kind": kind.value,
-        NAME_SUFFIX: object_suffix(kind, label),
-        "patient_id": (header.patient_id if header is not None else "") or image_info.get("patient_id")
-        or origin_info.get("patient_id") or "",
-        "study_uid": (header.study_uid if header is not None else "") or image_info.get("study_uid") or "",
-        "study_date": image_info.get("study_date") or origin_info.get("study_date") or "",
-        "series_uid": (header.series_uid if header is not None else "") or origin_info.get("series_uid") or "",
-        "series_number": origin_info.get("series_number"),
-        "modality": LIDC_MODALITY if kind is AnnotationKind.LIDC_XML else kind.name,
-        "series_description": label,
+        InfoKey.ANNOTATES: image.id if image is not None else "",
+        InfoKey.ANNOTATION_KIND: kind.value,
+        InfoKey.NAME_SUFFIX: object_suffix(kind, label),
+        InfoKey.PATIENT_ID: (header.patient_id if header is not None else "") or image_info.get(InfoKey.PATIENT_ID)
+        or origin_info.get(InfoKey.PATIENT_ID) or "",
+        InfoKey.STUDY_UID: (header.study_uid if header is not None else "") or image_info.get(InfoKey.STUDY_UID) or "",
+        InfoKey.STUDY_DATE: image_info.get(InfoKey.STUDY_DATE) or origin_info.get(InfoKey.STUDY_DATE) or "",
+        InfoKey.SERIES_UID: (header.series_uid if header is not None else "") or origin_info.get(InfoKey.SERIES_UID)
+        or "",
+        InfoKey.SERIES_NUMBER: origin_info.get(InfoKey.SERIES_NUMBER),
+        InfoKey.MODALITY: LIDC_MODALITY if kind is AnnotationKind.LIDC_XML else kind.name,
+        InfoKey.SERIES_DESCRIPTION: label,
         "n_files": 1,
         "folder": folder,
         "flags": [],
     }
     if header is not None:
-        info.update(referenced_series=sorted(header.referenced_series_uids), roi_names=list(header.roi_names),
-                    contours=header.contours)
+        info.update({"referenced_series": sorted(header.referenced_series_uids),
+                     InfoKey.ROI_NAMES: list(header.roi_names), InfoKey.CONTOURS: header.contours})
     if pairing is not None and pairing.status is PairingStatus.PAIRED:
-        info["pairing"] = pairing.rule.value
+        info[InfoKey.PAIRING] = pairing.rule.value
     if error:
-        info["error"] = error
+        info[InfoKey.ERROR] = error
     return info
 
 
@@ -252,7 +253,7 @@ def with_annotation_units(sources: Sequence[Source], skipped: Iterable[tuple[str
         info = _info(kind, path, base, header, image, pairing, failure.message if failure and not set_aside else "",
                      origin)
         if set_aside:
-            info["excluded"] = failure.message
+            info[InfoKey.EXCLUDED] = failure.message
         ident = _unit_id(kind, path, base, image, origin, suffix, used)
         plan = AnnotationPlan(kind, path, image, pairing, failure)
         unit = Source(ident, ANNOTATION_READER, (path,), base, info, plan=plan)

@@ -220,8 +220,7 @@ def _single_image(path: str) -> Source:
     """The one image unit of a series folder or image file."""
     from ...api import discover
 
-    found = [s for s in discover(path) if s.reader != ANNOTATION_READER and not s.info.get("excluded")
-             and not s.info.get("unreadable")]
+    found = [s for s in discover(path) if s.reader != ANNOTATION_READER and not s.excluded and not s.unreadable]
     if len(found) != 1:
         raise UsageError(f"the reference holds {len(found)} image units, not one", path=path,
                          hint="name one series folder or file, or pass an ImageReference")

@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 from ...errors import MedconvError, OutsideDatasetError, SpecialFileError, UnreadableFileError
 from ...options import ReadOptions
 from ...layout import ascii_name
-from ...source import Source
+from ...source import InfoKey, Source
 from ..files import check_dataset_file
 from .grouping import SeriesGroup, group_headers
 from .headers import DicomHeader, dicom_like_name, header_notes, header_problem, scan_files
@@ -280,9 +280,9 @@ def sources_of(discovery: Discovery, root: str, reader: str = "dicom") -> Iterat
     sources = []
     for path, reason in discovery.unreadable:
         ident = _unique(f"unreadable_{slug(os.path.basename(path))}", used)
-        info = {"unreadable": reason, "n_files": 1, "folder": relative_folder(path, base)}
+        info = {InfoKey.UNREADABLE: reason, "n_files": 1, "folder": relative_folder(path, base)}
         if path in discovery.special:
-            info[SPECIAL_FILE_KEY] = True
+            info[InfoKey.SPECIAL_FILE] = True
         sources.append(Source(ident, reader, (path,), base, info))
     sources.extend(outside_sources(discovery.outside, base, used, reader))
     for unit in discovery.units:
@@ -292,21 +292,15 @@ def sources_of(discovery: Discovery, root: str, reader: str = "dicom") -> Iterat
             paths = tuple(h.path for h in unit.group.headers)
             ident = _unique(f"undescribed_{slug(os.path.basename(paths[0]))}", used)
             sources.append(Source(ident, reader, paths, base, {
-                "unreadable": f"cannot describe this unit ({type(exc).__name__}: {exc})", "n_files": len(paths),
+                InfoKey.UNREADABLE: f"cannot describe this unit ({type(exc).__name__}: {exc})", "n_files": len(paths),
                 "folder": relative_folder(paths[0], base)}))
     regular = [(path, reason) for path, reason in discovery.skipped if path not in discovery.unopened]
-    if not regular and not any(source.info.get("layout") == Layout.OBJECT.value for source in sources):
+    if not regular and not any(source.info.get(InfoKey.LAYOUT) == Layout.OBJECT.value for source in sources):
         yield from sources
         return
     from ..annotations.discovery import with_annotation_units
 
     yield from with_annotation_units(sources, regular, base)
-
-
-#: ``Source.info`` key of a unit of links that resolve outside SRC (its value: the reason, one line).
-OUTSIDE_KEY = "outside_dataset"
-#: ``Source.info`` key of an unreadable unit that is a FIFO, device or socket (reading raises SpecialFileError).
-SPECIAL_FILE_KEY = "special_file"
 
 
 def outside_sources(links: Sequence[tuple[str, OutsideDatasetError]], base: str, used: set[str],
@@ -325,7 +319,8 @@ def outside_sources(links: Sequence[tuple[str, OutsideDatasetError]], base: str,
         more = f" (and {len(found) - 1} more link(s) in this folder)" if len(found) > 1 else ""
         ident = _unique(f"outside_{slug(os.path.basename(found[0][0]))}", used)
         yield Source(ident, reader, tuple(path for path, _ in found), base, {
-            "error": first.one_line() + more, OUTSIDE_KEY: first.one_line() + more, "n_files": len(found),
+            InfoKey.ERROR: first.one_line() + more, InfoKey.OUTSIDE_DATASET: first.one_line() + more,
+            "n_files": len(found),
             "folder": relative_folder(found[0][0], base)})
 
 
@@ -348,32 +343,32 @@ def source_for(unit: Unit, base: str, used: set[str], reader: str = "dicom") -> 
     folders = sorted({relative_folder(os.path.join(folder, ""), base)
                       for folder in {os.path.dirname(h.path) for h in group.headers}})
     info: dict = {
-        "patient_id": first.patient_id, "study_date": first.study_date, "study_uid": first.study_uid,
-        "series_uid": first.series_uid, "series_number": first.series_number, "modality": first.modality,
-        "series_description": first.series_description, "study_description": first.study_description,
-        "manufacturer": first.manufacturer, "patient_name": first.patient_name, "n_files": len(group.headers),
-        "layout": group.layout,
+        InfoKey.PATIENT_ID: first.patient_id, InfoKey.STUDY_DATE: first.study_date, InfoKey.STUDY_UID: first.study_uid,
+        InfoKey.SERIES_UID: first.series_uid, InfoKey.SERIES_NUMBER: first.series_number,
+        InfoKey.MODALITY: first.modality, InfoKey.SERIES_DESCRIPTION: first.series_description,
+        "study_description": first.study_description, "manufacturer": first.manufacturer,
+        "patient_name": first.patient_name, "n_files": len(group.headers), InfoKey.LAYOUT: group.layout,
         "folder": folders[0] if len(folders) == 1 else folders, "flags": list(group.flags),
     }
     if group.split:
         info["split"] = [s.text for s in group.split]
     if group.frame_group:
         # the output name tells the units apart (the batch names by series_description)
-        info["frame_group"] = group.frame_group
-        info["series_description"] = " ".join(p for p in (first.series_description, group.frame_group) if p)
+        info[InfoKey.FRAME_GROUP] = group.frame_group
+        info[InfoKey.SERIES_DESCRIPTION] = " ".join(p for p in (first.series_description, group.frame_group) if p)
     if group.axis4:
         info["axis4"] = group.axis4
     if group.excluded:
-        info["excluded"] = group.excluded
+        info[InfoKey.EXCLUDED] = group.excluded
         if "2d" in group.flags:
-            info["is_2d"] = True
+            info[InfoKey.IS_2D] = True
     if group.unreadable:
-        info["unreadable"] = group.unreadable
+        info[InfoKey.UNREADABLE] = group.unreadable
     if plan is not None and plan.layout in (Layout.PROJECTION, Layout.CINE_2D):
         info["file"] = _file_field(plan.first.path, base)  # one file, one image: named after it (dcm2png)
     if unit.failure is not None:
         info["flags"].append("geometry-error")
-        info["geometry_error"] = getattr(unit.failure, "message", str(unit.failure))
+        info[InfoKey.GEOMETRY_ERROR] = getattr(unit.failure, "message", str(unit.failure))
     if first.rows and first.columns:
         _geometry_info(unit, info)
     return Source(ident, reader, tuple(h.path for h in group.headers), base, info, plan=plan)
@@ -401,8 +396,8 @@ def _geometry_info(unit: Unit, info: dict) -> None:
     group, plan = unit.group, unit.plan
     first = group.first
     if plan is None or group.excluded or plan.iop is None or plan.pixel_spacing is None:
-        info["shape"] = [first.columns, first.rows, first.number_of_frames if group.layout in ("multiframe", "cine")
-                         else len(group.headers)]
+        frames = first.number_of_frames if group.layout in ("multiframe", "cine") else len(group.headers)
+        info[InfoKey.SHAPE] = [first.columns, first.rows, frames]
         if first.pixel_spacing:
             info["spacing"] = [first.pixel_spacing[1], first.pixel_spacing[0], first.slice_thickness]
         return
@@ -411,10 +406,10 @@ def _geometry_info(unit: Unit, info: dict) -> None:
         geometry, _ = stack_geometry(plan, order, ReadOptions())
     except Exception as exc:  # typed or not: reading the unit raises it again, naming the file
         info["flags"].append("geometry-error")
-        info["geometry_error"] = exc.message if isinstance(exc, MedconvError) else f"{type(exc).__name__}: {exc}"
-        info["shape"] = [plan.columns, plan.rows, len(plan.frames)]
+        info[InfoKey.GEOMETRY_ERROR] = exc.message if isinstance(exc, MedconvError) else f"{type(exc).__name__}: {exc}"
+        info[InfoKey.SHAPE] = [plan.columns, plan.rows, len(plan.frames)]
         return
     k, rows, cols = geometry.shape_kji
-    info["shape"] = [cols, rows, k] + ([order.count] if order.count > 1 else [])
+    info[InfoKey.SHAPE] = [cols, rows, k] + ([order.count] if order.count > 1 else [])
     info["spacing"] = [round(v, 6) for v in geometry.spacing]
     info["flags"].extend(flag for flag in geometry.flags if flag not in info["flags"])

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class Layout(str, Enum):
-    """How a unit's pixels are laid out in its files (the value is ``Source.info["layout"]``)."""
+    """How a unit's pixels are laid out in its files (the value is ``Source.info[InfoKey.LAYOUT]``)."""
 
     #: One slice per file (CT, most MR and PET): a stack, 3D or 4D.
     SINGLE_FRAME = "single"

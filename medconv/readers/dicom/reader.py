@@ -16,10 +16,10 @@ from typing import Iterator
 from ...errors import NotAVolumeError, SpecialFileError, UnreadableFileError, UnsupportedFormatError
 from ...image_reference import ImageReference, ReferencedInstance
 from ...options import ReadOptions
-from ...source import Source
+from ...source import InfoKey, Source
 from ...volume import Volume
 from ..files import check_source
-from .discover import OUTSIDE_KEY, SPECIAL_FILE_KEY, Unit, discover_units, plan_groups, sources_of
+from .discover import Unit, discover_units, plan_groups, sources_of
 from .headers import DicomHeader, looks_like_dicom, read_header
 from .plan import UnitPlan
 
@@ -68,19 +68,17 @@ class DicomReader:
         UnreadableFileError, GeometryError, UnsupportedFormatError
             As the message says; each names a file and what to do.
         """
-        info = source.info
-        if info.get(SPECIAL_FILE_KEY):
-            raise SpecialFileError(info["unreadable"], source.path,
+        if source.info.get(InfoKey.SPECIAL_FILE):
+            raise SpecialFileError(source.info[InfoKey.UNREADABLE], source.path,
                                    "medconv reads regular files only; remove it from the dataset folder")
-        if info.get("unreadable"):
-            raise UnreadableFileError(info["unreadable"], source.path, "the file is truncated or corrupt")
-        if info.get(OUTSIDE_KEY):
+        if source.unreadable:
+            raise UnreadableFileError(source.unreadable, source.path, "the file is truncated or corrupt")
+        if source.info.get(InfoKey.OUTSIDE_DATASET):
             check_source(source, options)  # the OutsideDatasetError of its first link, unless follow_outside
-        excluded = info.get("excluded")
-        if excluded and not (options.include_2d and info.get("is_2d")):
-            raise NotAVolumeError(f"not converted: {excluded}", source.path,
+        if source.excluded and not (options.include_2d and source.is_2d):
+            raise NotAVolumeError(f"not converted: {source.excluded}", source.path,
                                   "to convert 2D images as one-slice volumes, pass --include-2d "
-                                  "(ReadOptions(include_2d=True))" if info.get("is_2d") else None)
+                                  "(ReadOptions(include_2d=True))" if source.is_2d else None)
         if isinstance(source.plan, UnitPlan):
             return source.plan
         return _plan_files(source, options)
@@ -146,7 +144,7 @@ def _read_headers(paths) -> list[DicomHeader]:
 def _plan_files(source: Source, options: ReadOptions) -> UnitPlan:
     """Plan a Source that carries no plan (built by hand, or whose planning failed at discovery)."""
     units: list[Unit] = plan_groups(_read_headers(source.paths))
-    wanted = source.info.get("frame_group")
+    wanted = source.info.get(InfoKey.FRAME_GROUP)
     if wanted is not None:
         units = [u for u in units if u.plan is not None and u.plan.frame_group == wanted] or units
     candidates = [u for u in units if u.group.excluded is None or (options.include_2d and "2d" in u.group.flags)]
