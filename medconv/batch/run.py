@@ -285,7 +285,8 @@ def _run_locked(plan: Plan, job: UnitJob, options: RunOptions, console, csv_path
     preview_dir = os.path.join(plan.dest, PREVIEW_DIR) if options.preview else None
     manifest = ManifestWriter(csv_path, jsonl_path)  # ManifestWriteError here: nothing can start
     todo: list[PlannedUnit] = []
-    known: dict[str, dict[str, Any]] = {}  # rows recorded before converting, which annotation units may wait for
+    known: list[dict[str, Any]] = []  # rows known before converting (skipped, planned failures), in plan order
+    gate = ImageGate(plan.units, lambda unit: unit_fingerprint(unit, job), preview_dir)
     try:
         for unit in plan.units:
             if unit.failure is not None:
@@ -296,15 +297,17 @@ def _run_locked(plan: Plan, job: UnitJob, options: RunOptions, console, csv_path
                     todo.append(unit)
                     continue
                 row = _skipped_row(unit, previous.get(unit.id)) if existing == "done" else _existing_row(unit, existing)
-            known[unit.id] = row
-            _record(row, manifest, report, log_path)
+            known.append(row)
+        for row in known:  # a skipped annotation unit waits for its image unit, if this run redoes that
+            for ready in gate.rows(row):
+                _record(ready, manifest, report, log_path)
         execution = choose_execution(todo, options.jobs, options.backend, job.fmt)
         report.execution = execution.mode.value if todo else None
         log.info("%d unit(s) to convert, %d skipped or known; execution: %s (%s)", len(todo),
                  len(plan.units) - len(todo), execution.describe(), execution.reason)
         run_job = job_for(job, execution)
         run_job = replace(run_job, write_options=replace(run_job.write_options, overwrite=True), preview_dir=preview_dir)
-        _convert(todo, run_job, execution, options, console, manifest, report, log_path, lock, ImageGate(todo, known, preview_dir))
+        _convert(todo, run_job, execution, options, console, manifest, report, log_path, lock, gate)
         manifest.finish()
     except ManifestWriteError as exc:
         manifest.close()
