@@ -119,13 +119,15 @@ def remove_leftover_temporaries(plan: Plan, extra: tuple[str, ...] = ()) -> int:
 
     Only files named like :func:`medconv.atomic.temporary_name` of one of the
     plan's own outputs, sidecars and companion files (or of the ``extra`` paths:
-    the manifests, an exported case's files), or of a file named after a unit that
-    annotates another (its masks and table), are removed; nothing else is touched.
+    the manifests, an exported case's files), of a file named after a unit's output
+    with another suffix (a NIfTI's ``.bval`` / ``.bvec``), or of a file named after a
+    unit that annotates another (its masks and table), are removed; nothing else is touched.
     """
-    stems = []  # units that write several files name them all after their own output's name
+    stems = []  # files a unit writes beside its output are named after the output's name
     for unit in plan.units:
-        if unit.source.info.get(ANNOTATES) and unit.output:
-            stems.append(unit.output[: len(unit.output) - len(plan.suffix)] if plan.suffix else unit.output)
+        if unit.output:
+            stem = unit.output[: len(unit.output) - len(plan.suffix)] if plan.suffix else unit.output
+            stems.append(stem if unit.source.info.get(ANNOTATES) else stem + ".")  # masks: <stem>_<map>...
     return remove_temporaries_of([p for unit in plan.units for p in (unit.output, unit.sidecar, *unit.companions)]
                                  + list(extra), stems)
 
