@@ -234,3 +234,24 @@ def test_a_run_killed_writing_a_dwi_image_leaves_no_final_name_and_the_rerun_cle
     (output,) = sorted(out.rglob("*.nii"))
     (reference,) = run_dcm2niix(tmp_path / "in", tmp_path / "d2n")
     _assert_tables_match_dcm2niix(output, reference)
+
+
+def test_an_image_write_that_fails_leaves_neither_the_image_nor_its_tables(tmp_path, monkeypatch):
+    """A disk that fills up during the image's voxels: nothing under a final name, no temporary either."""
+    import errno
+
+    import medconv.writers.nifti as nifti
+    from batch_trees import temporaries
+    from medconv import Volume, WriteOptions
+
+    volume = Volume(np.zeros((3, 2, 2, 2), np.int16), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3),
+                    meta={"diffusion": {"b_values": [0.0, 1000.0], "gradients": [[0, 0, 0], [1, 0, 0]],
+                                        "frame": "LPS"}})
+
+    def full(stream, array, dtype):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(nifti, "write_fortran_order", full)
+    with pytest.raises(OSError):
+        nifti.NiftiWriter().write(volume, tmp_path / "dwi.nii", WriteOptions(sidecar=False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [] and temporaries(tmp_path) == []
