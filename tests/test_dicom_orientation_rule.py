@@ -92,3 +92,23 @@ def test_a_mosaic_with_a_corrupt_orientation_fails_before_its_tiles_are_placed(t
         DicomReader().read(Source("mosaic", "dicom", (str(path),)))
     assert str(path) in error.value.one_line()
     assert f"length {_measured(path)[0]:.6g}" in error.value.one_line()
+
+
+def test_an_enhanced_object_with_a_corrupt_plane_orientation_fails_by_the_same_rule(tmp_path):
+    """PlaneOrientationSequence > ImageOrientationPatient of an enhanced multi-frame object, written with a row
+    vector of length 0.98: the frames' 4D split and the stack refuse it, naming the file and the length."""
+    from dicom_synth import write_enhanced_dwi
+
+    iop = (0.98, 0.0, 0.0, 0.0, 1.0, 0.0)
+    path = write_enhanced_dwi(tmp_path / "in" / "IM_0001", [(0.0, None, "NONE"), (1000.0, (1.0, 0.0, 0.0),
+                              "DIRECTIONAL")], oriented(iop, np.arange(3) * 3.0), iop)
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    group = ds.SharedFunctionalGroupsSequence[0] if "PlaneOrientationSequence" in ds.SharedFunctionalGroupsSequence[0] \
+        else ds.PerFrameFunctionalGroupsSequence[0]
+    stored = [float(v) for v in group.PlaneOrientationSequence[0].ImageOrientationPatient]
+    reader = DicomReader(jobs=1)
+    (source,) = [s for s in reader.discover(str(tmp_path / "in")) if not s.info.get("excluded")]
+    with pytest.raises(GeometryError) as error:
+        reader.read(source)
+    line = error.value.one_line()
+    assert str(path) in line and f"length {np.linalg.norm(stored[:3]):.6g}" in line, line
