@@ -29,7 +29,8 @@ IMAGE_KEPT_STATUSES = frozenset({"converted", "skipped"})
 MASKS_WRITTEN_STATUSES = frozenset({"converted", "skipped"})
 
 
-def image_stands(image: PlannedUnit | None, image_row: dict[str, Any], fingerprint: Callable[[PlannedUnit], str]) -> bool:
+def image_stands(image: PlannedUnit | None, image_row: dict[str, Any],
+                 fingerprint: Callable[[PlannedUnit], str]) -> bool:
     """Whether an image output on whose grid its annotations' masks lie stands after this run.
 
     Its row is converted or skipped; or it failed, but an earlier output of this unit,

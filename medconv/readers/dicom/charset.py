@@ -106,7 +106,7 @@ def character_set(declared: tuple[str, ...]) -> CharacterSet:
         first = "ascii" if first_term in _DEFAULT_TERMS else python_encoding[first_term]
     if first:
         codecs = tuple(python_encoding[term] for term in usable)
-    else:  # escapes name their code sets: an unknown first term is read as the default, its extensions kept (pydicom too)
+    else:  # escapes name their code sets: an unknown first term reads as the default, extensions kept (as pydicom)
         extensions = [python_encoding[term] for term in usable if term not in STAND_ALONE_ENCODINGS]
         codecs = (python_encoding[""], *extensions) if extensions else ()
     return CharacterSet(terms, codecs, first, "; ".join(problems))
