@@ -89,6 +89,9 @@ def _volume_index(lps_index, transform, shape) -> tuple[int, ...]:
 
 #: The one view of a 2D image: the picture as stored (row j = 0 at the top), no anatomical edge letters.
 PLANAR_VIEWS = (("image", "", "", "", ""),)
+#: ``meta["axis4"]`` of a 4th axis that holds a picture's colour channels (RGB, grey + alpha). Any other 4th axis
+#: (time, echo, diffusion volumes) is shown by its first volume, never mixed into false colours.
+COLOUR_AXIS4 = "channel"
 
 
 def is_planar(volume) -> bool:
@@ -108,10 +111,12 @@ def display_panels(volume, focus: tuple[int, int, int] | None = None
 
     Returns ``([axial, coronal, sagittal], [(row_mm, col_mm), ...])``; rows run top->bottom, columns left->right.
     A 2D image gives one panel, the picture as stored (row ``j``, column ``i``; colour channels kept), as its
-    PNG output shows it.
+    PNG output shows it; a one-slice series along a 4th axis that is not colour gives its first volume.
     """
     if is_planar(volume):
         array = np.asarray(volume.array)
+        if array.ndim == 4 and volume.meta.get("axis4") != COLOUR_AXIS4:
+            array = array[..., 0]  # one slice of a time / echo / volume series: its first volume, as in 3D
         plane = array[:, :, 0].T if array.ndim == 3 else array[:, :, 0, :].transpose(1, 0, 2)
         return [plane], [(volume.spacing[1], volume.spacing[0])]
     lps, spacing, _, _ = _lps_view(volume)

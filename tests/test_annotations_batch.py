@@ -170,6 +170,63 @@ def test_an_annotation_whose_image_unit_fails_fails_too_and_leaves_nothing(tmp_p
     assert {r["status"] for r in lung} == {"converted"} and len(lung) == 2
 
 
+def _masks_of(out: Path, rows: dict, image_row: dict) -> dict[str, list[Path]]:
+    """The files each annotation unit on ``image_row`` lists in its row, by unit id."""
+    return {r["unit_id"]: [out / name for name in r["output"]] for r in rows.values()
+            if r["annotates"] == image_row["unit_id"]}
+
+
+def test_a_rerun_withdraws_masks_it_skips_when_their_image_is_gone_and_fails_again(tmp_path):
+    """Masks from an earlier run whose image output is gone and whose image unit fails in the rerun lie beside
+    no image: they are withdrawn and their rows say why, not recorded as skipped."""
+    from dicom_synth import truncate
+
+    tree = annotated_tree(tmp_path / "src", bad=False)
+    out = tmp_path / "out"
+    assert medconv("tcia2nii", tmp_path / "src", out, "-q", "-j", "1") == 0
+    first = manifest(out)
+    chest = _image_row(first, "P1")
+    masks = _masks_of(out, first, chest)
+    assert len(masks) == 2 and all(path.is_file() for paths in masks.values() for path in paths)
+    (out / chest["output"]).unlink()  # the image output is gone (deleted, or a run killed before it was renamed)
+    cut = sorted(tree.chest.folder.glob("*.dcm"))[5]
+    truncate(cut, keep=cut.stat().st_size - 200)  # and the image unit now fails
+    assert medconv("tcia2nii", tmp_path / "src", out, "-q", "-j", "1") == 1
+    rows = manifest(out)
+    assert rows[chest["unit_id"]]["status"] == "failed" and "truncated" in rows[chest["unit_id"]]["reason"]
+    for unit_id, paths in masks.items():
+        row = rows[unit_id]
+        assert row["status"] == "failed" and row["error_type"] == "annotation-reference", row
+        assert chest["unit_id"] in row["reason"] and "truncated" in row["reason"] and "earlier run" in row["reason"]
+        assert not any(path.exists() for path in paths)
+    assert {r["status"] for r in rows.values() if r["unit_id"].startswith("P2")} == {"skipped"}
+
+
+def test_an_overwrite_rerun_whose_image_fails_keeps_masks_beside_the_image_it_keeps(tmp_path):
+    """The image's earlier output (same files, same options) stays when its --overwrite rerun fails; the masks
+    drawn for the rerun lie on its grid, so they stay too (nibabel: same affine and shape)."""
+    from dicom_synth import truncate
+
+    tree = annotated_tree(tmp_path / "src", bad=False)
+    out = tmp_path / "out"
+    assert medconv("tcia2nii", tmp_path / "src", out, "-q", "-j", "1") == 0
+    chest = _image_row(manifest(out), "P1")
+    cut = sorted(tree.chest.folder.glob("*.dcm"))[5]
+    truncate(cut, keep=cut.stat().st_size - 200)
+    assert medconv("tcia2nii", tmp_path / "src", out, "-q", "-j", "1", "--overwrite") == 1
+    rows = manifest(out)
+    assert rows[chest["unit_id"]]["status"] == "failed"
+    image = nib.load(str(out / chest["output"]))  # kept from the first run
+    masks = _masks_of(out, rows, chest)
+    assert len(masks) == 2
+    for unit_id, paths in masks.items():
+        assert rows[unit_id]["status"] == "converted", rows[unit_id]
+        for path in (p for p in paths if p.name.endswith(".nii.gz")):
+            mask = nib.load(str(path))
+            np.testing.assert_array_equal(mask.affine, image.affine)
+            assert mask.shape[:3] == image.shape[:3]
+
+
 def test_masks_follow_the_image_through_reorientation_and_resampling(tmp_path):
     tree = annotated_tree(tmp_path / "src", bad=False)
     assert medconv("tcia2nii", tmp_path / "src", tmp_path / "out", "-q", "-j", "1", "--orient", "RAS",

@@ -180,3 +180,54 @@ def test_recognising_and_refusing_xml(tmp_path):
     with pytest.raises(UnreadableFileError) as error:
         read_lidc_xml(cut, reference)
     assert "truncated" in error.value.one_line()
+
+
+# Each call on a path that is not a regular file, in a child process (a blocked open must fail the test, not hang it).
+NOT_REGULAR = """
+import json, sys
+from medconv.errors import MedconvError
+from medconv import read_annotations
+from medconv.readers.annotations import read_annotation
+from medconv.readers.annotations.lidc_xml import is_lidc_family_xml, is_lidc_xml, parse_lidc_xml, scan_lidc_xml
+from medconv.readers.annotations.headers import annotation_kind
+out = {}
+for name, call in [("is_lidc_xml", is_lidc_xml), ("is_lidc_family_xml", is_lidc_family_xml),
+                   ("annotation_kind", annotation_kind), ("scan_lidc_xml", scan_lidc_xml),
+                   ("parse_lidc_xml", parse_lidc_xml), ("read_annotation", lambda p: read_annotation(p, None)),
+                   ("read_annotations", read_annotations)]:
+    try:
+        out[name] = repr(call(sys.argv[1]))
+    except MedconvError as exc:
+        out[name] = [exc.code, exc.one_line()]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "device-link"])
+def test_an_xml_name_on_a_fifo_folder_or_device_never_blocks_and_is_refused_by_the_one_check(tmp_path, kind):
+    """A FIFO named ``069.xml`` used to block the sniffers for ever (opening a FIFO waits for a writer), a link
+    to /dev/zero to be read without end; every entry point now refuses them by check_dataset_file's rule."""
+    import json
+    import subprocess
+    import sys
+
+    path = tmp_path / "069.xml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to("/dev/zero")
+    done = subprocess.run([sys.executable, "-c", NOT_REGULAR, str(path)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["is_lidc_xml"] == "False" and found["is_lidc_family_xml"] == "False"
+    assert found["annotation_kind"] == "None"
+    expected = ("unreadable", "is a folder, not a file") if kind == "folder" else \
+        ("special-file", "is a FIFO" if kind == "fifo" else "is a device (/dev/zero)")
+    for name in ("scan_lidc_xml", "parse_lidc_xml"):
+        code, line = found[name]
+        assert code == expected[0] and expected[1] in line and str(path) in line, found[name]
+    # the public entry points: a typed error, never a hang (read_annotations first looks for the image beside it)
+    assert found["read_annotation"][0] == "unsupported", found["read_annotation"]
+    assert found["read_annotations"][0] == "annotation-reference", found["read_annotations"]

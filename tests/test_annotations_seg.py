@@ -179,3 +179,22 @@ def test_frames_off_the_pixel_grid_take_the_nearest_pixel(tmp_path):
     expected = np.repeat(np.repeat(stored >= 0.5, 2, axis=0), 2, axis=1)
     assert np.array_equal(result.outputs[0].volume.array == 1, expected)
     assert any("nearest pixel" in w for w in result.warnings)
+
+
+def test_a_seg_with_a_corrupt_orientation_fails_naming_it(tmp_path):
+    """SEG frames go through the image stacks' orientation rule (stack.orientation_direction): a row vector of
+    length 0.99 is refused, not used as a 0.99-pixel step."""
+    import pydicom
+
+    from medconv.errors import InvalidAnnotationError
+
+    path, series, _ = _fractional_seg(tmp_path)
+    ds = pydicom.dcmread(path)
+    orientation = ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0]
+    iop = [float(v) for v in orientation.ImageOrientationPatient]
+    orientation.ImageOrientationPatient = [f"{v:.6f}" for v in [*(np.array(iop[:3]) * 0.99), *iop[3:]]]
+    ds.save_as(path)
+    with pytest.raises(InvalidAnnotationError) as error:
+        read_seg(path, reference_for(series.paths))
+    line = error.value.one_line()
+    assert str(path) in line and "row vector has length 0.99" in line

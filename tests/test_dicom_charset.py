@@ -194,3 +194,69 @@ def test_every_sanitised_name_is_ascii_safe():
     hostile = ["王/../小東", "\u202eevil", "a\u0000b", "\ufeffbom", "…", "👍", "Ａ/Ｂ", "x\u0301", "\u00a0"]
     for text in hostile:
         assert ASCII_SAFE.fullmatch(sanitize_component(text)), text
+
+
+JIS_NAME = b"\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B"  # Yamada^Tarou in JIS X 0208 (PS3.5 H.3.1), escapes and all
+
+
+def _with_raw_charset(path: Path, value: bytes) -> None:
+    """Rewrite the file's SpecificCharacterSet value bytes as ``value`` (explicit VR little endian, VR CS)."""
+    data = path.read_bytes()
+    at = data.index(b"\x08\x00\x05\x00CS")
+    length = int.from_bytes(data[at + 6:at + 8], "little")
+    value += b" " * (len(value) % 2)
+    path.write_bytes(data[:at + 6] + len(value).to_bytes(2, "little") + value + data[at + 8 + length:])
+
+
+@pytest.mark.parametrize("declared", [pytest.param(None, id="absent"), pytest.param(b"", id="empty"),
+                                      pytest.param(b"\x00", id="nul"), pytest.param(b"  ", id="spaces")])
+def test_escape_sequences_without_a_declared_code_extension_are_not_text_of_the_set(tmp_path, declared):
+    """Escapes are no text of the default repertoire: decoded by the fallback (UTF-8 keeps the bytes), with a
+    warning; they used to pass as ASCII in silence."""
+    def jis(ds, k):
+        ds["PatientName"].value = JIS_NAME
+
+    path = series(tmp_path, "s", 8, charset=None if declared is None else "XX", edit=jis)[0]
+    if declared is not None:
+        _with_raw_charset(path, declared)
+    for read in (read_header_raw, read_header_pydicom):
+        header = read(str(path))
+        assert header.patient_name == JIS_NAME.decode("utf-8")
+        warning, = header.text_warnings
+        assert "PatientName" in warning and "none, i.e. ASCII" in warning and path.name in warning
+
+
+def test_an_unknown_first_term_keeps_the_code_extensions_after_it_as_pydicom_does(tmp_path):
+    def jis(ds, k):
+        ds["PatientName"].value = JIS_NAME
+
+    path = series(tmp_path, "s", 9, charset="XX", edit=jis)[0]
+    _with_raw_charset(path, b"XYZ\\ISO 2022 IR 87")
+    expected = str(reference(path).PatientName)
+    assert expected == "山田^太郎"
+    for read in (read_header_raw, read_header_pydicom):
+        header = read(str(path))
+        assert header.patient_name == expected
+        warning, = header.text_warnings
+        assert "'XYZ'" in warning and path.name in warning
+
+
+@pytest.mark.parametrize("value, terms", [
+    pytest.param(b"ISO_IR 100", ("ISO_IR 100",), id="bytes"),
+    pytest.param(100, ("100",), id="a-number"),
+    pytest.param(2.5, ("2.5",), id="a-float"),
+    pytest.param(MultiValue(str, ["", "ISO 2022 IR 87"]), ("", "ISO 2022 IR 87"), id="multivalue"),
+])
+def test_declared_terms_of_values_pydicom_did_not_make_text_never_raise(value, terms):
+    """A SpecificCharacterSet element that reached the header as bytes or a number (a wrong VR in the file): the
+    declared terms are its text, never an exception (a number used to raise TypeError)."""
+    from medconv.readers.dicom.charset import SPECIFIC_CHARACTER_SET, _declared_terms, decode_texts
+    from medconv.readers.dicom.headers import FIELD_TAGS, Unconvertible
+
+    assert _declared_terms((None, value)) == terms
+    assert _declared_terms((None, Unconvertible("BytesLengthException: 3 bytes for US"))) == (
+        "BytesLengthException: 3 bytes for US",)
+    name = "Müller^Jürgen".encode("latin-1")
+    texts = decode_texts({FIELD_TAGS["PatientName"]: (name, None), SPECIFIC_CHARACTER_SET: (None, value)},
+                         FIELD_TAGS, "x.dcm")
+    assert texts.values["PatientName"] == name.decode("latin-1")  # latin-1 declared, or the fallback's

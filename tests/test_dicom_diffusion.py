@@ -180,8 +180,8 @@ def test_ge_gradients_are_kept_as_stored_and_no_bvec_is_written(tmp_path):
 
 
 def test_a_rerun_resumes_a_dwi_unit_whatever_of_its_files_exist(tmp_path):
-    """The tables are written before the image: an image under its final name always has them; a run cut
-    after the tables converts the unit again (replacing them); a finished unit is skipped."""
+    """The tables are renamed before the image: an image under its final name always has them; a run cut
+    between the renames converts the unit again (replacing them); a finished unit is skipped."""
     write_siemens_classic_dwi(tmp_path / "in", True)
     output = _convert(tmp_path / "in", tmp_path / "out")
     tables = [output.with_suffix(".bval"), output.with_suffix(".bvec")]
@@ -193,3 +193,65 @@ def test_a_rerun_resumes_a_dwi_unit_whatever_of_its_files_exist(tmp_path):
     assert main(["tcia2nii", str(tmp_path / "in"), str(tmp_path / "out"), "-q", "--format", "nii"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "out" / "medconv-manifest.jsonl").read_text().splitlines()]
     assert [row["status"] for row in rows] == ["skipped"]
+
+
+# A run killed with SIGKILL while the image's voxels are being written (in-process: -j 1, one small unit).
+KILLED_RUN = """
+import os, signal, sys
+import medconv.writers.nifti as nifti
+def killed(stream, array, dtype):
+    stream.write(b"\\0" * 64)
+    stream.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+nifti.write_fortran_order = killed
+from medconv.cli.main import main
+sys.exit(main(["tcia2nii", {src!r}, {dest!r}, "-q", "-j", "1", "--format", "nii"]))
+"""
+
+
+def test_a_run_killed_writing_a_dwi_image_leaves_no_final_name_and_the_rerun_cleans_up(tmp_path):
+    """The .bval/.bvec wait as temporaries until the image is complete (they used to be under their final names
+    while the image was written); the next run removes every temporary of the unit and converts it, with dcm2niix's
+    tables."""
+    import signal
+    import subprocess
+    import sys
+
+    from batch_trees import temporaries
+
+    write_siemens_classic_dwi(tmp_path / "in", True)
+    out = tmp_path / "out"
+    killed = subprocess.run([sys.executable, "-c", KILLED_RUN.format(src=str(tmp_path / "in"), dest=str(out))],
+                            capture_output=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    left = sorted(Path(p).name for p in temporaries(out))
+    assert sorted(name.rsplit(".", 1)[1] for name in left) == ["bval", "bvec", "nii"], left
+    finals = [p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")
+              and p.suffix in (".nii", ".bval", ".bvec", ".json")]
+    assert finals == [], finals
+    assert main(["tcia2nii", str(tmp_path / "in"), str(out), "-q", "-j", "1", "--format", "nii"]) == 0
+    assert temporaries(out) == []
+    (output,) = sorted(out.rglob("*.nii"))
+    (reference,) = run_dcm2niix(tmp_path / "in", tmp_path / "d2n")
+    _assert_tables_match_dcm2niix(output, reference)
+
+
+def test_an_image_write_that_fails_leaves_neither_the_image_nor_its_tables(tmp_path, monkeypatch):
+    """A disk that fills up during the image's voxels: nothing under a final name, no temporary either."""
+    import errno
+
+    import medconv.writers.nifti as nifti
+    from batch_trees import temporaries
+    from medconv import Volume, WriteOptions
+
+    volume = Volume(np.zeros((3, 2, 2, 2), np.int16), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3),
+                    meta={"diffusion": {"b_values": [0.0, 1000.0], "gradients": [[0, 0, 0], [1, 0, 0]],
+                                        "frame": "LPS"}})
+
+    def full(stream, array, dtype):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(nifti, "write_fortran_order", full)
+    with pytest.raises(OSError):
+        nifti.NiftiWriter().write(volume, tmp_path / "dwi.nii", WriteOptions(sidecar=False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [] and temporaries(tmp_path) == []

@@ -263,3 +263,13 @@ def test_an_orientation_rounded_within_the_tolerance_converts_orthonormal(tmp_pa
     np.testing.assert_allclose(volume.direction[:, 0], stated_row, atol=1e-3)
     np.testing.assert_allclose(volume.direction[:, 1], stated_column / np.linalg.norm(stated_column), atol=1e-3)
     assert volume.meta["dicom"]["OrientationSource"] == "ImageOrientationPatient"
+
+
+def test_an_orientation_beyond_the_tolerance_is_ignored_with_the_measure(tmp_path):
+    """A 2D picture keeps its policy (a bad orientation is ignored, with a warning), by the stacks' one rule."""
+    radiograph(tmp_path / "dx.dcm", stored_ramp(12, shape=(20, 24)), ImagePositionPatient=[0, 0, 0],
+               ImageOrientationPatient=[0.99, 0.0, 0.0, 0.0, 1.0, 0.0], PatientOrientation=["L", "F"])
+    reader, (source,) = sources_of(tmp_path)
+    volume = reader.read(source)
+    assert volume.meta["dicom"]["OrientationSource"] == "PatientOrientation"
+    assert any("row vector has length 0.99" in w and w.endswith("ignored") for w in volume.meta["warnings"])

@@ -182,3 +182,29 @@ def test_a_2d_image_preview_is_the_image_itself(tmp_path):
 
     assert width < 2 * PANEL_SIZE  # one panel, not three
     assert bright[:, 1].mean() > width * 0.6 and bright[:, 0].mean() < height * 0.5  # the patch top right
+
+
+@pytest.mark.parametrize("axis4", ["time", "echo", "volume", None])
+def test_a_one_slice_series_shows_its_first_volume_in_grey_not_false_colours(tmp_path, axis4):
+    """One slice of a 4D series (a single-slice perfusion, a one-position DWI) is a 2D picture, but its 4th axis is
+    not colour: the picture is the first volume (as the three views of a 4D volume show), grey; only a 4th axis of
+    channels (an RGB picture) is shown in colour."""
+    from PIL import Image
+
+    i, j = np.meshgrid(np.arange(40), np.arange(30), indexing="ij")
+    frames = [np.where((i - 10 - 6 * t) ** 2 + (j - 15) ** 2 < 25, 1000, 100).astype(np.int16) for t in range(4)]
+    volume = Volume(np.stack(frames, axis=-1)[:, :, None, :], spacing=(1.0, 1.0, 3.0),
+                    meta={"axis4": axis4} if axis4 else {})
+    (panel,), _ = display_panels(volume)
+    np.testing.assert_array_equal(panel, frames[0].T)
+    rgb = np.asarray(Image.open(write_unit_preview(volume, str(tmp_path / "perfusion.nii.gz"))).convert("RGB"))
+    body = rgb[40:]  # below the caption (grey text on a dark grey sheet)
+    assert np.array_equal(body[..., 0], body[..., 1]) and np.array_equal(body[..., 1], body[..., 2])
+
+
+def test_a_colour_picture_keeps_its_channels():
+    picture = np.zeros((20, 30, 3), np.uint8)
+    picture[..., 0] = 200  # red
+    volume = Volume(picture.transpose(1, 0, 2)[:, :, None, :], spacing=(0.5, 0.5, 1.0), meta={"axis4": "channel"})
+    (panel,), _ = display_panels(volume)
+    np.testing.assert_array_equal(panel, picture)

@@ -119,13 +119,15 @@ def remove_leftover_temporaries(plan: Plan, extra: tuple[str, ...] = ()) -> int:
 
     Only files named like :func:`medconv.atomic.temporary_name` of one of the
     plan's own outputs, sidecars and companion files (or of the ``extra`` paths:
-    the manifests, an exported case's files), or of a file named after a unit that
-    annotates another (its masks and table), are removed; nothing else is touched.
+    the manifests, an exported case's files), of a file named after a unit's output
+    with another suffix (a NIfTI's ``.bval`` / ``.bvec``), or of a file named after a
+    unit that annotates another (its masks and table), are removed; nothing else is touched.
     """
-    stems = []  # units that write several files name them all after their own output's name
+    stems = []  # files a unit writes beside its output are named after the output's name
     for unit in plan.units:
-        if unit.source.annotates and unit.output:
-            stems.append(unit.output[: len(unit.output) - len(plan.suffix)] if plan.suffix else unit.output)
+        if unit.output:
+            stem = unit.output[: len(unit.output) - len(plan.suffix)] if plan.suffix else unit.output
+            stems.append(stem if unit.source.annotates else stem + ".")  # masks: <stem>_<map>...
     return remove_temporaries_of([p for unit in plan.units for p in (unit.output, unit.sidecar, *unit.companions)]
                                  + list(extra), stems)
 
@@ -285,7 +287,8 @@ def _run_locked(plan: Plan, job: UnitJob, options: RunOptions, console, csv_path
     preview_dir = os.path.join(plan.dest, PREVIEW_DIR) if options.preview else None
     manifest = ManifestWriter(csv_path, jsonl_path)  # ManifestWriteError here: nothing can start
     todo: list[PlannedUnit] = []
-    known: dict[str, dict[str, Any]] = {}  # rows recorded before converting, which annotation units may wait for
+    known: list[dict[str, Any]] = []  # rows known before converting (skipped, planned failures), in plan order
+    gate = ImageGate(plan.units, lambda unit: unit_fingerprint(unit, job), preview_dir)
     try:
         for unit in plan.units:
             if unit.failure is not None:
@@ -296,15 +299,17 @@ def _run_locked(plan: Plan, job: UnitJob, options: RunOptions, console, csv_path
                     todo.append(unit)
                     continue
                 row = _skipped_row(unit, previous.get(unit.id)) if existing == "done" else _existing_row(unit, existing)
-            known[unit.id] = row
-            _record(row, manifest, report, log_path)
+            known.append(row)
+        for row in known:  # a skipped annotation unit waits for its image unit, if this run redoes that
+            for ready in gate.rows(row):
+                _record(ready, manifest, report, log_path)
         execution = choose_execution(todo, options.jobs, options.backend, job.fmt)
         report.execution = execution.mode.value if todo else None
         log.info("%d unit(s) to convert, %d skipped or known; execution: %s (%s)", len(todo),
                  len(plan.units) - len(todo), execution.describe(), execution.reason)
         run_job = job_for(job, execution)
         run_job = replace(run_job, write_options=replace(run_job.write_options, overwrite=True), preview_dir=preview_dir)
-        _convert(todo, run_job, execution, options, console, manifest, report, log_path, lock, ImageGate(todo, known, preview_dir))
+        _convert(todo, run_job, execution, options, console, manifest, report, log_path, lock, gate)
         manifest.finish()
     except ManifestWriteError as exc:
         manifest.close()

@@ -138,6 +138,16 @@ def check_dataset_file(path: str, root: str, *, follow_outside: bool = False, re
     raise OutsideDatasetError(f"{named} {how} {target}, outside the dataset folder {root}", about, OUTSIDE_HINT)
 
 
+def is_regular_file(path: str | os.PathLike) -> bool:
+    """Whether :func:`check_dataset_file`'s special-file rule lets ``path`` be opened: a regular file (a link
+    followed), never a folder, device, FIFO or socket. For sniffers, which never raise; it never blocks."""
+    try:
+        check_dataset_file(os.fspath(path), "", follow_outside=True)
+    except MedconvError:
+        return False
+    return True
+
+
 # -- discovery never aborts ------------------------------------------------------------------------------------
 
 def discovery_failure_source(reader: str, path: str, root: str, suffix: str, error: BaseException,

@@ -22,6 +22,9 @@ the patient frame (GE's, kept as stored, ``meta["diffusion"]["frame"]`` not
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import numpy as np
 
 from ..atomic import atomic_output
@@ -48,17 +51,13 @@ def _number(value: float) -> str:
     return f"{value:.6g}"
 
 
-def write_gradient_files(volume: Volume, stem: str, overwrite: bool = False) -> list[str]:
-    """Write ``stem.bval`` (and ``stem.bvec`` for patient-frame directions) when ``volume`` is diffusion-weighted.
-
-    Returns the paths written (none for a volume without ``meta["diffusion"]``).
+def gradient_tables(volume: Volume) -> list[tuple[str, list[str]]]:
+    """``[(".bval", lines), (".bvec", lines)]`` for a diffusion-weighted ``volume`` (none otherwise).
 
     Raises
     ------
     ValueError
         ``meta["diffusion"]`` does not hold one b-value per volume (a bug upstream).
-    OutputExistsError
-        A file exists and ``overwrite`` is false.
     """
     diffusion = volume.meta.get("diffusion")
     if not diffusion or not diffusion.get("b_values"):
@@ -67,17 +66,37 @@ def write_gradient_files(volume: Volume, stem: str, overwrite: bool = False) -> 
     volumes = volume.shape[3] if len(volume.shape) == 4 else 1
     if len(b_values) != volumes:
         raise ValueError(f"meta['diffusion'] holds {len(b_values)} b-values for {volumes} volumes")
-    written = []
-    with atomic_output(stem + ".bval", overwrite=overwrite) as temp:
-        with open(temp, "w", encoding="ascii") as handle:
-            handle.write(" ".join(_number(b) for b in b_values) + "\n")
-    written.append(stem + ".bval")
+    tables = [(".bval", [" ".join(_number(b) for b in b_values)])]
     gradients = diffusion.get("gradients")
     if gradients is not None and diffusion.get("frame", PATIENT_FRAME) == PATIENT_FRAME:
-        table = voxel_frame_bvecs(volume, gradients)
-        with atomic_output(stem + ".bvec", overwrite=overwrite) as temp:
+        tables.append((".bvec", [" ".join(_number(v) for v in row) for row in voxel_frame_bvecs(volume, gradients)]))
+    return tables
+
+
+@contextlib.contextmanager
+def gradient_files(volume: Volume, stem: str, overwrite: bool = False) -> Iterator[list[str]]:
+    """Write ``stem.bval`` (and ``stem.bvec``) of a diffusion-weighted ``volume`` for the image written in the block.
+
+    The tables are written to temporaries (:func:`medconv.atomic.atomic_output`) on
+    entry and renamed to their final names when the block ends without an error, so
+    the writer renames its image after them: a kill while the image is written leaves
+    only temporaries (which the batch runner removes), an error leaves nothing, and an
+    image under its final name always has its tables. Yields the final paths (none for
+    a volume without ``meta["diffusion"]``).
+
+    Raises
+    ------
+    ValueError
+        As :func:`gradient_tables`.
+    OutputExistsError
+        A table exists and ``overwrite`` is false (before anything is written).
+    """
+    tables = gradient_tables(volume)
+    with contextlib.ExitStack() as stack:
+        written = []
+        for suffix, lines in tables:
+            temp = stack.enter_context(atomic_output(stem + suffix, overwrite=overwrite))
             with open(temp, "w", encoding="ascii") as handle:
-                for row in table:
-                    handle.write(" ".join(_number(v) for v in row) + "\n")
-        written.append(stem + ".bvec")
-    return written
+                handle.write("".join(line + "\n" for line in lines))
+            written.append(stem + suffix)
+        yield written

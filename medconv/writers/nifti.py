@@ -13,10 +13,11 @@
 * ``.nii.gz`` is compressed with ISA-L's threaded gzip (standard gzip format),
   straight from the array's memory in NIfTI's order, slab by slab.
 * A diffusion-weighted Volume (``meta["diffusion"]``) gets FSL ``.bval`` / ``.bvec``
-  files beside it (:mod:`.fsl_gradients`), written before the image: an image
-  under its final name always has them, so a resumed batch never finds one
-  without the other. :meth:`NiftiWriter.write` returns their paths after the
-  image's (then the sidecar's).
+  files beside it (:mod:`.fsl_gradients`), written to temporaries with the image and
+  renamed just before it: an image under its final name always has them, so a
+  resumed batch never finds one without the other, and a kill while the image is
+  written leaves only temporaries. :meth:`NiftiWriter.write` returns their paths
+  after the image's (then the sidecar's).
 """
 
 from __future__ import annotations
@@ -27,11 +28,10 @@ import numpy as np
 
 from .._version import __version__
 from ..atomic import atomic_output
-from ..errors import OutputExistsError
 from ..options import WriteOptions
 from ..registry import matching_suffix
 from ..volume import Volume
-from .fsl_gradients import write_gradient_files
+from .fsl_gradients import gradient_files
 from .nifti_header import MAX_DIM, nifti1_header
 from .sidecar import sidecar_path, write_sidecar
 
@@ -102,14 +102,12 @@ class NiftiWriter:
         array = volume.array
         dtype = _WRITE_CASTS.get(array.dtype, array.dtype).newbyteorder("<")
         header = header_bytes(volume, dtype)
-        if not options.overwrite and os.path.exists(dest):  # checked before the gradient files are written
-            raise OutputExistsError("the output exists", dest, "pass --overwrite to replace it")
-        # diffusion: .bval/.bvec first, so that an image under its final name always has them beside it
-        gradients = write_gradient_files(volume, dest[: len(dest) - len(suffix)], overwrite=options.overwrite)
+        # the image's temporary, then the .bval/.bvec temporaries; renamed in the other order when all are complete
         with atomic_output(dest, overwrite=options.overwrite) as temp:
-            with _open_output(temp, suffix, options, label=volume.kind == "label") as stream:
-                stream.write(header)
-                write_fortran_order(stream, array, dtype)
+            with gradient_files(volume, dest[: len(dest) - len(suffix)], overwrite=options.overwrite) as gradients:
+                with _open_output(temp, suffix, options, label=volume.kind == "label") as stream:
+                    stream.write(header)
+                    write_fortran_order(stream, array, dtype)
         written = [dest, *gradients]
         if options.sidecar:
             written.append(write_sidecar(volume, sidecar_path(dest, suffix), overwrite=True))

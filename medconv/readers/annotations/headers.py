@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ...errors import UnreadableFileError, UnsupportedFormatError
+from ..files import is_regular_file
 from .dicom_io import REQUIRED_SEQUENCES, SEG_SOP_CLASSES, RTSTRUCT_STORAGE, sequence, text
 from .lidc_xml import LIDC_LABEL, is_lidc_family_xml, scan_lidc_xml
 from .model import AnnotationKind
@@ -73,6 +74,8 @@ def annotation_kind(path: str | os.PathLike) -> Optional[AnnotationKind]:
     not a ``LidcReadMessage`` raises the reason.
     """
     path = os.fspath(path)
+    if not is_regular_file(path):  # a FIFO or device is never opened (it would block, or never end)
+        return None
     if is_lidc_family_xml(path):
         return AnnotationKind.LIDC_XML
     try:

@@ -27,6 +27,7 @@ from typing import Optional
 import numpy as np
 
 from ...errors import NotAVolumeError, UnreadableFileError, UnsupportedFormatError
+from ..files import check_dataset_file, is_regular_file
 
 LIDC_NAMESPACE = "http://www.nih.gov"
 ROOT_ELEMENT = "LidcReadMessage"
@@ -110,6 +111,9 @@ def _text(element, name: str) -> str:
 
 
 def _head(path: str | os.PathLike) -> bytes:
+    """The first bytes of ``path`` to sniff; none for what must not be opened (a FIFO blocks, /dev/zero never ends)."""
+    if not is_regular_file(path):
+        return b""
     try:
         with open(path, "rb") as handle:
             return handle.read(_SNIFF_BYTES)
@@ -185,6 +189,7 @@ def scan_lidc_xml(path: str | os.PathLike) -> LidcFacts:
     :class:`UnsupportedFormatError` when it is not a ``LidcReadMessage``.
     """
     path = os.fspath(path)
+    check_dataset_file(path, "", follow_outside=True)  # a folder, FIFO or device named *.xml: refused, never opened
     try:
         with open(path, "rb") as handle:
             data = handle.read()
@@ -256,6 +261,7 @@ def parse_lidc_xml(path: str | os.PathLike) -> LidcDocument:
     :class:`UnsupportedFormatError` for XML that is not a ``LidcReadMessage``.
     """
     path = os.fspath(path)
+    check_dataset_file(path, "", follow_outside=True)  # a folder, FIFO or device named *.xml: refused, never opened
     try:
         root = ElementTree.parse(path).getroot()
     except ElementTree.ParseError as error:

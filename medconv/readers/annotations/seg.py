@@ -30,8 +30,9 @@ from typing import Optional
 
 import numpy as np
 
-from ...errors import InvalidAnnotationError, UnreadableFileError, UnsupportedFormatError
+from ...errors import GeometryError, InvalidAnnotationError, UnreadableFileError, UnsupportedFormatError
 from ...image_reference import ImageReference
+from ..dicom.stack import orientation_direction
 from .dicom_io import coded_concepts, read_dataset, sequence, text
 from .headers import seg_label
 from .labelmap import RoiMask, label_outputs, object_suffix
@@ -89,11 +90,15 @@ def frames_of(dataset, path: str) -> list[SegFrame]:
                 np.all(np.isfinite(position)) and np.all(np.isfinite(iop)) and all(s > 0 for s in spacing)):
             raise InvalidAnnotationError(f"SEG frame {index + 1} has NaN, missing or non-positive geometry values",
                                          path=path)
+        try:  # the image stacks' one orientation rule: rounding removed, a corrupt orientation refused
+            direction = orientation_direction(iop, path)
+        except GeometryError as exc:
+            raise InvalidAnnotationError(f"SEG frame {index + 1}: {exc.message}", path=path, hint=exc.hint) from None
         identification = functional_group(group, shared, "SegmentIdentificationSequence")
         segment = int(identification.ReferencedSegmentNumber) if identification is not None else 0
         derivation = sequence(group, "DerivationImageSequence")
         sources = sequence(derivation[0], "SourceImageSequence") if derivation else []
-        frames.append(SegFrame(index + 1, segment, position, iop[:3], iop[3:], spacing,
+        frames.append(SegFrame(index + 1, segment, position, direction[:, 0], direction[:, 1], spacing,
                                text(sources[0], "ReferencedSOPInstanceUID") if sources else ""))
     return frames
 

@@ -17,6 +17,9 @@ fast parser and for pydicom's):
    (:data:`pydicom.charset.python_encoding`); a value with escape sequences is
    decoded by :func:`pydicom.charset.decode_bytes`, the others with the first
    term's codec, strictly. The default repertoire (no term, ``ISO_IR 6``) is ASCII.
+   An unknown first term leaves the known code extensions after it in use for values
+   with escape sequences (as pydicom does); a value with escape sequences and no code
+   extension declared is not text of the declared set (step 3).
 3. When that fails -- an unknown term (``ISO_IR 999``, a misspelling), bytes
    that are not valid in the declared set, non-ASCII bytes with no set declared
    -- the value is decoded with :data:`FALLBACK_CODECS` (strict UTF-8, else
@@ -65,7 +68,9 @@ class CharacterSet:
         The terms as written (``("", "ISO 2022 IR 87")``); ``()`` when none is declared.
     codecs:
         Python codec names from pydicom's table, in the terms' order (for
-        :func:`pydicom.charset.decode_bytes`); empty when the first term is unknown.
+        :func:`pydicom.charset.decode_bytes`). When the first term is unknown: the
+        default repertoire's and the known code extensions' (escape sequences name
+        their code set), empty when there are none.
     first:
         The codec of values without escape sequences (``"ascii"`` for the default
         repertoire), ``""`` when the first term is unknown.
@@ -99,7 +104,11 @@ def character_set(declared: tuple[str, ...]) -> CharacterSet:
         first = ""
     else:
         first = "ascii" if first_term in _DEFAULT_TERMS else python_encoding[first_term]
-    codecs = tuple(python_encoding[term] for term in usable) if first else ()
+    if first:
+        codecs = tuple(python_encoding[term] for term in usable)
+    else:  # escapes name their code sets: an unknown first term reads as the default, extensions kept (as pydicom)
+        extensions = [python_encoding[term] for term in usable if term not in STAND_ALONE_ENCODINGS]
+        codecs = (python_encoding[""], *extensions) if extensions else ()
     return CharacterSet(terms, codecs, first, "; ".join(problems))
 
 
@@ -161,7 +170,7 @@ def decode_texts(raw_values: Mapping[int, tuple[Any, Any]], tags: Mapping[str, i
     why = charset.problem if not charset.first else f"not text in the declared SpecificCharacterSet ({shown})"
     notes = [f"{', '.join(keywords)}: {why}; decoded with {fallback}, which may be wrong ({name})"
              for fallback, keywords in failed.items()]
-    if charset.problem and charset.first:  # terms ignored, the first one used
+    if charset.problem and (charset.first or not failed):  # terms ignored (the fallback notes name them otherwise)
         notes.insert(0, f"{charset.problem} ({name})")
     return DecodedTexts(values, tuple(notes))
 
@@ -180,7 +189,7 @@ def decode_value(raw: bytes, vr: str, charset: CharacterSet) -> tuple[str, str]:
             warnings.simplefilter("always")
             text = decode_bytes(raw.rstrip(b"\x00 ") if vr == "PN" else raw, list(charset.codecs), TEXT_VR_DELIMS)
         return text, "replacement characters for the undecodable bytes" if caught else ""
-    if charset.first:
+    if charset.first and _ESC not in raw:  # an escape without a declared code extension is no text of the set
         try:
             return raw.decode(charset.first), ""
         except UnicodeDecodeError:
@@ -209,7 +218,11 @@ def _declared_terms(found: tuple[Any, Any] | None) -> tuple[str, ...]:
         text = value
     elif value is None:
         return ()
-    else:  # pydicom's MultiValue
+    elif isinstance(value, (bytes, bytearray)):  # a value pydicom left as bytes (an OB or UN element)
+        text = bytes(value).decode("latin-1")
+    elif isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         text = "\\".join(str(v) for v in value)
+    else:  # a number, or a value pydicom could not convert: a term no table knows, never an exception
+        text = str(getattr(value, "reason", value))
     text = text.strip("\x00 ")
     return tuple(term.strip("\x00 ") for term in text.split("\\")) if text else ()

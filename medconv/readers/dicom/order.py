@@ -27,6 +27,7 @@ import numpy as np
 
 from ...errors import GeometryError
 from .plan import FrameRef, UnitPlan
+from .stack import orientation_direction
 
 #: Frames closer than this along the normal (mm) are at the same slice position (repeats of it).
 POSITION_TOLERANCE_MM = 0.01
@@ -68,12 +69,13 @@ class FrameOrder:
         return len(self.volumes)
 
 
-def normal_of(iop) -> np.ndarray:
-    """The unit slice normal ``cross(IOP[0:3], IOP[3:6])``."""
-    iop = np.asarray(iop, dtype=np.float64)
-    normal = np.cross(iop[:3], iop[3:])
-    length = np.linalg.norm(normal)
-    return normal / length if length > 0 else normal
+def normal_of(iop, path: str | None = None) -> np.ndarray:
+    """The unit slice normal ``cross(IOP[0:3], IOP[3:6])`` of an orientation that passes the stack's rule.
+
+    Raises :class:`GeometryError` naming ``path`` for a corrupt orientation
+    (:func:`.stack.orientation_direction`), before any position is projected on it.
+    """
+    return orientation_direction(iop, path)[:, 2]
 
 
 def order_frames(plan: UnitPlan) -> FrameOrder:
@@ -92,7 +94,7 @@ def order_frames(plan: UnitPlan) -> FrameOrder:
     frames = plan.frames
     if plan.axis4 is None or len(frames) < 2 or plan.iop is None:
         return FrameOrder((tuple(range(len(frames))),))
-    normal = normal_of(plan.iop)
+    normal = normal_of(plan.iop, plan.paths[0])
     positions = np.array([f.position if f.position is not None else (np.nan,) * 3 for f in frames], dtype=float)
     distance = positions @ normal
     if not np.all(np.isfinite(distance)):

@@ -31,6 +31,7 @@ from medconv.errors import GeometryError, UnsupportedFormatError
 from ..decode import read_datasets
 from ..diffusion import diffusion_from_csa, is_diffusion_series
 from ..plan import Axis4, FrameRef, Layout, UnitPlan
+from ..stack import orientation_direction
 
 MOSAIC_IMAGES_TAG = 0x0019100A
 
@@ -98,7 +99,8 @@ def mosaic_geometry(ds: Any, csa: dict | None, count: int, path: str) -> tuple[n
             hint="NumberOfImagesInMosaic disagrees with the image size: the file may be a cut-down or edited copy",
         )
     tile_rows, tile_cols = rows // tiles, columns // tiles
-    row_dir, col_dir = iop[:3], iop[3:]
+    direction = orientation_direction(iop, path)  # the stack's one orientation rule, before the tile offset uses it
+    row_dir, col_dir = direction[:, 0], direction[:, 1]
     # Move from the mosaic's corner pixel to the first tile's: half the size difference
     # in rows (along the column direction) and in columns (along the row direction).
     first = ipp + col_dir * spacing[0] * (rows - tile_rows) / 2 + row_dir * spacing[1] * (columns - tile_cols) / 2

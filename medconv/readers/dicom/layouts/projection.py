@@ -61,6 +61,7 @@ from ..headers import DicomHeader, reuse_or_read
 from ..meta import volume_meta
 from ..plan import FrameRef, Layout, UnitPlan
 from ..sop_classes import SopKind, sop_class
+from ..stack import IOP_UNIT_TOLERANCE, orientation_defect
 
 _P = "1.2.840.10008.5.1.4.1.1."
 
@@ -83,11 +84,6 @@ FLOAT32_EXACT = 2.0**24
 
 #: The layouts this module reads.
 PLANAR_LAYOUTS = (Layout.PROJECTION, Layout.CINE_2D)
-
-#: Row and column directions are accepted as unit vectors (| |v| - 1 |) and orthogonal (|cos| of their angle)
-#: to this: header rounding, removed by orthonormalising.
-ORTHOGONALITY_TOLERANCE = 1e-3
-
 
 class OrientationSource(str, enum.Enum):
     """Which attribute gave a 2D image's direction (``meta["dicom"]["OrientationSource"]``)."""
@@ -165,12 +161,6 @@ def _floats(value: Any) -> list[float]:
         return []
 
 
-def _orthonormal_pair(row: np.ndarray, column: np.ndarray) -> bool:
-    return (abs(np.linalg.norm(row) - 1) < ORTHOGONALITY_TOLERANCE
-            and abs(np.linalg.norm(column) - 1) < ORTHOGONALITY_TOLERANCE
-            and abs(float(np.dot(row, column))) <= ORTHOGONALITY_TOLERANCE)
-
-
 def _patient_orientation(value: Any) -> Optional[tuple[np.ndarray, np.ndarray]]:
     """The (row, column) LPS directions of PatientOrientation (``["L", "F"]``, ``"A\\\\FR"``), or ``None``."""
     if value is None or value == "":
@@ -186,7 +176,7 @@ def _patient_orientation(value: Any) -> Optional[tuple[np.ndarray, np.ndarray]]:
             return None
         vectors.append(vector / norm)
     row, column = vectors
-    return (row, column) if abs(float(np.dot(row, column))) <= ORTHOGONALITY_TOLERANCE else None
+    return (row, column) if abs(float(np.dot(row, column))) <= IOP_UNIT_TOLERANCE else None
 
 
 def planar_geometry(ds: Any, frames: int) -> PlanarGeometry:
@@ -200,11 +190,11 @@ def planar_geometry(ds: Any, frames: int) -> PlanarGeometry:
     orientation_from = OrientationSource.NONE
     iop = _floats(ds.get("ImageOrientationPatient"))
     if len(iop) == 6:
-        candidate_row, candidate_column = np.array(iop[:3]), np.array(iop[3:])
-        if _orthonormal_pair(candidate_row, candidate_column):
-            row, column, orientation_from = candidate_row, candidate_column, OrientationSource.IMAGE_ORIENTATION
+        defect = orientation_defect(iop)  # the stacks' rule; a 2D picture ignores a bad orientation, with a warning
+        if defect is None:
+            row, column, orientation_from = np.array(iop[:3]), np.array(iop[3:]), OrientationSource.IMAGE_ORIENTATION
         else:
-            warnings.append(f"ImageOrientationPatient (0020,0037) {iop} is not two orthonormal directions: ignored")
+            warnings.append(f"{defect}: ignored")
     if row is None:
         found = _patient_orientation(ds.get("PatientOrientation"))
         if found is not None:
