@@ -84,10 +84,12 @@ SPACING_REL_TOLERANCE = 0.05
 MAX_GAP_RATIO = 10.0
 #: ImageOrientationPatient's row and column vectors must be unit vectors and orthogonal to this:
 #: ``| |v| - 1 |`` of each and ``|cos|`` of their angle at most 1e-3 (GDCM's ``DirectionCosines::IsValid``
-#: epsilon). Within it the rounding of the written digits is removed (normalised, orthonormalised); beyond it
-#: the header is corrupt or hand-made and the unit fails (:func:`orientation_defect`). Real headers are far
-#: inside it: the corpora's worst is 2e-5 (six significant digits), and a unit vector written with only
-#: three decimals is within ``sqrt(3) * 0.0005 = 8.7e-4`` of unit length.
+#: epsilon), or what the rounding of the written digits explains when they were written coarser (each of
+#: the six values off by at most half its rounding unit ``q``: a length by ``sqrt(3) q / 2``, the cosine by
+#: ``sqrt(3) q``; :func:`orientation_limits`). Within it the rounding is removed (normalised,
+#: orthonormalised); beyond it the header is corrupt or hand-made and the unit fails
+#: (:func:`orientation_defect`). Real headers are far inside it: the corpora's worst is 2e-5 (six
+#: significant digits).
 IOP_UNIT_TOLERANCE = 1e-3
 #: Decimal places tried by :func:`position_quantum` (0.1 mm ... 1e-6 mm).
 MAX_POSITION_DECIMALS = 6
@@ -123,8 +125,19 @@ def position_quantum(positions: np.ndarray) -> float:
     return 0.0
 
 
+def orientation_limits(values: np.ndarray) -> tuple[float, float]:
+    """How far (length, cosine) an ImageOrientationPatient written with the digits of ``values`` may be off.
+
+    :data:`IOP_UNIT_TOLERANCE`, or the worst error the rounding of the written digits
+    can make (``q`` from :func:`position_quantum`: 0.01 for two decimals) when larger:
+    an exporter that wrote ``0.71\\0.71\\0`` did not write a corrupt header.
+    """
+    rounding = math.sqrt(3.0) * position_quantum(values)
+    return max(IOP_UNIT_TOLERANCE, rounding / 2.0), max(IOP_UNIT_TOLERANCE, rounding)
+
+
 def orientation_defect(iop: Sequence[float]) -> str | None:
-    """Why ``iop`` is not two orthogonal unit vectors within :data:`IOP_UNIT_TOLERANCE`, or ``None``.
+    """Why ``iop`` is not two orthogonal unit vectors within :func:`orientation_limits`, or ``None``.
 
     The reason names what was measured (a vector's length, the cosine between them),
     for an error or a warning. Six finite values are required.
@@ -133,16 +146,17 @@ def orientation_defect(iop: Sequence[float]) -> str | None:
     if values.shape != (6,) or not np.all(np.isfinite(values)):
         return f"ImageOrientationPatient (0020,0037) {list(values)} is not six finite numbers"
     written = "\\".join(f"{v:g}" for v in values)
+    length_limit, cosine_limit = orientation_limits(values)
     lengths = np.linalg.norm(values[:3]), np.linalg.norm(values[3:])
     for name, length in zip(("row", "column"), lengths):
-        if abs(length - 1.0) > IOP_UNIT_TOLERANCE:
+        if abs(length - 1.0) > length_limit:
             return (f"ImageOrientationPatient (0020,0037) {written}: the {name} vector has length {length:.6g}, "
-                    f"not 1 (within {IOP_UNIT_TOLERANCE:g})")
+                    f"not 1 (within {length_limit:.3g})")
     cosine = float(values[:3] @ values[3:]) / (lengths[0] * lengths[1])
-    if abs(cosine) > IOP_UNIT_TOLERANCE:
+    if abs(cosine) > cosine_limit:
         return (f"ImageOrientationPatient (0020,0037) {written}: the row and column vectors are not orthogonal "
                 f"(cosine {cosine:.6g}: {math.degrees(math.acos(max(-1.0, min(1.0, cosine)))):.4g} degrees apart, "
-                f"not 90; the cosine may be {IOP_UNIT_TOLERANCE:g} at most)")
+                f"not 90; the cosine may be {cosine_limit:.3g} at most)")
     return None
 
 
