@@ -62,6 +62,7 @@ stamps = [("interpreter", time.process_time(), time.time())]
 def stamp(name):
     stamps.append((name, time.process_time(), time.time()))
 import medconv.cli.main as cli_main
+cli_main.set_process_defaults()  # as main() does for the console script, before numpy is imported below
 stamp("import cli")
 import medconv.batch.dataset as dataset
 stamp("import batch")
