@@ -26,7 +26,7 @@ UNUSED_BY_A_PLAIN_RUN = ("medconv.export", "medconv.preview", "medconv.guard.pro
                          "medconv.readers.annotations", "medconv.readers.nifti", "medconv.readers.tiff",
                          "medconv.readers.image2d", "medconv.writers.png", "medconv.writers.npz",
                          "medconv.writers.nrrd", "medconv.writers.metaimage", "medconv.cli.hints",
-                         "medconv.readers.dicom.greyscale")
+                         "medconv.readers.dicom.greyscale", "medconv.transforms")
 
 
 def imported_by(code: str) -> set[str]:
