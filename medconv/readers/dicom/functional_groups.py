@@ -157,7 +157,7 @@ class _Walker:
         self._remembered: dict[int, _Remembered | None] = {}
 
     def element(self, pos: int, explicit: bool) -> tuple[int, bytes, int, int]:
-        """``(tag, VR, value length, header length)`` at ``pos`` (:data:`.rawheader.ElementReader`)."""
+        """``(tag, VR, value length, header length)`` at ``pos``."""
         data = self.data
         if pos + 8 > len(data):
             raise Unsupported("cut inside an element")
@@ -211,7 +211,7 @@ class _Walker:
                     sequences[_TAGS[tag][0]] = items
                     continue
             if length == UNDEFINED_LENGTH:
-                pos = skip_undefined(self.element, start, explicit, vr)
+                pos = skip_undefined(data, start, explicit, vr)
                 continue
             if start + length > size:
                 raise Unsupported("cut inside a value")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field
-from typing import AbstractSet, Callable
+from typing import AbstractSet
 
 IMPLICIT_LITTLE = "1.2.840.10008.1.2"
 EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
@@ -47,8 +47,9 @@ UNDEFINED_LENGTH = 0xFFFFFFFF
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _TRANSFER_SYNTAX, _MEDIA_SOP_CLASS, _GROUP_LENGTH = 0x00020010, 0x00020002, 0x00020000
 _CHUNK = 16384
-#: ``element(pos, explicit) -> (tag, VR, value length, header length)``: reads the element header at ``pos``.
-ElementReader = Callable[[int, bool], tuple[int, bytes, int, int]]
+#: Where a skip stopped: the explicit-VR flag of each open sequence, and whether it is inside an item.
+SkipState = tuple[list[bool], bool]
+
 _TAG_LENGTH = struct.Struct("<HHI")
 _TAG_VR_SHORT = struct.Struct("<HH2sH")
 _LONG = struct.Struct("<I")
@@ -89,6 +90,19 @@ class RawHeader:
 
 class Unsupported(Exception):
     """The file needs pydicom (an encoding or a defect this parser does not handle)."""
+
+
+class OutOfData(Unsupported):
+    """The bytes given end inside a sequence being skipped.
+
+    ``pos``: the index where the skip stopped (an element's start, or past the end after
+    a value's length); ``resume``: the skip's state, to go on from there with more bytes.
+    """
+
+    def __init__(self, pos: int, resume: "SkipState"):
+        super().__init__("the data end inside a sequence")
+        self.pos = pos
+        self.resume = resume
 
 
 class _Ended(Exception):
@@ -224,51 +238,112 @@ class _Parser:
                 header.pixel_length, header.pixel_vr = length, vr
                 return header
             if length == UNDEFINED_LENGTH:
-                pos = skip_undefined(self.element, pos + head, explicit, vr)
+                pos = self.skip_undefined(pos + head, explicit, vr)
                 continue
             if tag in wanted:
                 i = self.fill(pos + head, length)
                 values[tag] = (vr, self.data[i:i + length])
             pos += head + length
 
+    def skip_undefined(self, pos: int, explicit: bool, vr: bytes) -> int:
+        """Past the undefined-length element whose value starts at file offset ``pos``: the offset after it.
 
-def skip_undefined(element: ElementReader, pos: int, explicit: bool, vr: bytes) -> int:
-    """Past an element of undefined length and VR ``vr`` whose value starts at ``pos``.
+        The skip goes on window by window where the last one stopped (a per-frame
+        functional-group sequence is a few hundred kB); a file that ends first is cut.
+        """
+        resume: SkipState | None = None
+        while True:
+            if pos + 8 > self.size:
+                raise _Ended(at_boundary=False)
+            i = self.fill(pos, min(_CHUNK, self.size - pos))
+            try:
+                if resume is None:
+                    return pos + skip_undefined(self.data, i, explicit, vr) - i
+                return pos + skip_sequence(self.data, i, explicit, resume) - i
+            except OutOfData as short:
+                if short.pos - i <= 0 and self.base + len(self.data) >= self.size:
+                    raise _Ended(at_boundary=False) from None
+                pos, resume = pos + short.pos - i, short.resume
+
+
+def skip_undefined(data: bytes, pos: int, explicit: bool, vr: bytes) -> int:
+    """Past an element of undefined length and VR ``vr`` whose value starts at ``data[pos]``: its end's index.
 
     Only a sequence may have one: SQ, or UN holding an implicit VR sequence (PS3.5 6.2.2).
     """
     if explicit and vr not in (b"SQ", b"UN"):
         raise Unsupported(f"undefined length with VR {vr!r}")
-    return skip_sequence(element, pos, explicit and vr == b"SQ")
+    return skip_sequence(data, pos, explicit and vr == b"SQ")
 
 
-def skip_sequence(element: ElementReader, pos: int, explicit: bool) -> int:
-    """Past the delimiter of an undefined-length sequence whose first item starts at ``pos``.
+def skip_sequence(data: bytes, pos: int, explicit: bool, resume: SkipState | None = None) -> int:
+    """Past the delimiter of the undefined-length sequence whose first item starts at ``data[pos]``: its index.
 
-    ``element`` reads an element header: this module's sliding window over a file, or
-    the functional-group walker's bytes in memory (:mod:`.functional_groups`). The
-    items and everything in them are skipped by their lengths or their delimiters; an
-    undefined-length UN element holds implicit VR (:func:`skip_undefined`).
+    The one skip of both parsers: this module's header scan (over its window of the
+    file, :meth:`_Parser.skip_undefined`) and the functional-group walker (the
+    file's bytes, :mod:`.functional_groups`). Items and what they hold are skipped by
+    their lengths, or walked to their delimiters when undefined; nested sequences of
+    undefined length too (an undefined-length UN holds implicit VR, :func:`skip_undefined`).
+    One loop over a stack of the open sequences (their explicit-VR flag), with the
+    element header read inline: real enhanced files (Siemens XA, Philips) write every
+    sequence and item with undefined length, so this runs over every element of their
+    private per-frame blocks.
+
+    ``resume``: the state an :class:`OutOfData` carried, to go on with the next bytes.
+
+    Raises
+    ------
+    OutOfData
+        ``data`` ends inside the sequence (where, and the state to resume with).
+    Unsupported
+        Something other than items in a sequence, an unknown VR, an undefined length
+        on a VR that cannot have one.
     """
+    size = len(data)
+    open_sequences, in_item = resume if resume is not None else ([explicit], False)
+    unpack_head, unpack_long = _TAG_LENGTH.unpack_from, _LONG.unpack_from
     while True:
-        tag, _, length, head = element(pos, explicit)
-        if tag == SEQUENCE_END:
-            return pos + head
-        if tag != ITEM:
-            raise Unsupported("a sequence holds something other than items")
-        if length != UNDEFINED_LENGTH:
-            pos += head + length
+        if pos + 8 > size:
+            raise OutOfData(pos, (open_sequences, in_item))
+        group, number, length = unpack_head(data, pos)
+        if not in_item:  # an item, or the sequence's delimiter
+            tag = group << 16 | number
+            if tag == SEQUENCE_END:
+                pos += 8
+                open_sequences.pop()
+                if not open_sequences:
+                    return pos
+                in_item = True  # back in the item holding that sequence
+            elif tag != ITEM:
+                raise Unsupported("a sequence holds something other than items")
+            elif length == UNDEFINED_LENGTH:
+                pos += 8
+                in_item = True
+            else:
+                pos += 8 + length
             continue
-        pos = skip_item(element, pos + head, explicit)
-
-
-def skip_item(element: ElementReader, pos: int, explicit: bool) -> int:
-    """Past the delimiter of an undefined-length item whose first element starts at ``pos``."""
-    while True:
-        tag, vr, length, head = element(pos, explicit)
-        if tag == ITEM_END:
-            return pos + head
+        item_explicit = open_sequences[-1]
+        vr, head = b"", 8
+        if group == 0xFFFE:
+            if number == 0xE00D:  # the item's delimiter
+                pos += 8
+                in_item = False
+                continue
+        elif item_explicit:
+            vr = data[pos + 4:pos + 6]
+            if vr in SHORT_VRS:
+                length >>= 16
+            elif vr in LONG_VRS:
+                if pos + 12 > size:
+                    raise OutOfData(pos, (open_sequences, in_item))
+                length, head = unpack_long(data, pos + 8)[0], 12
+            else:
+                raise Unsupported(f"VR {vr!r}")
         if length == UNDEFINED_LENGTH:
-            pos = skip_undefined(element, pos + head, explicit, vr)
+            if item_explicit and vr not in (b"SQ", b"UN"):
+                raise Unsupported(f"undefined length with VR {vr!r}")
+            open_sequences.append(item_explicit and vr == b"SQ")
+            in_item = False
+            pos += head
             continue
         pos += head + length
