@@ -375,6 +375,37 @@ def test_functional_group_walker_reads_what_pydicom_reads(tmp_path, encoding):
         assert _timing(raw) == _timing(parsed) and (raw.Rows, raw.Columns) == (parsed.Rows, parsed.Columns)
 
 
+@pytest.mark.parametrize("distances, in_place", [([0.0, 3.0, 6.0], True), ([6.0, 3.0, 0.0], False)],
+                         ids=["file-order", "reversed"])
+def test_enhanced_series_values_whether_read_in_place_or_gathered(tmp_path, monkeypatch, distances, in_place):
+    """One file per time point (Siemens XA): frames stored in output order are read straight into the
+    volume, frames stored the other way round are decoded and gathered; either way each voxel holds the
+    analytic value written at its world position (LPS, from the volume's affine) and time point."""
+    import medconv.readers.dicom.layouts as layouts
+    from dicom_synth import oriented, write_enhanced_dwi
+
+    iop = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    for t in range(3):
+        write_enhanced_dwi(tmp_path / "in" / f"6_{t + 1}.dcm", [(0.0, None, "NONE")], oriented(iop, distances),
+                           iop, function=lambda p, t=t: 1000 + 2 * p[..., 0] + 4 * p[..., 1] + 3 * p[..., 2] + 10 * t,
+                           seed=t, extra={"SeriesInstanceUID": "2.25.6061", "InstanceNumber": t + 1,
+                                          "AcquisitionNumber": t + 1})
+    used = []
+    original = layouts._read_in_place
+    monkeypatch.setattr(layouts, "_read_in_place", lambda *a: used.append(original(*a)) or used[-1])
+    reader = DicomReader(jobs=1)
+    (source,) = reader.discover(str(tmp_path / "in"))
+    volume = reader.read(source)
+    assert [stack is not None for stack in used] == [in_place]
+    array = np.asarray(volume.array)
+    assert array.shape == (5, 6, 3, 3)
+    ii, jj, kk = np.meshgrid(*[np.arange(n) for n in array.shape[:3]], indexing="ij")
+    world = np.stack([ii, jj, kk, np.ones_like(ii)], axis=-1) @ volume.affine_lps.T
+    expected = 1000 + 2 * world[..., 0] + 4 * world[..., 1] + 3 * world[..., 2]
+    for t in range(3):
+        np.testing.assert_allclose(array[..., t], expected + 10 * t, atol=1e-6)
+
+
 def test_enhanced_series_is_discovered_and_read_without_pydicom_parsing_a_file(tmp_path, monkeypatch):
     """Fault 13: the files were parsed at planning, reading and decoding; now the header scan, the functional
     group walker and the pixel offset do it all: pydicom never parses one of these files."""
