@@ -406,6 +406,28 @@ def test_enhanced_series_values_whether_read_in_place_or_gathered(tmp_path, monk
         np.testing.assert_allclose(array[..., t], expected + 10 * t, atol=1e-6)
 
 
+def test_frame_order_of_one_plan_is_never_given_for_another(tmp_path):
+    """order_frames keeps the last plan's order: asked about plans A, B, A, each answer is that plan's own
+    (recomputed from scratch for comparison), and the two series' orders differ."""
+    from dicom_synth import oriented, write_enhanced_dwi
+    from medconv.readers.dicom import order
+
+    iop = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    plans = []
+    for name, times, distances in (("a", 3, [0.0, 3.0]), ("b", 2, [6.0, 3.0, 0.0])):
+        for t in range(times):
+            write_enhanced_dwi(tmp_path / name / f"{t + 1}.dcm", [(0.0, None, "NONE")], oriented(iop, distances),
+                               iop, seed=t, extra={"SeriesInstanceUID": f"2.25.{len(name) + 70 + times}",
+                                                   "InstanceNumber": t + 1, "AcquisitionNumber": t + 1})
+        reader = DicomReader(jobs=1)
+        (source,) = reader.discover(str(tmp_path / name))
+        plans.append(reader.plan(source))
+    a, b = plans
+    answers = [order.order_frames(plan) for plan in (a, b, a, a, b)]
+    assert answers == [order._order_frames(plan) for plan in (a, b, a, a, b)]
+    assert (answers[0].count, answers[1].count) == (3, 2) and answers[0] != answers[1]
+
+
 def test_enhanced_series_is_discovered_and_read_without_pydicom_parsing_a_file(tmp_path, monkeypatch):
     """Fault 13: the files were parsed at planning, reading and decoding; now the header scan, the functional
     group walker and the pixel offset do it all: pydicom never parses one of these files."""
