@@ -428,6 +428,33 @@ def test_frame_order_of_one_plan_is_never_given_for_another(tmp_path):
     assert (answers[0].count, answers[1].count) == (3, 2) and answers[0] != answers[1]
 
 
+def test_functional_groups_of_a_series_read_with_one_memo_are_each_files_own(tmp_path):
+    """One ItemMemo for the files of a series (items repeated from file to file parsed once): every file's
+    frame facts are pydicom's for that file, whatever order, encoding (explicit, implicit, undefined lengths)
+    and content (positions and times differ between the files) the files come in."""
+    from dicom_synth import oriented, write_enhanced_dwi
+    from medconv.readers.dicom.decode import read_datasets
+    from medconv.readers.dicom.functional_groups import ItemMemo, read_functional_groups
+    from medconv.readers.dicom.layouts.enhanced import _frames_of
+
+    iop = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    sources = []
+    for t, distances in enumerate(([0.0, 3.0, 6.0], [0.0, 3.0, 6.0], [1.5, 4.5, 7.5])):
+        sources.append(write_enhanced_dwi(tmp_path / f"{t}.dcm", [(0.0, None, "NONE"), (800.0, (0.0, 0.6, 0.8),
+                                                                 "DIRECTIONAL")], oriented(iop, distances), iop,
+                                          seed=t, extra={"InstanceNumber": t + 1}))
+    encodings = [{}, {"implicit": True}, {"undefined_lengths": True}, {"implicit": True, "undefined_lengths": True}]
+    paths = [str(_as_written(source, tmp_path / f"re{index}-{n}.dcm", **encoding))
+             for index, source in enumerate(sources) for n, encoding in enumerate(encodings)]
+    for order in (paths, paths[::-1]):
+        memo = ItemMemo()
+        for path in order:
+            raw = read_functional_groups(path, -1, memo)
+            (parsed,) = read_datasets([path])
+            assert _frame_facts(_frames_of([raw], [path])) == _frame_facts(_frames_of([parsed], [path])), path
+        assert any(len(items) > 1 for items in memo.items.values())  # items were shared
+
+
 def test_enhanced_series_is_discovered_and_read_without_pydicom_parsing_a_file(tmp_path, monkeypatch):
     """Fault 13: the files were parsed at planning, reading and decoding; now the header scan, the functional
     group walker and the pixel offset do it all: pydicom never parses one of these files."""

@@ -60,10 +60,8 @@ _LEAVES = frozenset(tag for tag, vr in ELEMENTS.values() if vr != "SQ")
 #: The sequences whose items are looked up among the items already parsed (see :meth:`_Walker.sequence`):
 #: every walked sequence but the two functional-group containers, whose items (one per frame) always differ.
 _REPEATING = MACROS - {ELEMENTS["SharedFunctionalGroupsSequence"][0], ELEMENTS["PerFrameFunctionalGroupsSequence"][0]}
-#: Distinct items remembered per sequence tag (a handful repeat: the same echo, orientation, rescale ...).
-REMEMBERED_ITEMS = 4
-#: Items of a sequence tag parsed with none repeating, after which that tag's items are no longer compared
-#: (a frame's position and frame content differ in every frame; comparing them is wasted work).
+#: Items of a sequence tag parsed in a file with none found in the memo, after which that tag's items are no
+#: longer looked up in that file (a frame's content, times and indices, differs in every frame and file).
 NEVER_REPEATING_AFTER = 8
 _EXPLICIT_HEAD = struct.Struct("<HH2sH")  # tag, VR, 2-byte length (explicit VR)
 _IMPLICIT_HEAD = struct.Struct("<HHI")  # tag, 4-byte length (implicit VR; items and delimiters)
@@ -136,25 +134,40 @@ _SEQUENCE_KEYWORDS = frozenset(keyword for keyword, (_, vr) in ELEMENTS.items() 
 RawDataset = RawItem
 
 
-class _Remembered:
-    """The last distinct items parsed in sequences of one tag: ``(their bytes from the item tag on, the item)``."""
+class ItemMemo:
+    """Items already parsed, by their bytes, for the files of one series (see :meth:`_Walker.sequence`).
 
-    __slots__ = ("items", "parsed", "hits")
+    Siemens XA writes one file per time point, each repeating every slice's position,
+    orientation, pixel measures ... : an item seen in one file is not parsed again in the
+    next. Items are looked up by ``(explicit VR, sequence tag)`` and by the byte lengths
+    items of that tag had (:data:`LENGTHS_PER_TAG` of them at most), so one lookup is a
+    slice and a dict probe per known length.
+    """
+
+    __slots__ = ("items", "lengths")
 
     def __init__(self):
-        self.items: list[tuple[bytes, RawItem]] = []
-        self.parsed = 0
-        self.hits = 0
+        #: ``(explicit, tag) -> {bytes from the item tag to its end: the item}``
+        self.items: dict[tuple[bool, int], dict[bytes, RawItem]] = {}
+        #: ``(explicit, tag) -> the distinct byte lengths of those items``
+        self.lengths: dict[tuple[bool, int], list[int]] = {}
+
+
+#: Distinct byte lengths remembered per sequence tag (positions written as text vary in length a little).
+LENGTHS_PER_TAG = 8
+#: Items remembered per sequence tag and series (a frame's position: one per slice).
+ITEMS_PER_TAG = 4096
 
 
 class _Walker:
     """Element headers of an in-memory file, explicit or implicit VR little endian."""
 
-    def __init__(self, data: bytes, explicit: bool):
+    def __init__(self, data: bytes, explicit: bool, memo: ItemMemo | None = None):
         self.data = data
         self.explicit = explicit
-        #: sequence tag -> its remembered items (``None``: it never repeated, see :data:`NEVER_REPEATING_AFTER`)
-        self._remembered: dict[int, _Remembered | None] = {}
+        self.memo = memo if memo is not None else ItemMemo()
+        #: sequence tag -> ``[items parsed, items found in the memo]`` in this file; ``None``: no longer looked up
+        self._counts: dict[int, list[int] | None] = {}
 
     def element(self, pos: int, explicit: bool) -> tuple[int, bytes, int, int]:
         """``(tag, VR, value length, header length)`` at ``pos``."""
@@ -223,28 +236,35 @@ class _Walker:
     def sequence(self, pos: int, end: int | None, tag: int) -> tuple[list[RawItem], int]:
         """The items of sequence ``tag`` starting at ``pos`` (defined length to ``end``, else to its delimiter).
 
-        Most per-frame items repeat byte for byte from frame to frame (60 frames with one
-        echo time, orientation, pixel measures, rescale ...). An item whose bytes, from its
-        item tag to its end, equal those of an item already parsed in a sequence of the
-        same tag is that item: the parsed :class:`RawItem` is reused (values converted
-        once), and an item of defined length is not walked again. A tag whose first
-        :data:`NEVER_REPEATING_AFTER` items all differed (a frame's position) is no longer
-        compared; its items are parsed as they come, to the same values.
+        Most per-frame items repeat byte for byte from frame to frame and from file to
+        file (60 frames with one echo time, orientation, pixel measures, rescale; the
+        same 60 positions in every file of a time series). An item whose bytes, from
+        its item tag to its end, equal those of an item already parsed in a sequence of
+        the same tag and encoding is that item (:class:`ItemMemo`): the parsed
+        :class:`RawItem` is reused, its values converted once. A tag whose first
+        :data:`NEVER_REPEATING_AFTER` items in a file all were new (frame content: times
+        and indices) is no longer looked up in that file; its items are parsed as they
+        come, to the same values.
         """
         data = self.data
-        remembered = None
+        known = lengths = counts = None
         if tag in _REPEATING:
-            remembered = self._remembered.get(tag, _UNCONVERTED)
-            if remembered is _UNCONVERTED:
-                remembered = self._remembered[tag] = _Remembered()
+            counts = self._counts.get(tag, _UNCONVERTED)
+            if counts is _UNCONVERTED:
+                counts = self._counts[tag] = [0, 0]
+            if counts is not None:
+                key = (self.explicit, tag)
+                known = self.memo.items.setdefault(key, {})
+                lengths = self.memo.lengths.setdefault(key, [])
         items = []
         while end is None or pos < end:
-            if remembered is not None:
-                for known, item in remembered.items:
-                    if data.startswith(known, pos) and (end is None or pos + len(known) <= end):
+            if counts is not None:
+                for size in lengths:
+                    item = known.get(data[pos:pos + size])
+                    if item is not None and (end is None or pos + size <= end):
                         items.append(item)
-                        pos += len(known)
-                        remembered.hits += 1
+                        pos += size
+                        counts[1] += 1
                         break
                 else:
                     item = None
@@ -258,21 +278,26 @@ class _Walker:
             first, start = pos, pos + head
             item, pos = self.dataset(start, None if length == UNDEFINED_LENGTH else start + length, _LEAVES)
             items.append(item)
-            if remembered is not None:
-                remembered.parsed += 1
-                if not remembered.hits and remembered.parsed >= NEVER_REPEATING_AFTER:
-                    remembered = self._remembered[tag] = None
-                else:
-                    remembered.items.insert(0, (data[first:pos], item))
-                    del remembered.items[REMEMBERED_ITEMS:]
+            if counts is not None:
+                counts[0] += 1
+                if not counts[1] and counts[0] >= NEVER_REPEATING_AFTER:
+                    counts = self._counts[tag] = None
+                elif len(known) < ITEMS_PER_TAG:
+                    size = pos - first
+                    if size not in lengths:
+                        if len(lengths) >= LENGTHS_PER_TAG:
+                            continue
+                        lengths.append(size)
+                    known[data[first:pos]] = item
         return items, pos
 
 
-def read_functional_groups(path: str, header_bytes: int = -1) -> RawDataset | None:
+def read_functional_groups(path: str, header_bytes: int = -1, memo: ItemMemo | None = None) -> RawDataset | None:
     """The top-level image attributes and functional groups of ``path``, or ``None`` when pydicom must parse it.
 
     ``header_bytes``: where the pixel data starts (from the header scan), so that only the
-    header is read; ``-1`` reads the whole file.
+    header is read; ``-1`` reads the whole file. ``memo``: the items parsed in the other
+    files of its series (one :class:`ItemMemo` for them all), reused where the bytes repeat.
     """
     try:
         with open(path, "rb") as handle:
@@ -293,7 +318,7 @@ def read_functional_groups(path: str, header_bytes: int = -1) -> RawDataset | No
             pos += head + length
         if not syntax or syntax in PYDICOM_ONLY_SYNTAXES:
             raise Unsupported(f"transfer syntax {syntax!r}")
-        dataset, _ = _Walker(data, explicit=syntax != IMPLICIT_LITTLE).dataset(pos, len(data), _TOP)
+        dataset, _ = _Walker(data, syntax != IMPLICIT_LITTLE, memo).dataset(pos, len(data), _TOP)
     except (Unsupported, struct.error, UnicodeDecodeError, RecursionError, IndexError):
         return None
     return dataset
