@@ -17,10 +17,14 @@ and noisy), REPEATS times each, into fresh output folders:
 
 and prints each run, the medians and their ratio (target: medconv <= 2x dcm2niix).
 ``--gz`` compares ``dcm2niix -z y`` with medconv's default ``.nii.gz`` instead.
+``--undefined-lengths`` writes every sequence and item with undefined length, as
+the real XA10 (and Philips) files of ``dcm_qa_enh`` are encoded (the default
+writes defined lengths, pydicom's default, which both parsers skip in one step);
+it applies when FOLDER/in is written, so give it a FOLDER of its own.
 ``--profile`` also writes a cProfile of medconv's conversion in this process
 (``FOLDER/medconv.prof``) and prints its top entries.
 
-Usage: python scripts/bench_dicom_layouts.py FOLDER [REPEATS] [--gz] [--profile]
+Usage: python scripts/bench_dicom_layouts.py FOLDER [REPEATS] [--gz] [--profile] [--undefined-lengths]
 """
 
 from __future__ import annotations
@@ -129,8 +133,9 @@ def _frame_group(k: int, t: int, position, iop):
     return group
 
 
-def write_series(folder: Path) -> None:
-    """The 20 files (one per time point) of the synthetic Siemens XA BOLD series."""
+def write_series(folder: Path, undefined_lengths: bool = False) -> None:
+    """The 20 files (one per time point) of the synthetic Siemens XA BOLD series (``undefined_lengths``: every
+    sequence and item of undefined length, as the scanner writes them)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -172,6 +177,12 @@ def write_series(folder: Path) -> None:
         ds.PerFrameFunctionalGroupsSequence = _sequence(*[
             _frame_group(k, t, corner + (0.0, 0.0, k * SLICE_MM), iop) for k in range(SLICES)])
         ds.PixelData = ((base + 3 * t) & 0x0FFF).astype("<u2").tobytes()
+        if undefined_lengths:
+            for element in ds.iterall():
+                if element.VR == "SQ":
+                    element.is_undefined_length = True
+                    for item in element.value:
+                        item.is_undefined_length_sequence_item = True
         ds.save_as(folder / f"6_{t + 1}.dcm", enforce_file_format=True)
 
 
@@ -224,7 +235,7 @@ def main(argv: list[str]) -> int:
     gz = "--gz" in argv
     source = folder / "in"
     if not source.exists():
-        write_series(source)
+        write_series(source, undefined_lengths="--undefined-lengths" in argv)
     size = sum(p.stat().st_size for p in source.iterdir()) / 1e6
     print(f"{FILES} enhanced MR files, {SLICES} frames of {MATRIX}x{MATRIX} each, {size:.1f} MB")
     results: dict[str, list[float]] = {"dcm2niix": [], "medconv": []}

@@ -62,6 +62,7 @@ stamps = [("interpreter", time.process_time(), time.time())]
 def stamp(name):
     stamps.append((name, time.process_time(), time.time()))
 import medconv.cli.main as cli_main
+cli_main.set_process_defaults()  # as main() does for the console script, before numpy is imported below
 stamp("import cli")
 import medconv.batch.dataset as dataset
 stamp("import batch")
@@ -78,6 +79,7 @@ dataset.discover_sources = timed("discover", dataset.discover_sources, before="c
 dataset.make_plan = timed("plan", dataset.make_plan)
 dataset.run_plan = timed("run", dataset.run_plan)
 code = cli_main.main(sys.argv[1:])
+import gc; gc.freeze()  # as main() does before the console script exits
 stamp("after")
 print("\n" + json.dumps({"code": code, "t0": T0, "stamps": stamps}), flush=True)
 """

@@ -375,6 +375,86 @@ def test_functional_group_walker_reads_what_pydicom_reads(tmp_path, encoding):
         assert _timing(raw) == _timing(parsed) and (raw.Rows, raw.Columns) == (parsed.Rows, parsed.Columns)
 
 
+@pytest.mark.parametrize("distances, in_place", [([0.0, 3.0, 6.0], True), ([6.0, 3.0, 0.0], False)],
+                         ids=["file-order", "reversed"])
+def test_enhanced_series_values_whether_read_in_place_or_gathered(tmp_path, monkeypatch, distances, in_place):
+    """One file per time point (Siemens XA): frames stored in output order are read straight into the
+    volume, frames stored the other way round are decoded and gathered; either way each voxel holds the
+    analytic value written at its world position (LPS, from the volume's affine) and time point."""
+    import medconv.readers.dicom.layouts as layouts
+    from dicom_synth import oriented, write_enhanced_dwi
+
+    iop = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    for t in range(3):
+        write_enhanced_dwi(tmp_path / "in" / f"6_{t + 1}.dcm", [(0.0, None, "NONE")], oriented(iop, distances),
+                           iop, function=lambda p, t=t: 1000 + 2 * p[..., 0] + 4 * p[..., 1] + 3 * p[..., 2] + 10 * t,
+                           seed=t, extra={"SeriesInstanceUID": "2.25.6061", "InstanceNumber": t + 1,
+                                          "AcquisitionNumber": t + 1})
+    used = []
+    original = layouts._read_in_place
+    monkeypatch.setattr(layouts, "_read_in_place", lambda *a: used.append(original(*a)) or used[-1])
+    reader = DicomReader(jobs=1)
+    (source,) = reader.discover(str(tmp_path / "in"))
+    volume = reader.read(source)
+    assert [stack is not None for stack in used] == [in_place]
+    array = np.asarray(volume.array)
+    assert array.shape == (5, 6, 3, 3)
+    ii, jj, kk = np.meshgrid(*[np.arange(n) for n in array.shape[:3]], indexing="ij")
+    world = np.stack([ii, jj, kk, np.ones_like(ii)], axis=-1) @ volume.affine_lps.T
+    expected = 1000 + 2 * world[..., 0] + 4 * world[..., 1] + 3 * world[..., 2]
+    for t in range(3):
+        np.testing.assert_allclose(array[..., t], expected + 10 * t, atol=1e-6)
+
+
+def test_frame_order_of_one_plan_is_never_given_for_another(tmp_path):
+    """order_frames keeps the last plan's order: asked about plans A, B, A, each answer is that plan's own
+    (recomputed from scratch for comparison), and the two series' orders differ."""
+    from dicom_synth import oriented, write_enhanced_dwi
+    from medconv.readers.dicom import order
+
+    iop = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    plans = []
+    for name, times, distances in (("a", 3, [0.0, 3.0]), ("b", 2, [6.0, 3.0, 0.0])):
+        for t in range(times):
+            write_enhanced_dwi(tmp_path / name / f"{t + 1}.dcm", [(0.0, None, "NONE")], oriented(iop, distances),
+                               iop, seed=t, extra={"SeriesInstanceUID": f"2.25.{len(name) + 70 + times}",
+                                                   "InstanceNumber": t + 1, "AcquisitionNumber": t + 1})
+        reader = DicomReader(jobs=1)
+        (source,) = reader.discover(str(tmp_path / name))
+        plans.append(reader.plan(source))
+    a, b = plans
+    answers = [order.order_frames(plan) for plan in (a, b, a, a, b)]
+    assert answers == [order._order_frames(plan) for plan in (a, b, a, a, b)]
+    assert (answers[0].count, answers[1].count) == (3, 2) and answers[0] != answers[1]
+
+
+def test_functional_groups_of_a_series_read_with_one_memo_are_each_files_own(tmp_path):
+    """One ItemMemo for the files of a series (items repeated from file to file parsed once): every file's
+    frame facts are pydicom's for that file, whatever order, encoding (explicit, implicit, undefined lengths)
+    and content (positions and times differ between the files) the files come in."""
+    from dicom_synth import oriented, write_enhanced_dwi
+    from medconv.readers.dicom.decode import read_datasets
+    from medconv.readers.dicom.functional_groups import ItemMemo, read_functional_groups
+    from medconv.readers.dicom.layouts.enhanced import _frames_of
+
+    iop = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    sources = []
+    for t, distances in enumerate(([0.0, 3.0, 6.0], [0.0, 3.0, 6.0], [1.5, 4.5, 7.5])):
+        sources.append(write_enhanced_dwi(tmp_path / f"{t}.dcm", [(0.0, None, "NONE"), (800.0, (0.0, 0.6, 0.8),
+                                                                 "DIRECTIONAL")], oriented(iop, distances), iop,
+                                          seed=t, extra={"InstanceNumber": t + 1}))
+    encodings = [{}, {"implicit": True}, {"undefined_lengths": True}, {"implicit": True, "undefined_lengths": True}]
+    paths = [str(_as_written(source, tmp_path / f"re{index}-{n}.dcm", **encoding))
+             for index, source in enumerate(sources) for n, encoding in enumerate(encodings)]
+    for order in (paths, paths[::-1]):
+        memo = ItemMemo()
+        for path in order:
+            raw = read_functional_groups(path, -1, memo)
+            (parsed,) = read_datasets([path])
+            assert _frame_facts(_frames_of([raw], [path])) == _frame_facts(_frames_of([parsed], [path])), path
+        assert any(len(items) > 1 for items in memo.items.values())  # items were shared
+
+
 def test_enhanced_series_is_discovered_and_read_without_pydicom_parsing_a_file(tmp_path, monkeypatch):
     """Fault 13: the files were parsed at planning, reading and decoding; now the header scan, the functional
     group walker and the pixel offset do it all: pydicom never parses one of these files."""

@@ -209,6 +209,39 @@ def test_synthetic_sequences_and_private_blobs(tmp_path, explicit, undefined):
     np.testing.assert_array_equal(stack.array[0], _pydicom_values(path))
 
 
+@pytest.mark.parametrize("explicit", [pytest.param(True, id="explicit"), pytest.param(False, id="implicit")])
+def test_undefined_length_sequence_longer_than_the_read_window(tmp_path, explicit):
+    """A sequence of undefined length spanning many of the parser's 16 kB windows (as a real enhanced file's
+    per-frame groups do), nested sequences of undefined length inside its items; and the same file cut
+    inside it, at an element boundary and inside a value: pydicom's answer each time."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = _dataset(explicit)
+    items = []
+    for n in range(600):
+        item = Dataset()
+        item.CodeValue = f"V{n}"
+        item.ImagePositionPatient = [n, 9, 9]  # nested: must not be taken for the top-level one
+        nested = Dataset()
+        nested.ReferencedSOPInstanceUID = f"2.25.{n}"
+        item.ReferencedImageSequence = Sequence([nested, Dataset()])
+        items.append(item)
+    ds.ProcedureCodeSequence = Sequence(items)
+    path = _save(ds, tmp_path / "a.dcm", undefined_sequences=True)
+    data = open(path, "rb").read()
+    assert data.index(b"V599") > 4 * 16384
+    raw = H.read_header_raw(path)
+    assert raw is not None and raw.ipp == (1.5, -2.0, 3.0)
+    assert _outcome(H.read_header, path) == _outcome(H.read_header_pydicom, path)
+    np.testing.assert_array_equal(read_pixel_stack([path], [raw]).array[0], _pydicom_values(path))
+    for cut_at in (data.index(_tag(0x0008, 0x1155), 3 * 16384), data.index(b"V400") + 2):
+        cut = tmp_path / f"cut{cut_at}.dcm"
+        cut.write_bytes(data[:cut_at])
+        assert parse_file(str(cut), frozenset()) is None
+        assert _outcome(H.read_header, str(cut)) == _outcome(H.read_header_pydicom, str(cut))
+
+
 def _tag(group: int, element: int) -> bytes:
     return group.to_bytes(2, "little") + element.to_bytes(2, "little")
 

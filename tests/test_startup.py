@@ -9,6 +9,7 @@ uses; the times themselves are measured by ``scripts/bench_startup.py``.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -25,7 +26,7 @@ UNUSED_BY_A_PLAIN_RUN = ("medconv.export", "medconv.preview", "medconv.guard.pro
                          "medconv.readers.annotations", "medconv.readers.nifti", "medconv.readers.tiff",
                          "medconv.readers.image2d", "medconv.writers.png", "medconv.writers.npz",
                          "medconv.writers.nrrd", "medconv.writers.metaimage", "medconv.cli.hints",
-                         "medconv.readers.dicom.greyscale")
+                         "medconv.readers.dicom.greyscale", "medconv.transforms")
 
 
 def imported_by(code: str) -> set[str]:
@@ -50,7 +51,7 @@ def test_importing_the_cli_loads_click_only():
                          ids=["medconv", "tcia2nii", "convert"])
 def test_help_imports_no_heavy_library(argv):
     modules = imported_by(f"from medconv.cli.main import main\nassert main({argv!r}) == 0")
-    assert loaded(modules, HEAVY + ("medconv.readers.dicom",)) == []
+    assert loaded(modules, HEAVY + ("numpy", "medconv.transforms", "medconv.readers.dicom")) == []
 
 
 def test_a_small_dicom_run_imports_only_what_it_uses(tmp_path):
@@ -81,3 +82,32 @@ def test_the_reader_of_a_suffix_is_the_only_reader_loaded(tmp_path):
     assert loaded(modules, ("medconv.readers.nifti", "medconv.readers.dicom", "medconv.readers.tiff",
                             "medconv.readers.image2d", "medconv.readers.annotations", "PIL", "tifffile",
                             "nibabel", "pydicom", "importlib.metadata")) == []
+
+
+#: Runs the console entry (``argv`` None) on ``--version``, then reports OpenBLAS's thread count as threadpoolctl reads it.
+BLAS_THREADS_AFTER_A_RUN = """
+import json, sys
+from medconv.cli.main import main
+sys.argv = ["medconv", "--version"]
+try:
+    main()
+except SystemExit:
+    pass
+import numpy, threadpoolctl
+print(json.dumps([info["num_threads"] for info in threadpoolctl.threadpool_info() if info["internal_api"] == "openblas"]))
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="OpenBLAS starts one thread on one core anyway")
+@pytest.mark.parametrize("user, expected", [(None, 1), ("2", 2)], ids=["default", "user's choice"])
+def test_the_console_script_starts_one_blas_thread_unless_told(user, expected):
+    env = {key: value for key, value in os.environ.items() if key not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    if user is not None:
+        env["OPENBLAS_NUM_THREADS"] = user
+    completed = subprocess.run([sys.executable, "-c", BLAS_THREADS_AFTER_A_RUN], capture_output=True, text=True,
+                               timeout=120, env=env)
+    assert completed.returncode == 0, completed.stderr
+    counts = json.loads(completed.stdout.strip().splitlines()[-1])
+    if not counts:
+        pytest.skip("numpy is not built against OpenBLAS here")
+    assert counts == [expected]

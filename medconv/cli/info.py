@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 import click
-import numpy as np
 
-from ..api import read
 from ..errors import UnreadableFileError
-from ..geometry import LPS_TO_RAS, affine_from_geometry, axis_codes
-from ..registry import reader_for
-from ..volume import Volume
-from ..writers.sidecar import to_jsonable, volume_description
 from .options import Example, command
+
+if TYPE_CHECKING:
+    from ..volume import Volume
 
 _KEY_META = ("source_format", "modality", "units", "patient_id", "series_number", "series_description",
              "manufacturer", "study_date", "axis4", "window")
@@ -22,6 +20,10 @@ _KEY_META = ("source_format", "modality", "units", "patient_id", "series_number"
 
 def describe(volume: Volume) -> dict:
     """The facts ``info`` reports: geometry, dtype, value range and the key meta."""
+    import numpy as np  # here, not at import: ``medconv --help`` imports this module
+
+    from ..writers.sidecar import volume_description
+
     description = volume_description(volume)
     array = volume.array
     finite = array if array.dtype.kind in "iub" else array[np.isfinite(array)]
@@ -93,6 +95,9 @@ def info(path: str, as_json: bool, reader: str | None) -> int:
             from .annotation_info import show_annotation
 
             return show_annotation(path, as_json)
+    from ..api import read
+    from ..writers.sidecar import to_jsonable
+
     try:
         description, problem = describe(read(path, reader=reader)), None
     except UnreadableFileError as exc:
@@ -110,6 +115,11 @@ def info(path: str, as_json: bool, reader: str | None) -> int:
 
 def _header_only(path: str, reader_name: str | None, error: UnreadableFileError) -> dict:
     """What the header says when the voxels cannot be read, if the reader can tell; else re-raise."""
+    import numpy as np
+
+    from ..geometry import LPS_TO_RAS, affine_from_geometry, axis_codes
+    from ..registry import reader_for
+
     if os.path.isdir(path):
         raise error
     reader = reader_for(path, reader_name)

@@ -13,15 +13,17 @@ from __future__ import annotations
 import csv
 import json
 import os
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import click
 
-from ..batch.plan import discover_sources, source_location
-from ..source import InfoKey, Source
+from ..source import InfoKey
 from .hints import nothing_found, unread_inputs
 from .options import Example, command
 from .scan_notes import unit_note
+
+if TYPE_CHECKING:
+    from ..source import Source
 
 #: Geometry and content flags a reader may set in ``Source.info`` (as booleans or in ``info["flags"]``).
 FLAG_KEYS = ("gap", "tilt", "uneven", "duplicates", "localizer", "non_image", "multiframe", "mosaic", "rgb", "4d")
@@ -65,6 +67,8 @@ def flags_of(info) -> list[str]:
 
 def scan_row(source: Source) -> dict[str, Any]:
     """One audit row for ``source``, from the facts its reader put in ``Source.info``."""
+    from ..batch.plan import source_location  # here, not at import: ``medconv --help`` imports this module
+
     info = source.info
     shape = _first(info, InfoKey.SHAPE, "size")
     slices = _first(info, "slice_count", "n_slices", "slices")
@@ -194,6 +198,8 @@ def scan(src: str, csv_path: str | None, as_json: bool, reader_names: tuple[str,
     why, or how a flag is handled (a tilted series is resampled, ...).
     """
     from rich.console import Console
+
+    from ..batch.plan import discover_sources
 
     sources = discover_sources(src, reader_names or None)
     if not sources:

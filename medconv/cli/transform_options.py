@@ -17,8 +17,7 @@ import click
 
 from ..errors import MedconvError
 from .options import OptionGroup, Target
-from ..transforms.cast import DTYPES
-from ..transforms.intensity import SCALES, WINDOW_PRESETS
+from ..preprocessing_names import DTYPES, SCALES, WINDOW_PRESETS
 
 __all__ = ["transform_options", "preprocessing_from_cli", "TRANSFORM_KEYS"]
 

@@ -15,12 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UsageError
+from ..preprocessing_names import DTYPES
 from ..volume import Volume
 
 __all__ = ["DTYPES", "cast", "validate_dtype"]
-
-#: dtypes accepted by ``--dtype``.
-DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "int64", "float32", "float64")
 
 
 def validate_dtype(name: str) -> np.dtype:

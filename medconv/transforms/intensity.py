@@ -25,28 +25,14 @@ from typing import Literal, Sequence
 import numpy as np
 
 from ..errors import NotApplicableError, UsageError
+from ..preprocessing_names import SCALES, WINDOW_PRESETS
 from ..volume import Volume
 
 __all__ = ["WINDOW_PRESETS", "PRESET_ALIASES", "SCALES", "NORMALIZATIONS", "window_preset", "window_range",
            "preset_name", "dicom_window", "window", "clip", "normalize"]
 
 Scale = Literal["none", "unit", "uint8"]
-SCALES = ("none", "unit", "uint8")
 NORMALIZATIONS = ("zscore", "percentile")
-
-#: name -> (level, width) in HU.
-WINDOW_PRESETS: dict[str, tuple[float, float]] = {
-    "lung": (-600.0, 1500.0),
-    "mediastinum": (50.0, 350.0),
-    "soft-tissue": (50.0, 400.0),
-    "liver": (30.0, 150.0),
-    "bone": (400.0, 1800.0),
-    "brain": (40.0, 80.0),
-    "subdural": (80.0, 200.0),
-    "stroke": (40.0, 40.0),
-    "temporal-bone": (600.0, 2800.0),
-    "head-soft-tissue": (40.0, 380.0),
-}
 
 #: other names accepted for a preset.
 PRESET_ALIASES: dict[str, str] = {

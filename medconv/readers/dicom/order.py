@@ -78,8 +78,13 @@ def normal_of(iop, path: str | None = None) -> np.ndarray:
     return orientation_direction(iop, path)[:, 2]
 
 
+#: The last plan ordered and its order: planning checks a plan's order, discovery counts its volumes and
+#: reading assembles them, three calls on one (frozen) plan in a run of one process.
+_last_order: tuple[UnitPlan, FrameOrder] | None = None
+
+
 def order_frames(plan: UnitPlan) -> FrameOrder:
-    """Split the plan's frames into volumes (see the module doc).
+    """Split the plan's frames into volumes (see the module doc); a plan ordered last time is not ordered again.
 
     A unit planned as 3D (``plan.axis4`` is ``None``) is one volume in file
     order, whatever its positions: repeated positions there are an error that
@@ -91,6 +96,16 @@ def order_frames(plan: UnitPlan) -> FrameOrder:
         Positions holding different numbers of frames, or volumes whose slices
         are not at the same positions.
     """
+    global _last_order
+    last = _last_order
+    if last is not None and last[0] is plan:
+        return last[1]
+    order = _order_frames(plan)
+    _last_order = (plan, order)
+    return order
+
+
+def _order_frames(plan: UnitPlan) -> FrameOrder:
     frames = plan.frames
     if plan.axis4 is None or len(frames) < 2 or plan.iop is None:
         return FrameOrder((tuple(range(len(frames))),))

@@ -35,8 +35,8 @@ EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
 PYDICOM_ONLY_SYNTAXES = frozenset({"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"})  # big endian, deflated
 
 #: VRs with a 2-byte reserved field and a 4-byte length in explicit VR (PS3.5 7.1.2).
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
-_SHORT_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN",
+LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+SHORT_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN",
                         b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"})
 PIXEL_DATA = 0x7FE00010
 #: VRs a pixel data element may have (Pixel Data OB/OW, UN when copied blindly, Float / Double Float OF/OD).
@@ -44,9 +44,12 @@ _PIXEL_VRS = frozenset({b"OB", b"OW", b"UN", b"OF", b"OD"})
 #: pydicom's ``stop_before_pixels`` stops at any of these.
 PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, PIXEL_DATA})
 UNDEFINED_LENGTH = 0xFFFFFFFF
-_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _TRANSFER_SYNTAX, _MEDIA_SOP_CLASS, _GROUP_LENGTH = 0x00020010, 0x00020002, 0x00020000
 _CHUNK = 16384
+#: Where a skip stopped: the explicit-VR flag of each open sequence, and whether it is inside an item.
+SkipState = tuple[list[bool], bool]
+
 _TAG_LENGTH = struct.Struct("<HHI")
 _TAG_VR_SHORT = struct.Struct("<HH2sH")
 _LONG = struct.Struct("<I")
@@ -85,8 +88,21 @@ class RawHeader:
         return self.transfer_syntax != IMPLICIT_LITTLE
 
 
-class _Unsupported(Exception):
+class Unsupported(Exception):
     """The file needs pydicom (an encoding or a defect this parser does not handle)."""
+
+
+class OutOfData(Unsupported):
+    """The bytes given end inside a sequence being skipped.
+
+    ``pos``: the index where the skip stopped (an element's start, or past the end after
+    a value's length); ``resume``: the skip's state, to go on from there with more bytes.
+    """
+
+    def __init__(self, pos: int, resume: "SkipState"):
+        super().__init__("the data end inside a sequence")
+        self.pos = pos
+        self.resume = resume
 
 
 class _Ended(Exception):
@@ -108,7 +124,7 @@ def parse_file(path: str, wanted: AbstractSet[int]) -> RawHeader | None:
     with open(path, "rb", buffering=0) as fp:
         try:
             return _Parser(fp, wanted).run()
-        except (_Unsupported, _Ended, struct.error, UnicodeDecodeError, RecursionError):
+        except (Unsupported, _Ended, struct.error, UnicodeDecodeError, RecursionError):
             return None
 
 
@@ -151,10 +167,10 @@ class _Parser:
             group, number, vr, length = _TAG_VR_SHORT.unpack_from(self.data, i)
             if group == 0xFFFE:  # item and delimiters: no VR
                 return (group << 16 | number, b"", _LONG.unpack_from(self.data, i + 4)[0], 8)
-            if vr in _SHORT_VRS:
+            if vr in SHORT_VRS:
                 return (group << 16 | number, vr, length, 8)
-            if vr not in _LONG_VRS:
-                raise _Unsupported(f"VR {vr!r}")
+            if vr not in LONG_VRS:
+                raise Unsupported(f"VR {vr!r}")
             i = self.fill(pos, 12)
             return (group << 16 | number, vr, _LONG.unpack_from(self.data, i + 8)[0], 12)
         group, number, length = _TAG_LENGTH.unpack_from(self.data, i)
@@ -163,7 +179,7 @@ class _Parser:
     def run(self) -> RawHeader:
         i = self.fill(0, 132)
         if self.data[128:132] != b"DICM":
-            raise _Unsupported("no preamble")
+            raise Unsupported("no preamble")
         pos = 132
         meta: dict[int, bytes] = {}
         group_end = None
@@ -172,14 +188,14 @@ class _Parser:
             try:
                 i = self.fill(pos, 8)
             except _Ended:
-                raise _Unsupported("nothing after the file meta group") from None
+                raise Unsupported("nothing after the file meta group") from None
             if self.data[i:i + 2] != b"\x02\x00":  # the data set starts (in its own encoding)
                 break
             tag, vr, length, head = self.element(pos, explicit=True)
             if length == UNDEFINED_LENGTH:
-                raise _Unsupported("undefined length in the file meta group")
+                raise Unsupported("undefined length in the file meta group")
             if tag <= previous:
-                raise _Unsupported("file meta elements out of order")
+                raise Unsupported("file meta elements out of order")
             previous = tag
             if tag in (_TRANSFER_SYNTAX, _MEDIA_SOP_CLASS, _GROUP_LENGTH):
                 i = self.fill(pos + head, length)
@@ -188,16 +204,16 @@ class _Parser:
                     group_end = pos + head + length + _LONG.unpack_from(meta[tag])[0]
             pos += head + length
         if group_end is not None and pos != group_end:  # a length inside the group is corrupt
-            raise _Unsupported("the file meta group does not end where its group length says")
+            raise Unsupported("the file meta group does not end where its group length says")
         syntax = meta.get(_TRANSFER_SYNTAX, b"").decode("ascii").strip("\x00 ")
         if not syntax or syntax in PYDICOM_ONLY_SYNTAXES:
-            raise _Unsupported(f"transfer syntax {syntax!r}")
+            raise Unsupported(f"transfer syntax {syntax!r}")
         header = RawHeader(syntax, meta.get(_MEDIA_SOP_CLASS, b"").decode("ascii").strip("\x00 "), stamp=self.stamp)
         explicit = header.explicit
         i = self.fill(pos, 8)
         vr_like = self.data[i + 4:i + 6]
-        if (vr_like in _SHORT_VRS or vr_like in _LONG_VRS) != explicit:
-            raise _Unsupported("the data set is not encoded as its transfer syntax says")
+        if (vr_like in SHORT_VRS or vr_like in LONG_VRS) != explicit:
+            raise Unsupported("the data set is not encoded as its transfer syntax says")
         values = header.values
         wanted = self.wanted
         previous = 0
@@ -207,53 +223,127 @@ class _Parser:
             except _Ended as ended:
                 if ended.at_boundary:
                     return header  # no pixel data: pydicom's stop_before_pixels ends here too
-                raise _Unsupported("cut inside an element") from None
+                raise Unsupported("cut inside an element") from None
             if tag <= previous:  # elements ascend (PS3.5 7.1): a length that missed a boundary lands here
-                raise _Unsupported(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) out of order")
+                raise Unsupported(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) out of order")
             previous = tag
             if tag in PIXEL_TAGS:
                 if not explicit:
                     i = self.fill(pos + 4, 4)
                     if self.data[i:i + 2] in _PIXEL_VRS and self.data[i + 2:i + 4] == b"\x00\x00":
-                        raise _Unsupported("explicit VR pixel data in an implicit VR data set")
+                        raise Unsupported("explicit VR pixel data in an implicit VR data set")
                 elif vr not in _PIXEL_VRS:
-                    raise _Unsupported(f"pixel data of VR {vr!r}")
+                    raise Unsupported(f"pixel data of VR {vr!r}")
                 header.pixel_tag, header.pixel_offset = tag, pos + head
                 header.pixel_length, header.pixel_vr = length, vr
                 return header
             if length == UNDEFINED_LENGTH:
-                if explicit and vr not in (b"SQ", b"UN"):
-                    raise _Unsupported(f"undefined length with VR {vr!r}")
-                # UN of undefined length holds an implicit VR sequence (PS3.5 6.2.2)
-                pos = self.skip_sequence(pos + head, explicit and vr == b"SQ")
+                pos = self.skip_undefined(pos + head, explicit, vr)
                 continue
             if tag in wanted:
                 i = self.fill(pos + head, length)
                 values[tag] = (vr, self.data[i:i + length])
             pos += head + length
 
-    def skip_sequence(self, pos: int, explicit: bool) -> int:
-        """Past the delimiter of an undefined-length sequence whose first item starts at ``pos``."""
-        while True:
-            tag, _, length, head = self.element(pos, explicit)
-            if tag == _SEQUENCE_END:
-                return pos + head
-            if tag != _ITEM:
-                raise _Unsupported("a sequence holds something other than items")
-            if length != UNDEFINED_LENGTH:
-                pos += head + length
-                continue
-            pos = self.skip_item(pos + head, explicit)
+    def skip_undefined(self, pos: int, explicit: bool, vr: bytes) -> int:
+        """Past the undefined-length element whose value starts at file offset ``pos``: the offset after it.
 
-    def skip_item(self, pos: int, explicit: bool) -> int:
-        """Past the delimiter of an undefined-length item whose first element starts at ``pos``."""
+        The skip goes on window by window where the last one stopped (a per-frame
+        functional-group sequence is a few hundred kB); a file that ends first is cut.
+        """
+        resume: SkipState | None = None
         while True:
-            tag, vr, length, head = self.element(pos, explicit)
-            if tag == _ITEM_END:
-                return pos + head
-            if length == UNDEFINED_LENGTH:
-                if explicit and vr not in (b"SQ", b"UN"):
-                    raise _Unsupported(f"undefined length with VR {vr!r}")
-                pos = self.skip_sequence(pos + head, explicit and vr == b"SQ")
+            if pos + 8 > self.size:
+                raise _Ended(at_boundary=False)
+            i = self.fill(pos, min(_CHUNK, self.size - pos))
+            try:
+                if resume is None:
+                    return pos + skip_undefined(self.data, i, explicit, vr) - i
+                return pos + skip_sequence(self.data, i, explicit, resume) - i
+            except OutOfData as short:
+                if short.pos - i <= 0 and self.base + len(self.data) >= self.size:
+                    raise _Ended(at_boundary=False) from None
+                pos, resume = pos + short.pos - i, short.resume
+
+
+def skip_undefined(data: bytes, pos: int, explicit: bool, vr: bytes) -> int:
+    """Past an element of undefined length and VR ``vr`` whose value starts at ``data[pos]``: its end's index.
+
+    Only a sequence may have one: SQ, or UN holding an implicit VR sequence (PS3.5 6.2.2).
+    """
+    if explicit and vr not in (b"SQ", b"UN"):
+        raise Unsupported(f"undefined length with VR {vr!r}")
+    return skip_sequence(data, pos, explicit and vr == b"SQ")
+
+
+def skip_sequence(data: bytes, pos: int, explicit: bool, resume: SkipState | None = None) -> int:
+    """Past the delimiter of the undefined-length sequence whose first item starts at ``data[pos]``: its index.
+
+    The one skip of both parsers: this module's header scan (over its window of the
+    file, :meth:`_Parser.skip_undefined`) and the functional-group walker (the
+    file's bytes, :mod:`.functional_groups`). Items and what they hold are skipped by
+    their lengths, or walked to their delimiters when undefined; nested sequences of
+    undefined length too (an undefined-length UN holds implicit VR, :func:`skip_undefined`).
+    One loop over a stack of the open sequences (their explicit-VR flag), with the
+    element header read inline: real enhanced files (Siemens XA, Philips) write every
+    sequence and item with undefined length, so this runs over every element of their
+    private per-frame blocks.
+
+    ``resume``: the state an :class:`OutOfData` carried, to go on with the next bytes.
+
+    Raises
+    ------
+    OutOfData
+        ``data`` ends inside the sequence (where, and the state to resume with).
+    Unsupported
+        Something other than items in a sequence, an unknown VR, an undefined length
+        on a VR that cannot have one.
+    """
+    size = len(data)
+    open_sequences, in_item = resume if resume is not None else ([explicit], False)
+    unpack_head, unpack_long = _TAG_LENGTH.unpack_from, _LONG.unpack_from
+    while True:
+        if pos + 8 > size:
+            raise OutOfData(pos, (open_sequences, in_item))
+        group, number, length = unpack_head(data, pos)
+        if not in_item:  # an item, or the sequence's delimiter
+            tag = group << 16 | number
+            if tag == SEQUENCE_END:
+                pos += 8
+                open_sequences.pop()
+                if not open_sequences:
+                    return pos
+                in_item = True  # back in the item holding that sequence
+            elif tag != ITEM:
+                raise Unsupported("a sequence holds something other than items")
+            elif length == UNDEFINED_LENGTH:
+                pos += 8
+                in_item = True
+            else:
+                pos += 8 + length
+            continue
+        item_explicit = open_sequences[-1]
+        vr, head = b"", 8
+        if group == 0xFFFE:
+            if number == 0xE00D:  # the item's delimiter
+                pos += 8
+                in_item = False
                 continue
-            pos += head + length
+        elif item_explicit:
+            vr = data[pos + 4:pos + 6]
+            if vr in SHORT_VRS:
+                length >>= 16
+            elif vr in LONG_VRS:
+                if pos + 12 > size:
+                    raise OutOfData(pos, (open_sequences, in_item))
+                length, head = unpack_long(data, pos + 8)[0], 12
+            else:
+                raise Unsupported(f"VR {vr!r}")
+        if length == UNDEFINED_LENGTH:
+            if item_explicit and vr not in (b"SQ", b"UN"):
+                raise Unsupported(f"undefined length with VR {vr!r}")
+            open_sequences.append(item_explicit and vr == b"SQ")
+            in_item = False
+            pos += head
+            continue
+        pos += head + length

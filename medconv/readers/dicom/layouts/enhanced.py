@@ -42,7 +42,7 @@ from medconv.errors import GeometryError, MedconvError, NotAVolumeError, Unsuppo
 
 from ..decode import read_datasets
 from ..diffusion import Diffusion, diffusion_from_functional_group, is_diffusion_series
-from ..functional_groups import read_functional_groups
+from ..functional_groups import ItemMemo, read_functional_groups
 from ..order import POSITION_TOLERANCE_MM, order_frames
 from ..plan import Axis4, FrameRef, Layout, PlanFailure, Split, SplitKind, UnitPlan
 
@@ -384,7 +384,8 @@ def _plans_of(headers: Sequence, datasets: Sequence[Any], group, per_file: bool)
 def _functional_groups(headers) -> list[Any]:
     """Each file's top-level image attributes and functional groups, parsed once: by the raw walker
     (:mod:`..functional_groups`, 10x faster than pydicom on Siemens XA files), else by pydicom."""
-    datasets: list[Any] = [read_functional_groups(h.path, h.pixel_offset) for h in headers]
+    memo = ItemMemo()  # the items one file repeats from another (positions, orientation ...) are parsed once
+    datasets: list[Any] = [read_functional_groups(h.path, h.pixel_offset, memo) for h in headers]
     missing = [i for i, ds in enumerate(datasets) if ds is None or ds.get("PerFrameFunctionalGroupsSequence") is None]
     for index, ds in zip(missing, read_datasets([headers[i].path for i in missing])):
         datasets[index] = ds  # classic multi-frame (RT dose), big endian, deflate, a defect: pydicom
