@@ -352,3 +352,56 @@ def test_read_after_discover_parses_no_header_again_unless_a_file_changed(tmp_pa
     k = second.meta["source_files"].index(changed)
     np.testing.assert_array_equal(second.array[:, :, k].T, _pydicom_values(changed))
     np.testing.assert_array_equal(second.array[:, :, k], first.array[:, :, k] + 7)
+
+
+def _pydicom_pixel_bytes(path: str) -> bytes:
+    """The Pixel Data value as pydicom reads it (the reference)."""
+    import pydicom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bytes(pydicom.dcmread(path).PixelData)
+
+
+def _with_trailing_padding(source: str, target) -> str:
+    """``source`` with a Data Set Trailing Padding element (FFFC,FFFC) after its pixel data."""
+    import pydicom
+
+    ds = pydicom.dcmread(source)
+    ds.add_new(0xFFFCFFFC, "OB", b"\x00" * 6)
+    ds.save_as(target, enforce_file_format=True)
+    return str(target)
+
+
+@pytest.mark.parametrize("encoding", [pytest.param({}, id="explicit"), pytest.param({"implicit": True}, id="implicit")])
+def test_per_frame_groups_of_undefined_length_are_skipped_to_pixel_data_at_the_end(tmp_path, monkeypatch, encoding):
+    """Real enhanced files (dcm_qa_enh's Siemens XA10 and Philips) write their per-frame groups with undefined
+    lengths: the scan finds native pixel data ending the file in one read instead of walking every element, and
+    falls back to the walk when the file does not end with them (trailing padding)."""
+    import pydicom
+
+    from medconv.readers.dicom import rawheader
+    from test_dicom_multiframe import _as_written
+
+    walks = []
+    full_skip = rawheader._Parser.skip_undefined
+    monkeypatch.setattr(rawheader._Parser, "skip_undefined",
+                        lambda self, pos, explicit, vr: walks.append(pos) or full_skip(self, pos, explicit, vr))
+    sources = sorted(str(p) for p in corpus_path("dcm_qa_enh", "In").rglob("*.dcm"))
+    assert len(sources) >= 2
+    for index, source in enumerate(sources):
+        path = str(_as_written(source, tmp_path / f"u{index}.dcm", undefined_lengths=True, **encoding))
+        padded = _with_trailing_padding(path, tmp_path / f"p{index}.dcm")
+        for name, jumped in ((path, True), (padded, False)):
+            top = pydicom.dcmread(name, stop_before_pixels=True)
+            undefined = [e.tag for e in top if e.VR == "SQ" and e.is_undefined_length]
+            assert 0x52009230 in undefined, name
+            walks.clear()
+            header = parse_file(name, H._WANTED)
+            assert header is not None, name
+            with open(name, "rb") as handle:
+                handle.seek(header.pixel_offset)
+                assert handle.read(header.pixel_length) == _pydicom_pixel_bytes(name), name
+            # every top-level sequence of undefined length is walked, but the per-frame groups when jumped over
+            assert len(walks) == len(undefined) - jumped, (name, walks, undefined)
+            assert _outcome(H.read_header, name) == _outcome(H.read_header_pydicom, name), name

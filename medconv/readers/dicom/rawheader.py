@@ -7,7 +7,9 @@ registers: GDCM, pylibjpeg ...) costs 0.1-0.3 s per process. This module walks
 the element headers with :mod:`struct`, keeps the raw bytes of the wanted tags,
 skips everything else (sequences included) and stops at the Pixel Data element,
 noting its file offset and length so the pixel bytes can be read straight into
-the output array.
+the output array. An enhanced file's per-frame functional groups of undefined
+length are jumped over when native pixel data end the file
+(:meth:`_Parser.native_pixels_at_end`): the functional-group walker parses them.
 
 It handles only what it can parse unambiguously: a 128-byte preamble and
 ``DICM``, an explicit-VR little-endian file meta group with a Transfer Syntax
@@ -46,6 +48,12 @@ PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, PIXEL_DATA})
 UNDEFINED_LENGTH = 0xFFFFFFFF
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _TRANSFER_SYNTAX, _MEDIA_SOP_CLASS, _GROUP_LENGTH = 0x00020010, 0x00020002, 0x00020000
+#: PerFrameFunctionalGroupsSequence: an enhanced file's largest sequence, written just before its pixel data.
+PER_FRAME_GROUPS = 0x52009230
+#: What the size of native pixel data follows from: Rows, Columns, NumberOfFrames, SamplesPerPixel, BitsAllocated.
+_ROWS, _COLUMNS, _FRAMES, _SAMPLES, _BITS = 0x00280010, 0x00280011, 0x00280008, 0x00280002, 0x00280100
+#: The tags :meth:`_Parser.native_pixels_at_end` reads (the caller's ``wanted`` tags are kept as asked).
+PIXEL_SIZE_TAGS = frozenset({_ROWS, _COLUMNS, _FRAMES, _SAMPLES, _BITS})
 _CHUNK = 16384
 #: Where a skip stopped: the explicit-VR flag of each open sequence, and whether it is inside an item.
 SkipState = tuple[list[bool], bool]
@@ -53,6 +61,11 @@ SkipState = tuple[list[bool], bool]
 _TAG_LENGTH = struct.Struct("<HHI")
 _TAG_VR_SHORT = struct.Struct("<HH2sH")
 _LONG = struct.Struct("<I")
+_US = struct.Struct("<H")
+#: (7FE0,0010) as its first four bytes read little endian (group, then element).
+_PIXEL_DATA_LE = 0x00107FE0
+_PIXEL_HEAD_EXPLICIT = struct.Struct("<I2sHI")
+_PIXEL_HEAD_IMPLICIT = struct.Struct("<II")
 
 
 @dataclass(slots=True)
@@ -216,6 +229,7 @@ class _Parser:
             raise Unsupported("the data set is not encoded as its transfer syntax says")
         values = header.values
         wanted = self.wanted
+        sizes: dict[int, bytes] = {}
         previous = 0
         while True:
             try:
@@ -238,12 +252,53 @@ class _Parser:
                 header.pixel_length, header.pixel_vr = length, vr
                 return header
             if length == UNDEFINED_LENGTH:
-                pos = self.skip_undefined(pos + head, explicit, vr)
+                ahead = self.native_pixels_at_end(sizes, explicit) if tag == PER_FRAME_GROUPS else None
+                pos = ahead if ahead is not None and ahead > pos + head else self.skip_undefined(pos + head, explicit, vr)
                 continue
+            if tag in PIXEL_SIZE_TAGS and length <= 16:
+                i = self.fill(pos + head, length)
+                sizes[tag] = self.data[i:i + length]
             if tag in wanted:
                 i = self.fill(pos + head, length)
                 values[tag] = (vr, self.data[i:i + length])
             pos += head + length
+
+    def native_pixels_at_end(self, sizes: dict[int, bytes], explicit: bool) -> int | None:
+        """The file offset of the Pixel Data element when it is native and the last element, else ``None``.
+
+        Real enhanced files (Siemens XA, Philips) write the per-frame functional groups
+        -- hundreds of kB for a few hundred frames -- with undefined lengths, which only
+        a walk of every element inside can skip; the functional-group walker parses them
+        anyway. Their pixel data follow at the end of the file, and native pixel data
+        have a known size (Rows x Columns x NumberOfFrames x SamplesPerPixel x
+        BitsAllocated / 8, padded to even). When the file's last bytes are exactly
+        that element -- tag (7FE0,0010), OB or OW, that length, ending the file -- the
+        skip jumps there in one read. Anything else (compressed, trailing elements or
+        padding, an attribute missing or odd) returns ``None`` and the walk decides.
+        """
+        try:
+            rows, columns, samples, bits = (_US.unpack(sizes[tag])[0] if len(sizes.get(tag, b"")) == 2 else None
+                                            for tag in (_ROWS, _COLUMNS, _SAMPLES, _BITS))
+            frames = int(sizes[_FRAMES].decode("ascii").strip("\x00 "))
+        except (KeyError, ValueError, UnicodeDecodeError):
+            return None
+        if None in (rows, columns, samples, bits) or frames < 1 or bits not in (1, 8, 16, 32, 64):
+            return None
+        count = rows * columns * frames * samples
+        length = (count + 7) // 8 if bits == 1 else count * bits // 8
+        length += length & 1
+        head = 12 if explicit else 8
+        start = self.size - length - head
+        if length == 0 or start < 0:
+            return None
+        i = self.fill(start, head)
+        if explicit:
+            tag, vr, reserved, found = _PIXEL_HEAD_EXPLICIT.unpack_from(self.data, i)
+            ok = vr in (b"OB", b"OW") and reserved == 0
+        else:
+            tag, found = _PIXEL_HEAD_IMPLICIT.unpack_from(self.data, i)
+            ok = True
+        return start if ok and tag == _PIXEL_DATA_LE and found == length else None
 
     def skip_undefined(self, pos: int, explicit: bool, vr: bytes) -> int:
         """Past the undefined-length element whose value starts at file offset ``pos``: the offset after it.
