@@ -45,6 +45,9 @@ def _measured(path) -> tuple[float, float, float]:
     pytest.param((0.6, 0, 0, 0, 0.6, 0), "row", id="both-0.6"),
     pytest.param((1, 0, 0, 0.002, 1, 0), "cosine", id="cosine-0.002"),
     pytest.param((1, 0, 0, math.sin(0.05), math.cos(0.05), 0), "cosine", id="unit-vectors-cosine-0.05"),
+    # one decimal is no exporter's precision (stack.IOP_COARSEST_QUANTUM): beyond two decimals' rounding
+    pytest.param((1, 0.1, 0, 0, 1, 0), "cosine", id="one-decimal-cosine-0.0995"),
+    pytest.param((0.9, 0.4, 0, -0.4, 0.9, 0), "row", id="one-decimal-oblique-length-0.985"),
 ])
 def test_an_orientation_beyond_the_tolerance_fails_naming_the_file_and_the_measure(tmp_path, iop, measure):
     series = write_series(tmp_path / "in", axial(4)[1], iop)

@@ -91,6 +91,11 @@ MAX_GAP_RATIO = 10.0
 #: (:func:`orientation_defect`). Real headers are far inside it: the corpora's worst is 2e-5 (six
 #: significant digits).
 IOP_UNIT_TOLERANCE = 1e-3
+#: The coarsest rounding of ImageOrientationPatient :func:`orientation_limits` explains: two decimals.
+#: Six values that are all multiples of 0.1 are exact (0 and 1 of an axis-aligned plane, nothing to
+#: explain) or no exporter's output: one decimal would excuse a cosine of 0.17 (10 degrees), and
+#: ``1\\0.1\\0\\0\\1\\0``, a row turned 5.7 degrees off its column, is a hand edit.
+IOP_COARSEST_QUANTUM = 0.01
 #: Decimal places tried by :func:`position_quantum` (0.1 mm ... 1e-6 mm).
 MAX_POSITION_DECIMALS = 6
 #: The coarsest rounding unit assumed (mm). Positions that are all whole millimetres
@@ -130,9 +135,10 @@ def orientation_limits(values: np.ndarray) -> tuple[float, float]:
 
     :data:`IOP_UNIT_TOLERANCE`, or the worst error the rounding of the written digits
     can make (``q`` from :func:`position_quantum`: 0.01 for two decimals) when larger:
-    an exporter that wrote ``0.71\\0.71\\0`` did not write a corrupt header.
+    an exporter that wrote ``0.71\\0.71\\0`` did not write a corrupt header. ``q`` is at most
+    :data:`IOP_COARSEST_QUANTUM`.
     """
-    rounding = math.sqrt(3.0) * position_quantum(values)
+    rounding = math.sqrt(3.0) * min(position_quantum(values), IOP_COARSEST_QUANTUM)
     return max(IOP_UNIT_TOLERANCE, rounding / 2.0), max(IOP_UNIT_TOLERANCE, rounding)
 
 
